@@ -1,0 +1,139 @@
+"""Connectivity as CSR matrices whose rows are presynaptic neurons (row j: targets and weights of j).
+
+Neurons of a (C, H, W) population are numbered in C order, c*H*W + y*W + x, as torch.flatten.
+Arrays: indptr int64 (n_pre + 1), indices int32, weights float32. Built once with NumPy/SciPy and
+validated here, so compiled kernels only ever see well-formed arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .ir import AvgPool2d, Conv2d, Linear, MaxPool2d, Shape
+
+DEFAULT_MAX_BYTES = 4 << 30
+
+
+@dataclass(frozen=True, eq=False)
+class CSR:
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    n_cols: int
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.indptr.nbytes + self.indices.nbytes + self.weights.nbytes
+
+    def fan_out(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def to_scipy(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.weights, self.indices, self.indptr), shape=(self.n_rows, self.n_cols))
+
+
+def validate(csr: CSR, n_rows: int, n_cols: int, name: str) -> CSR:
+    """Raise ValueError unless csr is a well-formed (n_rows x n_cols) matrix with finite weights."""
+    p, idx, w = csr.indptr, csr.indices, csr.weights
+    if p.dtype != np.int64 or idx.dtype != np.int32 or w.dtype != np.float32:
+        raise ValueError(f"{name}: CSR dtypes must be int64/int32/float32, found {p.dtype}/{idx.dtype}/{w.dtype}")
+    if p.shape != (n_rows + 1,) or p[0] != 0 or np.any(np.diff(p) < 0) or p[-1] != len(idx) or len(idx) != len(w):
+        raise ValueError(f"{name}: malformed CSR row pointers")
+    if len(idx) and (idx.min() < 0 or idx.max() >= n_cols):
+        raise ValueError(f"{name}: CSR column index out of range [0, {n_cols})")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name}: weights contain NaN or Inf")
+    if csr.n_cols != n_cols:
+        raise ValueError(f"{name}: CSR has {csr.n_cols} columns, expected {n_cols}")
+    return csr
+
+
+def _from_coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, n_cols: int) -> CSR:
+    m = sp.coo_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_rows, n_cols)).tocsr()
+    m.sort_indices()
+    return CSR(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), n_cols)
+
+
+def window_pairs(in_hw: tuple[int, int], kernel: tuple[int, int], stride: int, padding: int):
+    """All (input pixel, output pixel, kernel offset) triples of a sliding window, padding excluded.
+
+    Pixels are y*W + x indices; the kernel offset is i*kw + j. Pairs come in output-major, then
+    kernel-offset order (row-major within each window).
+    """
+    h, w = in_hw
+    kh, kw = kernel
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    oy, ox, i, j = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
+    y, x = oy * stride + i - padding, ox * stride + j - padding
+    valid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    return (y * w + x)[valid], (oy * wo + ox)[valid], (i * kw + j)[valid], (ho, wo)
+
+
+def conv_nnz_bound(layer: Conv2d, in_shape: Shape) -> int:
+    out_c, _, h, w = (layer.weight.shape[0],) + tuple(layer.output_shape(in_shape))
+    return out_c * h * w * int(np.prod(layer.weight.shape[1:]))
+
+
+def csr_bytes_estimate(layer, in_shape: Shape) -> int:
+    """Upper bound of the bytes an unrolled CSR of this layer takes (before it is built)."""
+    n_in = int(np.prod(in_shape))
+    if isinstance(layer, Conv2d):
+        nnz = conv_nnz_bound(layer, in_shape)
+    elif isinstance(layer, Linear):
+        nnz = layer.weight.size
+    elif isinstance(layer, AvgPool2d):
+        nnz = int(np.prod(layer.output_shape(in_shape))) * layer.kernel_size ** 2
+    else:
+        return 0
+    return 8 * (n_in + 1) + 8 * nnz
+
+
+def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:
+    """Unroll a convolution: row (c, y, x) holds W[o, c, i, j] for every output (o, oy, ox) it reaches."""
+    c_in, h, w = in_shape
+    c_out = layer.weight.shape[0]
+    pin, pout, k, (ho, wo) = window_pairs((h, w), layer.weight.shape[2:], layer.stride, layer.padding)
+    c, o = np.arange(c_in)[:, None, None], np.arange(c_out)[None, :, None]
+    rows = c * h * w + pin[None, None, :]
+    cols = o * ho * wo + pout[None, None, :]
+    vals = layer.weight.reshape(c_out, c_in, -1).transpose(1, 0, 2)[:, :, k]
+    rows, cols = np.broadcast_arrays(rows, cols)
+    keep = vals != 0
+    return _from_coo(rows[keep], cols[keep], vals[keep], c_in * h * w, c_out * ho * wo)
+
+
+def linear_csr(layer: Linear) -> CSR:
+    m = sp.csr_matrix(layer.weight.T)
+    m.sort_indices()
+    return CSR(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), layer.weight.shape[0])
+
+
+def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:
+    """Average pooling as synapses of weight 1/k^2 from each input to the windows that contain it."""
+    c_in, h, w = in_shape
+    pin, pout, _, (ho, wo) = window_pairs((h, w), (layer.kernel_size,) * 2, layer.stride, 0)
+    c = np.arange(c_in)[:, None]
+    rows, cols = np.broadcast_arrays(c * h * w + pin[None], c * ho * wo + pout[None])
+    vals = np.full(rows.shape, 1.0 / layer.kernel_size ** 2, np.float32)
+    return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_in * ho * wo)
+
+
+def maxpool_windows(layer: MaxPool2d, in_shape: Shape) -> tuple[CSR, CSR]:
+    """(members, memberships) of a max-pool: window -> its inputs in row-major window order, and
+    input -> the windows that contain it. Weights are unused (ones)."""
+    c_in, h, w = in_shape
+    pin, pout, _, (ho, wo) = window_pairs((h, w), (layer.kernel_size,) * 2, layer.stride, 0)
+    k2 = layer.kernel_size ** 2
+    n_windows, n_in = c_in * ho * wo, c_in * h * w
+    members = (np.arange(c_in)[:, None] * h * w + pin[None]).reshape(n_windows, k2)  # pairs are output-major
+    windows = np.repeat(np.arange(n_windows), k2)
+    ones = np.ones(n_windows * k2, np.float32)
+    member_csr = CSR(np.arange(0, n_windows * k2 + 1, k2, dtype=np.int64), members.ravel().astype(np.int32), ones, n_in)
+    return member_csr, _from_coo(members.ravel(), windows, ones, n_in, n_windows)

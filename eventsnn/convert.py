@@ -1,0 +1,181 @@
+"""Conversion passes, IR to IR: fold batch-norm, then data-based normalization (Rueckauer et al. 3.2-3.3).
+
+    fold:       W~ = (gamma/sigma) W,  b~ = (gamma/sigma)(b - mu) + beta,  sigma = sqrt(var + eps)
+    normalize:  W^l <- W^l lambda^{l-1} / lambda^l,  b^l <- b^l / lambda^l
+
+lambda^l is the p-th percentile of layer l's non-zero ReLU activations over a calibration set
+(p = 100 is max-norm); threshold-ReLU layers use their threshold y_th; the input has lambda = 1.
+Pools and flatten keep the scale of their input.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from . import ann
+from .ir import ACTIVATIONS, AFFINE, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+
+
+def fold_batchnorm(net: Network) -> Network:
+    """Merge every batch-norm layer into the conv or linear layer right before it."""
+    layers: list = []
+    for i, layer in enumerate(net.layers):
+        if not isinstance(layer, BatchNorm):
+            layers.append(layer)
+            continue
+        prev = layers[-1] if layers else None
+        if not isinstance(prev, AFFINE):
+            where = f"after '{prev.name}'" if prev is not None else "at the input"
+            raise ValueError(f"batch-norm '{layer.name}' {where} cannot be folded: it must follow a conv2d or linear layer")
+        scale = layer.gamma.astype(np.float64) / np.sqrt(layer.var.astype(np.float64) + layer.eps)
+        weight = prev.weight * scale.reshape((-1,) + (1,) * (prev.weight.ndim - 1))
+        bias = scale * (prev.bias - layer.mean) + layer.beta
+        layers[-1] = _with_params(prev, weight, bias)
+    return net.replace_layers(layers)
+
+
+def _with_params(layer, weight: np.ndarray, bias: np.ndarray):
+    if isinstance(layer, Conv2d):
+        return Conv2d(weight, bias, layer.stride, layer.padding, layer.name)
+    return Linear(weight, bias, layer.name)
+
+
+def spiking_roles(net: Network) -> list[str]:
+    """What each layer of a folded network becomes in the SNN.
+
+    'hidden': an affine layer followed by its activation (an IF population);
+    'output': the last affine layer (its activation, if any, is dropped: the readout decides);
+    'activation', 'route' (max-pool, flatten), 'avgpool' (an IF population with weights 1/k^2),
+    'softmax'. Raises ValueError for what cannot be converted.
+    """
+    layers = net.layers
+    affine_at = [i for i, layer in enumerate(layers) if isinstance(layer, AFFINE)]
+    if not affine_at:
+        raise ValueError("the network has no conv2d or linear layer")
+    last = affine_at[-1]
+    roles = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, BatchNorm):
+            raise ValueError(f"batch-norm '{layer.name}' is not folded; run fold_batchnorm first")
+        if isinstance(layer, AFFINE):
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if i == last:
+                roles.append("output")
+            elif isinstance(nxt, ACTIVATIONS):
+                roles.append("hidden")
+            else:
+                raise ValueError(f"'{layer.name}' must be followed by relu or clip_relu to become spiking neurons")
+        elif isinstance(layer, ACTIVATIONS):
+            if i == 0 or not isinstance(layers[i - 1], AFFINE):
+                raise ValueError(f"activation '{layer.name}' must directly follow a conv2d or linear layer")
+            roles.append("activation")
+        elif isinstance(layer, (MaxPool2d, Flatten)):
+            roles.append("route")
+        elif isinstance(layer, AvgPool2d):
+            roles.append("avgpool")
+        elif isinstance(layer, Softmax):
+            roles.append("softmax")
+        else:
+            raise ValueError(f"unsupported layer {type(layer).__name__} '{layer.name}'")
+        if i > last and roles[-1] not in ("activation", "softmax"):
+            raise ValueError(f"'{layer.name}' after the output layer '{layers[last].name}' cannot be converted")
+    return roles
+
+
+class StreamingPercentile:
+    """Exact p-th percentile (NumPy's linear interpolation) of the positive values of a stream.
+
+    ``max_count`` bounds how many values the stream can hold; only the largest
+    ``max_count - floor((max_count - 1) p / 100)`` are kept, which always contains the two
+    order statistics the percentile needs. Memory: (1 - p/100) of the stream, not all of it.
+    """
+
+    def __init__(self, percentile: float, max_count: int):
+        if not 0 < percentile <= 100:
+            raise ValueError(f"percentile must lie in (0, 100], not {percentile}")
+        self.percentile = float(percentile)
+        self.capacity = max(2, max_count - math.floor((max_count - 1) * self.percentile / 100))
+        self.count = 0
+        self.kept = np.zeros(0, np.float32)
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[values > 0].ravel()
+        self.count += values.size
+        if self.kept.size >= self.capacity:
+            values = values[values > self.kept.min()]
+        kept = np.concatenate([self.kept, values])
+        if kept.size > self.capacity:
+            kept = np.partition(kept, kept.size - self.capacity)[kept.size - self.capacity:]
+        self.kept = kept
+
+    def value(self) -> float | None:
+        """The percentile, or None when the stream had no positive value."""
+        if self.count == 0:
+            return None
+        top = np.sort(self.kept)  # the largest kept.size of `count` values, ascending
+        position = (self.count - 1) * self.percentile / 100
+        low = math.floor(position)
+        first = self.count - top.size  # rank of top[0] among all values
+        a = float(top[low - first])
+        b = float(top[min(low + 1, self.count - 1) - first])
+        return a + (b - a) * (position - low)
+
+
+def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, batch_size: int = 128,
+                   progress: Callable[[int, int], None] | None = None) -> list[float | None]:
+    """lambda for each layer of a folded network: a float for affine layers, None for the others."""
+    roles = spiking_roles(net)
+    x_calib = ann.check_input(net, x_calib)
+    if len(x_calib) == 0:
+        raise ValueError("the calibration set is empty")
+    n = len(x_calib)
+    # the values that set each affine layer's scale: its activation's output, or its own (output layer)
+    watch = {}
+    for i, role in enumerate(roles):
+        if role == "hidden" and isinstance(net.layers[i + 1], ReLU):
+            watch[i + 1] = i
+        elif role == "output":
+            watch[i] = i
+    streams = {i: StreamingPercentile(percentile, n * int(np.prod(net.shapes[i]))) for i in watch}
+    for start in range(0, n, batch_size):
+        for i, out in ann.activations(net, x_calib[start:start + batch_size]):
+            if i in streams:
+                streams[i].add(out)
+        if progress is not None:
+            progress(min(start + batch_size, n), n)
+    scales: list[float | None] = [None] * len(net.layers)
+    for i, role in enumerate(roles):
+        if role == "hidden" and isinstance(net.layers[i + 1], ClipReLU):
+            scales[i] = float(net.layers[i + 1].threshold)
+    for watched, i in watch.items():
+        value = streams[watched].value()
+        if value is None:
+            warnings.warn(f"layer '{net.layers[i].name}' had no positive activation on the calibration set; using scale 1")
+            value = 1.0
+        scales[i] = value
+    return scales
+
+
+def normalize(net: Network, scales: list[float | None]) -> Network:
+    """Scale weights and biases so each layer's activations are divided by its lambda.
+
+    Threshold-ReLU layers become clip(z, 0, threshold / lambda).
+    """
+    if len(scales) != len(net.layers):
+        raise ValueError(f"need one scale per layer ({len(net.layers)}), got {len(scales)}")
+    layers, previous = [], 1.0
+    for layer, scale in zip(net.layers, scales):
+        if isinstance(layer, AFFINE):
+            if scale is None or not (math.isfinite(scale) and scale > 0):
+                raise ValueError(f"layer '{layer.name}' needs a positive finite scale, got {scale}")
+            weight = layer.weight.astype(np.float64) * (previous / scale)
+            layer = _with_params(layer, weight, layer.bias.astype(np.float64) / scale)
+            previous = scale
+        elif isinstance(layer, ClipReLU):
+            layer = ClipReLU(layer.threshold / previous, layer.name)
+        layers.append(layer)
+    return net.replace_layers(layers)

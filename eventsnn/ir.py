@@ -1,0 +1,244 @@
+"""The intermediate representation: small immutable layer descriptions and a sequential network.
+
+Shapes follow PyTorch: feature maps are (C, H, W), dense vectors (F,); a batch adds a leading N.
+Every layer checks its parameters when it is made and raises ``ValueError`` with a message;
+``Network`` checks that consecutive layers fit together. No I/O and no torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+def _array(value, name: str, ndim: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, found shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    arr = arr.copy()
+    arr.flags.writeable = False
+    return arr
+
+
+def _optional_bias(bias, name: str, size: int) -> np.ndarray:
+    b = _array(np.zeros(size) if bias is None else bias, name, 1)
+    if b.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), found {b.shape}")
+    return b
+
+
+def _pool_output(kind: str, in_shape: Shape, kernel: int, stride: int) -> Shape:
+    if len(in_shape) != 3:
+        raise ValueError(f"{kind} needs a (C, H, W) input, found {in_shape}")
+    c, h, w = in_shape
+    if h < kernel or w < kernel:
+        raise ValueError(f"{kind} kernel {kernel} is larger than the input {h}x{w}")
+    return (c, (h - kernel) // stride + 1, (w - kernel) // stride + 1)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d:
+    """z[o, y, x] = sum_{c,i,j} W[o, c, i, j] * a[c, s*y + i - p, s*x + j - p] + b[o]  (zero padding)."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+    stride: int = 1
+    padding: int = 0
+    name: str = "conv2d"
+
+    def __post_init__(self):
+        w = _array(self.weight, f"{self.name}.weight", 4)
+        object.__setattr__(self, "weight", w)
+        object.__setattr__(self, "bias", _optional_bias(self.bias, f"{self.name}.bias", w.shape[0]))
+        if self.stride < 1 or self.padding < 0:
+            raise ValueError(f"{self.name}: stride must be >= 1 and padding >= 0")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        out_c, in_c, kh, kw = self.weight.shape
+        if len(in_shape) != 3 or in_shape[0] != in_c:
+            raise ValueError(f"{self.name} expects ({in_c}, H, W) input, found {in_shape}")
+        h = (in_shape[1] + 2 * self.padding - kh) // self.stride + 1
+        w = (in_shape[2] + 2 * self.padding - kw) // self.stride + 1
+        if h < 1 or w < 1:
+            raise ValueError(f"{self.name}: kernel {kh}x{kw} does not fit input {in_shape}")
+        return (out_c, h, w)
+
+
+@dataclass(frozen=True, eq=False)
+class Linear:
+    """z = W a + b, with W of shape (out_features, in_features)."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+    name: str = "linear"
+
+    def __post_init__(self):
+        w = _array(self.weight, f"{self.name}.weight", 2)
+        object.__setattr__(self, "weight", w)
+        object.__setattr__(self, "bias", _optional_bias(self.bias, f"{self.name}.bias", w.shape[0]))
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if in_shape != (self.weight.shape[1],):
+            raise ValueError(f"{self.name} expects ({self.weight.shape[1]},) input, found {in_shape}"
+                             " (a flatten layer may be missing)")
+        return (self.weight.shape[0],)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm:
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (axis 0 of the sample)."""
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float = 1e-5
+    name: str = "batchnorm"
+
+    def __post_init__(self):
+        for field_name in ("gamma", "beta", "mean", "var"):
+            object.__setattr__(self, field_name, _array(getattr(self, field_name), f"{self.name}.{field_name}", 1))
+        if len({self.gamma.shape, self.beta.shape, self.mean.shape, self.var.shape}) != 1:
+            raise ValueError(f"{self.name}: gamma, beta, mean and var must have the same shape")
+        if np.any(self.var < 0) or self.eps < 0:
+            raise ValueError(f"{self.name}: variance and eps must be non-negative")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if in_shape[0] != self.gamma.shape[0]:
+            raise ValueError(f"{self.name} has {self.gamma.shape[0]} channels, input has {in_shape[0]}")
+        return in_shape
+
+
+@dataclass(frozen=True)
+class ReLU:
+    """a = max(0, z)."""
+
+    name: str = "relu"
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return in_shape
+
+
+@dataclass(frozen=True)
+class ClipReLU:
+    """Threshold ReLU (Deng & Gu): a = clip(z, 0, threshold)."""
+
+    threshold: float
+    name: str = "clip_relu"
+
+    def __post_init__(self):
+        if not (np.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"{self.name}: threshold must be a positive number, not {self.threshold}")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return in_shape
+
+
+@dataclass(frozen=True)
+class MaxPool2d:
+    """a[c, y, x] = max over the kernel x kernel window at (stride*y, stride*x); no padding."""
+
+    kernel_size: int
+    stride: int | None = None
+    name: str = "maxpool2d"
+
+    def __post_init__(self):
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.kernel_size)
+        if self.kernel_size < 1 or self.stride < 1:
+            raise ValueError(f"{self.name}: kernel_size and stride must be >= 1")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return _pool_output(self.name, in_shape, self.kernel_size, self.stride)
+
+
+@dataclass(frozen=True)
+class AvgPool2d:
+    """a[c, y, x] = mean over the kernel x kernel window at (stride*y, stride*x); no padding."""
+
+    kernel_size: int
+    stride: int | None = None
+    name: str = "avgpool2d"
+
+    def __post_init__(self):
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.kernel_size)
+        if self.kernel_size < 1 or self.stride < 1:
+            raise ValueError(f"{self.name}: kernel_size and stride must be >= 1")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return _pool_output(self.name, in_shape, self.kernel_size, self.stride)
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """(C, H, W) -> (C*H*W,) in C order, as torch.flatten."""
+
+    name: str = "flatten"
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return (int(np.prod(in_shape)),)
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """p = exp(z) / sum(exp(z)); only allowed as the last layer."""
+
+    name: str = "softmax"
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) != 1:
+            raise ValueError(f"{self.name} needs a vector input, found {in_shape}")
+        return in_shape
+
+
+Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, MaxPool2d, AvgPool2d, Flatten, Softmax]
+AFFINE = (Conv2d, Linear)
+ACTIVATIONS = (ReLU, ClipReLU)
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A sequential network: ``layers`` applied in order to an input of ``input_shape``."""
+
+    input_shape: Shape
+    layers: tuple[Layer, ...]
+    shapes: tuple[Shape, ...] = field(init=False, repr=False)  # output shape of each layer
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if len(self.input_shape) not in (1, 3) or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape must be (C, H, W) or (F,) of positive sizes, not {self.input_shape}")
+        if not self.layers:
+            raise ValueError("a network needs at least one layer")
+        names = [layer.name for layer in self.layers]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"layer names must be unique, repeated: {duplicated}")
+        shapes, shape = [], self.input_shape
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Softmax) and i != len(self.layers) - 1:
+                raise ValueError(f"softmax '{layer.name}' must be the last layer")
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as err:
+                raise ValueError(f"layer {i} ({type(layer).__name__} '{layer.name}'): {err}") from None
+            shapes.append(shape)
+        object.__setattr__(self, "shapes", tuple(shapes))
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes[-1]
+
+    def input_shape_of(self, index: int) -> Shape:
+        return self.input_shape if index == 0 else self.shapes[index - 1]
+
+    def replace_layers(self, layers) -> "Network":
+        return Network(self.input_shape, tuple(layers))

@@ -1,0 +1,96 @@
+"""A converted model: the folded ANN, its per-layer scales and simulation settings; one ``.npz`` file.
+
+The file holds the parameters as named arrays and a JSON description in the array ``__model__``
+(the architecture spec plus each affine layer's ``scale``, the percentile and the settings). It
+loads with ``np.load(path, allow_pickle=False)``; nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .connectivity import DEFAULT_MAX_BYTES
+from .convert import compute_scales, fold_batchnorm, normalize, spiking_roles
+from .ir import AFFINE, Network
+from .snn import SimulationConfig, SpikingNetwork, build
+from .spec import SpecError, network_from_spec, network_to_spec
+
+FORMAT = "eventsnn-model"
+VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, malformed or truncated."""
+
+
+@dataclass(frozen=True, eq=False)
+class ConvertedModel:
+    ann: Network  # batch-norm folded, original scale
+    scales: tuple[float | None, ...]  # lambda per layer (None for layers without weights)
+    percentile: float | None  # None: not normalized (all scales 1)
+    config: SimulationConfig
+
+    def __post_init__(self):
+        spiking_roles(self.ann)  # raises for a network that cannot become an SNN
+        object.__setattr__(self, "scales", tuple(self.scales))
+
+    def normalized(self) -> Network:
+        return normalize(self.ann, list(self.scales))
+
+    def build(self, max_bytes: int = DEFAULT_MAX_BYTES, **overrides) -> SpikingNetwork:
+        """The spiking network, with any simulation setting overridden (e.g. ``reset="zero"``)."""
+        return build(self.normalized(), self.config.updated(**overrides), max_bytes)
+
+
+def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = 99.9,
+            config: SimulationConfig | None = None, batch_size: int = 128,
+            progress: Callable[[int, int], None] | None = None) -> ConvertedModel:
+    """Fold batch-norm and compute the data-based scales (``percentile=None``: no normalization)."""
+    folded = fold_batchnorm(net)
+    if percentile is None:
+        scales = [1.0 if isinstance(layer, AFFINE) else None for layer in folded.layers]
+    else:
+        if x_calib is None:
+            raise ValueError("data-based normalization needs calibration data")
+        scales = compute_scales(folded, x_calib, percentile, batch_size, progress)
+    return ConvertedModel(folded, tuple(scales), percentile, config or SimulationConfig())
+
+
+def save(model: ConvertedModel, path: str | os.PathLike) -> None:
+    spec, params = network_to_spec(model.ann)
+    for entry, scale in zip(spec["layers"], model.scales):
+        if scale is not None:
+            entry["scale"] = scale
+    description = {"format": FORMAT, "version": VERSION, "percentile": model.percentile,
+                   "simulation": dataclasses.asdict(model.config), **spec}
+    if "__model__" in params:
+        raise ValueError("a layer may not be called '__model__'")
+    np.savez_compressed(path, __model__=np.array(json.dumps(description)), **params)
+
+
+def load(path: str | os.PathLike) -> ConvertedModel:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "__model__" not in f.files:
+                raise ModelFileError(f"{path}: not an eventsnn model file (no '__model__' description)")
+            description = json.loads(str(f["__model__"]))
+            params = {k: f[k] for k in f.files if k != "__model__"}
+    except ModelFileError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError) as err:
+        raise ModelFileError(f"{path}: cannot read model file ({err})") from err
+    if description.get("format") != FORMAT or description.get("version") != VERSION:
+        raise ModelFileError(f"{path}: unsupported format {description.get('format')!r} version {description.get('version')!r}")
+    try:
+        net = network_from_spec(description, params)
+        scales = [entry.get("scale") for entry in description["layers"]]
+        config = SimulationConfig(**description.get("simulation", {}))
+        return ConvertedModel(net, tuple(scales), description.get("percentile"), config)
+    except (SpecError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: {err}") from err

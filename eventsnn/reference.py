@@ -1,0 +1,122 @@
+"""The reference simulator: dense, time-stepped NumPy over a whole batch, the oracle for the engine.
+
+It follows the equations in ``snn`` literally: every step, every layer computes W s + b densely
+(convolutions as in the ANN), whatever the spikes. Random numbers come from the same
+counter-based streams as the engine. With weights and inputs that are exact in float32
+(e.g. multiples of 1/64), the engine's spike trains must equal these exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from itertools import accumulate
+
+import numpy as np
+
+from .ann import synaptic_input
+from .engine import check_simulation_args
+from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
+from .snn import GATE, IF, SimulationResult, SpikingNetwork, Stage, initial_membrane, stage_drive
+
+
+def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
+    return np.array([step_key(seed, stream, int(n), step) for n in samples], dtype=np.uint64)
+
+
+def _synaptic(stage: Stage, spikes: np.ndarray) -> np.ndarray:
+    batch = spikes.reshape((len(spikes),) + stage.in_shape)
+    return synaptic_input(stage.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(np.float32)
+
+
+def _gate(stage: Stage, est: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """Spikes that pass a max-pool gate: those of the first input with the largest estimate per window."""
+    k, stride = stage.layer.kernel_size, stage.layer.stride
+    shape = (len(spikes),) + stage.in_shape
+    index = np.arange(spikes.shape[1]).reshape(stage.in_shape)
+    win_est = np.lib.stride_tricks.sliding_window_view(est.reshape(shape), (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    win_index = np.lib.stride_tricks.sliding_window_view(index, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    flat_est = win_est.reshape(win_est.shape[:4] + (k * k,))
+    winner = np.take_along_axis(np.broadcast_to(win_index.reshape(win_index.shape[:3] + (k * k,)), flat_est.shape),
+                                flat_est.argmax(axis=-1)[..., None], axis=-1)[..., 0]
+    return np.take_along_axis(spikes, winner.reshape(len(spikes), -1), axis=1)
+
+
+def _softmax_draw(v: np.ndarray, u: float) -> int:
+    top = max(float(a) for a in v)
+    weights = [math.exp(float(a) - top) for a in v]
+    cumulative = list(accumulate(weights))
+    target = u * cumulative[-1]
+    return next((k for k, c in enumerate(cumulative) if target < c), len(v) - 1)
+
+
+def _decide(counts: np.ndarray, v: np.ndarray, readout: str, any_spike: np.ndarray) -> np.ndarray:
+    if readout == "membrane":
+        return v.argmax(axis=1)
+    tied = np.where(counts == counts.max(axis=1, keepdims=True), v, -np.inf)
+    return np.where(any_spike, tied.argmax(axis=1), -1)
+
+
+def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, record: bool = False,
+                       first_sample: int = 0) -> SimulationResult:
+    """Dense time-stepped simulation of the same network and settings as ``engine.simulate``."""
+    began = time.perf_counter()
+    x = check_simulation_args(snn, x, steps, seed)
+    cfg, stages = snn.config, snn.stages
+    n, n_stages = len(x), len(stages)
+    samples = np.arange(first_sample, first_sample + n)
+    threshold = np.float32(cfg.threshold)
+    v = [np.full((n, s.size), initial_membrane(cfg), np.float32) for s in stages]
+    est = [np.zeros((n, s.n_in)) for s in stages]
+    drive = [stage_drive(s, cfg, steps) for s in stages]
+    fan_out = [s.synapses.fan_out() for s in stages]
+    spikes = np.zeros((n, n_stages, steps), np.int32)
+    synops = np.zeros((n, n_stages), np.int64)
+    decisions = np.zeros((n, steps), np.int32)
+    first_spike = np.full(n, -1, np.int32)
+    counts = np.zeros((n, snn.n_classes), np.int32)
+    raster = np.zeros((n, steps, snn.n_neurons), np.uint8) if record else None
+    offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
+    if cfg.input == "analog":
+        first_drive = _synaptic(stages[0], x) + drive[0]
+        synops[:, 0] = (x != 0) @ fan_out[0]
+
+    for t in range(steps):
+        if cfg.input == "poisson":
+            incoming = (uniform_numpy(_keys(seed, STREAM_POISSON_INPUT, samples, t), x.shape[1]) < x).astype(np.float32)
+        for s, stage in enumerate(stages):
+            if stage.kind == GATE:
+                est[s] = est[s] * cfg.maxpool_decay + incoming
+                out = _gate(stage, est[s], incoming)
+            else:
+                if s == 0 and cfg.input == "analog":
+                    v[s] = v[s] + first_drive
+                else:
+                    synops[:, s] += (incoming @ fan_out[s]).astype(np.int64)
+                    v[s] = v[s] + _synaptic(stage, incoming)
+                    v[s] = v[s] + drive[s]
+                if stage.kind == IF or cfg.output == "spikes":
+                    fired = v[s] >= threshold
+                    v[s] = np.where(fired, v[s] - threshold if cfg.reset == "subtract" else np.float32(0), v[s])
+                    out = fired.astype(np.float32)
+                else:
+                    out = np.zeros_like(v[s])
+            spikes[:, s, t] = out.sum(axis=1)
+            if record:
+                raster[:, t, offsets[s]:offsets[s + 1]] = out
+            incoming = out
+        if cfg.output == "softmax":
+            trigger = uniform_numpy(_keys(seed, STREAM_SOFTMAX_TRIGGER, samples, t), 1)[:, 0] < cfg.softmax_rate
+            draws = uniform_numpy(_keys(seed, STREAM_SOFTMAX_DRAW, samples, t), 1)[:, 0]
+            for b in np.flatnonzero(trigger):
+                k = _softmax_draw(v[-1][b], draws[b])
+                counts[b, k] += 1
+                spikes[b, -1, t] = 1
+                if record:
+                    raster[b, t, offsets[-2] + k] = 1
+        elif cfg.output == "spikes":
+            counts += incoming.astype(np.int32)
+        first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
+        decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
+    return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),
+                            tuple(s.name for s in stages), time.perf_counter() - began, raster)

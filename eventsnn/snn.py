@@ -1,0 +1,197 @@
+"""The spiking network: simulation settings, the populations built from a normalized IR, and results.
+
+Both simulators (``engine`` and ``reference``) take a ``SpikingNetwork`` and return a
+``SimulationResult``. Per step t = 1..T, in layer order (zero synaptic delay, eq. 2-4):
+
+    V(t) = V(t-1) + W s_in(t) + b       (analog input: the first layer's W x + b, every step)
+    s(t) = [V(t) >= threshold];  reset: V -= threshold * s (subtract) or V = 0 where s (zero)
+
+Max-pool gate: est_i(t) = decay * est_i(t-1) + s_i(t); a window passes s_w(t) = s_k(t) for the
+first input k of the window with the largest est. Output layer: accumulates V only; 'softmax'
+draws one spike from softmax(V) whenever an external Poisson trigger (probability
+``softmax_rate`` per step) fires, 'spikes' makes it an IF layer, 'membrane' reads argmax V.
+Decision at t: argmax of output spike counts, ties to the larger V, -1 before the first output
+spike ('membrane': argmax V).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from . import ann
+from .connectivity import CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, csr_bytes_estimate, linear_csr, maxpool_windows, validate
+from .convert import spiking_roles
+from .ir import AvgPool2d, Conv2d, Layer, Linear, MaxPool2d, Network, Shape
+
+RESETS = ("subtract", "zero")
+INPUTS = ("analog", "poisson")
+OUTPUTS = ("softmax", "spikes", "membrane")
+SHIFTS = ("none", "bias", "membrane")
+
+IF, GATE, OUTPUT = 0, 1, 2  # stage kinds, as the kernels see them
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """How a converted network is simulated (stored in the model file; any field can be overridden)."""
+
+    reset: str = "subtract"  # reset by subtraction (eq. 4b) or to zero (eq. 4a)
+    input: str = "analog"  # constant current W x + b into the first layer, or Poisson spikes p = x
+    output: str = "softmax"  # Poisson-triggered softmax, plain IF spikes, or membrane readout
+    threshold: float = 1.0
+    softmax_rate: float = 0.5  # trigger probability per step
+    maxpool_decay: float = 0.9  # of the gate's rate estimate; 1 = running spike count
+    shift: str = "none"  # Deng & Gu: 'bias' adds threshold/(2T) to every IF bias; 'membrane' starts V at threshold/2
+
+    def __post_init__(self):
+        for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        if not (np.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"threshold must be positive, not {self.threshold}")
+        if not 0 < self.softmax_rate <= 1:
+            raise ValueError(f"softmax_rate is a probability per step in (0, 1], not {self.softmax_rate}")
+        if not 0 < self.maxpool_decay <= 1:
+            raise ValueError(f"maxpool_decay must lie in (0, 1], not {self.maxpool_decay}")
+
+    def updated(self, **overrides) -> "SimulationConfig":
+        """A copy with the given fields replaced; None values are ignored."""
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown simulation settings {sorted(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One population of the SNN: an IF layer, a max-pool gate, or the output layer."""
+
+    name: str
+    kind: int
+    layer: Layer  # the normalized IR layer whose synapses feed this stage (for the reference)
+    in_shape: Shape
+    out_shape: Shape
+    synapses: CSR  # rows: presynaptic neurons; for a gate: input -> windows that contain it
+    bias: np.ndarray  # float32 per neuron (zeros for gates and avg-pools)
+    members: CSR | None = None  # gate only: window -> its inputs, row-major
+    macs: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+
+@dataclass(frozen=True, eq=False)
+class SpikingNetwork:
+    stages: tuple[Stage, ...]
+    config: SimulationConfig
+    input_shape: Shape
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(s.size for s in self.stages)
+
+    @property
+    def n_classes(self) -> int:
+        return self.stages[-1].size
+
+    def with_config(self, **overrides) -> "SpikingNetwork":
+        return replace(self, config=self.config.updated(**overrides))
+
+    def connectivity_bytes(self) -> list[int]:
+        return [s.synapses.nbytes + (s.members.nbytes if s.members is not None else 0) for s in self.stages]
+
+
+def build(net: Network, config: SimulationConfig | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> SpikingNetwork:
+    """Populations and CSR connectivity of a folded, normalized network.
+
+    Raises ValueError before building a layer whose connectivity would exceed ``max_bytes``.
+    """
+    config = config or SimulationConfig()
+    roles = spiking_roles(net)
+    macs = ann.macs(net)
+    stages: list[Stage] = []
+    for i, (layer, role) in enumerate(zip(net.layers, roles)):
+        if role not in ("hidden", "output", "avgpool") and not isinstance(layer, MaxPool2d):
+            continue
+        in_shape, out_shape = net.input_shape_of(i), net.shapes[i]
+        if not stages and isinstance(layer, MaxPool2d):
+            raise ValueError("the network must start with conv2d, linear or avgpool2d, not a max-pool")
+        estimate = csr_bytes_estimate(layer, in_shape)
+        if estimate > max_bytes:
+            raise ValueError(f"layer '{layer.name}' would need {estimate / 2**20:.0f} MiB of unrolled connectivity, "
+                             f"over the cap of {max_bytes / 2**20:.0f} MiB; raise max_bytes or use a kernel-direct path")
+        n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
+        members = None
+        if isinstance(layer, MaxPool2d):
+            kind, (members, synapses) = GATE, maxpool_windows(layer, in_shape)
+            validate(members, n_out, n_in, f"{layer.name} members")
+        else:
+            kind = OUTPUT if role == "output" else IF
+            if isinstance(layer, Conv2d):
+                synapses = conv_csr(layer, in_shape)
+            elif isinstance(layer, Linear):
+                synapses = linear_csr(layer)
+            else:
+                synapses = avgpool_csr(layer, in_shape)
+        validate(synapses, n_in, n_out, layer.name)
+        bias = np.zeros(n_out, np.float32)
+        if isinstance(layer, (Conv2d, Linear)):
+            bias = np.repeat(layer.bias, n_out // layer.bias.size).astype(np.float32)
+        stages.append(Stage(layer.name, kind, layer, in_shape, out_shape, synapses, bias, members, macs[i]))
+    return SpikingNetwork(tuple(stages), config, net.input_shape)
+
+
+def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarray:
+    """The constant current an IF population receives every step: bias, plus threshold/(2T) with the bias shift."""
+    drive = stage.bias.copy()
+    if config.shift == "bias" and (stage.kind == IF or (stage.kind == OUTPUT and config.output == "spikes")):
+        drive += np.float32(config.threshold / (2 * steps))
+    return drive
+
+
+def initial_membrane(config: SimulationConfig) -> np.float32:
+    return np.float32(config.threshold / 2 if config.shift == "membrane" else 0.0)
+
+
+@dataclass(eq=False)
+class SimulationResult:
+    """What a simulation of N samples over T steps produced (S = number of stages)."""
+
+    decisions: np.ndarray  # (N, T) int32: the class decided at each step, -1 for none yet
+    spikes: np.ndarray  # (N, S, T) int32: spikes emitted per stage per step
+    synops: np.ndarray  # (N, S) int64: synaptic operations into each stage
+    first_spike: np.ndarray  # (N,) int32: first step (1-based) with an output spike, -1 if none
+    output_counts: np.ndarray  # (N, n_classes) int32: output spikes
+    output_membrane: np.ndarray  # (N, n_classes) float32: output membrane potentials at T
+    stage_names: tuple[str, ...]
+    seconds: float = 0.0
+    raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) uint8 when recorded
+
+    @property
+    def steps(self) -> int:
+        return self.decisions.shape[1]
+
+    def predictions(self) -> np.ndarray:
+        return self.decisions[:, -1]
+
+    def accuracy_per_step(self, labels: np.ndarray) -> np.ndarray:
+        return (self.decisions == np.asarray(labels)[:, None]).mean(axis=0)
+
+    def accuracy(self, labels: np.ndarray) -> float:
+        return float(self.accuracy_per_step(labels)[-1])
+
+    @staticmethod
+    def concatenate(parts: list["SimulationResult"]) -> "SimulationResult":
+        first = parts[0]
+        raster = None if first.raster is None else np.concatenate([p.raster for p in parts])
+        return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
+            "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
+            stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), raster=raster)

@@ -1,0 +1,30 @@
+"""Loaders (installed as ``eventsnn.loaders``): checkpoints, architecture specs and datasets into the IR."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from eventsnn.ir import Network
+from eventsnn.spec import SpecError, network_from_spec
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .datasets import DatasetError, load_mnist, load_npz, read_idx
+
+
+def load_arch(path: str | os.PathLike) -> dict:
+    """Read an architecture spec (JSON)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SpecError(f"{path}: cannot read architecture spec ({err})") from None
+
+
+def load_network(checkpoint: str | os.PathLike, arch: str | os.PathLike) -> Network:
+    """The IR network of a state_dict checkpoint (``.pt`` or ``.npz``) described by an architecture spec."""
+    return network_from_spec(load_arch(arch), load_checkpoint(checkpoint))
+
+
+__all__ = ["CheckpointError", "DatasetError", "SpecError", "load_arch", "load_checkpoint", "load_mnist",
+           "load_network", "load_npz", "read_idx"]
