@@ -119,7 +119,7 @@ def _decide(counts, v, v0, n, readout, any_spike):
 @njit(cache=True)
 def _run_sample(x, sample, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, syn_w, syn_w0,
                 mem_ptr, mem_p0, mem_idx, mem_i0, drive, threshold, subtract, poisson, readout, rate, decay,
-                v_init, spikes, synops, decisions, counts, v_out, raster, record):
+                v_init, spikes, synops, decisions, counts, v_out, raster, membrane, record):
     n_stages = kinds.size
     n_input = x.size
     v = np.full(off[n_stages], v_init, dtype=np.float32)
@@ -192,19 +192,21 @@ def _run_sample(x, sample, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, sy
         decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
     for k in range(n_out):
         v_out[k] = v[out0 + k]
+    if record:
+        membrane[:] = v
     return first_spike
 
 
 @njit(cache=True, parallel=True)
 def _run_batch(x, first_sample, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, syn_w, syn_w0,
                mem_ptr, mem_p0, mem_idx, mem_i0, drive, threshold, subtract, poisson, readout, rate, decay,
-               v_init, spikes, synops, decisions, first_spike, counts, v_out, raster, record):
+               v_init, spikes, synops, decisions, first_spike, counts, v_out, raster, membrane, record):
     for b in prange(x.shape[0]):
         r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
         first_spike[b] = _run_sample(x[b], first_sample + b, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, syn_w,
                                      syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, threshold, subtract, poisson,
                                      readout, rate, decay, v_init, spikes[b], synops[b], decisions[b], counts[b],
-                                     v_out[b], raster[r], record)
+                                     v_out[b], raster[r], membrane[r], record)
 
 
 def _concat(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +263,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
 
     ``first_sample`` numbers the samples for the random streams (sample i uses first_sample + i),
     so a data set split into chunks gives the same result as one run. ``record`` keeps the full
-    spike raster (memory: N * T * neurons bytes; for tests and small nets).
+    spike raster and the final membrane potentials of all neurons (memory: N * T * neurons bytes;
+    for tests and small nets).
     """
     x = check_simulation_args(snn, x, steps, seed)
     arrays = pack(snn, steps)
@@ -279,15 +282,16 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         counts = np.zeros((b, n_out), np.int32)
         v_out = np.zeros((b, n_out), np.float32)
         raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
+        membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         began = time.perf_counter()
         _run_batch(xb, first_sample + start, seed, steps, arrays["kinds"], arrays["off"], arrays["syn_ptr"],
                    arrays["syn_p0"], arrays["syn_idx"], arrays["syn_w"], arrays["syn_w0"], arrays["mem_ptr"],
                    arrays["mem_p0"], arrays["mem_idx"], arrays["mem_i0"], arrays["drive"], arrays["threshold"],
                    arrays["subtract"], arrays["poisson"], arrays["readout"], arrays["rate"], arrays["decay"],
-                   arrays["v_init"], spikes, synops, decisions, first_spike, counts, v_out, raster, record)
+                   arrays["v_init"], spikes, synops, decisions, first_spike, counts, v_out, raster, membrane, record)
         parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), time.perf_counter() - began,
-                                      raster if record else None))
+                                      raster if record else None, membrane if record else None))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)

@@ -118,5 +118,6 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
             counts += incoming.astype(np.int32)
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
+    membrane = np.concatenate(v, axis=1) if record else None
     return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),
-                            tuple(s.name for s in stages), time.perf_counter() - began, raster)
+                            tuple(s.name for s in stages), time.perf_counter() - began, raster, membrane)

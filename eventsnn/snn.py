@@ -174,6 +174,7 @@ class SimulationResult:
     stage_names: tuple[str, ...]
     seconds: float = 0.0
     raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) uint8 when recorded
+    membrane: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) float32 at T, when recorded
 
     @property
     def steps(self) -> int:
@@ -191,7 +192,8 @@ class SimulationResult:
     @staticmethod
     def concatenate(parts: list["SimulationResult"]) -> "SimulationResult":
         first = parts[0]
-        raster = None if first.raster is None else np.concatenate([p.raster for p in parts])
+        recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
+                    for f in ("raster", "membrane")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
-            stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), raster=raster)
+            stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

@@ -1,0 +1,184 @@
+"""Command line: ``eventsnn convert``, ``eventsnn run``, ``eventsnn demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import ann
+from .model import ModelFileError, convert, load, save
+from .progress import terminal_progress
+from .reference import simulate_reference
+from .report import efficiency_report, format_table
+from .engine import simulate
+from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
+
+
+def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """Simulation settings; for `run` they default to None (keep what the model file says)."""
+    base = SimulationConfig()
+    d = (lambda v: v) if defaults else (lambda v: None)
+    parser.add_argument("--reset", choices=RESETS, default=d(base.reset), help="reset by subtraction or to zero")
+    parser.add_argument("--input", choices=INPUTS, default=d(base.input), help="analog current or Poisson spikes")
+    parser.add_argument("--output", choices=OUTPUTS, default=d(base.output), help="readout of the last layer")
+    parser.add_argument("--shift", choices=SHIFTS, default=d(base.shift),
+                        help="Deng & Gu: threshold/2T added to biases, or membranes start at threshold/2")
+    parser.add_argument("--softmax-rate", type=float, default=d(base.softmax_rate),
+                        help="probability per step of the softmax trigger")
+    parser.add_argument("--maxpool-decay", type=float, default=d(base.maxpool_decay),
+                        help="decay of the max-pool gate's rate estimate (1 = spike count)")
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    return {"reset": args.reset, "input": args.input, "output": args.output, "shift": args.shift,
+            "softmax_rate": args.softmax_rate, "maxpool_decay": args.maxpool_decay}
+
+
+def _load_data(path: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    from .loaders import load_mnist, load_npz
+
+    x, y = load_mnist(path) if Path(path).is_dir() else load_npz(path)
+    return (x[:limit], y[:limit]) if limit else (x, y)
+
+
+def _load_network(checkpoint: str, arch: str | None):
+    from .loaders import load_network
+
+    if arch is None:
+        raise SystemExit("eventsnn convert: --arch ARCH.json is required with a state_dict checkpoint")
+    return load_network(checkpoint, arch)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    net = _load_network(args.checkpoint, args.arch)
+    x_calib = None
+    if not args.no_normalization:
+        x_calib, _ = _load_data(args.calib, args.calib_limit)
+    model = convert(net, x_calib, None if args.no_normalization else args.percentile,
+                    SimulationConfig(**_settings(args)), progress=terminal_progress("calibrating"))
+    save(model, args.output_file)
+    scales = ", ".join(f"{layer.name} {s:.4g}" for layer, s in zip(model.ann.layers, model.scales) if s is not None)
+    print(f"converted {args.checkpoint} -> {args.output_file} (percentile {model.percentile}; scales: {scales})")
+    return 0
+
+
+def simulate_dataset(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int, batch: int, engine: str,
+                     label: str = "simulating"):
+    progress = terminal_progress(label)
+    if engine == "event":
+        return simulate(snn, x, steps, seed=seed, batch_size=batch, progress=progress)
+    parts = []
+    from .snn import SimulationResult
+
+    for start in range(0, len(x), batch):
+        parts.append(simulate_reference(snn, x[start:start + batch], steps, seed=seed, first_sample=start))
+        if progress:
+            progress(min(start + batch, len(x)), len(x))
+    return SimulationResult.concatenate(parts)
+
+
+def _summary(report: dict) -> str:
+    lines = [f"SNN accuracy at T={report['steps']}: {report['accuracy']:.4f}   "
+             f"ANN accuracy: {report['ann_accuracy']:.4f}   ({report['samples']} samples)"]
+    curve = report["accuracy_per_step"]
+    marks = sorted({t for t in (10, 25, 50, 100, 200, 300, 500, 1000) if t < len(curve)} | {len(curve)})
+    lines.append("accuracy by step: " + ", ".join(f"T={t}: {curve[t - 1]:.4f}" for t in marks))
+    rate = report["samples_per_second"]
+    lines.append(f"{report['seconds']:.2f} s, {rate:.1f} samples/s" if rate else "")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    model = load(args.model)
+    x, y = _load_data(args.data, args.limit)
+    snn = model.build(**_settings(args))
+    ann_accuracy = ann.accuracy(model.ann, x, y)
+    result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine)
+    report = efficiency_report(snn, result, y, ann_accuracy)
+    report["engine"] = args.engine
+    print(_summary(report))
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .loaders import load_network
+
+    data = resources.files("eventsnn") / "data"
+    with resources.as_file(data / "mnist_cnn.pt") as pt, resources.as_file(data / "mnist_cnn.json") as arch:
+        net = load_network(pt, arch)
+    with resources.as_file(data / "mnist_sample.npz") as sample, np.load(sample, allow_pickle=False) as f:
+        x, y = f["x"][:args.samples].astype(np.float32) / 255, f["y"][:args.samples]
+        x_calib = f["x_calib"].astype(np.float32) / 255
+    print(f"demo: small MNIST CNN shipped with eventsnn, {len(x)} test images, T={args.steps}")
+    began = time.perf_counter()
+    model = convert(net, x_calib, args.percentile)
+    print(f"converted (batch-norm folded, {args.percentile}th-percentile normalization on {len(x_calib)} "
+          f"training images) in {time.perf_counter() - began:.1f} s")
+    snn = model.build()
+    ann_accuracy = ann.accuracy(model.ann, x, y)
+    print("simulating (the first run compiles the kernels, later runs reuse the cache)...")
+    result = simulate_dataset(snn, x, args.steps, 0, 100, "event")
+    report = efficiency_report(snn, result, y, ann_accuracy)
+    print(_summary(report))
+    print(format_table(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eventsnn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("convert", help="convert a trained CNN into a spiking model file")
+    p.add_argument("checkpoint", help="state_dict checkpoint (.pt/.pth, read without torch) or .npz of named arrays")
+    p.add_argument("--arch", help="architecture spec (JSON)")
+    p.add_argument("--calib", help="calibration data (.npz with x, y; or an MNIST IDX directory)")
+    p.add_argument("--calib-limit", type=int, help="use only the first N calibration images")
+    p.add_argument("--percentile", type=float, default=99.9, help="normalization percentile (100 = max-norm)")
+    p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
+    p.add_argument("-o", "--output-file", required=True, help="the spiking model (.npz)")
+    _add_settings(p, defaults=True)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("run", help="simulate a spiking model on a data set and report accuracy and efficiency")
+    p.add_argument("model", help="spiking model file from `eventsnn convert`")
+    p.add_argument("--data", required=True, help="data (.npz with x, y; or an MNIST IDX directory)")
+    p.add_argument("--limit", type=int, help="use only the first N samples")
+    p.add_argument("--steps", type=int, default=100, help="simulation steps T")
+    p.add_argument("--batch", type=int, default=256, help="samples per batch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Poisson input and softmax streams")
+    p.add_argument("--engine", choices=("event", "reference"), default="event")
+    p.add_argument("--json", help="write the report as JSON to this file")
+    _add_settings(p, defaults=False)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="convert and run the small MNIST CNN shipped with eventsnn")
+    p.add_argument("--samples", type=int, default=500, help="test images (at most 1000)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--percentile", type=float, default=99.9)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "calib", "x") is None and not getattr(args, "no_normalization", True):
+        raise SystemExit("eventsnn convert: --calib DATA is required (or --no-normalization)")
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:  # bad input: a clear message, no traceback
+        print(f"eventsnn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
