@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -83,7 +84,7 @@ def load(path: str | os.PathLike) -> ConvertedModel:
             params = {k: f[k] for k in f.files if k != "__model__"}
     except ModelFileError:
         raise
-    except (OSError, ValueError, EOFError, KeyError) as err:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise ModelFileError(f"{path}: cannot read model file ({err})") from err
     if description.get("format") != FORMAT or description.get("version") != VERSION:
         raise ModelFileError(f"{path}: unsupported format {description.get('format')!r} version {description.get('version')!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             if "x" not in f.files or "y" not in f.files:
                 raise DatasetError(f"{path}: needs arrays 'x' and 'y', found {sorted(f.files)}")
             x, y = f["x"], f["y"]
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         if isinstance(err, DatasetError):
             raise
         raise DatasetError(f"{path}: cannot read npz ({err})") from err

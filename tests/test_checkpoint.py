@@ -1,0 +1,109 @@
+"""Reading checkpoints without torch: the restricted unpickler, refusals, truncation."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from eventsnn import ann
+from eventsnn.loaders import CheckpointError, load_checkpoint, load_network
+from eventsnn.spec import SpecError, network_from_spec
+
+
+def test_shipped_checkpoint_reads_without_torch(demo_files, demo):
+    params = load_checkpoint(demo_files["mnist_cnn.pt"])
+    assert params["conv1.weight"].shape == (16, 1, 3, 3) and params["conv1.weight"].dtype == np.float32
+    assert params["bn1.num_batches_tracked"].dtype == np.int64
+    assert ann.accuracy(demo.net, demo.x, demo.y) > 0.97  # the weights are the trained ones
+
+
+def test_same_arrays_as_torch_load(demo_files):
+    torch = pytest.importorskip("torch")
+    expected = torch.load(demo_files["mnist_cnn.pt"], weights_only=True)
+    got = load_checkpoint(demo_files["mnist_cnn.pt"])
+    assert set(got) == set(expected)
+    for key, tensor in expected.items():
+        np.testing.assert_array_equal(got[key], tensor.numpy())
+
+
+def test_noncontiguous_and_shared_storages_match_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    base = torch.arange(24, dtype=torch.float64).reshape(4, 6)
+    state = {"t": base.t(), "slice": base[1:3, ::2], "half": torch.ones(3, dtype=torch.float16),
+             "bf16": torch.tensor([1.5, -2.0], dtype=torch.bfloat16), "flag": torch.tensor([True, False])}
+    path = tmp_path / "odd.pt"
+    torch.save(state, path)
+    got = load_checkpoint(path)
+    for key, tensor in state.items():
+        np.testing.assert_array_equal(got[key], tensor.float().numpy() if key == "bf16" else tensor.numpy())
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def _zip_with_pickle(path, payload: bytes) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", payload)
+        z.writestr("archive/version", "3\n")
+
+
+def test_malicious_pickle_is_refused_and_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    _zip_with_pickle(path, pickle.dumps({"w": _Exploit()}, protocol=2))
+    with pytest.raises(CheckpointError, match="system"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned-by-checkpoint").exists()
+
+
+def test_truncated_checkpoint_is_refused(tmp_path, demo_files):
+    raw = demo_files["mnist_cnn.pt"].read_bytes()
+    path = tmp_path / "cut.pt"
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_short_storage_is_refused(tmp_path, demo_files):
+    path = tmp_path / "short.pt"
+    with zipfile.ZipFile(demo_files["mnist_cnn.pt"]) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info.filename, data[:-8] if "/data/" in info.filename and len(data) > 8 else data)
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(path)
+
+
+def test_non_zip_and_missing_files(tmp_path):
+    legacy = tmp_path / "legacy.pt"
+    legacy.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(CheckpointError, match="legacy"):
+        load_checkpoint(legacy)
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_npz_checkpoint_and_spec_errors(tmp_path):
+    spec = {"input_shape": [4], "layers": [{"type": "linear", "name": "fc", "out_features": 3}, {"type": "softmax"}]}
+    path = tmp_path / "w.npz"
+    np.savez(path, **{"fc.weight": np.ones((3, 4)), "fc.bias": np.zeros(3)})
+    (tmp_path / "arch.json").write_text(__import__("json").dumps(spec))
+    net = load_network(path, tmp_path / "arch.json")
+    assert net.output_shape == (3,)
+    with pytest.raises(SpecError, match="missing"):
+        network_from_spec(spec, {"fc.bias": np.zeros(3)})
+    with pytest.raises(SpecError, match="shape"):
+        network_from_spec(spec, {"fc.weight": np.ones((3, 4)), "fc.bias": np.zeros(4)})
+    with pytest.raises(SpecError, match="NaN"):
+        network_from_spec(spec, {"fc.weight": np.full((3, 4), np.nan)})
+    with pytest.raises(SpecError, match="unsupported type 'lstm'"):
+        network_from_spec({"input_shape": [4], "layers": [{"type": "lstm"}]}, {})
+    with pytest.raises(SpecError, match=r"expects \(4,\) input, found \(5,\)"):
+        network_from_spec({"input_shape": [5], "layers": spec["layers"]}, {"fc.weight": np.ones((3, 4))})

@@ -1,0 +1,118 @@
+"""Model files, the command line, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eventsnn import ann
+from eventsnn.cli import main
+from eventsnn.engine import simulate
+from eventsnn.model import ModelFileError, load, save
+from eventsnn.snn import SimulationConfig
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory, demo):
+    folder = tmp_path_factory.mktemp("data")
+    np.savez(folder / "test.npz", x=np.round(demo.x[:40] * 255).astype(np.uint8), y=demo.y[:40])
+    np.savez(folder / "calib.npz", x=demo.x_calib[:200], y=np.zeros(200, np.int64))
+    return folder
+
+
+def test_model_file_round_trip_without_pickle(tmp_path, demo):
+    model = demo.model
+    save(model, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
+        assert "__model__" in f.files
+    loaded = load(tmp_path / "m.npz")
+    assert loaded.scales == model.scales and loaded.config == model.config
+    for a, b in zip(loaded.ann.layers, model.ann.layers):
+        assert type(a) is type(b) and a.name == b.name
+        if hasattr(a, "weight"):
+            np.testing.assert_array_equal(a.weight, b.weight)
+            np.testing.assert_array_equal(a.bias, b.bias)
+    x = demo.x[:5]
+    np.testing.assert_array_equal(simulate(loaded.build(), x, 10).decisions, simulate(model.build(), x, 10).decisions)
+
+
+def test_corrupt_model_files_are_refused(tmp_path, demo):
+    save(demo.model, tmp_path / "m.npz")
+    raw = (tmp_path / "m.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(ModelFileError):
+        load(tmp_path / "cut.npz")
+    np.savez(tmp_path / "plain.npz", a=np.ones(3))
+    with pytest.raises(ModelFileError, match="not an eventsnn model"):
+        load(tmp_path / "plain.npz")
+
+
+def test_convert_and_run_from_the_command_line(tmp_path, small_data, demo_files, demo, capsys):
+    out = tmp_path / "snn.npz"
+    assert main(["convert", str(demo_files["mnist_cnn.pt"]), "--arch", str(demo_files["mnist_cnn.json"]),
+                 "--calib", str(small_data / "calib.npz"), "--percentile", "99", "-o", str(out)]) == 0
+    assert load(out).percentile == 99.0
+    report_path = tmp_path / "report.json"
+    assert main(["run", str(out), "--data", str(small_data / "test.npz"), "--steps", "30",
+                 "--json", str(report_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "SNN accuracy at T=30" in printed and "conv2" in printed
+    report = json.loads(report_path.read_text())
+    for key in ("accuracy", "ann_accuracy", "accuracy_per_step", "spikes_per_sample", "synops_per_sample",
+                "seconds", "samples_per_second", "layers"):
+        assert key in report
+    assert len(report["accuracy_per_step"]) == 30
+    assert report["ann_accuracy"] == pytest.approx(ann.accuracy(demo.model.ann, demo.x[:40], demo.y[:40]))
+    assert report["accuracy"] > 0.8
+    layer = report["layers"][2]
+    assert {"name", "neurons", "spikes_per_sample", "synops_per_sample", "macs"} <= set(layer)
+    assert layer["name"] == "conv2" and layer["macs"] == 32 * 14 * 14 * 16 * 9
+    assert report["synops_per_sample"] == pytest.approx(sum(l["synops_per_sample"] for l in report["layers"]))
+
+
+def test_reference_engine_from_the_command_line(tmp_path, small_data, demo, capsys):
+    save(demo.model, tmp_path / "m.npz")
+    assert main(["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--limit", "4",
+                 "--steps", "5", "--engine", "reference", "--reset", "zero", "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["settings"]["reset"] == "zero" and report["samples"] == 4
+
+
+def test_bad_data_gets_a_clear_error(tmp_path, demo, capsys):
+    save(demo.model, tmp_path / "m.npz")
+    np.savez(tmp_path / "nan.npz", x=np.full((2, 1, 28, 28), np.nan, np.float32), y=np.zeros(2, np.int64))
+    np.savez(tmp_path / "shape.npz", x=np.zeros((2, 3, 28, 28), np.float32), y=np.zeros(2, np.int64))
+    np.savez(tmp_path / "range.npz", x=np.full((2, 1, 28, 28), 3.0, np.float32), y=np.zeros(2, np.int64))
+    for name, message in (("nan", "NaN"), ("shape", "shape"), ("range", r"\[0, 1\]")):
+        assert main(["run", str(tmp_path / "m.npz"), "--data", str(tmp_path / f"{name}.npz")]) == 2
+        assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("x, steps, message", [
+    (np.full((1, 1, 28, 28), np.inf, np.float32), 5, "NaN or Inf"),
+    (np.zeros((1, 28, 28), np.float32), 5, "shape"),
+    (np.zeros((1, 1, 28, 28), np.float32), 0, "steps"),
+])
+def test_simulators_validate_before_any_kernel(demo, x, steps, message):
+    from eventsnn.reference import simulate_reference
+
+    snn = demo.model.build()
+    for run in (simulate, simulate_reference):
+        with pytest.raises(ValueError, match=message):
+            run(snn, x, steps)
+
+
+def test_invalid_settings_are_refused(demo):
+    with pytest.raises(ValueError, match="reset must be one of"):
+        SimulationConfig(reset="hard")
+    with pytest.raises(ValueError, match="softmax_rate"):
+        demo.model.build(softmax_rate=0.0)
+    with pytest.raises(ValueError, match="unknown simulation settings"):
+        demo.model.build(leak=0.1)
+
+
+def test_connectivity_cap_is_enforced_before_building(demo):
+    with pytest.raises(ValueError, match="conv2.*MiB.*kernel-direct"):
+        demo.model.build(max_bytes=1 << 20)

@@ -1,0 +1,121 @@
+"""Conversion passes: batch-norm folding, streaming percentiles, data-based normalization."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from eventsnn import ann
+from eventsnn.convert import StreamingPercentile, compute_scales, fold_batchnorm, normalize, spiking_roles
+from eventsnn.ir import BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+
+from .conftest import random_network, seeds
+
+
+def with_batchnorm(rng: np.random.Generator, net: Network) -> Network:
+    """Insert a batch-norm with random statistics after every conv and linear layer."""
+    layers = []
+    for layer in net.layers:
+        layers.append(layer)
+        if isinstance(layer, (Conv2d, Linear)):
+            n = layer.weight.shape[0]
+            layers.append(BatchNorm(rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n),
+                                    rng.uniform(0.1, 3, n), 1e-5, f"{layer.name}_bn"))
+    return net.replace_layers(layers)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds)
+def test_folding_batchnorm_preserves_outputs(seed):
+    rng = np.random.default_rng(seed)
+    net = with_batchnorm(rng, random_network(rng, softmax=False))
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(layer, BatchNorm) for layer in folded.layers)
+    x = rng.random((8,) + net.input_shape).astype(np.float32)
+    expected = ann.forward(net, x).astype(np.float64)
+    got = ann.forward(folded, x)
+    scale = np.abs(expected).max() + 1e-6
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, percentile=st.sampled_from([50.0, 99.0, 99.9, 100.0]))
+def test_normalization_scales_outputs_by_the_last_lambda(seed, percentile):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, softmax=False)
+    x = rng.random((32,) + net.input_shape).astype(np.float32)
+    scales = compute_scales(net, x, percentile, batch_size=7)
+    normalized = normalize(net, scales)
+    last = [s for s in scales if s is not None][-1]
+    expected = ann.forward(net, x).astype(np.float64)
+    np.testing.assert_allclose(ann.forward(normalized, x) * last, expected, rtol=1e-4,
+                               atol=1e-4 * (np.abs(expected).max() + 1e-6))
+
+
+def test_normalized_hidden_activations_are_at_most_one_under_max_norm():
+    rng = np.random.default_rng(1)
+    net = random_network(rng, softmax=False)
+    x = rng.random((64,) + net.input_shape).astype(np.float32)
+    normalized = normalize(net, compute_scales(net, x, 100.0))
+    peaks = [out.max() for i, out in ann.activations(normalized, x) if isinstance(normalized.layers[i], ReLU)]
+    assert peaks and max(peaks) <= 1 + 1e-5 and np.isclose(max(peaks), 1, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=arrays(np.float32, st.integers(1, 400), elements=st.floats(-2, 10, width=32)),
+       percentile=st.floats(0.5, 100), chunk=st.integers(1, 50))
+def test_streaming_percentile_equals_numpy(values, percentile, chunk):
+    stream = StreamingPercentile(percentile, values.size)
+    for start in range(0, values.size, chunk):
+        stream.add(values[start:start + chunk])
+    positive = values[values > 0]
+    if positive.size == 0:
+        assert stream.value() is None
+    else:
+        assert stream.value() == pytest.approx(float(np.percentile(positive.astype(np.float64), percentile)), rel=1e-6)
+        assert stream.kept.size <= stream.capacity
+
+
+def test_streaming_percentile_keeps_only_the_tail():
+    rng = np.random.default_rng(0)
+    stream = StreamingPercentile(99.9, 1_000_000)
+    for _ in range(10):
+        stream.add(rng.random(100_000).astype(np.float32))
+    assert stream.kept.size <= 1001
+    assert stream.value() == pytest.approx(0.999, abs=1e-3)
+
+
+def test_clip_relu_layers_use_their_threshold():
+    rng = np.random.default_rng(0)
+    net = Network((4,), (Linear(rng.normal(size=(6, 4)), None, "a"), ClipReLU(2.5), Linear(rng.normal(size=(3, 6)), None, "b"), Softmax()))
+    scales = compute_scales(net, rng.random((10, 4)), 99.9)
+    assert scales[0] == 2.5
+    assert isinstance(normalize(net, scales).layers[1], ClipReLU) and normalize(net, scales).layers[1].threshold == 1.0
+
+
+@pytest.mark.parametrize("layers, message", [
+    ((Linear(np.ones((2, 4)), name="a"), Linear(np.ones((2, 2)), name="b")), "must be followed by relu"),
+    ((MaxPool2d(2), Flatten(), Linear(np.ones((2, 4)), name="a")), None),
+    ((ReLU(), Flatten(), Linear(np.ones((2, 16)), name="a")), "must directly follow"),
+])
+def test_unconvertible_networks_are_refused(layers, message):
+    net = Network((1, 4, 4) if not isinstance(layers[0], Linear) else (4,), layers)
+    if message is None:
+        spiking_roles(net)  # a network that starts with a pool is a valid ANN; the SNN builder refuses it
+        from eventsnn.snn import build
+
+        with pytest.raises(ValueError, match="must start with"):
+            build(net)
+    else:
+        with pytest.raises(ValueError, match=message):
+            spiking_roles(net)
+
+
+def test_batchnorm_after_relu_cannot_be_folded():
+    net = Network((3,), (Linear(np.ones((2, 3)), name="a"), ReLU(), BatchNorm(np.ones(2), np.zeros(2), np.zeros(2), np.ones(2))))
+    with pytest.raises(ValueError, match="cannot be folded"):
+        fold_batchnorm(net)

@@ -1,0 +1,72 @@
+"""The first layer's rate approximation (Rueckauer et al. eq. 6) and the max-pool gate."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from eventsnn.engine import simulate
+from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
+from eventsnn.snn import SimulationConfig, build
+
+from .conftest import dyadic
+
+
+def identity_first_layer(n: int) -> Network:
+    """Hidden layer z = x (identity weights, no bias), then a readout."""
+    return Network((n,), (Linear(np.eye(n), None, "hidden"), ReLU(), Linear(np.ones((2, n)), None, "out")))
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=arrays(np.float32, st.integers(1, 12), elements=st.floats(0, 1, width=32)), steps=st.integers(1, 300))
+def test_first_layer_rate_with_reset_by_subtraction(a, steps):
+    """Constant input z = a: V(T) = T*z - N(T)*tau and |N(T)/T - a| <= 1/T."""
+    snn = build(identity_first_layer(a.size), SimulationConfig(reset="subtract", input="analog"))
+    result = simulate(snn, a[None], steps, record=True)
+    n_spikes = result.raster[0, :, :a.size].sum(axis=0).astype(np.float64)
+    v = result.membrane[0, :a.size].astype(np.float64)
+    z = a.astype(np.float64)
+    np.testing.assert_allclose(v, steps * z - n_spikes * 1.0, atol=2e-6 * steps + 1e-6)
+    assert np.all(np.abs(n_spikes / steps - z) <= 1.0 / steps + 1e-6)
+
+
+def test_reset_to_zero_loses_the_residual():
+    """Reset to zero discards the overshoot (eq. 5): z = 0.4 fires every 3rd step, rate 1/3 < 0.4."""
+    snn = build(identity_first_layer(1), SimulationConfig(reset="zero"))
+    result = simulate(snn, np.array([[0.4]], np.float32), 300, record=True)
+    assert result.raster[0, :, 0].sum() == 100
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), decay=st.sampled_from([1.0, 0.9, 0.5]), stride=st.sampled_from([1, 2]))
+def test_maxpool_gate_passes_only_the_highest_rate_input(seed, decay, stride):
+    rng = np.random.default_rng(seed)
+    channels, size = 2, 6
+    conv = Conv2d(np.abs(dyadic(rng, (channels, 1, 3, 3))) / 4, np.abs(dyadic(rng, channels, 8)), 1, 1, "conv")
+    pool = MaxPool2d(2, stride, "pool")
+    net = Network((1, size, size), (conv, ReLU(), pool, Flatten(), Linear(dyadic(rng, (3, channels * pool.output_shape(conv.output_shape((1, size, size)))[1] ** 2)), None, "out")))
+    snn = build(net, SimulationConfig(maxpool_decay=decay))
+    x = rng.random((2, 1, size, size)).astype(np.float32)
+    steps = 40
+    result = simulate(snn, x, steps, record=True)
+    n_conv = snn.stages[0].size
+    conv_spikes = result.raster[:, :, :n_conv].reshape(2, steps, channels, size, size).astype(np.float64)
+    pool_spikes = result.raster[:, :, n_conv:n_conv + snn.stages[1].size]
+    est = np.zeros((2, channels, size, size))
+    out = pool.output_shape((channels, size, size))[1]
+    passed_total = 0
+    for t in range(steps):
+        est = est * decay + conv_spikes[:, t]
+        for b in range(2):
+            for c in range(channels):
+                for oy in range(out):
+                    for ox in range(out):
+                        window = est[b, c, oy * stride:oy * stride + 2, ox * stride:ox * stride + 2].ravel()
+                        spikes = conv_spikes[b, t, c, oy * stride:oy * stride + 2, ox * stride:ox * stride + 2].ravel()
+                        leader = int(np.argmax(window))
+                        passed = pool_spikes[b, t, (c * out + oy) * out + ox]
+                        assert passed == spikes[leader]  # the leader's spike passes, no other does
+                        passed_total += int(passed)
+    assert passed_total > 0
