@@ -11,7 +11,7 @@ from torch import nn
 
 
 class ArchNet(nn.Module):
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, dropout: float = 0.0):
         super().__init__()
         channels, height, width = spec["input_shape"]
         shape = (channels, height, width)
@@ -23,6 +23,8 @@ class ArchNet(nn.Module):
                                    layer.get("stride", 1), layer.get("padding", 0))
             elif kind == "linear":
                 module = nn.Linear(shape[0], layer["out_features"])
+                if dropout:  # training only: parameter-free, so the state_dict keys do not change
+                    self.steps.append((f"_dropout{i}", nn.Dropout(dropout)))
             elif kind == "batchnorm":
                 module = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], eps=layer.get("eps", 1e-5))
             elif kind == "relu":
@@ -43,7 +45,7 @@ class ArchNet(nn.Module):
             self.add_module(name, module)
             self.steps.append((name, module))
             with torch.no_grad():
-                shape = tuple(module(torch.zeros(1, *shape)).shape[1:])
+                shape = tuple(module(torch.zeros(2, *shape)).shape[1:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _, module in self.steps:
