@@ -47,7 +47,7 @@ def main() -> None:
     rows.append(("dense reference (NumPy)", reference_rate, float("nan")))
 
     print(f"demo MNIST network, T = {args.steps}, {snn.n_neurons} neurons, "
-          f"{sum(s.synapses.indices.size for s in snn.stages):,} synapses")
+          f"paths: {', '.join(f'{s.name} {s.path}' for s in snn.stages)}")
     print(f"{'simulator':<28}{'samples/s':>12}{'vs reference':>15}{'SynOps/s':>12}")
     for name, rate, synops_rate in rows:
         print(f"{name:<28}{rate:>12.1f}{rate / reference_rate:>14.1f}x{synops_rate:>12.3g}")

@@ -1,8 +1,10 @@
-"""Connectivity as CSR matrices whose rows are presynaptic neurons (row j: targets and weights of j).
+"""Connectivity: CSR matrices whose rows are presynaptic neurons, conv kernels, dense matrices.
 
-Neurons of a (C, H, W) population are numbered in C order, c*H*W + y*W + x, as torch.flatten.
-Arrays: indptr int64 (n_pre + 1), indices int32, weights float32. Built once with NumPy/SciPy and
-validated here, so compiled kernels only ever see well-formed arrays.
+In the IR, neurons of a (C, H, W) population are numbered in C order, c*H*W + y*W + x, as
+torch.flatten. The engine stores (C, H, W) populations channel-last, (y*W + x)*C + c, so that a
+spike's targets in all output channels are contiguous; ``engine_order`` gives that permutation.
+CSR arrays: indptr int64 (n_pre + 1), indices int32, weights float32. Everything is built once
+with NumPy/SciPy and validated here, so compiled kernels only ever see well-formed arrays.
 """
 
 from __future__ import annotations
@@ -55,6 +57,29 @@ def validate(csr: CSR, n_rows: int, n_cols: int, name: str) -> CSR:
     return csr
 
 
+def engine_order(shape: Shape) -> np.ndarray:
+    """perm[e] = IR (C-order) index of the neuron stored at engine index e (channel-last for C, H, W)."""
+    n = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(n, dtype=np.int64)
+    return np.arange(n, dtype=np.int64).reshape(shape).transpose(1, 2, 0).ravel()
+
+
+def permuted(csr: CSR, row_perm: np.ndarray, col_perm: np.ndarray) -> CSR:
+    """The same synapses with rows and columns renumbered: new row e is old row row_perm[e]."""
+    m = csr.to_scipy()[row_perm][:, col_perm].tocsr()
+    m.sort_indices()
+    return CSR(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), csr.n_cols)
+
+
+def conv_fan_out(layer: Conv2d, in_shape: Shape) -> np.ndarray:
+    """Synapses per input neuron of a convolution (C order), padding and borders accounted for."""
+    c_in, h, w = in_shape
+    pin, _, _, _ = window_pairs((h, w), layer.weight.shape[2:], layer.stride, layer.padding)
+    per_pixel = np.bincount(pin, minlength=h * w) * layer.weight.shape[0]
+    return np.tile(per_pixel, c_in).astype(np.int64)
+
+
 def _from_coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, n_cols: int) -> CSR:
     m = sp.coo_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_rows, n_cols)).tocsr()
     m.sort_indices()
@@ -105,14 +130,13 @@ def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:
     cols = o * ho * wo + pout[None, None, :]
     vals = layer.weight.reshape(c_out, c_in, -1).transpose(1, 0, 2)[:, :, k]
     rows, cols = np.broadcast_arrays(rows, cols)
-    keep = vals != 0
-    return _from_coo(rows[keep], cols[keep], vals[keep], c_in * h * w, c_out * ho * wo)
+    return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_out * ho * wo)
 
 
 def linear_csr(layer: Linear) -> CSR:
-    m = sp.csr_matrix(layer.weight.T)
-    m.sort_indices()
-    return CSR(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), layer.weight.shape[0])
+    n_out, n_in = layer.weight.shape
+    return CSR(np.arange(0, (n_in + 1) * n_out, n_out, dtype=np.int64), np.tile(np.arange(n_out, dtype=np.int32), n_in),
+               np.ascontiguousarray(layer.weight.T).ravel(), n_out)
 
 
 def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:

@@ -1,9 +1,12 @@
-"""The event-driven engine: Numba kernels that propagate only emitted spikes through CSR rows.
+"""The event-driven engine: Numba kernels that propagate only emitted spikes.
 
-Per sample, the whole time loop runs compiled. Each stage keeps an int32 event queue (the
-indices that spiked this step); the next stage walks only those rows. Samples of a batch run in
-parallel with ``prange``; random numbers come from ``rng`` (keyed by sample and step), so
-results do not depend on the thread count or the batch size. Equations: see ``snn``.
+Per sample, the whole time loop runs compiled. Each stage keeps an int32 event queue (the engine
+indices that spiked this step); the next stage walks only those: CSR rows, a conv kernel
+scattered into the outputs a spike reaches (channel-last, so the innermost loop over output
+channels is contiguous and vectorizes), or a dense row. Samples run in parallel with ``prange``
+over contiguous chunks, one per thread, each with scratch allocated once. Random numbers come
+from ``rng`` keyed by sample and step, so results do not depend on the thread count or the batch
+size. Equations: see ``snn``.
 """
 
 from __future__ import annotations
@@ -15,48 +18,131 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .connectivity import engine_order
 from .progress import Progress
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform
-from .snn import GATE, IF, OUTPUT, SimulationResult, SpikingNetwork, initial_membrane, stage_drive
+from .snn import GATE, IF, SimulationConfig, SimulationResult, SpikingNetwork, Stage, initial_membrane, stage_drive
 
 SOFTMAX, SPIKES, MEMBRANE = 0, 1, 2  # readout codes
 _READOUTS = {"softmax": SOFTMAX, "spikes": SPIKES, "membrane": MEMBRANE}
+CSR_PATH, DIRECT_PATH, DENSE_PATH = 0, 1, 2
+_PATHS = {"csr": CSR_PATH, "direct": DIRECT_PATH, "dense": DENSE_PATH}
+_NO_AMOUNTS = np.zeros(0, np.float32)
 
 
-@njit(cache=True)
-def _deliver(queue, q0, count, indptr, p0, indices, weights, w0, v, v0):
-    """Add the CSR row of every queued event to the membranes; return the synaptic operations."""
+# ---------------------------------------------------------------------------------------------
+# synaptic delivery: add the synapses of each queued event (times its amount, if given) to V
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _add_row(target, row, amount, scaled):
+    """target += amount * row. Indexing views from 0 lets LLVM drop Numba's negative-index
+    wraparound and vectorize this loop (indexing the whole array with an offset does not)."""
+    if scaled:
+        for o in range(row.size):
+            target[o] += amount * row[o]
+    else:
+        for o in range(row.size):
+            target[o] += row[o]
+
+
+@njit(cache=True, error_model="numpy")
+def _deliver_csr(queue, q0, count, amounts, indptr, p0, indices, i0, weights, w0, v, v0):
     ops = 0
     for e in range(count):
         j = queue[q0 + e]
         start, stop = indptr[p0 + j], indptr[p0 + j + 1]
-        for k in range(w0 + start, w0 + stop):
-            v[v0 + indices[k]] += weights[k]
+        if amounts.size:
+            a = amounts[j]
+            for k in range(start, stop):
+                v[v0 + indices[i0 + k]] += a * weights[w0 + k]
+        else:
+            for k in range(start, stop):
+                v[v0 + indices[i0 + k]] += weights[w0 + k]
         ops += stop - start
     return ops
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _deliver_dense(queue, q0, count, amounts, n_out, weights, w0, v, v0):
+    for e in range(count):
+        j = queue[q0 + e]
+        row = w0 + j * n_out
+        a = amounts[j] if amounts.size else np.float32(1.0)
+        _add_row(v[v0:v0 + n_out], weights[row:row + n_out], a, amounts.size > 0)
+    return count * n_out
+
+
+@njit(cache=True, error_model="numpy")
+def _deliver_direct(queue, q0, count, amounts, geometry, weights, w0, v, v0):
+    """A spike at input (y, x, c) adds kernel[i, j, c, :] to output (oy, ox, :) for every offset
+    (i, j) with y = stride*oy + i - padding (and the same for x)."""
+    width, channels, out_h, out_w, n_out, kh, kw, stride, padding = (
+        geometry[1], geometry[2], geometry[3], geometry[4], geometry[5], geometry[6], geometry[7], geometry[8],
+        geometry[9])
+    ops = 0
+    for e in range(count):
+        j = queue[q0 + e]
+        c = j % channels
+        pixel = j // channels
+        x = pixel % width
+        y = pixel // width
+        a = amounts[j] if amounts.size else np.float32(1.0)
+        for i in range(kh):
+            ty = y + padding - i
+            if ty < 0:
+                break
+            if ty % stride != 0 or ty // stride >= out_h:
+                continue
+            for jj in range(kw):
+                tx = x + padding - jj
+                if tx < 0:
+                    break
+                if tx % stride != 0 or tx // stride >= out_w:
+                    continue
+                target = v0 + ((ty // stride) * out_w + tx // stride) * n_out
+                row = w0 + ((i * kw + jj) * channels + c) * n_out
+                _add_row(v[target:target + n_out], weights[row:row + n_out], a, amounts.size > 0)
+                ops += n_out
+    return ops
+
+
+@njit(cache=True, error_model="numpy")
+def _deliver(s, queue, q0, count, amounts, paths, geometry, indptr, p0, indices, i0, weights, w0, v, v0):
+    if paths[s] == DIRECT_PATH:
+        return _deliver_direct(queue, q0, count, amounts, geometry[s], weights, w0[s], v, v0)
+    if paths[s] == DENSE_PATH:
+        return _deliver_dense(queue, q0, count, amounts, geometry[s, 5], weights, w0[s], v, v0)
+    return _deliver_csr(queue, q0, count, amounts, indptr, p0[s], indices, i0[s], weights, w0[s], v, v0)
+
+
+# ---------------------------------------------------------------------------------------------
+# neurons
+
+@njit(cache=True, error_model="numpy")
 def _integrate_fire(v, v0, n, drive, d0, threshold, subtract, queue):
-    """V += drive; spike where V >= threshold, reset, and queue the spiking indices. Returns the count."""
+    """V += drive; spike where V >= threshold, reset, queue the spiking indices.
+
+    Returns (spike count, whether some V is still >= threshold after its reset)."""
+    _add_row(v[v0:v0 + n], drive[d0:d0 + n], np.float32(1.0), False)
     count = 0
+    residual = False
     for i in range(n):
-        u = v[v0 + i] + drive[d0 + i]
+        u = v[v0 + i]
         if u >= threshold:
             u = u - threshold if subtract else np.float32(0.0)
+            residual |= u >= threshold
+            v[v0 + i] = u
             queue[v0 + count] = i
             count += 1
-        v[v0 + i] = u
-    return count
+    return count, residual
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _integrate(v, v0, n, drive, d0):
-    for i in range(n):
-        v[v0 + i] += drive[d0 + i]
+    _add_row(v[v0:v0 + n], drive[d0:d0 + n], np.float32(1.0), False)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gate(queue, q0, count, est, decay, n_in, windows_ptr, wp0, windows, wi0, members_ptr, mp0, members, mi0, out_q0):
     """Max-pool gate: update the inputs' rate estimates, pass each spike whose input leads its window."""
     if decay != 1.0:
@@ -80,7 +166,10 @@ def _gate(queue, q0, count, est, decay, n_in, windows_ptr, wp0, windows, wi0, me
     return passed
 
 
-@njit(cache=True)
+# ---------------------------------------------------------------------------------------------
+# readout
+
+@njit(cache=True, error_model="numpy")
 def _softmax_draw(v, v0, n, u):
     """Index drawn from softmax(V) with the uniform number u (inverse CDF, float64)."""
     top = np.float64(v[v0])
@@ -100,7 +189,7 @@ def _softmax_draw(v, v0, n, u):
     return n - 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _decide(counts, v, v0, n, readout, any_spike):
     """Most output spikes, ties to the larger membrane potential; 'membrane' readout: argmax V."""
     best = 0
@@ -116,40 +205,58 @@ def _decide(counts, v, v0, n, readout, any_spike):
     return best
 
 
-@njit(cache=True)
-def _run_sample(x, sample, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, syn_w, syn_w0,
-                mem_ptr, mem_p0, mem_idx, mem_i0, drive, threshold, subtract, poisson, readout, rate, decay,
-                v_init, spikes, synops, decisions, counts, v_out, raster, membrane, record):
+@njit(cache=True, error_model="numpy")
+def _margin(counts, n):
+    """Output spikes of the leading class minus those of the runner-up."""
+    first, second = -1, -1
+    for k in range(n):
+        if counts[k] > first:
+            first, second = counts[k], first
+        elif counts[k] > second:
+            second = counts[k]
+    return first - second
+
+
+# ---------------------------------------------------------------------------------------------
+# one sample, all steps
+
+@njit(cache=True, error_model="numpy")
+def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0, syn_idx, syn_i0,
+                syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract, poisson, readout,
+                rate, decay, v_init, stable_steps, exit_margin, v, est, queue, qlen, input_queue, first_drive,
+                residual, spikes, synops, decisions, counts, v_out, raster, membrane, record):
+    """Simulate one sample; scratch (v ... residual) is reused across samples. Returns
+    (first output spike step or -1, the step after which the sample stopped early or -1)."""
     n_stages = kinds.size
     n_input = x.size
-    v = np.full(off[n_stages], v_init, dtype=np.float32)
-    est = np.zeros(off[n_stages])
-    queue = np.empty(off[n_stages], dtype=np.int32)
-    qlen = np.zeros(n_stages, dtype=np.int64)
-    input_queue = np.empty(n_input, dtype=np.int32)
+    no_amounts = np.empty(0, dtype=np.float32)  # spikes carry no amount (a global array would block caching)
+    v[:] = v_init
+    est[:] = 0.0
+    qlen[:] = 0
+    residual[:] = False
 
-    # analog input: the first stage's constant current W x + drive, computed once
-    n_first = off[1]
-    first_drive = drive
-    if not poisson:
-        first_drive = np.zeros(n_first, dtype=np.float32)
+    if not poisson:  # analog input: the first stage's constant current W x + drive, computed once
+        n_events = 0
         for j in range(n_input):
             if x[j] != 0:
-                for k in range(syn_w0[0] + syn_ptr[syn_p0[0] + j], syn_w0[0] + syn_ptr[syn_p0[0] + j + 1]):
-                    first_drive[syn_idx[k]] += x[j] * syn_w[k]
-                synops[0] += syn_ptr[syn_p0[0] + j + 1] - syn_ptr[syn_p0[0] + j]
-        for i in range(n_first):
+                input_queue[n_events] = j
+                n_events += 1
+        first_drive[:] = 0.0
+        synops[0] += _deliver(0, input_queue, 0, n_events, x, paths, geometry, syn_ptr, syn_p0, syn_idx, syn_i0,
+                              syn_w, syn_w0, first_drive, 0)
+        for i in range(first_drive.size):
             first_drive[i] += drive[i]
 
     out0 = off[n_stages - 1]
     n_out = off[n_stages] - out0
     first_spike = -1
+    exit_step = -1
     for t in range(steps):
         n_events = 0
         if poisson:
             key = step_key(seed, STREAM_POISSON_INPUT, sample, t)
             for j in range(n_input):
-                if uniform(key, j) < x[j]:
+                if uniform(key, input_index[j]) < x[j]:
                     input_queue[n_events] = j
                     n_events += 1
         for s in range(n_stages):
@@ -162,15 +269,19 @@ def _run_sample(x, sample, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, sy
             if kinds[s] == GATE:
                 # the gate's inputs are the previous stage's neurons, whose queue starts at off[s-1]
                 qlen[s] = _gate(queue, src0, src_count, est, decay, off[s] - off[s - 1],
-                                syn_ptr, syn_p0[s], syn_idx, syn_w0[s], mem_ptr, mem_p0[s], mem_idx, mem_i0[s], v0)
+                                syn_ptr, syn_p0[s], syn_idx, syn_i0[s], mem_ptr, mem_p0[s], mem_idx, mem_i0[s], v0)
             else:
                 if s == 0 and not poisson:
                     stage_drive, d0 = first_drive, 0
                 else:
-                    synops[s] += _deliver(src, src0, src_count, syn_ptr, syn_p0[s], syn_idx, syn_w, syn_w0[s], v, v0)
+                    synops[s] += _deliver(s, src, src0, src_count, no_amounts, paths, geometry, syn_ptr, syn_p0,
+                                          syn_idx, syn_i0, syn_w, syn_w0, v, v0)
                     stage_drive, d0 = drive, v0
                 if kinds[s] == IF or readout == SPIKES:
-                    qlen[s] = _integrate_fire(v, v0, n, stage_drive, d0, threshold, subtract, queue)
+                    if src_count == 0 and not has_drive[s] and not residual[s] and not (s == 0 and not poisson):
+                        qlen[s] = 0  # nothing changed: no neuron can cross the threshold
+                    else:
+                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, d0, threshold, subtract, queue)
                 else:
                     _integrate(v, v0, n, stage_drive, d0)
             spikes[s, t] = qlen[s]
@@ -190,57 +301,116 @@ def _run_sample(x, sample, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, sy
         if first_spike < 0 and spikes[n_stages - 1, t] > 0:
             first_spike = t + 1
         decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
+        if _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
+            exit_step = t + 1
+            decisions[t + 1:] = decisions[t]
+            break
     for k in range(n_out):
         v_out[k] = v[out0 + k]
     if record:
         membrane[:] = v
-    return first_spike
+    return first_spike, exit_step
 
 
-@njit(cache=True, parallel=True)
-def _run_batch(x, first_sample, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, syn_w, syn_w0,
-               mem_ptr, mem_p0, mem_idx, mem_i0, drive, threshold, subtract, poisson, readout, rate, decay,
-               v_init, spikes, synops, decisions, first_spike, counts, v_out, raster, membrane, record):
-    for b in prange(x.shape[0]):
-        r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
-        first_spike[b] = _run_sample(x[b], first_sample + b, seed, steps, kinds, off, syn_ptr, syn_p0, syn_idx, syn_w,
-                                     syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, threshold, subtract, poisson,
-                                     readout, rate, decay, v_init, spikes[b], synops[b], decisions[b], counts[b],
-                                     v_out[b], raster[r], membrane[r], record)
+@njit(cache=True, error_model="numpy")
+def _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
+    """Early exit: the decision has not changed for ``stable_steps`` steps, or the output margin
+    reached ``exit_margin`` (each criterion off when 0)."""
+    if decisions[t] < 0:
+        return False
+    if stable_steps > 0 and t + 1 >= stable_steps:
+        stable = True
+        for back in range(1, stable_steps):
+            if decisions[t - back] != decisions[t]:
+                stable = False
+                break
+        if stable:
+            return True
+    return exit_margin > 0 and _margin(counts, n_out) >= exit_margin
 
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _run_batch(x, input_index, first_sample, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0, syn_idx,
+               syn_i0, syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract, poisson,
+               readout, rate, decay, v_init, stable_steps, exit_margin, spikes, synops, decisions, first_spike,
+               exit_step, counts, v_out, raster, membrane, record, n_threads):
+    n_samples = x.shape[0]
+    n_chunks = min(n_samples, n_threads)
+    n_total = off[kinds.size]
+    for chunk in prange(n_chunks):
+        # scratch allocated once per chunk (one chunk per thread), reused for its samples
+        v = np.empty(n_total, dtype=np.float32)
+        est = np.empty(n_total)
+        queue = np.empty(n_total, dtype=np.int32)
+        qlen = np.empty(kinds.size, dtype=np.int64)
+        input_queue = np.empty(x.shape[1], dtype=np.int32)
+        first_drive = np.empty(off[1], dtype=np.float32)
+        residual = np.empty(kinds.size, dtype=np.bool_)
+        for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
+            r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
+            first_spike[b], exit_step[b] = _run_sample(
+                x[b], input_index, first_sample + b, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0,
+                syn_idx, syn_i0, syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract,
+                poisson, readout, rate, decay, v_init, stable_steps, exit_margin, v, est, queue, qlen, input_queue,
+                first_drive, residual, spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r],
+                membrane[r], record)
+
+
+# ---------------------------------------------------------------------------------------------
+# packing the network into flat arrays
 
 def _concat(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate per-stage arrays; return the flat array and each stage's start offset."""
     starts = np.zeros(len(arrays), np.int64)
     np.cumsum([a.size for a in arrays[:-1]], out=starts[1:])
-    flat = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
+    flat = np.concatenate([a.ravel() for a in arrays]).astype(dtype) if arrays else np.zeros(0, dtype)
     return flat, starts
 
 
+def _geometry(stage: Stage) -> list[int]:
+    """in H, in W, in C, out H, out W, out C (or n_out), kh, kw, stride, padding."""
+    if stage.path != "direct":
+        return [0, 0, 0, 0, 0, stage.size, 0, 0, 0, 0]
+    layer = stage.layer
+    (c, h, w), (o, ho, wo) = stage.in_shape, stage.out_shape
+    return [h, w, c, ho, wo, o, layer.weight.shape[2], layer.weight.shape[3], layer.stride, layer.padding]
+
+
+def _weights(stage: Stage) -> np.ndarray:
+    if stage.path == "direct":
+        return stage.kernel
+    if stage.path == "dense":
+        return stage.dense
+    return stage.synapses.weights
+
+
 def pack(snn: SpikingNetwork, steps: int) -> dict:
-    """The network as the flat arrays the kernels take."""
+    """The network as the flat arrays the kernels take (neurons in engine order)."""
     stages = snn.stages
     empty = np.zeros(1, np.int64)
-    syn_ptr, syn_p0 = _concat([s.synapses.indptr for s in stages], np.int64)
-    syn_idx, syn_w0 = _concat([s.synapses.indices for s in stages], np.int32)
-    syn_w, _ = _concat([s.synapses.weights for s in stages], np.float32)
+    none = np.zeros(0, np.int64)
+    syn_ptr, syn_p0 = _concat([s.synapses.indptr if s.synapses is not None else empty for s in stages], np.int64)
+    syn_idx, syn_i0 = _concat([s.synapses.indices if s.synapses is not None else none for s in stages], np.int32)
+    syn_w, syn_w0 = _concat([_weights(s) for s in stages], np.float32)
     mem_ptr, mem_p0 = _concat([s.members.indptr if s.members is not None else empty for s in stages], np.int64)
-    mem_idx, mem_i0 = _concat([s.members.indices if s.members is not None else empty for s in stages], np.int32)
+    mem_idx, mem_i0 = _concat([s.members.indices if s.members is not None else none for s in stages], np.int32)
     off = np.zeros(len(stages) + 1, np.int64)
     np.cumsum([s.size for s in stages], out=off[1:])
     cfg = snn.config
+    drive = [stage_drive(s, cfg, steps)[engine_order(s.out_shape)] for s in stages]
     return dict(
-        kinds=np.array([s.kind for s in stages], np.int64), off=off,
-        syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_w=syn_w, syn_w0=syn_w0,
+        kinds=np.array([s.kind for s in stages], np.int64), paths=np.array([_PATHS[s.path] for s in stages], np.int64),
+        off=off, geometry=np.array([_geometry(s) for s in stages], np.int64),
+        syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         mem_ptr=mem_ptr, mem_p0=mem_p0, mem_idx=mem_idx, mem_i0=mem_i0,
-        drive=np.concatenate([stage_drive(s, cfg, steps) for s in stages]).astype(np.float32),
+        drive=np.concatenate(drive).astype(np.float32), has_drive=np.array([np.any(d != 0) for d in drive]),
         threshold=np.float32(cfg.threshold), subtract=cfg.reset == "subtract", poisson=cfg.input == "poisson",
         readout=_READOUTS[cfg.output], rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay),
         v_init=initial_membrane(cfg))
 
 
 def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int) -> np.ndarray:
-    """Validate what a simulator is given; return x as (N, n_input) float32."""
+    """Validate what a simulator is given; return x as (N, n_input) float32 in IR (C) order."""
     x = np.asarray(x)
     if x.ndim != len(snn.input_shape) + 1 or tuple(x.shape[1:]) != snn.input_shape:
         raise ValueError(f"input must have shape (N, {', '.join(map(str, snn.input_shape))}), found {x.shape}")
@@ -256,42 +426,88 @@ def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: 
     return x
 
 
+def _neuron_order(snn: SpikingNetwork) -> np.ndarray:
+    """order[e] = IR index (stages concatenated) of the neuron at engine index e."""
+    parts, start = [], 0
+    for stage in snn.stages:
+        parts.append(engine_order(stage.out_shape) + start)
+        start += stage.size
+    return np.concatenate(parts)
+
+
 def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
              record: bool = False, threads: int | None = None, progress: Progress | None = None,
-             first_sample: int = 0) -> SimulationResult:
+             first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0) -> SimulationResult:
     """Run the event-driven SNN on inputs x (N, *input_shape) for ``steps`` steps.
 
     ``first_sample`` numbers the samples for the random streams (sample i uses first_sample + i),
     so a data set split into chunks gives the same result as one run. ``record`` keeps the full
-    spike raster and the final membrane potentials of all neurons (memory: N * T * neurons bytes;
-    for tests and small nets).
+    spike raster and the final membrane potentials of all neurons, in IR order (memory:
+    N * T * neurons bytes; for tests and small nets). Early exit (off by default): a sample stops
+    once its decision has not changed for ``stable_steps`` steps, or once the leading class has
+    ``exit_margin`` more output spikes than the runner-up; its later decisions repeat the last one.
     """
     x = check_simulation_args(snn, x, steps, seed)
-    arrays = pack(snn, steps)
-    n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
+    if stable_steps < 0 or exit_margin < 0:
+        raise ValueError("stable_steps and exit_margin must be >= 0 (0 turns the criterion off)")
     if threads is not None:
+        if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
         numba.set_num_threads(threads)
+    arrays = pack(snn, steps)
+    input_index = engine_order(snn.input_shape)
+    x = x[:, input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
+    order = _neuron_order(snn) if record else None
+    n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
     parts = []
     for start in range(0, max(n, 1), batch_size):
-        xb = x[start:start + batch_size]
+        xb = np.ascontiguousarray(x[start:start + batch_size])
         b = len(xb)
         spikes = np.zeros((b, n_stages, steps), np.int32)
         synops = np.zeros((b, n_stages), np.int64)
         decisions = np.zeros((b, steps), np.int32)
         first_spike = np.zeros(b, np.int32)
+        exit_step = np.zeros(b, np.int32)
         counts = np.zeros((b, n_out), np.int32)
         v_out = np.zeros((b, n_out), np.float32)
         raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         began = time.perf_counter()
-        _run_batch(xb, first_sample + start, seed, steps, arrays["kinds"], arrays["off"], arrays["syn_ptr"],
-                   arrays["syn_p0"], arrays["syn_idx"], arrays["syn_w"], arrays["syn_w0"], arrays["mem_ptr"],
-                   arrays["mem_p0"], arrays["mem_idx"], arrays["mem_i0"], arrays["drive"], arrays["threshold"],
-                   arrays["subtract"], arrays["poisson"], arrays["readout"], arrays["rate"], arrays["decay"],
-                   arrays["v_init"], spikes, synops, decisions, first_spike, counts, v_out, raster, membrane, record)
+        _run_batch(xb, input_index, first_sample + start, seed, steps, arrays["kinds"], arrays["paths"], arrays["off"],
+                   arrays["geometry"], arrays["syn_ptr"], arrays["syn_p0"], arrays["syn_idx"], arrays["syn_i0"],
+                   arrays["syn_w"], arrays["syn_w0"], arrays["mem_ptr"], arrays["mem_p0"], arrays["mem_idx"],
+                   arrays["mem_i0"], arrays["drive"], arrays["has_drive"], arrays["threshold"], arrays["subtract"],
+                   arrays["poisson"], arrays["readout"], arrays["rate"], arrays["decay"], arrays["v_init"],
+                   stable_steps, exit_margin, spikes, synops, decisions, first_spike, exit_step, counts, v_out,
+                   raster, membrane, record, numba.get_num_threads())
+        elapsed = time.perf_counter() - began
+        if record:  # back to IR order
+            raster[:, :, order] = raster.copy()
+            membrane[:, order] = membrane.copy()
         parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
-                                      tuple(s.name for s in snn.stages), time.perf_counter() - began,
+                                      tuple(s.name for s in snn.stages), elapsed, exit_step,
                                       raster if record else None, membrane if record else None))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)
+
+
+def fastest_stage(candidates: list[Stage], events: int = 4000, repeats: int = 3) -> Stage:
+    """The candidate (same layer, different paths) that delivers random events fastest here."""
+    rng = np.random.default_rng(0)
+    best, best_time = candidates[0], np.inf
+    for stage in candidates:
+        snn = SpikingNetwork((stage,), SimulationConfig(), stage.in_shape)
+        a = pack(snn, 1)
+        queue = rng.integers(0, stage.n_in, min(events, stage.n_in)).astype(np.int32)
+        v = np.zeros(stage.size, np.float32)
+        args = (0, queue, 0, queue.size, _NO_AMOUNTS, a["paths"], a["geometry"], a["syn_ptr"], a["syn_p0"],
+                a["syn_idx"], a["syn_i0"], a["syn_w"], a["syn_w0"], v, 0)
+        _deliver(*args)  # compile / warm up
+        began = time.perf_counter()
+        for _ in range(repeats):
+            _deliver(*args)
+        elapsed = time.perf_counter() - began
+        if elapsed < best_time:
+            best, best_time = stage, elapsed
+    return best

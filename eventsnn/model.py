@@ -44,9 +44,10 @@ class ConvertedModel:
     def normalized(self) -> Network:
         return normalize(self.ann, list(self.scales))
 
-    def build(self, max_bytes: int = DEFAULT_MAX_BYTES, **overrides) -> SpikingNetwork:
-        """The spiking network, with any simulation setting overridden (e.g. ``reset="zero"``)."""
-        return build(self.normalized(), self.config.updated(**overrides), max_bytes)
+    def build(self, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto", **overrides) -> SpikingNetwork:
+        """The spiking network, with any simulation setting overridden (e.g. ``reset="zero"``);
+        ``path`` and ``max_bytes`` choose the conv connectivity (see ``snn.build``)."""
+        return build(self.normalized(), self.config.updated(**overrides), max_bytes, path)
 
 
 def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = 99.9,

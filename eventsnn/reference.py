@@ -69,7 +69,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     v = [np.full((n, s.size), initial_membrane(cfg), np.float32) for s in stages]
     est = [np.zeros((n, s.n_in)) for s in stages]
     drive = [stage_drive(s, cfg, steps) for s in stages]
-    fan_out = [s.synapses.fan_out() for s in stages]
+    fan_out = [s.fan_out for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
     synops = np.zeros((n, n_stages), np.int64)
     decisions = np.zeros((n, steps), np.int32)
@@ -120,4 +120,5 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
     membrane = np.concatenate(v, axis=1) if record else None
     return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),
-                            tuple(s.name for s in stages), time.perf_counter() - began, raster, membrane)
+                            tuple(s.name for s in stages), time.perf_counter() - began,
+                            exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane)

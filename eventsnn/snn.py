@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from . import ann
-from .connectivity import CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, csr_bytes_estimate, linear_csr, maxpool_windows, validate
+from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_bytes_estimate, engine_order,
+                           maxpool_windows, permuted, validate)
 from .convert import spiking_roles
 from .ir import AvgPool2d, Conv2d, Layer, Linear, MaxPool2d, Network, Shape
 
@@ -65,18 +66,32 @@ class SimulationConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+PATHS = ("auto", "csr", "direct")
+
+
 @dataclass(frozen=True, eq=False)
 class Stage:
-    """One population of the SNN: an IF layer, a max-pool gate, or the output layer."""
+    """One population of the SNN: an IF layer, a max-pool gate, or the output layer.
+
+    ``path`` says how spikes reach it: 'csr' (rows per presynaptic neuron), 'direct' (a spike
+    scatters the shared conv kernel, stored (kh, kw, C_in, C_out)), or 'dense' (a row of the
+    (n_in, n_out) matrix: a CSR row whose targets are all outputs). Arrays that index neurons are
+    in engine order (``engine_order``); ``bias`` and ``fan_out`` are in IR order.
+    """
 
     name: str
     kind: int
+    path: str
     layer: Layer  # the normalized IR layer whose synapses feed this stage (for the reference)
     in_shape: Shape
     out_shape: Shape
-    synapses: CSR  # rows: presynaptic neurons; for a gate: input -> windows that contain it
-    bias: np.ndarray  # float32 per neuron (zeros for gates and avg-pools)
-    members: CSR | None = None  # gate only: window -> its inputs, row-major
+    source_shape: Shape  # shape of the presynaptic population (before any flatten), sets its engine order
+    bias: np.ndarray  # float32 per neuron, IR order (zeros for gates and avg-pools)
+    fan_out: np.ndarray  # synapses per input neuron, IR order (0 for gates)
+    synapses: CSR | None = None  # 'csr' rows; for a gate: input -> windows that contain it
+    members: CSR | None = None  # gate only: window -> its inputs, row-major within the window
+    kernel: np.ndarray | None = None  # 'direct': (kh, kw, C_in, C_out) float32
+    dense: np.ndarray | None = None  # 'dense': (n_in, n_out) float32, rows in engine order
     macs: int = 0
 
     @property
@@ -86,6 +101,12 @@ class Stage:
     @property
     def n_in(self) -> int:
         return int(np.prod(self.in_shape))
+
+    @property
+    def connectivity_bytes(self) -> int:
+        parts = (self.synapses, self.members)
+        return sum(p.nbytes for p in parts if p is not None) + sum(
+            a.nbytes for a in (self.kernel, self.dense) if a is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,47 +126,91 @@ class SpikingNetwork:
     def with_config(self, **overrides) -> "SpikingNetwork":
         return replace(self, config=self.config.updated(**overrides))
 
-    def connectivity_bytes(self) -> list[int]:
-        return [s.synapses.nbytes + (s.members.nbytes if s.members is not None else 0) for s in self.stages]
+
+def _gate_stage(layer: MaxPool2d, common: dict) -> Stage:
+    """Max-pool gate: input -> windows (CSR) and window -> members in row-major window order."""
+    in_order, out_order = engine_order(common["source_shape"]), engine_order(common["out_shape"])
+    members, windows = maxpool_windows(layer, common["in_shape"])
+    n_in, n_out = len(in_order), len(out_order)
+    inverse_in = np.argsort(in_order)
+    member_idx = inverse_in[members.indices.reshape(n_out, -1)[out_order]].ravel().astype(np.int32)
+    members = validate(CSR(members.indptr, member_idx, members.weights, n_in), n_out, n_in, f"{layer.name} members")
+    windows = validate(permuted(windows, in_order, out_order), n_in, n_out, layer.name)
+    return Stage(path="csr", fan_out=np.zeros(n_in, np.int64), synapses=windows, members=members, **common)
 
 
-def build(net: Network, config: SimulationConfig | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> SpikingNetwork:
-    """Populations and CSR connectivity of a folded, normalized network.
+def _csr_stage(synapses: CSR, common: dict, fan_out: np.ndarray | None = None) -> Stage:
+    """A stage fed through CSR rows, renumbered from IR to engine order."""
+    in_order, out_order = engine_order(common["source_shape"]), engine_order(common["out_shape"])
+    engine_csr = validate(permuted(synapses, in_order, out_order), len(in_order), len(out_order), common["name"])
+    return Stage(path="csr", fan_out=np.diff(synapses.indptr) if fan_out is None else fan_out,
+                 synapses=engine_csr, **common)
 
-    Raises ValueError before building a layer whose connectivity would exceed ``max_bytes``.
+
+def _conv_stages(layer: Conv2d, common: dict, path: str, max_bytes: int) -> list[Stage]:
+    """The candidate stages of a conv layer, refusing an unrolled CSR over the cap."""
+    in_shape = common["in_shape"]
+    estimate = csr_bytes_estimate(layer, in_shape)
+    if path == "csr" and estimate > max_bytes:
+        raise ValueError(f"layer '{layer.name}' would need {estimate / 2**20:.0f} MiB of unrolled connectivity, "
+                         f"over the cap of {max_bytes / 2**20:.0f} MiB; raise max_bytes or use the kernel-direct "
+                         "path (path='direct' or 'auto')")
+    fan_out = conv_fan_out(layer, in_shape)
+    candidates = []
+    if path == "csr" or (path == "auto" and estimate <= max_bytes):
+        candidates.append(_csr_stage(conv_csr(layer, in_shape), common, fan_out))
+    if path in ("direct", "auto"):
+        kernel = np.ascontiguousarray(layer.weight.transpose(2, 3, 1, 0))
+        candidates.append(Stage(path="direct", fan_out=fan_out, kernel=kernel, **common))
+    return candidates
+
+
+def build(net: Network, config: SimulationConfig | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+          path: str = "auto") -> SpikingNetwork:
+    """Populations and connectivity of a folded, normalized network.
+
+    ``path`` for conv layers: 'csr' (unrolled; refused with a ValueError before building when it
+    would exceed ``max_bytes``), 'direct' (kernel scatter), or 'auto' (whichever is measured to be
+    faster on this machine; the two give identical results). Linear layers use dense rows,
+    avg-pools and max-pool gates CSR.
     """
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     config = config or SimulationConfig()
     roles = spiking_roles(net)
     macs = ann.macs(net)
     stages: list[Stage] = []
+    source_shape = net.input_shape
     for i, (layer, role) in enumerate(zip(net.layers, roles)):
         if role not in ("hidden", "output", "avgpool") and not isinstance(layer, MaxPool2d):
             continue
         in_shape, out_shape = net.input_shape_of(i), net.shapes[i]
         if not stages and isinstance(layer, MaxPool2d):
             raise ValueError("the network must start with conv2d, linear or avgpool2d, not a max-pool")
-        estimate = csr_bytes_estimate(layer, in_shape)
-        if estimate > max_bytes:
-            raise ValueError(f"layer '{layer.name}' would need {estimate / 2**20:.0f} MiB of unrolled connectivity, "
-                             f"over the cap of {max_bytes / 2**20:.0f} MiB; raise max_bytes or use a kernel-direct path")
-        n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
-        members = None
-        if isinstance(layer, MaxPool2d):
-            kind, (members, synapses) = GATE, maxpool_windows(layer, in_shape)
-            validate(members, n_out, n_in, f"{layer.name} members")
-        else:
-            kind = OUTPUT if role == "output" else IF
-            if isinstance(layer, Conv2d):
-                synapses = conv_csr(layer, in_shape)
-            elif isinstance(layer, Linear):
-                synapses = linear_csr(layer)
-            else:
-                synapses = avgpool_csr(layer, in_shape)
-        validate(synapses, n_in, n_out, layer.name)
+        n_out = int(np.prod(out_shape))
+        kind = GATE if isinstance(layer, MaxPool2d) else OUTPUT if role == "output" else IF
+        if kind == OUTPUT and not np.array_equal(engine_order(out_shape), np.arange(n_out)):
+            raise ValueError(f"output layer '{layer.name}' must produce a vector (end with flatten and linear)")
         bias = np.zeros(n_out, np.float32)
         if isinstance(layer, (Conv2d, Linear)):
             bias = np.repeat(layer.bias, n_out // layer.bias.size).astype(np.float32)
-        stages.append(Stage(layer.name, kind, layer, in_shape, out_shape, synapses, bias, members, macs[i]))
+        common = dict(name=layer.name, kind=kind, layer=layer, in_shape=in_shape, out_shape=out_shape,
+                      source_shape=source_shape, bias=bias, macs=macs[i])
+        if isinstance(layer, MaxPool2d):
+            stages.append(_gate_stage(layer, common))
+        elif isinstance(layer, AvgPool2d):
+            stages.append(_csr_stage(avgpool_csr(layer, in_shape), common))
+        elif isinstance(layer, Linear):
+            dense = np.ascontiguousarray(layer.weight.T[engine_order(source_shape)])
+            stages.append(Stage(path="dense", fan_out=np.full(dense.shape[0], n_out, np.int64), dense=dense, **common))
+        else:
+            candidates = _conv_stages(layer, common, path, max_bytes)
+            if len(candidates) > 1:
+                from .engine import fastest_stage  # measured with the engine's own kernels
+
+                candidates = [fastest_stage(candidates)]
+            stages.append(candidates[0])
+        source_shape = out_shape
     return SpikingNetwork(tuple(stages), config, net.input_shape)
 
 
@@ -173,6 +238,7 @@ class SimulationResult:
     output_membrane: np.ndarray  # (N, n_classes) float32: output membrane potentials at T
     stage_names: tuple[str, ...]
     seconds: float = 0.0
+    exit_step: np.ndarray | None = None  # (N,) int32: step a sample stopped early, -1 if it ran to T
     raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) uint8 when recorded
     membrane: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) float32 at T, when recorded
 
@@ -193,7 +259,7 @@ class SimulationResult:
     def concatenate(parts: list["SimulationResult"]) -> "SimulationResult":
         first = parts[0]
         recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
-                    for f in ("raster", "membrane")}
+                    for f in ("raster", "membrane", "exit_step")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

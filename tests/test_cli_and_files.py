@@ -115,4 +115,7 @@ def test_invalid_settings_are_refused(demo):
 
 def test_connectivity_cap_is_enforced_before_building(demo):
     with pytest.raises(ValueError, match="conv2.*MiB.*kernel-direct"):
-        demo.model.build(max_bytes=1 << 20)
+        demo.model.build(max_bytes=1 << 20, path="csr")
+    snn = demo.model.build(max_bytes=1 << 20)  # 'auto' falls back to the kernel-direct path
+    assert [s.path for s in snn.stages if s.name.startswith("conv")] == ["direct", "direct"]
+    assert max(s.connectivity_bytes for s in snn.stages) < 1 << 20
