@@ -1,0 +1,96 @@
+"""Conv connectivity paths, early exit, and statistics of the event engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventsnn.connectivity import conv_csr, conv_fan_out
+from eventsnn.engine import simulate
+from eventsnn.ir import Conv2d
+from eventsnn.snn import INPUTS, SimulationConfig, build
+
+from .conftest import random_inputs, random_network, seeds
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, input_mode=st.sampled_from(INPUTS))
+def test_csr_and_kernel_direct_paths_give_identical_spike_trains(seed, input_mode):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng)
+    x = random_inputs(rng, net, 3)
+    config = SimulationConfig(input=input_mode)
+    csr = simulate(build(net, config, path="csr"), x, 16, seed=1, record=True)
+    direct = simulate(build(net, config, path="direct"), x, 16, seed=1, record=True)
+    np.testing.assert_array_equal(csr.raster, direct.raster)
+    np.testing.assert_array_equal(csr.membrane, direct.membrane)
+    np.testing.assert_array_equal(csr.synops, direct.synops)
+
+
+@settings(max_examples=40, deadline=None)
+@given(c=st.integers(1, 3), o=st.integers(1, 3), size=st.integers(3, 9), k=st.integers(1, 4),
+       stride=st.integers(1, 3), padding=st.integers(0, 2))
+def test_conv_fan_out_counts_the_unrolled_synapses(c, o, size, k, stride, padding):
+    if (size + 2 * padding - k) // stride + 1 < 1 or k > size + 2 * padding:
+        return
+    layer = Conv2d(np.ones((o, c, k, k)), None, stride, padding, "conv")
+    np.testing.assert_array_equal(conv_fan_out(layer, (c, size, size)), np.diff(conv_csr(layer, (c, size, size)).indptr))
+
+
+def test_early_exit_saves_synops_and_keeps_the_decision(demo):
+    snn = demo.model.build()
+    x = demo.x[:40]
+    full = simulate(snn, x, 100)
+    early = simulate(snn, x, 100, stable_steps=20)
+    stopped = early.exit_step > 0
+    assert stopped.any() and np.all(early.exit_step[stopped] < 100)
+    assert early.synops.sum() < full.synops.sum()
+    # up to its exit step a sample computes exactly what the full run does
+    for b in np.flatnonzero(stopped):
+        t = early.exit_step[b]
+        np.testing.assert_array_equal(early.decisions[b, :t], full.decisions[b, :t])
+        assert np.all(early.decisions[b, t:] == early.decisions[b, t - 1])
+        assert np.all(early.spikes[b, :, t:] == 0)
+    assert np.all(full.exit_step == -1)
+
+
+def test_margin_exit_stops_when_the_lead_is_large(demo):
+    snn = demo.model.build(output="spikes")
+    result = simulate(snn, demo.x[:10], 100, exit_margin=5)
+    stopped = result.exit_step > 0
+    assert stopped.any()
+    lead = np.sort(result.output_counts, axis=1)
+    assert np.all(lead[stopped, -1] - lead[stopped, -2] >= 5)
+
+
+def test_statistics_are_consistent(demo):
+    snn = demo.model.build()
+    result = simulate(snn, demo.x[:5], 30, record=True)
+    offsets = np.cumsum([0] + [s.size for s in snn.stages])
+    for s, stage in enumerate(snn.stages):
+        spikes = result.raster[:, :, offsets[s]:offsets[s + 1]]
+        np.testing.assert_array_equal(spikes.sum(axis=2), result.spikes[:, s])
+        if s > 0:  # SynOps = spikes received x fan-out of the sender
+            received = result.raster[:, :, offsets[s - 1]:offsets[s]].sum(axis=1).astype(np.int64)
+            np.testing.assert_array_equal(received @ stage.fan_out, result.synops[:, s])
+    first = np.argmax(result.spikes[:, -1] > 0, axis=1) + 1
+    np.testing.assert_array_equal(np.where(result.spikes[:, -1].any(axis=1), first, -1), result.first_spike)
+
+
+def test_invalid_early_exit_and_threads_are_refused(demo):
+    snn = demo.model.build()
+    with pytest.raises(ValueError, match="stable_steps"):
+        simulate(snn, demo.x[:1], 5, stable_steps=-1)
+    with pytest.raises(ValueError, match="threads"):
+        simulate(snn, demo.x[:1], 5, threads=0)
+
+
+def test_paths_agree_bit_for_bit_on_real_weights(demo):
+    """Not only on dyadic weights: both paths add the same floats in the same order."""
+    x = demo.x[:4]
+    csr = simulate(demo.model.build(path="csr"), x, 30, record=True)
+    direct = simulate(demo.model.build(path="direct"), x, 30, record=True)
+    np.testing.assert_array_equal(csr.raster, direct.raster)
+    np.testing.assert_array_equal(csr.membrane, direct.membrane)
