@@ -80,6 +80,22 @@ def conv_fan_out(layer: Conv2d, in_shape: Shape) -> np.ndarray:
     return np.tile(per_pixel, c_in).astype(np.int64)
 
 
+def kernel_target_table(layer: Conv2d, in_shape: Shape) -> CSR:
+    """The kernel-direct path's implicit CSR: row = input pixel y*W + x; entries are pairs
+    (output pixel * C_out, kernel offset * C_in * C_out), offsets into channel-last membranes and
+    the (kh, kw, C_in, C_out) kernel. Weights are unused."""
+    c_in, h, w = in_shape
+    c_out, _, _, kw = layer.weight.shape
+    pin, pout, k, _ = window_pairs((h, w), layer.weight.shape[2:], layer.stride, layer.padding)
+    if h * w * c_out >= 2**31 or layer.weight.size >= 2**31:
+        raise ValueError(f"{layer.name}: layer too large for 32-bit kernel-direct offsets")
+    order = np.argsort(pin, kind="stable")
+    pairs = np.stack([pout[order] * c_out, k[order] * c_in * c_out], axis=1).astype(np.int32)
+    indptr = np.zeros(h * w + 1, np.int64)
+    np.cumsum(np.bincount(pin, minlength=h * w), out=indptr[1:])
+    return CSR(indptr, pairs.ravel(), np.zeros(len(pairs), np.float32), 0)
+
+
 def _from_coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, n_cols: int) -> CSR:
     m = sp.coo_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_rows, n_cols)).tocsr()
     m.sort_indices()

@@ -73,43 +73,31 @@ def _deliver_dense(queue, q0, count, amounts, n_out, weights, w0, v, v0):
 
 
 @njit(cache=True, error_model="numpy")
-def _deliver_direct(queue, q0, count, amounts, geometry, weights, w0, v, v0):
-    """A spike at input (y, x, c) adds kernel[i, j, c, :] to output (oy, ox, :) for every offset
-    (i, j) with y = stride*oy + i - padding (and the same for x)."""
-    width, channels, out_h, out_w, n_out, kh, kw, stride, padding = (
-        geometry[1], geometry[2], geometry[3], geometry[4], geometry[5], geometry[6], geometry[7], geometry[8],
-        geometry[9])
+def _deliver_direct(queue, q0, count, amounts, channels, n_out, table_ptr, p0, table, t0, weights, w0, v, v0):
+    """A spike at input (pixel, c) adds kernel[i, j, c, :] to every output pixel it reaches.
+
+    The table lists, per input pixel, pairs (output pixel * n_out, (i*kw + j) * channels * n_out):
+    the kernel's implicit CSR, shared by all channels, so no geometry is computed per spike."""
     ops = 0
     for e in range(count):
         j = queue[q0 + e]
         c = j % channels
         pixel = j // channels
-        x = pixel % width
-        y = pixel // width
         a = amounts[j] if amounts.size else np.float32(1.0)
-        for i in range(kh):
-            ty = y + padding - i
-            if ty < 0:
-                break
-            if ty % stride != 0 or ty // stride >= out_h:
-                continue
-            for jj in range(kw):
-                tx = x + padding - jj
-                if tx < 0:
-                    break
-                if tx % stride != 0 or tx // stride >= out_w:
-                    continue
-                target = v0 + ((ty // stride) * out_w + tx // stride) * n_out
-                row = w0 + ((i * kw + jj) * channels + c) * n_out
-                _add_row(v[target:target + n_out], weights[row:row + n_out], a, amounts.size > 0)
-                ops += n_out
+        start, stop = table_ptr[p0 + pixel], table_ptr[p0 + pixel + 1]
+        for r in range(start, stop):
+            target = v0 + table[t0 + 2 * r]
+            row = w0 + table[t0 + 2 * r + 1] + c * n_out
+            _add_row(v[target:target + n_out], weights[row:row + n_out], a, amounts.size > 0)
+        ops += (stop - start) * n_out
     return ops
 
 
 @njit(cache=True, error_model="numpy")
 def _deliver(s, queue, q0, count, amounts, paths, geometry, indptr, p0, indices, i0, weights, w0, v, v0):
     if paths[s] == DIRECT_PATH:
-        return _deliver_direct(queue, q0, count, amounts, geometry[s], weights, w0[s], v, v0)
+        return _deliver_direct(queue, q0, count, amounts, geometry[s, 2], geometry[s, 5], indptr, p0[s], indices, i0[s],
+                               weights, w0[s], v, v0)
     if paths[s] == DENSE_PATH:
         return _deliver_dense(queue, q0, count, amounts, geometry[s, 5], weights, w0[s], v, v0)
     return _deliver_csr(queue, q0, count, amounts, indptr, p0[s], indices, i0[s], weights, w0[s], v, v0)
@@ -119,22 +107,35 @@ def _deliver(s, queue, q0, count, amounts, paths, geometry, indptr, p0, indices,
 # neurons
 
 @njit(cache=True, error_model="numpy")
-def _integrate_fire(v, v0, n, drive, d0, threshold, subtract, queue):
+def _integrate_fire(v, v0, n, drive, d0, threshold, subtract, queue, words, f0):
     """V += drive; spike where V >= threshold, reset, queue the spiking indices.
 
-    Returns (spike count, whether some V is still >= threshold after its reset)."""
-    _add_row(v[v0:v0 + n], drive[d0:d0 + n], np.float32(1.0), False)
+    Two passes: a branch-free one that vectorizes (integrate, threshold, reset, one flag byte per
+    neuron into ``words``, starting at word f0), then a compaction that skips 8 silent neurons
+    per zero word and appends without branches. Returns (spike count, whether some V is still
+    >= threshold after its reset)."""
+    flags = words.view(np.uint8)
+    _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract)
     count = 0
     residual = False
-    for i in range(n):
-        u = v[v0 + i]
-        if u >= threshold:
-            u = u - threshold if subtract else np.float32(0.0)
-            residual |= u >= threshold
-            v[v0 + i] = u
-            queue[v0 + count] = i
-            count += 1
+    for w in range((n + 7) // 8):
+        if words[f0 + w] != 0:
+            for i in range(8 * w, min(8 * w + 8, n)):
+                queue[v0 + count] = i
+                spiked = flags[8 * f0 + i]
+                residual |= spiked & (v[v0 + i] >= threshold)
+                count += spiked
     return count, residual
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _fire(v, drive, flags, threshold, subtract):
+    for i in range(v.size):
+        u = v[i] + drive[i]
+        spike = u >= threshold
+        reset = u - threshold if subtract else np.float32(0.0)
+        v[i] = reset if spike else u
+        flags[i] = np.uint8(1) if spike else np.uint8(0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -142,12 +143,17 @@ def _integrate(v, v0, n, drive, d0):
     _add_row(v[v0:v0 + n], drive[d0:d0 + n], np.float32(1.0), False)
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _scale(values, factor):
+    for i in range(values.size):  # a view indexed from 0: vectorizes
+        values[i] *= factor
+
+
 @njit(cache=True, error_model="numpy")
 def _gate(queue, q0, count, est, decay, n_in, windows_ptr, wp0, windows, wi0, members_ptr, mp0, members, mi0, out_q0):
     """Max-pool gate: update the inputs' rate estimates, pass each spike whose input leads its window."""
     if decay != 1.0:
-        for i in range(n_in):
-            est[q0 + i] *= decay
+        _scale(est[q0:q0 + n_in], decay)
     for e in range(count):
         est[q0 + queue[q0 + e]] += 1.0
     passed = 0
@@ -223,8 +229,8 @@ def _margin(counts, n):
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0, syn_idx, syn_i0,
                 syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract, poisson, readout,
-                rate, decay, v_init, stable_steps, exit_margin, v, est, queue, qlen, input_queue, first_drive,
-                residual, spikes, synops, decisions, counts, v_out, raster, membrane, record):
+                rate, decay, v_init, stable_steps, exit_margin, word_off, v, est, queue, qlen, input_queue, first_drive,
+                residual, words, spikes, synops, decisions, counts, v_out, raster, membrane, record):
     """Simulate one sample; scratch (v ... residual) is reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
     n_stages = kinds.size
@@ -281,7 +287,8 @@ def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry
                     if src_count == 0 and not has_drive[s] and not residual[s] and not (s == 0 and not poisson):
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
-                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, d0, threshold, subtract, queue)
+                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, d0, threshold, subtract, queue,
+                                                               words, word_off[s])
                 else:
                     _integrate(v, v0, n, stage_drive, d0)
             spikes[s, t] = qlen[s]
@@ -332,7 +339,7 @@ def _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
 @njit(cache=True, parallel=True, error_model="numpy")
 def _run_batch(x, input_index, first_sample, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0, syn_idx,
                syn_i0, syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract, poisson,
-               readout, rate, decay, v_init, stable_steps, exit_margin, spikes, synops, decisions, first_spike,
+               readout, rate, decay, v_init, stable_steps, exit_margin, word_off, spikes, synops, decisions, first_spike,
                exit_step, counts, v_out, raster, membrane, record, n_threads):
     n_samples = x.shape[0]
     n_chunks = min(n_samples, n_threads)
@@ -346,13 +353,14 @@ def _run_batch(x, input_index, first_sample, seed, steps, kinds, paths, off, geo
         input_queue = np.empty(x.shape[1], dtype=np.int32)
         first_drive = np.empty(off[1], dtype=np.float32)
         residual = np.empty(kinds.size, dtype=np.bool_)
+        words = np.zeros(word_off[kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
         for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
             r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
             first_spike[b], exit_step[b] = _run_sample(
                 x[b], input_index, first_sample + b, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0,
                 syn_idx, syn_i0, syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract,
-                poisson, readout, rate, decay, v_init, stable_steps, exit_margin, v, est, queue, qlen, input_queue,
-                first_drive, residual, spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r],
+                poisson, readout, rate, decay, v_init, stable_steps, exit_margin, word_off, v, est, queue, qlen, input_queue,
+                first_drive, residual, words, spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r],
                 membrane[r], record)
 
 
@@ -389,18 +397,21 @@ def pack(snn: SpikingNetwork, steps: int) -> dict:
     stages = snn.stages
     empty = np.zeros(1, np.int64)
     none = np.zeros(0, np.int64)
-    syn_ptr, syn_p0 = _concat([s.synapses.indptr if s.synapses is not None else empty for s in stages], np.int64)
-    syn_idx, syn_i0 = _concat([s.synapses.indices if s.synapses is not None else none for s in stages], np.int32)
+    tables = [s.kernel_targets if s.path == "direct" else s.synapses for s in stages]
+    syn_ptr, syn_p0 = _concat([t.indptr if t is not None else empty for t in tables], np.int64)
+    syn_idx, syn_i0 = _concat([t.indices if t is not None else none for t in tables], np.int32)
     syn_w, syn_w0 = _concat([_weights(s) for s in stages], np.float32)
     mem_ptr, mem_p0 = _concat([s.members.indptr if s.members is not None else empty for s in stages], np.int64)
     mem_idx, mem_i0 = _concat([s.members.indices if s.members is not None else none for s in stages], np.int32)
     off = np.zeros(len(stages) + 1, np.int64)
     np.cumsum([s.size for s in stages], out=off[1:])
+    word_off = np.zeros(len(stages) + 1, np.int64)
+    np.cumsum([(s.size + 7) // 8 for s in stages], out=word_off[1:])
     cfg = snn.config
     drive = [stage_drive(s, cfg, steps)[engine_order(s.out_shape)] for s in stages]
     return dict(
         kinds=np.array([s.kind for s in stages], np.int64), paths=np.array([_PATHS[s.path] for s in stages], np.int64),
-        off=off, geometry=np.array([_geometry(s) for s in stages], np.int64),
+        off=off, word_off=word_off, geometry=np.array([_geometry(s) for s in stages], np.int64),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         mem_ptr=mem_ptr, mem_p0=mem_p0, mem_idx=mem_idx, mem_i0=mem_i0,
         drive=np.concatenate(drive).astype(np.float32), has_drive=np.array([np.any(d != 0) for d in drive]),
@@ -478,7 +489,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
                    arrays["syn_w"], arrays["syn_w0"], arrays["mem_ptr"], arrays["mem_p0"], arrays["mem_idx"],
                    arrays["mem_i0"], arrays["drive"], arrays["has_drive"], arrays["threshold"], arrays["subtract"],
                    arrays["poisson"], arrays["readout"], arrays["rate"], arrays["decay"], arrays["v_init"],
-                   stable_steps, exit_margin, spikes, synops, decisions, first_spike, exit_step, counts, v_out,
+                   stable_steps, exit_margin, arrays["word_off"], spikes, synops, decisions, first_spike, exit_step,
+                   counts, v_out,
                    raster, membrane, record, numba.get_num_threads())
         elapsed = time.perf_counter() - began
         if record:  # back to IR order

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import ann
 from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_bytes_estimate, engine_order,
+                           kernel_target_table,
                            maxpool_windows, permuted, validate)
 from .convert import spiking_roles
 from .ir import AvgPool2d, Conv2d, Layer, Linear, MaxPool2d, Network, Shape
@@ -91,6 +92,7 @@ class Stage:
     synapses: CSR | None = None  # 'csr' rows; for a gate: input -> windows that contain it
     members: CSR | None = None  # gate only: window -> its inputs, row-major within the window
     kernel: np.ndarray | None = None  # 'direct': (kh, kw, C_in, C_out) float32
+    kernel_targets: CSR | None = None  # 'direct': per input pixel, (out pixel * C_out, offset * C_in * C_out) pairs
     dense: np.ndarray | None = None  # 'dense': (n_in, n_out) float32, rows in engine order
     macs: int = 0
 
@@ -104,7 +106,7 @@ class Stage:
 
     @property
     def connectivity_bytes(self) -> int:
-        parts = (self.synapses, self.members)
+        parts = (self.synapses, self.members, self.kernel_targets)
         return sum(p.nbytes for p in parts if p is not None) + sum(
             a.nbytes for a in (self.kernel, self.dense) if a is not None)
 
@@ -161,7 +163,8 @@ def _conv_stages(layer: Conv2d, common: dict, path: str, max_bytes: int) -> list
         candidates.append(_csr_stage(conv_csr(layer, in_shape), common, fan_out))
     if path in ("direct", "auto"):
         kernel = np.ascontiguousarray(layer.weight.transpose(2, 3, 1, 0))
-        candidates.append(Stage(path="direct", fan_out=fan_out, kernel=kernel, **common))
+        candidates.append(Stage(path="direct", fan_out=fan_out, kernel=kernel,
+                                kernel_targets=kernel_target_table(layer, in_shape), **common))
     return candidates
 
 
