@@ -80,20 +80,43 @@ def conv_fan_out(layer: Conv2d, in_shape: Shape) -> np.ndarray:
     return np.tile(per_pixel, c_in).astype(np.int64)
 
 
+def direct_kernel(layer: Conv2d) -> np.ndarray:
+    """The kernel as the kernel-direct path stores it: (kh, C_in, kw, C_out), kw reversed, so that
+    the weights a spike sends along one output row are contiguous."""
+    return np.ascontiguousarray(layer.weight.transpose(2, 1, 3, 0)[:, :, ::-1, :])
+
+
 def kernel_target_table(layer: Conv2d, in_shape: Shape) -> CSR:
-    """The kernel-direct path's implicit CSR: row = input pixel y*W + x; entries are pairs
-    (output pixel * C_out, kernel offset * C_in * C_out), offsets into channel-last membranes and
-    the (kh, kw, C_in, C_out) kernel. Weights are unused."""
+    """The kernel-direct path's implicit CSR, shared by all input channels.
+
+    Row = input pixel y*W + x; entries are triples (target, weight, length): add
+    ``direct_kernel.ravel()[weight + c*kw*C_out:][:length]`` to the channel-last membranes at
+    ``target``. With stride 1 one triple covers a whole kernel row (up to kw output pixels).
+    Weights are unused."""
     c_in, h, w = in_shape
-    c_out, _, _, kw = layer.weight.shape
-    pin, pout, k, _ = window_pairs((h, w), layer.weight.shape[2:], layer.stride, layer.padding)
+    c_out, _, kh, kw = layer.weight.shape
+    s, p = layer.stride, layer.padding
+    ho, wo = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
     if h * w * c_out >= 2**31 or layer.weight.size >= 2**31:
         raise ValueError(f"{layer.name}: layer too large for 32-bit kernel-direct offsets")
-    order = np.argsort(pin, kind="stable")
-    pairs = np.stack([pout[order] * c_out, k[order] * c_in * c_out], axis=1).astype(np.int32)
+    triples, counts = [], np.zeros(h * w, np.int64)
+    for y in range(h):
+        for x in range(w):
+            for i in range(kh):
+                if (y + p - i) % s or not 0 <= (y + p - i) // s < ho:
+                    continue
+                oy = (y + p - i) // s
+                reachable = [jj for jj in range(kw) if (x + p - jj) % s == 0 and 0 <= (x + p - jj) // s < wo]
+                # stride 1: consecutive jj reach consecutive output pixels, one contiguous run
+                runs = [reachable] if s == 1 and reachable else [[jj] for jj in reachable]
+                for run in runs:
+                    jj = max(run)
+                    ox = (x + p - jj) // s
+                    triples.append(((oy * wo + ox) * c_out, (i * c_in * kw + kw - 1 - jj) * c_out, len(run) * c_out))
+                    counts[y * w + x] += 1
     indptr = np.zeros(h * w + 1, np.int64)
-    np.cumsum(np.bincount(pin, minlength=h * w), out=indptr[1:])
-    return CSR(indptr, pairs.ravel(), np.zeros(len(pairs), np.float32), 0)
+    np.cumsum(counts, out=indptr[1:])
+    return CSR(indptr, np.array(triples, np.int32).ravel(), np.zeros(len(triples), np.float32), 0)
 
 
 def _from_coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, n_cols: int) -> CSR:

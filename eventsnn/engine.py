@@ -73,33 +73,34 @@ def _deliver_dense(queue, q0, count, amounts, n_out, weights, w0, v, v0):
 
 
 @njit(cache=True, error_model="numpy")
-def _deliver_direct(queue, q0, count, amounts, channels, n_out, table_ptr, p0, table, t0, weights, w0, v, v0):
-    """A spike at input (pixel, c) adds kernel[i, j, c, :] to every output pixel it reaches.
+def _deliver_direct(queue, q0, count, amounts, channels, channel_stride, table_ptr, p0, table, t0, weights, w0, v, v0):
+    """A spike at input (pixel, c) adds its kernel slices to the output pixels it reaches.
 
-    The table lists, per input pixel, pairs (output pixel * n_out, (i*kw + j) * channels * n_out):
-    the kernel's implicit CSR, shared by all channels, so no geometry is computed per spike."""
+    The table (``connectivity.kernel_target_table``) lists per input pixel the triples (target,
+    weight, length) of contiguous runs, so no geometry is computed per spike and the inner loop
+    is a long, vectorized add."""
     ops = 0
     for e in range(count):
         j = queue[q0 + e]
         c = j % channels
         pixel = j // channels
         a = amounts[j] if amounts.size else np.float32(1.0)
-        start, stop = table_ptr[p0 + pixel], table_ptr[p0 + pixel + 1]
-        for r in range(start, stop):
-            target = v0 + table[t0 + 2 * r]
-            row = w0 + table[t0 + 2 * r + 1] + c * n_out
-            _add_row(v[target:target + n_out], weights[row:row + n_out], a, amounts.size > 0)
-        ops += (stop - start) * n_out
+        for r in range(table_ptr[p0 + pixel], table_ptr[p0 + pixel + 1]):
+            target = v0 + table[t0 + 3 * r]
+            row = w0 + table[t0 + 3 * r + 1] + c * channel_stride
+            length = table[t0 + 3 * r + 2]
+            _add_row(v[target:target + length], weights[row:row + length], a, amounts.size > 0)
+            ops += length
     return ops
 
 
 @njit(cache=True, error_model="numpy")
 def _deliver(s, queue, q0, count, amounts, paths, geometry, indptr, p0, indices, i0, weights, w0, v, v0):
     if paths[s] == DIRECT_PATH:
-        return _deliver_direct(queue, q0, count, amounts, geometry[s, 2], geometry[s, 5], indptr, p0[s], indices, i0[s],
+        return _deliver_direct(queue, q0, count, amounts, geometry[s, 0], geometry[s, 2], indptr, p0[s], indices, i0[s],
                                weights, w0[s], v, v0)
     if paths[s] == DENSE_PATH:
-        return _deliver_dense(queue, q0, count, amounts, geometry[s, 5], weights, w0[s], v, v0)
+        return _deliver_dense(queue, q0, count, amounts, geometry[s, 1], weights, w0[s], v, v0)
     return _deliver_csr(queue, q0, count, amounts, indptr, p0[s], indices, i0[s], weights, w0[s], v, v0)
 
 
@@ -376,12 +377,11 @@ def _concat(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _geometry(stage: Stage) -> list[int]:
-    """in H, in W, in C, out H, out W, out C (or n_out), kh, kw, stride, padding."""
+    """Per stage: [input channels, outputs per target pixel, kernel stride between input channels]."""
     if stage.path != "direct":
-        return [0, 0, 0, 0, 0, stage.size, 0, 0, 0, 0]
-    layer = stage.layer
-    (c, h, w), (o, ho, wo) = stage.in_shape, stage.out_shape
-    return [h, w, c, ho, wo, o, layer.weight.shape[2], layer.weight.shape[3], layer.stride, layer.padding]
+        return [0, stage.size, 0]
+    kh, c_in, kw, c_out = stage.kernel.shape
+    return [c_in, c_out, kw * c_out]
 
 
 def _weights(stage: Stage) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import ann
 from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_bytes_estimate, engine_order,
-                           kernel_target_table,
+                           direct_kernel, kernel_target_table,
                            maxpool_windows, permuted, validate)
 from .convert import spiking_roles
 from .ir import AvgPool2d, Conv2d, Layer, Linear, MaxPool2d, Network, Shape
@@ -75,7 +75,7 @@ class Stage:
     """One population of the SNN: an IF layer, a max-pool gate, or the output layer.
 
     ``path`` says how spikes reach it: 'csr' (rows per presynaptic neuron), 'direct' (a spike
-    scatters the shared conv kernel, stored (kh, kw, C_in, C_out)), or 'dense' (a row of the
+    scatters the shared conv kernel, see ``connectivity.direct_kernel``), or 'dense' (a row of the
     (n_in, n_out) matrix: a CSR row whose targets are all outputs). Arrays that index neurons are
     in engine order (``engine_order``); ``bias`` and ``fan_out`` are in IR order.
     """
@@ -91,8 +91,8 @@ class Stage:
     fan_out: np.ndarray  # synapses per input neuron, IR order (0 for gates)
     synapses: CSR | None = None  # 'csr' rows; for a gate: input -> windows that contain it
     members: CSR | None = None  # gate only: window -> its inputs, row-major within the window
-    kernel: np.ndarray | None = None  # 'direct': (kh, kw, C_in, C_out) float32
-    kernel_targets: CSR | None = None  # 'direct': per input pixel, (out pixel * C_out, offset * C_in * C_out) pairs
+    kernel: np.ndarray | None = None  # 'direct': (kh, C_in, kw reversed, C_out) float32
+    kernel_targets: CSR | None = None  # 'direct': per input pixel, (target, weight, length) runs
     dense: np.ndarray | None = None  # 'dense': (n_in, n_out) float32, rows in engine order
     macs: int = 0
 
@@ -162,7 +162,7 @@ def _conv_stages(layer: Conv2d, common: dict, path: str, max_bytes: int) -> list
     if path == "csr" or (path == "auto" and estimate <= max_bytes):
         candidates.append(_csr_stage(conv_csr(layer, in_shape), common, fan_out))
     if path in ("direct", "auto"):
-        kernel = np.ascontiguousarray(layer.weight.transpose(2, 3, 1, 0))
+        kernel = direct_kernel(layer)
         candidates.append(Stage(path="direct", fan_out=fan_out, kernel=kernel,
                                 kernel_targets=kernel_target_table(layer, in_shape), **common))
     return candidates

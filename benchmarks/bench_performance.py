@@ -1,0 +1,253 @@
+"""The event engine against dense time-stepped simulation, measured in one run.
+
+    python benchmarks/bench_performance.py [--quick]
+
+Networks: the demo MNIST CNN, and the CIFAR-10 net of examples/ (trained weights from
+examples/models/cifar10_relu.pt when present, else random weights of the same shape, normalized on
+real images). All simulators run the same converted network on the same inputs with analog
+input, reset by subtraction and membrane readout, and their decisions are compared.
+
+Prints tables and writes docs/results/performance.json and docs/results/performance_time_vs_T.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from eventsnn import convert, simulate, simulate_reference  # noqa: E402
+from eventsnn.engine import _deliver, _neuron_order, pack  # noqa: E402
+from eventsnn.loaders import load_network  # noqa: E402
+
+OUT = REPO / "docs" / "results"
+
+
+def best_of(fn, repeats: int = 2) -> tuple[float, object]:
+    best, result = np.inf, None
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - began)
+    return best, result
+
+
+def mnist_setup():
+    data = resources.files("eventsnn") / "data"
+    net = load_network(data / "mnist_cnn.pt", data / "mnist_cnn.json")
+    with np.load(data / "mnist_sample.npz") as f:
+        return net, f["x_calib"].astype(np.float32) / 255, f["x"].astype(np.float32) / 255, f["y"]
+
+
+def cifar_setup():
+    from examples.cifar10_data import load_cifar10
+
+    data = load_cifar10()
+    weights = REPO / "examples" / "models" / "cifar10_relu.pt"
+    arch = json.loads((REPO / "examples" / "cifar10_arch.json").read_text())
+    if weights.exists():
+        net = load_network(weights, weights.with_suffix(".json"))
+        origin = "trained"
+    else:
+        from eventsnn.spec import network_from_spec
+
+        rng = np.random.default_rng(0)
+        params, shape = {}, arch["input_shape"]
+        for layer in arch["layers"]:
+            if layer["type"] == "conv2d":
+                k = layer["kernel_size"]
+                params[f"{layer['name']}.weight"] = rng.normal(0, np.sqrt(2 / (shape[0] * k * k)), (layer["out_channels"], shape[0], k, k))
+                params[f"{layer['name']}.bias"] = np.zeros(layer["out_channels"])
+                shape = [layer["out_channels"], shape[1] - k + 1, shape[2] - k + 1]
+            elif layer["type"] == "maxpool2d":
+                shape = [shape[0], shape[1] // 2, shape[2] // 2]
+            elif layer["type"] == "flatten":
+                shape = [int(np.prod(shape))]
+            elif layer["type"] == "linear":
+                params[f"{layer['name']}.weight"] = rng.normal(0, np.sqrt(2 / shape[0]), (layer["out_features"], shape[0]))
+                params[f"{layer['name']}.bias"] = np.zeros(layer["out_features"])
+                shape = [layer["out_features"]]
+            elif layer["type"] == "batchnorm":
+                for key, value in (("weight", 1), ("bias", 0), ("running_mean", 0), ("running_var", 1)):
+                    params[f"{layer['name']}.{key}"] = np.full(shape[0], float(value))
+        net = network_from_spec(arch, params)
+        origin = "random weights"
+    x_calib = data["x_train"][:1000].astype(np.float32) / 255
+    return net, x_calib, data["x_test"].astype(np.float32) / 255, data["y_test"], origin
+
+
+@njit(cache=True)
+def _replay(stage_index, queues, queue_ptr, paths, geometry, indptr, p0, indices, i0, weights, w0, v):
+    ops = 0
+    for t in range(queue_ptr.size - 1):
+        ops += _deliver(stage_index, queues, queue_ptr[t], queue_ptr[t + 1] - queue_ptr[t], np.empty(0, np.float32),
+                        paths, geometry, indptr, p0, indices, i0, weights, w0, v, 0)
+    return ops
+
+
+def synops_per_core(snn, x: np.ndarray, steps: int) -> list[dict]:
+    """Replay each synaptic stage's real input events through its delivery kernel on one core."""
+    result = simulate(snn, x, steps, record=True, threads=1)
+    raster = result.raster[:, :, _neuron_order(snn)]
+    a = pack(snn, steps)
+    off = a["off"]
+    rows = []
+    for s, stage in enumerate(snn.stages):
+        if s == 0 or stage.kind == 1:
+            continue
+        src = raster[:, :, off[s - 1]:off[s]].reshape(-1, off[s] - off[s - 1])
+        events = [np.flatnonzero(r).astype(np.int32) for r in src]
+        queues = np.concatenate(events)
+        queue_ptr = np.concatenate([[0], np.cumsum([len(e) for e in events])]).astype(np.int64)
+        v = np.zeros(stage.size, np.float32)
+        args = (s, queues, queue_ptr, a["paths"], a["geometry"], a["syn_ptr"], a["syn_p0"], a["syn_idx"], a["syn_i0"],
+                a["syn_w"], a["syn_w0"], v)
+        _replay(*args)
+        seconds, ops = best_of(lambda: _replay(*args), 3)
+        rows.append({"layer": stage.name, "path": stage.path, "synops": int(ops), "synops_per_second": ops / seconds})
+    return rows
+
+
+def memory_bandwidth() -> float:
+    """Bytes per second of a large array copy (read + write counted), one thread."""
+    a = np.ones(64 << 20, np.float32)
+    b = np.empty_like(a)
+    seconds, _ = best_of(lambda: np.copyto(b, a), 5)
+    return 2 * a.nbytes / seconds
+
+
+def engines_vs_steps(name, snn, x, y, steps_list, n_event, n_dense, n_reference, have_torch) -> list[dict]:
+    rows = []
+    for steps in steps_list:
+        xe = x[:n_event]
+        t_event, event = best_of(lambda: simulate(snn, xe, steps, batch_size=256))
+        row = {"network": name, "steps": steps, "event_samples_per_second": n_event / t_event,
+               "event_accuracy": float(np.mean(event.decisions[:, -1] == y[:n_event])),
+               "synops_per_sample": float(event.synops.sum() / n_event)}
+        xr = x[:n_reference]
+        t_ref, ref = best_of(lambda: simulate_reference(snn, xr, steps), 1)
+        row["reference_samples_per_second"] = n_reference / t_ref
+        row["reference_agreement"] = float(np.mean(ref.decisions == event.decisions[:n_reference]))
+        if have_torch:
+            from torch_sim import TorchSimulator
+
+            xt = x[:n_dense]
+            sim = TorchSimulator(snn)
+            t_torch, decisions = best_of(lambda: sim.run(xt, steps), 1)
+            row["torch_samples_per_second"] = n_dense / t_torch
+            row["torch_agreement"] = float(np.mean(decisions == event.decisions[:n_dense]))
+        rows.append(row)
+        ratio = f"{row['event_samples_per_second'] / row['torch_samples_per_second']:.1f}x" if have_torch else "-"
+        print(f"{name:<8}T={steps:<4} event {row['event_samples_per_second']:8.1f}/s  reference "
+              f"{row['reference_samples_per_second']:7.2f}/s ({row['event_samples_per_second'] / row['reference_samples_per_second']:.1f}x)  "
+              f"torch {row.get('torch_samples_per_second', float('nan')):7.2f}/s ({ratio})  "
+              f"acc {row['event_accuracy']:.3f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        have_torch = True
+    except ImportError:
+        have_torch = False
+        print("torch not installed: the dense PyTorch baseline is skipped")
+    scale = 0.25 if args.quick else 1.0
+    report = {"date": str(date.today()), "command": "python benchmarks/bench_performance.py" + (" --quick" if args.quick else ""),
+              "threads": numba.config.NUMBA_NUM_THREADS, "memory_bandwidth_bytes_per_second": memory_bandwidth()}
+    print(f"memory bandwidth (copy, 1 thread): {report['memory_bandwidth_bytes_per_second'] / 1e9:.1f} GB/s")
+
+    mnist_net, mnist_calib, mnist_x, mnist_y = mnist_setup()
+    cifar_net, cifar_calib, cifar_x, cifar_y, origin = cifar_setup()
+    nets = {}
+    for name, net, calib, x, y in (("mnist", mnist_net, mnist_calib, mnist_x, mnist_y),
+                                   ("cifar10", cifar_net, cifar_calib, cifar_x, cifar_y)):
+        model = convert(net, calib, 99.9)
+        snn = model.build(output="membrane")
+        simulate(snn, x[:2], 3)  # compile
+        nets[name] = (model, snn, x, y)
+        report[f"{name}_paths"] = {s.name: s.path for s in snn.stages}
+        report[f"{name}_connectivity_bytes"] = {s.name: s.connectivity_bytes for s in snn.stages}
+    report["cifar10_weights"] = origin
+
+    rows = []
+    for name, (model, snn, x, y) in nets.items():
+        n = int((400 if name == "mnist" else 200) * scale)
+        rows += engines_vs_steps(name, snn, x, y, (32, 100, 300), n, max(8, n // 8), max(4, n // 25), have_torch)
+    report["engines_vs_steps"] = rows
+
+    print("\nSynOps per second per core, replaying real events (T=100, 1 thread):")
+    report["synops_per_core"] = {}
+    for name, (model, snn, x, y) in nets.items():
+        report["synops_per_core"][name] = synops_per_core(snn, x[:int(40 * scale) or 4], 100)
+        for row in report["synops_per_core"][name]:
+            print(f"  {name:<8}{row['layer']:<10}{row['path']:<8}{row['synops_per_second']:10.3g}")
+
+    model, snn, x, y = nets["cifar10"]
+    xs = x[:int(100 * scale)]
+    print("\nCIFAR-10 net, T=100: time vs firing rate (percentile), batch size, threads")
+    scaling = {"percentile": [], "batch": [], "threads": []}
+    for p in (99.0, 99.9, 99.99, 100.0):
+        variant = convert(cifar_net, cifar_calib, p).build(output="membrane")
+        seconds, res = best_of(lambda: simulate(variant, xs, 100))
+        rate = res.spikes.sum() / (len(xs) * 100 * variant.n_neurons)
+        scaling["percentile"].append({"percentile": p, "rate": float(rate), "samples_per_second": len(xs) / seconds})
+        print(f"  percentile {p:<7} rate {rate:.4f} spikes/neuron/step  {len(xs) / seconds:7.1f} samples/s")
+    for batch in (1, 8, 64, 256):
+        seconds, _ = best_of(lambda: simulate(snn, xs, 100, batch_size=batch))
+        scaling["batch"].append({"batch": batch, "samples_per_second": len(xs) / seconds})
+        print(f"  batch {batch:<4} {len(xs) / seconds:7.1f} samples/s")
+    for threads in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+        seconds, _ = best_of(lambda: simulate(snn, xs, 100, threads=threads))
+        scaling["threads"].append({"threads": threads, "samples_per_second": len(xs) / seconds})
+        print(f"  threads {threads}  {len(xs) / seconds:7.1f} samples/s")
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    report["scaling"] = scaling
+    report["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"\npeak RSS {report['peak_rss_bytes'] / 2**20:.0f} MiB; connectivity: " + ", ".join(
+        f"{name} {sum(report[f'{name}_connectivity_bytes'].values()) / 2**20:.1f} MiB" for name in nets))
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "performance.json").write_text(json.dumps(report, indent=1))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, name in zip(axes, nets):
+            data = [r for r in rows if r["network"] == name]
+            steps = [r["steps"] for r in data]
+            for key, label in (("event", "event engine"), ("torch", "dense PyTorch"), ("reference", "dense NumPy reference")):
+                if f"{key}_samples_per_second" in data[0]:
+                    ax.plot(steps, [1000 / r[f"{key}_samples_per_second"] for r in data], "o-", label=label)
+            ax.set(xscale="log", yscale="log", xlabel="time steps T", ylabel="ms per sample", title=name)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(OUT / "performance_time_vs_T.png", dpi=100)
+    except ImportError:
+        print("matplotlib not installed: no plot")
+    print(f"wrote {OUT / 'performance.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""A dense, time-stepped PyTorch simulation of a converted network: the baseline the engine must beat.
+
+This is how PyTorch-based converters simulate (every layer, every step, all MACs): batched
+convolutions and matrix products per step. Same equations as ``eventsnn.snn``; output readout
+'membrane' or 'spikes' (the softmax readout needs the engine's random streams, so it is not
+offered here). Needs torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eventsnn.ir import AvgPool2d, Conv2d, Linear, MaxPool2d
+from eventsnn.snn import GATE, IF, SpikingNetwork, initial_membrane, stage_drive
+
+
+class TorchSimulator:
+    def __init__(self, snn: SpikingNetwork):
+        if snn.config.output == "softmax" or snn.config.input == "poisson":
+            raise ValueError("the torch baseline simulates analog input with 'membrane' or 'spikes' readout")
+        self.snn = snn
+        self.weights = [torch.tensor(s.layer.weight) if isinstance(s.layer, (Conv2d, Linear)) else None
+                        for s in snn.stages]
+
+    def _synaptic(self, i: int, s: torch.Tensor) -> torch.Tensor:
+        stage = self.snn.stages[i]
+        layer = stage.layer
+        s = s.reshape((len(s),) + stage.in_shape)
+        if isinstance(layer, Conv2d):
+            return F.conv2d(s, self.weights[i], None, layer.stride, layer.padding)
+        if isinstance(layer, Linear):
+            return s @ self.weights[i].T
+        if isinstance(layer, AvgPool2d):
+            return F.avg_pool2d(s, layer.kernel_size, layer.stride)
+        raise TypeError(type(layer))
+
+    @torch.no_grad()
+    def run(self, x: np.ndarray, steps: int) -> np.ndarray:
+        """Decisions (N, steps) for a batch."""
+        cfg, stages = self.snn.config, self.snn.stages
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        n = len(x)
+        thr = float(cfg.threshold)
+        v = [torch.full((n,) + s.out_shape, float(initial_membrane(cfg))) for s in stages]
+        est = [torch.zeros((n,) + s.in_shape, dtype=torch.float64) if s.kind == GATE else None for s in stages]
+        drive = [torch.from_numpy(stage_drive(s, cfg, steps).reshape(s.out_shape)) for s in stages]
+        first = self._synaptic(0, x.reshape((n,) + stages[0].in_shape)) + drive[0]
+        counts = torch.zeros(n, self.snn.n_classes, dtype=torch.int32)
+        decisions = np.zeros((n, steps), np.int32)
+        spiking_output = cfg.output == "spikes"
+        for t in range(steps):
+            s_in = None
+            for i, stage in enumerate(stages):
+                if stage.kind == GATE:
+                    layer: MaxPool2d = stage.layer
+                    est[i].mul_(cfg.maxpool_decay).add_(s_in)
+                    _, idx = F.max_pool2d(est[i], layer.kernel_size, layer.stride, return_indices=True)
+                    s_in = s_in.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
+                    continue
+                if i == 0:
+                    v[i] += first
+                else:
+                    v[i] += self._synaptic(i, s_in).reshape(v[i].shape)
+                    v[i] += drive[i]
+                if stage.kind == IF or spiking_output:
+                    fired = v[i] >= thr
+                    if cfg.reset == "subtract":
+                        v[i] -= thr * fired
+                    else:
+                        v[i][fired] = 0.0
+                    s_in = fired.float()
+            if spiking_output:
+                counts += s_in.int()
+                top = torch.where(counts == counts.max(1, keepdim=True).values, v[-1], -torch.inf).argmax(1)
+                decisions[:, t] = torch.where(counts.sum(1) > 0, top, -1).numpy()
+            else:
+                decisions[:, t] = v[-1].argmax(1).numpy()
+        return decisions
