@@ -69,10 +69,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def simulate_dataset(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int, batch: int, engine: str,
-                     label: str = "simulating"):
+                     label: str = "simulating", **engine_options):
     progress = terminal_progress(label)
     if engine == "event":
-        return simulate(snn, x, steps, seed=seed, batch_size=batch, progress=progress)
+        return simulate(snn, x, steps, seed=seed, batch_size=batch, progress=progress, **engine_options)
     parts = []
     from .snn import SimulationResult
 
@@ -97,11 +97,20 @@ def _summary(report: dict) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     model = load(args.model)
     x, y = _load_data(args.data, args.limit)
-    snn = model.build(**_settings(args))
+    snn = model.build(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
     ann_accuracy = ann.accuracy(model.ann, x, y)
-    result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine)
+    options = {"threads": args.threads, "stable_steps": args.exit_stable, "exit_margin": args.exit_margin}
+    if args.engine == "reference" and (args.exit_stable or args.exit_margin):
+        raise ValueError("early exit is an option of the event engine")
+    result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine,
+                              **(options if args.engine == "event" else {}))
     report = efficiency_report(snn, result, y, ann_accuracy)
     report["engine"] = args.engine
+    report["connectivity"] = [{"name": s.name, "path": s.path, "bytes": s.connectivity_bytes} for s in snn.stages]
+    if result.exit_step is not None and np.any(result.exit_step > 0):
+        report["exit_step_mean"] = float(np.where(result.exit_step > 0, result.exit_step, args.steps).mean())
+        print(f"early exit: {np.mean(result.exit_step > 0):.1%} of samples stopped, mean stop step "
+              f"{report['exit_step_mean']:.1f} of {args.steps}")
     print(_summary(report))
     print(format_table(report))
     if args.json:
@@ -157,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=256, help="samples per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson input and softmax streams")
     p.add_argument("--engine", choices=("event", "reference"), default="event")
+    p.add_argument("--threads", type=int, help="threads of the event engine (default: all cores)")
+    p.add_argument("--path", choices=("auto", "csr", "direct"), default="auto",
+                   help="conv connectivity: unrolled CSR, kernel-direct, or the faster one measured here")
+    p.add_argument("--max-connectivity-mib", type=float, default=4096,
+                   help="refuse an unrolled CSR layer larger than this")
+    p.add_argument("--exit-stable", type=int, default=0,
+                   help="early exit: stop a sample once its decision is unchanged for this many steps")
+    p.add_argument("--exit-margin", type=int, default=0,
+                   help="early exit: stop once the leading class has this many more output spikes")
     p.add_argument("--json", help="write the report as JSON to this file")
     _add_settings(p, defaults=False)
     p.set_defaults(func=cmd_run)

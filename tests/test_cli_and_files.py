@@ -119,3 +119,13 @@ def test_connectivity_cap_is_enforced_before_building(demo):
     snn = demo.model.build(max_bytes=1 << 20)  # 'auto' falls back to the kernel-direct path
     assert [s.path for s in snn.stages if s.name.startswith("conv")] == ["direct", "direct"]
     assert max(s.connectivity_bytes for s in snn.stages) < 1 << 20
+
+
+def test_run_with_early_exit_and_kernel_direct_path(tmp_path, small_data, demo, capsys):
+    save(demo.model, tmp_path / "m.npz")
+    assert main(["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--steps", "60",
+                 "--path", "direct", "--exit-stable", "15", "--threads", "1", "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {c["path"] for c in report["connectivity"] if c["name"].startswith("conv")} == {"direct"}
+    assert 15 <= report["exit_step_mean"] < 60
+    assert "early exit" in capsys.readouterr().out

@@ -1,0 +1,80 @@
+"""Shared by the reproduction scripts: the trained models, their data, runs with progress, output files."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from eventsnn import ann, simulate  # noqa: E402
+from eventsnn.ir import Network  # noqa: E402
+from eventsnn.loaders import load_mnist, load_network  # noqa: E402
+from eventsnn.progress import terminal_progress  # noqa: E402
+from eventsnn.snn import SimulationResult, SpikingNetwork  # noqa: E402
+
+MODELS = REPO / "examples" / "models"
+RESULTS = REPO / "docs" / "results"
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+
+
+def cifar10(kind: str = "relu", calib: int = 2000) -> tuple[Network, np.ndarray, np.ndarray, np.ndarray]:
+    """The trained CIFAR-10 net ('relu' or 'clip'), calibration images (train), test images and labels."""
+    from examples.cifar10_data import load_cifar10
+
+    data = load_cifar10()
+    net = load_network(MODELS / f"cifar10_{kind}.pt", MODELS / f"cifar10_{kind}.json")
+    x_calib = data["x_train"][np.random.default_rng(0).choice(len(data["x_train"]), calib, replace=False)]
+    return net, x_calib.astype(np.float32) / 255, data["x_test"].astype(np.float32) / 255, data["y_test"]
+
+
+def mnist7(calib: int = 2000) -> tuple[Network, np.ndarray, np.ndarray, np.ndarray]:
+    net = load_network(MODELS / "mnist7.pt", MODELS / "mnist7.json")
+    x_train, _ = load_mnist(MNIST_DIR, "train")
+    x_test, y_test = load_mnist(MNIST_DIR, "test")
+    x_calib = x_train[np.random.default_rng(0).choice(len(x_train), calib, replace=False)]
+    return net, x_calib, x_test, y_test
+
+
+def run(snn: SpikingNetwork, x: np.ndarray, steps: int, label: str) -> SimulationResult:
+    """Simulate in chunks, with progress on a terminal and a line per run in any case."""
+    began = time.perf_counter()
+    result = simulate(snn, x, steps, batch_size=250, progress=terminal_progress(label))
+    print(f"{label}: {len(x)} samples, T={steps}, {time.perf_counter() - began:.0f} s", flush=True)
+    return result
+
+
+def ann_accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float:
+    return ann.accuracy(net, x, y)
+
+
+def write(name: str, report: dict, command: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {"command": command, "date": str(date.today()), **report}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(report, indent=1))
+    print(f"wrote {path}")
+    return path
+
+
+def plot(name: str, draw) -> None:
+    """Call draw(plt) and save docs/results/<name>.png; skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    draw(plt)
+    plt.tight_layout()
+    plt.savefig(RESULTS / f"{name}.png", dpi=100)
+    plt.close("all")
+    print(f"wrote {RESULTS / f'{name}.png'}")
