@@ -24,7 +24,8 @@ class ArchNet(nn.Module):
             elif kind == "linear":
                 module = nn.Linear(shape[0], layer["out_features"])
                 if dropout:  # training only: parameter-free, so the state_dict keys do not change
-                    self.steps.append((f"_dropout{i}", nn.Dropout(dropout)))
+                    self.add_module(f"_dropout{i}", nn.Dropout(dropout))  # registered, so eval() turns it off
+                    self.steps.append((f"_dropout{i}", getattr(self, f"_dropout{i}")))
             elif kind == "batchnorm":
                 module = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], eps=layer.get("eps", 1e-5))
             elif kind == "relu":

@@ -49,7 +49,10 @@ def decode_archive(archive: Path) -> dict[str, np.ndarray]:
 
 
 def load_cifar10(archive: Path = DEFAULT_ARCHIVE) -> dict[str, np.ndarray]:
-    """uint8 CIFAR-10 arrays, decoding the archive on first use."""
+    """uint8 CIFAR-10 arrays, decoding the archive on first use.
+
+    The archive is sorted by class; both splits come back in a fixed shuffled order (seed 0), so
+    that the first N test images are a fair sample of all ten classes."""
     path = cache_path()
     if not path.exists():
         arrays = decode_archive(Path(archive))
@@ -58,7 +61,12 @@ def load_cifar10(archive: Path = DEFAULT_ARCHIVE) -> dict[str, np.ndarray]:
         np.savez(tmp, **arrays)
         tmp.replace(path)
     with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+        data = {k: f[k] for k in f.files}
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        order = rng.permutation(len(data[f"y_{split}"]))
+        data[f"x_{split}"], data[f"y_{split}"] = data[f"x_{split}"][order], data[f"y_{split}"][order]
+    return data
 
 
 if __name__ == "__main__":
