@@ -40,10 +40,10 @@ def _settings(args: argparse.Namespace) -> dict:
             "softmax_rate": args.softmax_rate, "maxpool_decay": args.maxpool_decay}
 
 
-def _load_data(path: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from .loaders import load_mnist, load_npz
+def _load_data(path: str, limit: int | None = None, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    from .loaders import load_dataset
 
-    x, y = load_mnist(path) if Path(path).is_dir() else load_npz(path)
+    x, y = load_dataset(path, split)
     return (x[:limit], y[:limit]) if limit else (x, y)
 
 
@@ -59,7 +59,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     net = _load_network(args.checkpoint, args.arch)
     x_calib = None
     if not args.no_normalization:
-        x_calib, _ = _load_data(args.calib, args.calib_limit)
+        x_calib, _ = _load_data(args.calib, args.calib_limit, split="train")
     model = convert(net, x_calib, None if args.no_normalization else args.percentile,
                     SimulationConfig(**_settings(args)), progress=terminal_progress("calibrating"))
     save(model, args.output_file)
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert a trained CNN into a spiking model file")
     p.add_argument("checkpoint", help="state_dict checkpoint (.pt/.pth, read without torch) or .npz of named arrays")
     p.add_argument("--arch", help="architecture spec (JSON)")
-    p.add_argument("--calib", help="calibration data (.npz with x, y; or an MNIST IDX directory)")
+    p.add_argument("--calib", help="calibration data: .npz, MNIST IDX, CIFAR batches or image folders (training split)")
     p.add_argument("--calib-limit", type=int, help="use only the first N calibration images")
     p.add_argument("--percentile", type=float, default=99.9, help="normalization percentile (100 = max-norm)")
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="simulate a spiking model on a data set and report accuracy and efficiency")
     p.add_argument("model", help="spiking model file from `eventsnn convert`")
-    p.add_argument("--data", required=True, help="data (.npz with x, y; or an MNIST IDX directory)")
+    p.add_argument("--data", required=True, help="data: .npz, MNIST IDX, CIFAR batches or image folders (test split)")
     p.add_argument("--limit", type=int, help="use only the first N samples")
     p.add_argument("--steps", type=int, default=100, help="simulation steps T")
     p.add_argument("--batch", type=int, default=256, help="samples per batch")

@@ -10,7 +10,7 @@ from eventsnn.ir import Network
 from eventsnn.spec import SpecError, network_from_spec
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .datasets import DatasetError, load_mnist, load_npz, read_idx
+from .datasets import DatasetError, load_cifar, load_dataset, load_image_folder, load_mnist, load_npz, read_idx
 
 
 def load_arch(path: str | os.PathLike) -> dict:
@@ -26,5 +26,5 @@ def load_network(checkpoint: str | os.PathLike, arch: str | os.PathLike) -> Netw
     return network_from_spec(load_arch(arch), load_checkpoint(checkpoint))
 
 
-__all__ = ["CheckpointError", "DatasetError", "SpecError", "load_arch", "load_checkpoint", "load_mnist",
-           "load_network", "load_npz", "read_idx"]
+__all__ = ["CheckpointError", "DatasetError", "SpecError", "load_arch", "load_checkpoint", "load_cifar", "load_dataset",
+           "load_image_folder", "load_mnist", "load_network", "load_npz", "read_idx"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -91,3 +92,152 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
         raise DatasetError(f"{path}: y must be integers of shape ({len(x)},), found {y.dtype} {y.shape}")
     return as_unit_interval(x, str(path)), y.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10/100: binary batches and python pickles (read without unrestricted pickle)
+
+class _ArrayUnpickler:
+    """Unpickles only what CIFAR's python batches hold: dicts, lists, strings and NumPy arrays."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    @classmethod
+    def load(cls, raw: bytes, source: str):
+        import pickle
+
+        class Restricted(pickle.Unpickler):
+            def find_class(self, module, name):
+                if (module, name) not in cls.ALLOWED:
+                    raise DatasetError(f"{source}: refers to '{module}.{name}', which a data file may not use")
+                return super().find_class(module, name)
+
+        try:
+            return Restricted(io.BytesIO(raw), encoding="bytes").load()
+        except DatasetError:
+            raise
+        except Exception as err:  # any malformed pickle: a clear error, nothing executed
+            raise DatasetError(f"{source}: malformed CIFAR python batch ({type(err).__name__}: {err})") from None
+
+
+def _cifar_python_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    batch = _ArrayUnpickler.load(raw, source)
+    if not isinstance(batch, dict) or b"data" not in batch:
+        raise DatasetError(f"{source}: not a CIFAR python batch (no b'data')")
+    labels = batch.get(b"labels", batch.get(b"fine_labels"))
+    data = np.asarray(batch[b"data"])
+    if labels is None or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DatasetError(f"{source}: CIFAR batch has data {data.shape} and {0 if labels is None else len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32).astype(np.uint8), np.asarray(labels, np.int64)
+
+
+def _cifar_binary_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 records are 1 label byte + 3072 pixels; CIFAR-100 records 2 label bytes (coarse, fine)."""
+    for label_bytes in (1, 2):
+        record = label_bytes + 3072
+        if len(raw) % record == 0 and len(raw) and (label_bytes == 2 or (len(raw) % 3074 != 0)):
+            rows = np.frombuffer(raw, np.uint8).reshape(-1, record)
+            return rows[:, label_bytes:].reshape(-1, 3, 32, 32), rows[:, label_bytes - 1].astype(np.int64)
+    raise DatasetError(f"{source}: {len(raw)} bytes is not a whole number of CIFAR records (truncated?)")
+
+
+_CIFAR_SPLITS = {"train": ("data_batch", "train"), "test": ("test_batch", "test")}
+
+
+def load_cifar(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10/100 from the python or binary release: a directory or a .tar.gz as downloaded."""
+    if split not in _CIFAR_SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    path = Path(path)
+    members = _archive_members(path)
+    wanted = sorted(name for name in members if Path(name).name.startswith(_CIFAR_SPLITS[split]))
+    if not wanted:
+        raise DatasetError(f"{path}: no CIFAR {split} batches found")
+    xs, ys = [], []
+    for name in wanted:
+        raw, source = members[name](), f"{path}:{name}"
+        x, y = _cifar_binary_batch(raw, source) if name.endswith(".bin") else _cifar_python_batch(raw, source)
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
+
+
+# ---------------------------------------------------------------------------------------------
+# image folders and archives: class/*.png|jpg
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _archive_members(path: Path) -> dict:
+    """name -> a function returning the bytes, for a directory, a .zip or a .tar(.gz)."""
+    import tarfile
+
+    if path.is_dir():
+        return {str(p.relative_to(path)): p.read_bytes for p in sorted(path.rglob("*")) if p.is_file()}
+    try:
+        if zipfile.is_zipfile(path):
+            archive = zipfile.ZipFile(path)
+            return {n: (lambda n=n: archive.read(n)) for n in archive.namelist() if not n.endswith("/")}
+        if tarfile.is_tarfile(path):
+            tar = tarfile.open(path)
+            return {m.name: (lambda m=m: tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()}
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
+        raise DatasetError(f"{path}: cannot read archive ({err})") from None
+    raise DatasetError(f"{path}: not a directory, zip or tar archive")
+
+
+def load_image_folder(path: str | os.PathLike, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images in ``[split/]class/*.png|jpg`` (a directory or archive); labels are the sorted class
+    names' indices. All images must have the same size; needs Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DatasetError("reading image folders needs Pillow: pip install pillow") from None
+    path = Path(path)
+    members = _archive_members(path)
+    images = {}
+    for name in members:
+        parts = Path(name).parts
+        if name.lower().endswith(_IMAGE_SUFFIXES) and len(parts) >= 2:
+            if split is not None and (len(parts) < 3 or parts[-3] != split):
+                continue
+            images[name] = parts[-2]
+    if not images:
+        raise DatasetError(f"{path}: no class/*.png|jpg images" + (f" under '{split}/'" if split else ""))
+    classes = sorted(set(images.values()))
+    xs, ys, shape = [], [], None
+    for name, label in sorted(images.items()):
+        try:
+            with Image.open(io.BytesIO(members[name]())) as img:
+                pixels = np.asarray(img.convert("L" if img.mode in ("L", "1", "I;16") else "RGB"), np.uint8)
+        except Exception as err:  # Pillow raises many types for broken files
+            raise DatasetError(f"{path}:{name}: cannot decode image ({err})") from None
+        pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+        if shape is not None and pixels.shape != shape:
+            raise DatasetError(f"{path}:{name}: image shape {pixels.shape} differs from {shape}")
+        shape = pixels.shape
+        xs.append(pixels)
+        ys.append(classes.index(label))
+    return np.stack(xs).astype(np.float32) / 255.0, np.array(ys, np.int64)
+
+
+def load_dataset(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Any supported data set, recognised by its layout: ``.npz``; a CIFAR ``.bin`` batch; MNIST or
+    Fashion-MNIST IDX files; CIFAR-10/100 batches (python or binary) or ``[split/]class/image``
+    folders, each as a directory or an archive (.zip, .tar, .tar.gz)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or directory")
+    if path.suffix == ".npz":
+        return load_npz(path)
+    if path.suffix == ".bin":
+        x, y = _cifar_binary_batch(path.read_bytes(), str(path))
+        return x.astype(np.float32) / 255.0, y
+    if path.is_dir() and any("-idx" in p.name for p in path.iterdir()):
+        return load_mnist(path, split)
+    names = list(_archive_members(path))
+    if any(Path(n).name.startswith(("data_batch", "test_batch")) or Path(n).name in ("train", "test") for n in names):
+        return load_cifar(path, split)
+    has_split = any(Path(n).parts[0] == split for n in names)
+    return load_image_folder(path, split if has_split else None)

@@ -1,0 +1,99 @@
+"""Dataset readers: formats, and clear errors for malformed or truncated files."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from eventsnn.loaders import DatasetError, load_dataset, read_idx
+
+from .conftest import SHARED_DATA
+
+
+def _idx(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def test_mnist_idx_gz_and_raw(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (5, 28, 28)), rng.integers(0, 10, 5)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(labels))
+    x, y = load_dataset(tmp_path)
+    np.testing.assert_array_equal(np.round(x[:, 0] * 255), images)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_truncated_idx_is_refused(tmp_path):
+    (tmp_path / "cut-idx3-ubyte").write_bytes(_idx(np.zeros((3, 4, 4)))[:-5])
+    with pytest.raises(DatasetError, match="truncated"):
+        read_idx(tmp_path / "cut-idx3-ubyte")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason="real MNIST not available")
+def test_real_mnist_files():
+    x, y = load_dataset(SHARED_DATA / "mnist", "test")
+    assert x.shape == (10000, 1, 28, 28) and x.max() == 1.0 and set(np.unique(y)) == set(range(10))
+
+
+def test_cifar10_python_batches_in_a_tar_gz(tmp_path):
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, (6, 3072)).astype(np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, 6)]
+    raw = pickle.dumps({b"data": data, b"labels": labels, b"batch_label": b"testing batch 1 of 1"})
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    x, y = load_dataset(archive, "test")
+    assert x.shape == (6, 3, 32, 32)
+    np.testing.assert_array_equal(np.round(x * 255).reshape(6, -1), data)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_cifar_pickle_with_code_is_refused(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": Exploit()}))
+    with pytest.raises(DatasetError, match="may not use"):
+        load_dataset(tmp_path, "test")
+
+
+def test_cifar_binary_batches(tmp_path):
+    rng = np.random.default_rng(2)
+    records = rng.integers(0, 256, (4, 3073)).astype(np.uint8)
+    (tmp_path / "test_batch.bin").write_bytes(records.tobytes())
+    x, y = load_dataset(tmp_path / "test_batch.bin")
+    np.testing.assert_array_equal(y, records[:, 0])
+    np.testing.assert_array_equal(np.round(x * 255).reshape(4, -1), records[:, 1:])
+    (tmp_path / "cut.bin").write_bytes(records.tobytes()[:-10])
+    with pytest.raises(DatasetError, match="whole number"):
+        load_dataset(tmp_path / "cut.bin")
+
+
+def test_image_folder_with_splits(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(3)
+    expected = {}
+    for split in ("train", "test"):
+        for label in ("cat", "dog"):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            pixels = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
+            image.fromarray(pixels).save(folder / "0.png")
+            expected[(split, label)] = pixels
+    x, y = load_dataset(tmp_path, "test")
+    assert x.shape == (2, 3, 8, 8) and list(y) == [0, 1]
+    np.testing.assert_array_equal(np.round(x[1] * 255).transpose(1, 2, 0), expected[("test", "dog")])
+    (tmp_path / "test" / "dog" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="cannot decode"):
+        load_dataset(tmp_path, "test")
