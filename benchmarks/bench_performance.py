@@ -90,11 +90,11 @@ def cifar_setup():
 
 
 @njit(cache=True)
-def _replay(stage_index, queues, queue_ptr, paths, geometry, indptr, p0, indices, i0, weights, w0, v):
+def _replay(stage_index, queues, queue_ptr, net, v):
     ops = 0
     for t in range(queue_ptr.size - 1):
         ops += _deliver(stage_index, queues, queue_ptr[t], queue_ptr[t + 1] - queue_ptr[t], np.empty(0, np.float32),
-                        paths, geometry, indptr, p0, indices, i0, weights, w0, v, 0)
+                        net, v, 0)
     return ops
 
 
@@ -102,8 +102,8 @@ def synops_per_core(snn, x: np.ndarray, steps: int) -> list[dict]:
     """Replay each synaptic stage's real input events through its delivery kernel on one core."""
     result = simulate(snn, x, steps, record=True, threads=1)
     raster = result.raster[:, :, _neuron_order(snn)]
-    a = pack(snn, steps)
-    off = a["off"]
+    net = pack(snn)
+    off = net.off
     rows = []
     for s, stage in enumerate(snn.stages):
         if s == 0 or stage.kind == 1:
@@ -113,8 +113,7 @@ def synops_per_core(snn, x: np.ndarray, steps: int) -> list[dict]:
         queues = np.concatenate(events)
         queue_ptr = np.concatenate([[0], np.cumsum([len(e) for e in events])]).astype(np.int64)
         v = np.zeros(stage.size, np.float32)
-        args = (s, queues, queue_ptr, a["paths"], a["geometry"], a["syn_ptr"], a["syn_p0"], a["syn_idx"], a["syn_i0"],
-                a["syn_w"], a["syn_w0"], v)
+        args = (s, queues, queue_ptr, net, v)
         _replay(*args)
         seconds, ops = best_of(lambda: _replay(*args), 3)
         rows.append({"layer": stage.name, "path": stage.path, "synops": int(ops), "synops_per_second": ops / seconds})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -28,6 +29,43 @@ _READOUTS = {"softmax": SOFTMAX, "spikes": SPIKES, "membrane": MEMBRANE}
 CSR_PATH, DIRECT_PATH, DENSE_PATH = 0, 1, 2
 _PATHS = {"csr": CSR_PATH, "direct": DIRECT_PATH, "dense": DENSE_PATH}
 _NO_AMOUNTS = np.zeros(0, np.float32)
+
+
+class NetArrays(NamedTuple):
+    """The network as flat arrays (stages concatenated; ``*_0`` fields are each stage's start)."""
+
+    kinds: np.ndarray  # IF, GATE or OUTPUT per stage
+    paths: np.ndarray  # CSR_PATH, DIRECT_PATH or DENSE_PATH per stage
+    off: np.ndarray  # neuron offsets, n_stages + 1
+    word_off: np.ndarray  # offsets into the spike-flag words, n_stages + 1
+    geometry: np.ndarray  # (n_stages, 3): input channels, outputs per target pixel, kernel channel stride
+    syn_ptr: np.ndarray  # CSR row pointers (or the kernel-direct target table's)
+    syn_p0: np.ndarray
+    syn_idx: np.ndarray  # CSR column indices (or target-table triples)
+    syn_i0: np.ndarray
+    syn_w: np.ndarray  # CSR weights, kernels, dense matrices
+    syn_w0: np.ndarray
+    mem_ptr: np.ndarray  # max-pool windows -> members
+    mem_p0: np.ndarray
+    mem_idx: np.ndarray
+    mem_i0: np.ndarray
+    drive: np.ndarray  # constant current per neuron (bias, shift)
+    has_drive: np.ndarray
+    input_index: np.ndarray  # IR index of each input (keys the Poisson stream)
+
+
+class Settings(NamedTuple):
+    seed: int
+    steps: int
+    threshold: np.float32
+    subtract: bool
+    poisson: bool
+    readout: int
+    rate: float
+    decay: float
+    v_init: np.float32
+    stable_steps: int
+    exit_margin: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,13 +133,15 @@ def _deliver_direct(queue, q0, count, amounts, channels, channel_stride, table_p
 
 
 @njit(cache=True, error_model="numpy")
-def _deliver(s, queue, q0, count, amounts, paths, geometry, indptr, p0, indices, i0, weights, w0, v, v0):
-    if paths[s] == DIRECT_PATH:
-        return _deliver_direct(queue, q0, count, amounts, geometry[s, 0], geometry[s, 2], indptr, p0[s], indices, i0[s],
-                               weights, w0[s], v, v0)
-    if paths[s] == DENSE_PATH:
-        return _deliver_dense(queue, q0, count, amounts, geometry[s, 1], weights, w0[s], v, v0)
-    return _deliver_csr(queue, q0, count, amounts, indptr, p0[s], indices, i0[s], weights, w0[s], v, v0)
+def _deliver(s, queue, q0, count, amounts, net, v, v0):
+    """Deliver the queued events into stage s's membranes v[v0:], by the stage's path."""
+    if net.paths[s] == DIRECT_PATH:
+        return _deliver_direct(queue, q0, count, amounts, net.geometry[s, 0], net.geometry[s, 2], net.syn_ptr,
+                               net.syn_p0[s], net.syn_idx, net.syn_i0[s], net.syn_w, net.syn_w0[s], v, v0)
+    if net.paths[s] == DENSE_PATH:
+        return _deliver_dense(queue, q0, count, amounts, net.geometry[s, 1], net.syn_w, net.syn_w0[s], v, v0)
+    return _deliver_csr(queue, q0, count, amounts, net.syn_ptr, net.syn_p0[s], net.syn_idx, net.syn_i0[s], net.syn_w,
+                        net.syn_w0[s], v, v0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,8 +191,10 @@ def _scale(values, factor):
 
 
 @njit(cache=True, error_model="numpy")
-def _gate(queue, q0, count, est, decay, n_in, windows_ptr, wp0, windows, wi0, members_ptr, mp0, members, mi0, out_q0):
+def _gate(s, queue, q0, count, est, decay, n_in, net, out_q0):
     """Max-pool gate: update the inputs' rate estimates, pass each spike whose input leads its window."""
+    windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[s], net.syn_idx, net.syn_i0[s]
+    members_ptr, mp0, members, mi0 = net.mem_ptr, net.mem_p0[s], net.mem_idx, net.mem_i0[s]
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
     for e in range(count):
@@ -228,16 +270,17 @@ def _margin(counts, n):
 # one sample, all steps
 
 @njit(cache=True, error_model="numpy")
-def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0, syn_idx, syn_i0,
-                syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract, poisson, readout,
-                rate, decay, v_init, stable_steps, exit_margin, word_off, v, est, queue, qlen, input_queue, first_drive,
-                residual, words, spikes, synops, decisions, counts, v_out, raster, membrane, record):
-    """Simulate one sample; scratch (v ... residual) is reused across samples. Returns
+def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, first_drive, residual, words,
+                spikes, synops, decisions, counts, v_out, raster, membrane, record):
+    """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
+    kinds, off, drive = net.kinds, net.off, net.drive
+    threshold, subtract, poisson, readout = cfg.threshold, cfg.subtract, cfg.poisson, cfg.readout
+    seed, steps, stable_steps, exit_margin = cfg.seed, cfg.steps, cfg.stable_steps, cfg.exit_margin
     n_stages = kinds.size
     n_input = x.size
     no_amounts = np.empty(0, dtype=np.float32)  # spikes carry no amount (a global array would block caching)
-    v[:] = v_init
+    v[:] = cfg.v_init
     est[:] = 0.0
     qlen[:] = 0
     residual[:] = False
@@ -249,8 +292,7 @@ def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry
                 input_queue[n_events] = j
                 n_events += 1
         first_drive[:] = 0.0
-        synops[0] += _deliver(0, input_queue, 0, n_events, x, paths, geometry, syn_ptr, syn_p0, syn_idx, syn_i0,
-                              syn_w, syn_w0, first_drive, 0)
+        synops[0] += _deliver(0, input_queue, 0, n_events, x, net, first_drive, 0)
         for i in range(first_drive.size):
             first_drive[i] += drive[i]
 
@@ -263,7 +305,7 @@ def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry
         if poisson:
             key = step_key(seed, STREAM_POISSON_INPUT, sample, t)
             for j in range(n_input):
-                if uniform(key, input_index[j]) < x[j]:
+                if uniform(key, net.input_index[j]) < x[j]:
                     input_queue[n_events] = j
                     n_events += 1
         for s in range(n_stages):
@@ -275,21 +317,19 @@ def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry
                 src, src0, src_count = queue, off[s - 1], qlen[s - 1]
             if kinds[s] == GATE:
                 # the gate's inputs are the previous stage's neurons, whose queue starts at off[s-1]
-                qlen[s] = _gate(queue, src0, src_count, est, decay, off[s] - off[s - 1],
-                                syn_ptr, syn_p0[s], syn_idx, syn_i0[s], mem_ptr, mem_p0[s], mem_idx, mem_i0[s], v0)
+                qlen[s] = _gate(s, queue, src0, src_count, est, cfg.decay, off[s] - off[s - 1], net, v0)
             else:
                 if s == 0 and not poisson:
                     stage_drive, d0 = first_drive, 0
                 else:
-                    synops[s] += _deliver(s, src, src0, src_count, no_amounts, paths, geometry, syn_ptr, syn_p0,
-                                          syn_idx, syn_i0, syn_w, syn_w0, v, v0)
+                    synops[s] += _deliver(s, src, src0, src_count, no_amounts, net, v, v0)
                     stage_drive, d0 = drive, v0
                 if kinds[s] == IF or readout == SPIKES:
-                    if src_count == 0 and not has_drive[s] and not residual[s] and not (s == 0 and not poisson):
+                    if src_count == 0 and not net.has_drive[s] and not residual[s] and not (s == 0 and not poisson):
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
                         qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, d0, threshold, subtract, queue,
-                                                               words, word_off[s])
+                                                               words, net.word_off[s])
                 else:
                     _integrate(v, v0, n, stage_drive, d0)
             spikes[s, t] = qlen[s]
@@ -297,7 +337,7 @@ def _run_sample(x, input_index, sample, seed, steps, kinds, paths, off, geometry
                 for e in range(qlen[s]):
                     raster[t, v0 + queue[v0 + e]] = 1
         if readout == SOFTMAX:
-            if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < rate:
+            if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
                 k = _softmax_draw(v, out0, n_out, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
                 counts[k] += 1
                 spikes[n_stages - 1, t] = 1
@@ -338,31 +378,26 @@ def _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _run_batch(x, input_index, first_sample, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0, syn_idx,
-               syn_i0, syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract, poisson,
-               readout, rate, decay, v_init, stable_steps, exit_margin, word_off, spikes, synops, decisions, first_spike,
-               exit_step, counts, v_out, raster, membrane, record, n_threads):
+def _run_batch(x, first_sample, net, cfg, spikes, synops, decisions, first_spike, exit_step, counts, v_out, raster,
+               membrane, record, n_threads):
     n_samples = x.shape[0]
     n_chunks = min(n_samples, n_threads)
-    n_total = off[kinds.size]
+    n_total = net.off[net.kinds.size]
     for chunk in prange(n_chunks):
         # scratch allocated once per chunk (one chunk per thread), reused for its samples
         v = np.empty(n_total, dtype=np.float32)
         est = np.empty(n_total)
         queue = np.empty(n_total, dtype=np.int32)
-        qlen = np.empty(kinds.size, dtype=np.int64)
+        qlen = np.empty(net.kinds.size, dtype=np.int64)
         input_queue = np.empty(x.shape[1], dtype=np.int32)
-        first_drive = np.empty(off[1], dtype=np.float32)
-        residual = np.empty(kinds.size, dtype=np.bool_)
-        words = np.zeros(word_off[kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
+        first_drive = np.empty(net.off[1], dtype=np.float32)
+        residual = np.empty(net.kinds.size, dtype=np.bool_)
+        words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
         for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
             r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
             first_spike[b], exit_step[b] = _run_sample(
-                x[b], input_index, first_sample + b, seed, steps, kinds, paths, off, geometry, syn_ptr, syn_p0,
-                syn_idx, syn_i0, syn_w, syn_w0, mem_ptr, mem_p0, mem_idx, mem_i0, drive, has_drive, threshold, subtract,
-                poisson, readout, rate, decay, v_init, stable_steps, exit_margin, word_off, v, est, queue, qlen, input_queue,
-                first_drive, residual, words, spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r],
-                membrane[r], record)
+                x[b], first_sample + b, net, cfg, v, est, queue, qlen, input_queue, first_drive, residual, words,
+                spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r], membrane[r], record)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,8 +427,9 @@ def _weights(stage: Stage) -> np.ndarray:
     return stage.synapses.weights
 
 
-def pack(snn: SpikingNetwork, steps: int) -> dict:
-    """The network as the flat arrays the kernels take (neurons in engine order)."""
+def pack(snn: SpikingNetwork) -> NetArrays:
+    """The network as the flat arrays the kernels take (neurons in engine order). The drive is
+    left at zero: it depends on the run's length (the bias shift), see ``with_drive``."""
     stages = snn.stages
     empty = np.zeros(1, np.int64)
     none = np.zeros(0, np.int64)
@@ -407,17 +443,28 @@ def pack(snn: SpikingNetwork, steps: int) -> dict:
     np.cumsum([s.size for s in stages], out=off[1:])
     word_off = np.zeros(len(stages) + 1, np.int64)
     np.cumsum([(s.size + 7) // 8 for s in stages], out=word_off[1:])
-    cfg = snn.config
-    drive = [stage_drive(s, cfg, steps)[engine_order(s.out_shape)] for s in stages]
-    return dict(
+    return NetArrays(
         kinds=np.array([s.kind for s in stages], np.int64), paths=np.array([_PATHS[s.path] for s in stages], np.int64),
         off=off, word_off=word_off, geometry=np.array([_geometry(s) for s in stages], np.int64),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         mem_ptr=mem_ptr, mem_p0=mem_p0, mem_idx=mem_idx, mem_i0=mem_i0,
-        drive=np.concatenate(drive).astype(np.float32), has_drive=np.array([np.any(d != 0) for d in drive]),
-        threshold=np.float32(cfg.threshold), subtract=cfg.reset == "subtract", poisson=cfg.input == "poisson",
-        readout=_READOUTS[cfg.output], rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay),
-        v_init=initial_membrane(cfg))
+        drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
+        input_index=engine_order(snn.input_shape))
+
+
+def with_drive(net: NetArrays, snn: SpikingNetwork, steps: int) -> NetArrays:
+    """The arrays with each neuron's constant current for a run of ``steps`` (engine order)."""
+    drive = [stage_drive(s, snn.config, steps)[engine_order(s.out_shape)] for s in snn.stages]
+    return net._replace(drive=np.concatenate(drive).astype(np.float32),
+                        has_drive=np.array([np.any(d != 0) for d in drive]))
+
+
+def settings(snn: SpikingNetwork, seed: int, steps: int, stable_steps: int = 0, exit_margin: int = 0) -> Settings:
+    cfg = snn.config
+    return Settings(seed=int(seed), steps=int(steps), threshold=np.float32(cfg.threshold),
+                    subtract=cfg.reset == "subtract", poisson=cfg.input == "poisson", readout=_READOUTS[cfg.output],
+                    rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay), v_init=initial_membrane(cfg),
+                    stable_steps=int(stable_steps), exit_margin=int(exit_margin))
 
 
 def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int) -> np.ndarray:
@@ -465,9 +512,9 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
             raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
         numba.set_num_threads(threads)
-    arrays = pack(snn, steps)
-    input_index = engine_order(snn.input_shape)
-    x = x[:, input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
+    net = with_drive(pack(snn), snn, steps)
+    cfg = settings(snn, seed, steps, stable_steps, exit_margin)
+    x = x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
     order = _neuron_order(snn) if record else None
     n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
     parts = []
@@ -484,14 +531,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         began = time.perf_counter()
-        _run_batch(xb, input_index, first_sample + start, seed, steps, arrays["kinds"], arrays["paths"], arrays["off"],
-                   arrays["geometry"], arrays["syn_ptr"], arrays["syn_p0"], arrays["syn_idx"], arrays["syn_i0"],
-                   arrays["syn_w"], arrays["syn_w0"], arrays["mem_ptr"], arrays["mem_p0"], arrays["mem_idx"],
-                   arrays["mem_i0"], arrays["drive"], arrays["has_drive"], arrays["threshold"], arrays["subtract"],
-                   arrays["poisson"], arrays["readout"], arrays["rate"], arrays["decay"], arrays["v_init"],
-                   stable_steps, exit_margin, arrays["word_off"], spikes, synops, decisions, first_spike, exit_step,
-                   counts, v_out,
-                   raster, membrane, record, numba.get_num_threads())
+        _run_batch(xb, first_sample + start, net, cfg, spikes, synops, decisions, first_spike, exit_step, counts,
+                   v_out, raster, membrane, record, numba.get_num_threads())
         elapsed = time.perf_counter() - began
         if record:  # back to IR order
             raster[:, :, order] = raster.copy()
@@ -510,11 +551,9 @@ def fastest_stage(candidates: list[Stage], events: int = 4000, repeats: int = 3)
     best, best_time = candidates[0], np.inf
     for stage in candidates:
         snn = SpikingNetwork((stage,), SimulationConfig(), stage.in_shape)
-        a = pack(snn, 1)
         queue = rng.integers(0, stage.n_in, min(events, stage.n_in)).astype(np.int32)
         v = np.zeros(stage.size, np.float32)
-        args = (0, queue, 0, queue.size, _NO_AMOUNTS, a["paths"], a["geometry"], a["syn_ptr"], a["syn_p0"],
-                a["syn_idx"], a["syn_i0"], a["syn_w"], a["syn_w0"], v, 0)
+        args = (0, queue, 0, queue.size, _NO_AMOUNTS, pack(snn), v, 0)
         _deliver(*args)  # compile / warm up
         began = time.perf_counter()
         for _ in range(repeats):
