@@ -94,3 +94,24 @@ def test_paths_agree_bit_for_bit_on_real_weights(demo):
     direct = simulate(demo.model.build(path="direct"), x, 30, record=True)
     np.testing.assert_array_equal(csr.raster, direct.raster)
     np.testing.assert_array_equal(csr.membrane, direct.membrane)
+
+
+def test_inner_loops_vectorize():
+    """The dense-row, kernel-direct and fire loops compile to packed (SIMD) float instructions."""
+    import re
+
+    from numba import njit
+
+    from eventsnn.engine import _deliver_dense, _deliver_direct, _fire
+
+    v, w = np.zeros(64, np.float32), np.ones(256, np.float32)
+    queue, none = np.array([1, 2], np.int32), np.zeros(0, np.float32)
+    table_ptr, table = np.array([0, 1, 2, 3], np.int64), np.array([0, 0, 32] * 3, np.int32)
+    cases = [(_deliver_dense, (queue, 0, 2, none, 32, w, 0, v, 0)),
+             (_deliver_direct, (queue, 0, 2, none, 1, 32, table_ptr, 0, table, 0, w, 0, v, 0)),
+             (_fire, (v, w[:64], np.zeros(64, np.uint8), np.float32(1), True))]
+    for kernel, args in cases:
+        fresh = njit(error_model="numpy")(kernel.py_func)  # cached kernels cannot be inspected
+        fresh(*args)
+        asm = fresh.inspect_asm(fresh.signatures[0])
+        assert re.search(r"\bv?(addps|subps|cmpps|cmpleps|blendvps)\b", asm), kernel.__name__
