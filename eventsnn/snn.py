@@ -44,7 +44,7 @@ class SimulationConfig:
     output: str = "softmax"  # Poisson-triggered softmax, plain IF spikes, or membrane readout
     threshold: float = 1.0
     softmax_rate: float = 0.5  # trigger probability per step
-    maxpool_decay: float = 0.9  # of the gate's rate estimate; 1 = running spike count
+    maxpool_decay: float = 1.0  # of the gate's rate estimate; 1 = running spike count (measured best, docs/results.md)
     shift: str = "none"  # Deng & Gu: 'bias' adds threshold/(2T) to every IF bias; 'membrane' starts V at threshold/2
 
     def __post_init__(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,7 +55,7 @@ def test_results_do_not_depend_on_threads_or_batch(demo):
     snn = demo.model.build(input="poisson")
     x = demo.x[:8]
     one = simulate(snn, x, 20, seed=3, threads=1, batch_size=8)
-    two = simulate(snn, x, 20, seed=3, threads=2, batch_size=3)
+    two = simulate(snn, x, 20, seed=3, threads=numba.config.NUMBA_NUM_THREADS, batch_size=3)
     split = simulate(snn, x[5:], 20, seed=3, first_sample=5)
     for field in ("decisions", "spikes", "synops", "output_counts", "output_membrane", "first_spike"):
         np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
