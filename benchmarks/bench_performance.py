@@ -157,6 +157,55 @@ def engines_vs_steps(name, snn, x, y, steps_list, n_event, n_dense, n_reference,
     return rows
 
 
+def render_markdown(report: dict) -> str:
+    """docs/performance.md: the measured tables and the issue's targets, met or missed."""
+    lines = ["# Performance", "", f"Measured {report['date']} on this project's 2-core CPU machine with "
+             f"`{report['command']}` (all ratios from the same run). CIFAR-10 weights: {report['cifar10_weights']}.",
+             "Every simulator runs the same converted network (99.9th-percentile normalization, analog input, reset by "
+             "subtraction, membrane readout) on the same test images; 'agree' is the fraction of per-step decisions "
+             "equal to the event engine's.", "", "![time vs T](results/performance_time_vs_T.png)", "",
+             "## Event engine vs dense time-stepped simulation", "",
+             "| network | T | event samples/s | dense PyTorch samples/s | event / PyTorch | NumPy reference samples/s "
+             "| event / reference | accuracy (event) | agree (torch, ref) | SynOps/sample |", "|" + "---|" * 10]
+    for r in report["engines_vs_steps"]:
+        torch_rate = r.get("torch_samples_per_second")
+        lines.append(f"| {r['network']} | {r['steps']} | {r['event_samples_per_second']:.1f} | "
+                     f"{torch_rate:.2f} | {r['event_samples_per_second'] / torch_rate:.1f}x | " if torch_rate else
+                     f"| {r['network']} | {r['steps']} | {r['event_samples_per_second']:.1f} | - | - | ")
+        lines[-1] += (f"{r['reference_samples_per_second']:.2f} | {r['event_samples_per_second'] / r['reference_samples_per_second']:.1f}x | "
+                      f"{r['event_accuracy']:.3f} | {r.get('torch_agreement', float('nan')):.3f}, {r['reference_agreement']:.3f} | "
+                      f"{r['synops_per_sample']:.3g} |")
+    bandwidth = report["memory_bandwidth_bytes_per_second"]
+    lines += ["", "## SynOps per second per core", "",
+              f"Each layer's real input events (recorded from a run) replayed through its delivery kernel on one core. "
+              f"Memory bandwidth measured in the same run (array copy, read + write, one thread): {bandwidth / 1e9:.1f} GB/s; "
+              f"a SynOp reads and writes one float32 membrane and reads one weight (12 bytes if nothing were cached), "
+              f"so streaming from memory would cap it near {bandwidth / 12 / 1e9:.1f}e9 SynOps/s.", "",
+              "| network | layer | path | SynOps/s per core |", "|---|---|---|---|"]
+    for name, rows in report["synops_per_core"].items():
+        lines += [f"| {name} | {r['layer']} | {r['path']} | {r['synops_per_second']:.3g} |" for r in rows]
+    sc = report["scaling"]
+    lines += ["", "## Scaling (CIFAR-10 net, T = 100)", "", "| percentile | spikes/neuron/step | samples/s |", "|---|---|---|"]
+    lines += [f"| {r['percentile']} | {r['rate']:.4f} | {r['samples_per_second']:.1f} |" for r in sc["percentile"]]
+    lines += ["", "| batch | samples/s |", "|---|---|"] + [f"| {r['batch']} | {r['samples_per_second']:.1f} |" for r in sc["batch"]]
+    lines += ["", "| threads | samples/s |", "|---|---|"] + [f"| {r['threads']} | {r['samples_per_second']:.1f} |" for r in sc["threads"]]
+    lines += ["", "## Memory", "", f"Peak RSS of the benchmark process: {report['peak_rss_bytes'] / 2**20:.0f} MiB.", "",
+              "| network | layer | path | connectivity bytes |", "|---|---|---|---|"]
+    for name in ("mnist", "cifar10"):
+        lines += [f"| {name} | {layer} | {report[f'{name}_paths'][layer]} | {size:,} |"
+                  for layer, size in report[f"{name}_connectivity_bytes"].items()]
+    cifar300 = [r for r in report["engines_vs_steps"] if r["network"] == "cifar10" and r["steps"] == 300][0]
+    conv_rates = [r["synops_per_second"] for r in report["synops_per_core"]["cifar10"] if r["layer"].startswith("conv")]
+    threads = sc["threads"][-1]["samples_per_second"] / sc["threads"][0]["samples_per_second"]
+    ratio = cifar300["event_samples_per_second"] / cifar300["torch_samples_per_second"] if "torch_samples_per_second" in cifar300 else float("nan")
+    lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|",
+              f"| CIFAR-10, T = 300: event >= 10x dense PyTorch | {ratio:.1f}x | {'met' if ratio >= 10 else 'missed'} |",
+              f"| >= 6e9 SynOps/s per core on conv layers | {min(conv_rates):.2g} to {max(conv_rates):.2g} | "
+              f"{'met' if min(conv_rates) >= 6e9 else 'missed' if max(conv_rates) < 6e9 else 'partly met'} |",
+              f"| 2 threads >= 1.8x one | {threads:.2f}x | {'met' if threads >= 1.8 else 'missed'} |", ""]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
@@ -226,6 +275,7 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "performance.json").write_text(json.dumps(report, indent=1))
+    (REPO / "docs" / "performance.md").write_text(render_markdown(report))
     try:
         import matplotlib
 
