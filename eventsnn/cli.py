@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from . import ann
-from .model import ModelFileError, convert, load, save
+from .model import convert, load, save
 from .progress import terminal_progress
 from .reference import simulate_reference
 from .report import efficiency_report, format_table
 from .engine import simulate
-from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
+from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SimulationResult, SpikingNetwork
 
 
 def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -74,8 +74,6 @@ def simulate_dataset(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int, 
     if engine == "event":
         return simulate(snn, x, steps, seed=seed, batch_size=batch, progress=progress, **engine_options)
     parts = []
-    from .snn import SimulationResult
-
     for start in range(0, len(x), batch):
         parts.append(simulate_reference(snn, x[start:start + batch], steps, seed=seed, first_sample=start))
         if progress:

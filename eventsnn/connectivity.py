@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .ir import AvgPool2d, Conv2d, Linear, MaxPool2d, Shape
+from .ir import AvgPool2d, Conv2d, MaxPool2d, Shape
 
 DEFAULT_MAX_BYTES = 4 << 30
 
@@ -33,9 +33,6 @@ class CSR:
     @property
     def nbytes(self) -> int:
         return self.indptr.nbytes + self.indices.nbytes + self.weights.nbytes
-
-    def fan_out(self) -> np.ndarray:
-        return np.diff(self.indptr)
 
     def to_scipy(self) -> sp.csr_matrix:
         return sp.csr_matrix((self.weights, self.indices, self.indptr), shape=(self.n_rows, self.n_cols))
@@ -140,23 +137,16 @@ def window_pairs(in_hw: tuple[int, int], kernel: tuple[int, int], stride: int, p
     return (y * w + x)[valid], (oy * wo + ox)[valid], (i * kw + j)[valid], (ho, wo)
 
 
-def conv_nnz_bound(layer: Conv2d, in_shape: Shape) -> int:
-    out_c, _, h, w = (layer.weight.shape[0],) + tuple(layer.output_shape(in_shape))
-    return out_c * h * w * int(np.prod(layer.weight.shape[1:]))
-
-
 def csr_bytes_estimate(layer, in_shape: Shape) -> int:
-    """Upper bound of the bytes an unrolled CSR of this layer takes (before it is built)."""
-    n_in = int(np.prod(in_shape))
+    """Upper bound of the bytes an unrolled CSR of a conv or avg-pool layer takes, before it is built."""
+    n_out = int(np.prod(layer.output_shape(in_shape)))
     if isinstance(layer, Conv2d):
-        nnz = conv_nnz_bound(layer, in_shape)
-    elif isinstance(layer, Linear):
-        nnz = layer.weight.size
+        nnz = n_out * int(np.prod(layer.weight.shape[1:]))
     elif isinstance(layer, AvgPool2d):
-        nnz = int(np.prod(layer.output_shape(in_shape))) * layer.kernel_size ** 2
+        nnz = n_out * layer.kernel_size ** 2
     else:
-        return 0
-    return 8 * (n_in + 1) + 8 * nnz
+        raise TypeError(f"no unrolled CSR for {type(layer).__name__}")
+    return 8 * (int(np.prod(in_shape)) + 1) + 8 * nnz
 
 
 def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:
@@ -170,12 +160,6 @@ def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:
     vals = layer.weight.reshape(c_out, c_in, -1).transpose(1, 0, 2)[:, :, k]
     rows, cols = np.broadcast_arrays(rows, cols)
     return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_out * ho * wo)
-
-
-def linear_csr(layer: Linear) -> CSR:
-    n_out, n_in = layer.weight.shape
-    return CSR(np.arange(0, (n_in + 1) * n_out, n_out, dtype=np.int64), np.tile(np.arange(n_out, dtype=np.int32), n_in),
-               np.ascontiguousarray(layer.weight.T).ravel(), n_out)
 
 
 def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:

@@ -125,9 +125,6 @@ class SpikingNetwork:
     def n_classes(self) -> int:
         return self.stages[-1].size
 
-    def with_config(self, **overrides) -> "SpikingNetwork":
-        return replace(self, config=self.config.updated(**overrides))
-
 
 def _gate_stage(layer: MaxPool2d, common: dict) -> Stage:
     """Max-pool gate: input -> windows (CSR) and window -> members in row-major window order."""
