@@ -267,7 +267,6 @@ def main() -> None:
         seconds, _ = best_of(lambda: simulate(snn, xs, 100, threads=threads))
         scaling["threads"].append({"threads": threads, "samples_per_second": len(xs) / seconds})
         print(f"  threads {threads}  {len(xs) / seconds:7.1f} samples/s")
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     report["scaling"] = scaling
     report["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"\npeak RSS {report['peak_rss_bytes'] / 2**20:.0f} MiB; connectivity: " + ", ".join(

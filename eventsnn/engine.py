@@ -508,10 +508,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     x = check_simulation_args(snn, x, steps, seed)
     if stable_steps < 0 or exit_margin < 0:
         raise ValueError("stable_steps and exit_margin must be >= 0 (0 turns the criterion off)")
-    if threads is not None:
-        if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
-        numba.set_num_threads(threads)
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
     net = with_drive(pack(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
     x = x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
@@ -532,7 +530,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         began = time.perf_counter()
         _run_batch(xb, first_sample + start, net, cfg, spikes, synops, decisions, first_spike, exit_step, counts,
-                   v_out, raster, membrane, record, numba.get_num_threads())
+                   v_out, raster, membrane, record, threads or numba.config.NUMBA_NUM_THREADS)
         elapsed = time.perf_counter() - began
         if record:  # back to IR order
             raster[:, :, order] = raster.copy()
