@@ -115,6 +115,8 @@ def main() -> None:
         model.load_state_dict(torch.load(out, weights_only=True))
     best = evaluate(model, data["x_test"], data["y_test"]) if (args.resume or args.clip_from) else 0.0
     print(f"start: test accuracy {best:.4f}", flush=True)
+    if args.clip_from:  # the clipped net is already a valid threshold-ReLU net: keep it unless training improves it
+        torch.save(model.state_dict(), out)
     x_train, y_train = data["x_train"], torch.from_numpy(data["y_train"])
     steps_per_epoch = len(x_train) // args.batch
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
