@@ -37,6 +37,15 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table."""
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def _header(report: dict) -> str:
     return f"Command: `{report['command']}` ({report['date']})."
 
@@ -46,11 +55,10 @@ def ablation() -> list[str]:
     lines = ["## CIFAR-10: what each mechanism contributes (paper Fig. 2a)", ""]
     if r is None:
         return lines + ["Not run yet: `python examples/reproduce_ablation.py`.", ""]
-    lines += [_header(r) + f" {r['samples']} test images, T = {r['steps']}, softmax readout.", "",
-              "| configuration | eventsnn | paper |", "|---|---|---|"]
-    lines += [f"| {row['config']} | {100 * row['accuracy']:.2f}% | {100 * row['paper_accuracy']:.2f}% |" for row in r["rows"]]
-    lines += [f"| ANN | {100 * r['ann_accuracy']:.2f}% | {100 * r['paper_ann_accuracy']:.2f}% |", "",
-              "![ablation](results/ablation.png)", ""]
+    lines += [_header(r) + f" {r['samples']} test images, T = {r['steps']}, softmax readout.", ""]
+    rows = [[row["config"], _pct(row["accuracy"]), _pct(row["paper_accuracy"])] for row in r["rows"]]
+    lines += _table(["configuration", "eventsnn", "paper"], rows + [["ANN", _pct(r["ann_accuracy"]), _pct(r["paper_ann_accuracy"])]])
+    lines += ["", "![ablation](results/ablation.png)", ""]
     return lines
 
 
@@ -63,10 +71,9 @@ def latency() -> list[str]:
     for name in ("cifar10", "mnist"):
         data = r[name]
         marks = [t for t in (10, 25, 50, 100, 200, 300) if t <= r["steps"]]
-        lines += [f"**{name}**, {data['samples']} test images, ANN {100 * data['ann_accuracy']:.2f}%:", "",
-                  "| percentile | " + " | ".join(f"T={t}" for t in marks) + " |", "|---" * (len(marks) + 1) + "|"]
-        for p, curve in data["accuracy_per_step"].items():
-            lines.append(f"| {p} | " + " | ".join(f"{100 * curve[t - 1]:.2f}%" for t in marks) + " |")
+        lines += [f"**{name}**, {data['samples']} test images, ANN {_pct(data['ann_accuracy'])}:", ""]
+        lines += _table(["percentile"] + [f"T={t}" for t in marks],
+                        [[p] + [_pct(curve[t - 1]) for t in marks] for p, curve in data["accuracy_per_step"].items()])
         lines.append("")
     lines += ["The paper: the 99th and 99.9th percentiles give accurate classifications soonest and converge to the "
               "ANN's error; max-norm (100) is slowest.", "", "![latency](results/latency.png)", ""]
@@ -79,10 +86,10 @@ def deng_gu() -> list[str]:
     if r is None:
         return lines + ["Not run yet: `python examples/reproduce_deng_gu.py` (needs the threshold-ReLU net, "
                         "`python examples/train_cifar10.py --clip-from examples/models/cifar10_relu.pt --epochs 10`).", ""]
-    lines += [_header(r) + f" {r['samples']} CIFAR-10 test images; ANN: ReLU {100 * r['ann_accuracy_relu']:.2f}%, "
-              f"threshold ReLU {100 * r['ann_accuracy_clip']:.2f}%.", "",
-              "| configuration | " + " | ".join(f"T={t}" for t in r["lengths"]) + " |", "|---" * (len(r["lengths"]) + 1) + "|"]
-    lines += [f"| {label} | " + " | ".join(f"{100 * a:.2f}%" for a in accs) + " |" for label, accs in r["configs"].items()]
+    lines += [_header(r) + f" {r['samples']} CIFAR-10 test images; ANN: ReLU {_pct(r['ann_accuracy_relu'])}, "
+              f"threshold ReLU {_pct(r['ann_accuracy_clip'])}.", ""]
+    lines += _table(["configuration"] + [f"T={t}" for t in r["lengths"]],
+                    [[label] + [_pct(a) for a in accs] for label, accs in r["configs"].items()])
     lines += ["", "Their claim: near-lossless conversion at about a tenth of the usual simulation length.", "",
               "![deng-gu](results/deng_gu.png)", ""]
     return lines
@@ -94,10 +101,9 @@ def mnist() -> list[str]:
     if r is None:
         return lines + ["Not run yet: `python examples/reproduce_mnist.py`.", ""]
     return lines + [_header(r) + f" {r['samples']} test images, 99.9th percentile, analog input, reset by subtraction, "
-                    "softmax readout.", "", "| | eventsnn | paper |", "|---|---|---|",
-                    f"| ANN | {100 * r['ann_accuracy']:.2f}% | - |",
-                    f"| SNN, T = 100 | {100 * r['accuracy_t100']:.2f}% | - |",
-                    f"| SNN, T = 300 | {100 * r['accuracy_t300']:.2f}% | {100 * r['paper_snn_accuracy']:.2f}% |",
+                    "softmax readout.", ""] + _table(["", "eventsnn", "paper"], [
+                        ["ANN", _pct(r["ann_accuracy"]), "-"], ["SNN, T = 100", _pct(r["accuracy_t100"]), "-"],
+                        ["SNN, T = 300", _pct(r["accuracy_t300"]), _pct(r["paper_snn_accuracy"])]]) + [
                     "", f"Spikes per sample {r['spikes_per_sample']:.3g}, SynOps per sample {r['synops_per_sample']:.3g} (T = 300).", ""]
 
 
