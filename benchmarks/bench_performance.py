@@ -90,10 +90,10 @@ def cifar_setup():
 
 
 @njit(cache=True)
-def _replay(stage_index, queues, queue_ptr, net, v):
+def _replay(projection_index, queues, queue_ptr, net, v):
     ops = 0
     for t in range(queue_ptr.size - 1):
-        ops += _deliver(stage_index, queues, queue_ptr[t], queue_ptr[t + 1] - queue_ptr[t], np.empty(0, np.float32),
+        ops += _deliver(projection_index, queues, queue_ptr[t], queue_ptr[t + 1] - queue_ptr[t], np.empty(0, np.float32),
                         net, v, 0)
     return ops
 
@@ -106,14 +106,15 @@ def synops_per_core(snn, x: np.ndarray, steps: int) -> list[dict]:
     off = net.off
     rows = []
     for s, stage in enumerate(snn.stages):
-        if s == 0 or stage.kind == 1:
+        source = stage.projections[0].source
+        if source < 0 or stage.kind == 1 or len(stage.projections) > 1:
             continue
-        src = raster[:, :, off[s - 1]:off[s]].reshape(-1, off[s] - off[s - 1])
+        src = raster[:, :, off[source]:off[source + 1]].reshape(-1, off[source + 1] - off[source])
         events = [np.flatnonzero(r).astype(np.int32) for r in src]
         queues = np.concatenate(events)
         queue_ptr = np.concatenate([[0], np.cumsum([len(e) for e in events])]).astype(np.int64)
         v = np.zeros(stage.size, np.float32)
-        args = (s, queues, queue_ptr, net, v)
+        args = (net.proj_ptr[s], queues, queue_ptr, net, v)
         _replay(*args)
         seconds, ops = best_of(lambda: _replay(*args), 3)
         rows.append({"layer": stage.name, "path": stage.path, "synops": int(ops), "synops_per_second": ops / seconds})

@@ -3,7 +3,7 @@
 This is how PyTorch-based converters simulate (every layer, every step, all MACs): batched
 convolutions and matrix products per step. Same equations as ``eventsnn.snn``; output readout
 'membrane' or 'spikes' (the softmax readout needs the engine's random streams, so it is not
-offered here). Needs torch.
+offered here). Chains only (one projection per stage). Needs torch.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ class TorchSimulator:
     def __init__(self, snn: SpikingNetwork):
         if snn.config.output == "softmax" or snn.config.input == "poisson":
             raise ValueError("the torch baseline simulates analog input with 'membrane' or 'spikes' readout")
+        if any(len(s.projections) != 1 or s.projections[0].source != i - 1 for i, s in enumerate(snn.stages)):
+            raise ValueError("the torch baseline simulates chains only")
         self.snn = snn
-        self.weights = [torch.tensor(s.layer.weight) if isinstance(s.layer, (Conv2d, Linear)) else None
-                        for s in snn.stages]
+        self.layers = [s.projections[0].layer for s in snn.stages]
+        self.weights = [torch.tensor(layer.weight) if isinstance(layer, (Conv2d, Linear)) else None
+                        for layer in self.layers]
 
     def _synaptic(self, i: int, s: torch.Tensor) -> torch.Tensor:
-        stage = self.snn.stages[i]
-        layer = stage.layer
-        s = s.reshape((len(s),) + stage.in_shape)
+        layer = self.layers[i]
+        s = s.reshape((len(s),) + self.snn.stages[i].projections[0].in_shape)
         if isinstance(layer, Conv2d):
             return F.conv2d(s, self.weights[i], None, layer.stride, layer.padding)
         if isinstance(layer, Linear):
@@ -44,9 +46,10 @@ class TorchSimulator:
         n = len(x)
         thr = float(cfg.threshold)
         v = [torch.full((n,) + s.out_shape, float(initial_membrane(cfg))) for s in stages]
-        est = [torch.zeros((n,) + s.in_shape, dtype=torch.float64) if s.kind == GATE else None for s in stages]
+        est = [torch.zeros((n,) + s.projections[0].in_shape, dtype=torch.float64) if s.kind == GATE else None
+               for s in stages]
         drive = [torch.from_numpy(stage_drive(s, cfg, steps).reshape(s.out_shape)) for s in stages]
-        first = self._synaptic(0, x.reshape((n,) + stages[0].in_shape)) + drive[0]
+        first = self._synaptic(0, x) + drive[0]
         counts = torch.zeros(n, self.snn.n_classes, dtype=torch.int32)
         decisions = np.zeros((n, steps), np.int32)
         spiking_output = cfg.output == "spikes"
@@ -54,7 +57,7 @@ class TorchSimulator:
             s_in = None
             for i, stage in enumerate(stages):
                 if stage.kind == GATE:
-                    layer: MaxPool2d = stage.layer
+                    layer: MaxPool2d = self.layers[i]
                     est[i].mul_(cfg.maxpool_decay).add_(s_in)
                     _, idx = F.max_pool2d(est[i], layer.kernel_size, layer.stride, return_indices=True)
                     s_in = s_in.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)

@@ -7,7 +7,7 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .ir import AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU, Softmax
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, int], stride: int) -> np.ndarray:
@@ -37,8 +37,15 @@ def synaptic_input(layer: Layer, x: np.ndarray, with_bias: bool = True) -> np.nd
     raise TypeError(f"{type(layer).__name__} has no synapses")
 
 
-def layer_forward(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """One layer applied to a batch."""
+def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
+    """One layer applied to a batch (an add: to the batches of all its inputs)."""
+    if isinstance(layer, Add):
+        terms = (x,) + more
+        weights = layer.input_weights(len(terms))
+        out = x * np.float32(weights[0])
+        for w, term in zip(weights[1:], terms[1:]):
+            out = out + np.float32(w) * term
+        return out
     if isinstance(layer, (Conv2d, Linear, AvgPool2d)):
         return synaptic_input(layer, x)
     if isinstance(layer, ReLU):
@@ -73,9 +80,15 @@ def check_input(net: Network, x: np.ndarray) -> np.ndarray:
 def activations(net: Network, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (layer index, output) for every layer of the network, for one batch."""
     x = check_input(net, x)
-    for i, layer in enumerate(net.layers):
-        x = layer_forward(layer, x)
-        yield i, x
+    outputs: dict[int, np.ndarray] = {-1: x}
+    last_use = {j: i for i, sources in enumerate(net.inputs) for j in sources}
+    for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
+        out = layer_forward(layer, *(outputs[j] for j in sources))
+        for j in sources:  # free what no later layer reads
+            if last_use[j] == i:
+                del outputs[j]
+        outputs[i] = out
+        yield i, out
 
 
 def forward(net: Network, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

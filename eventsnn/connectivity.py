@@ -162,6 +162,11 @@ def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:
     return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_out * ho * wo)
 
 
+def identity_csr(n: int, weight: float) -> CSR:
+    """One synapse of the given weight from each neuron to the neuron with the same index."""
+    return CSR(np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32), np.full(n, weight, np.float32), n)
+
+
 def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:
     """Average pooling as synapses of weight 1/k^2 from each input to the windows that contain it."""
     c_in, h, w = in_shape

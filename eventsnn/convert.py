@@ -5,7 +5,8 @@
 
 lambda^l is the p-th percentile of layer l's non-zero ReLU activations over a calibration set
 (p = 100 is max-norm); threshold-ReLU layers use their threshold y_th; the input has lambda = 1.
-Pools and flatten keep the scale of their input.
+Pools and flatten keep the scale of their input. Branches that meet at a residual add form one
+population and share the add's lambda; the identity branch gets the weight lambda_in / lambda.
 """
 
 from __future__ import annotations
@@ -17,25 +18,28 @@ from typing import Callable
 import numpy as np
 
 from . import ann
-from .ir import ACTIVATIONS, AFFINE, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import ACTIVATIONS, AFFINE, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 
 
 def fold_batchnorm(net: Network) -> Network:
-    """Merge every batch-norm layer into the conv or linear layer right before it."""
-    layers: list = []
-    for i, layer in enumerate(net.layers):
-        if not isinstance(layer, BatchNorm):
-            layers.append(layer)
-            continue
-        prev = layers[-1] if layers else None
-        if not isinstance(prev, AFFINE):
+    """Merge every batch-norm layer into the conv or linear layer it reads."""
+    while True:
+        at = [i for i, layer in enumerate(net.layers) if isinstance(layer, BatchNorm)]
+        if not at:
+            return net
+        i = at[0]
+        layer, source = net.layers[i], net.inputs[i][0]
+        prev = net.layers[source] if source >= 0 else None
+        if not isinstance(prev, AFFINE) or net.consumers(source) != [i]:
             where = f"after '{prev.name}'" if prev is not None else "at the input"
-            raise ValueError(f"batch-norm '{layer.name}' {where} cannot be folded: it must follow a conv2d or linear layer")
+            raise ValueError(f"batch-norm '{layer.name}' {where} cannot be folded: it must be the only reader of a "
+                             "conv2d or linear layer")
         scale = layer.gamma.astype(np.float64) / np.sqrt(layer.var.astype(np.float64) + layer.eps)
         weight = prev.weight * scale.reshape((-1,) + (1,) * (prev.weight.ndim - 1))
         bias = scale * (prev.bias - layer.mean) + layer.beta
-        layers[-1] = _with_params(prev, weight, bias)
-    return net.replace_layers(layers)
+        layers = list(net.layers)
+        layers[source] = _with_params(prev, weight, bias)
+        net = net.replace_layers(layers).without_layer(i)
 
 
 def _with_params(layer, weight: np.ndarray, bias: np.ndarray):
@@ -47,10 +51,12 @@ def _with_params(layer, weight: np.ndarray, bias: np.ndarray):
 def spiking_roles(net: Network) -> list[str]:
     """What each layer of a folded network becomes in the SNN.
 
-    'hidden': an affine layer followed by its activation (an IF population);
+    'hidden': an affine layer read only by its activation (an IF population);
+    'projection': an affine layer read only by an add (synapses into the add's population);
+    'add': a residual join read only by its activation (one IF population fed by all branches);
     'output': the last affine layer (its activation, if any, is dropped: the readout decides);
-    'activation', 'route' (max-pool, flatten), 'avgpool' (an IF population with weights 1/k^2),
-    'softmax'. Raises ValueError for what cannot be converted.
+    'activation', 'gate' (max-pool), 'route' (flatten), 'avgpool' (an IF population with weights
+    1/k^2), 'softmax'. Raises ValueError for what cannot be converted.
     """
     layers = net.layers
     affine_at = [i for i, layer in enumerate(layers) if isinstance(layer, AFFINE)]
@@ -59,21 +65,32 @@ def spiking_roles(net: Network) -> list[str]:
     last = affine_at[-1]
     roles = []
     for i, layer in enumerate(layers):
+        readers = [layers[c] for c in net.consumers(i)]
+        only_reader = readers[0] if len(readers) == 1 else None
         if isinstance(layer, BatchNorm):
             raise ValueError(f"batch-norm '{layer.name}' is not folded; run fold_batchnorm first")
         if isinstance(layer, AFFINE):
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
             if i == last:
                 roles.append("output")
-            elif isinstance(nxt, ACTIVATIONS):
+            elif isinstance(only_reader, ACTIVATIONS):
                 roles.append("hidden")
+            elif isinstance(only_reader, Add):
+                roles.append("projection")
             else:
-                raise ValueError(f"'{layer.name}' must be followed by relu or clip_relu to become spiking neurons")
+                raise ValueError(f"'{layer.name}' must be read only by a relu, clip_relu or add to become spiking "
+                                 f"neurons (read by {[r.name for r in readers]})")
+        elif isinstance(layer, Add):
+            if not isinstance(only_reader, ACTIVATIONS):
+                raise ValueError(f"add '{layer.name}' must be read only by a relu or clip_relu to become spiking neurons")
+            roles.append("add")
         elif isinstance(layer, ACTIVATIONS):
-            if i == 0 or not isinstance(layers[i - 1], AFFINE):
-                raise ValueError(f"activation '{layer.name}' must directly follow a conv2d or linear layer")
+            source = net.inputs[i][0]
+            if source < 0 or not isinstance(layers[source], AFFINE + (Add,)):
+                raise ValueError(f"activation '{layer.name}' must directly follow a conv2d, linear or add layer")
             roles.append("activation")
-        elif isinstance(layer, (MaxPool2d, Flatten)):
+        elif isinstance(layer, MaxPool2d):
+            roles.append("gate")
+        elif isinstance(layer, Flatten):
             roles.append("route")
         elif isinstance(layer, AvgPool2d):
             roles.append("avgpool")
@@ -84,6 +101,14 @@ def spiking_roles(net: Network) -> list[str]:
         if i > last and roles[-1] not in ("activation", "softmax"):
             raise ValueError(f"'{layer.name}' after the output layer '{layers[last].name}' cannot be converted")
     return roles
+
+
+def scale_owner(net: Network, index: int) -> int:
+    """The layer whose scale lambda the output of layer ``index`` carries: the affine or add layer
+    behind its activation, found through pools and flattens; -1 for the network input (lambda = 1)."""
+    while index >= 0 and isinstance(net.layers[index], (MaxPool2d, AvgPool2d, Flatten) + ACTIVATIONS):
+        index = net.inputs[index][0]
+    return index
 
 
 class StreamingPercentile:
@@ -127,17 +152,23 @@ class StreamingPercentile:
 
 def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, batch_size: int = 128,
                    progress: Callable[[int, int], None] | None = None) -> list[float | None]:
-    """lambda for each layer of a folded network: a float for affine layers, None for the others."""
+    """lambda for each layer of a folded network: a float for affine and add layers, None for the others.
+
+    Branches that meet at an add share its scale (their sum is one population)."""
     roles = spiking_roles(net)
     x_calib = ann.check_input(net, x_calib)
     if len(x_calib) == 0:
         raise ValueError("the calibration set is empty")
     n = len(x_calib)
-    # the values that set each affine layer's scale: its activation's output, or its own (output layer)
-    watch = {}
+    # the values that set each population's scale: its activation's output, or its own (output layer)
+    watch, scales = {}, [None] * len(net.layers)
     for i, role in enumerate(roles):
-        if role == "hidden" and isinstance(net.layers[i + 1], ReLU):
-            watch[i + 1] = i
+        if role in ("hidden", "add"):
+            activation = net.consumers(i)[0]
+            if isinstance(net.layers[activation], ClipReLU):
+                scales[i] = float(net.layers[activation].threshold)
+            else:
+                watch[activation] = i
         elif role == "output":
             watch[i] = i
     streams = {i: StreamingPercentile(percentile, n * int(np.prod(net.shapes[i]))) for i in watch}
@@ -147,35 +178,60 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
                 streams[i].add(out)
         if progress is not None:
             progress(min(start + batch_size, n), n)
-    scales: list[float | None] = [None] * len(net.layers)
-    for i, role in enumerate(roles):
-        if role == "hidden" and isinstance(net.layers[i + 1], ClipReLU):
-            scales[i] = float(net.layers[i + 1].threshold)
     for watched, i in watch.items():
         value = streams[watched].value()
         if value is None:
             warnings.warn(f"layer '{net.layers[i].name}' had no positive activation on the calibration set; using scale 1")
             value = 1.0
         scales[i] = value
+    for i, role in enumerate(roles):
+        if role == "projection":
+            scales[i] = scales[net.consumers(i)[0]]
     return scales
 
 
-def normalize(net: Network, scales: list[float | None]) -> Network:
-    """Scale weights and biases so each layer's activations are divided by its lambda.
+def unit_scales(net: Network) -> list[float | None]:
+    """Scale 1 for every affine and add layer: the network as it is, without normalization."""
+    return [1.0 if isinstance(layer, AFFINE + (Add,)) else None for layer in net.layers]
 
-    Threshold-ReLU layers become clip(z, 0, threshold / lambda).
+
+def normalize(net: Network, scales: list[float | None]) -> Network:
+    """Scale weights and biases so each population's activations are divided by its lambda.
+
+    An affine layer reading a population of scale lambda_in becomes W lambda_in / lambda,
+    b / lambda; an add's weight for a branch that is not an affine layer (the identity of a
+    residual block) becomes w lambda_in / lambda, for an affine branch it is folded into that
+    layer; threshold-ReLU layers become clip(z, 0, threshold / lambda).
     """
     if len(scales) != len(net.layers):
         raise ValueError(f"need one scale per layer ({len(net.layers)}), got {len(scales)}")
-    layers, previous = [], 1.0
-    for layer, scale in zip(net.layers, scales):
-        if isinstance(layer, AFFINE):
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, AFFINE + (Add,)):
+            scale = scales[i]
             if scale is None or not (math.isfinite(scale) and scale > 0):
                 raise ValueError(f"layer '{layer.name}' needs a positive finite scale, got {scale}")
-            weight = layer.weight.astype(np.float64) * (previous / scale)
-            layer = _with_params(layer, weight, layer.bias.astype(np.float64) / scale)
-            previous = scale
+
+    def scale_of(index: int) -> float:
+        owner = scale_owner(net, index)
+        return 1.0 if owner < 0 else scales[owner]
+
+    add_weight = {}  # affine layer -> the weight its add gives it
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Add):
+            for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i]))):
+                if j >= 0 and isinstance(net.layers[j], AFFINE):
+                    add_weight[j] = w
+    layers = []
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, AFFINE):
+            factor = add_weight.get(i, 1.0) / scales[i]
+            weight = layer.weight.astype(np.float64) * (scale_of(net.inputs[i][0]) * factor)
+            layer = _with_params(layer, weight, layer.bias.astype(np.float64) * factor)
+        elif isinstance(layer, Add):
+            weights = [1.0 if j in add_weight else w * scale_of(j) / scales[i]
+                       for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i])))]
+            layer = Add(layer.name, tuple(weights))
         elif isinstance(layer, ClipReLU):
-            layer = ClipReLU(layer.threshold / previous, layer.name)
+            layer = ClipReLU(layer.threshold / scale_of(net.inputs[i][0]), layer.name)
         layers.append(layer)
     return net.replace_layers(layers)

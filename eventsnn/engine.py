@@ -1,9 +1,10 @@
 """The event-driven engine: Numba kernels that propagate only emitted spikes.
 
 Per sample, the whole time loop runs compiled. Each stage keeps an int32 event queue (the engine
-indices that spiked this step); the next stage walks only those: CSR rows, a conv kernel
-scattered into the outputs a spike reaches (channel-last, so the innermost loop over output
-channels is contiguous and vectorizes), or a dense row. Samples run in parallel with ``prange``
+indices that spiked this step); the stages it projects to walk only those: CSR rows, a conv
+kernel scattered into the outputs a spike reaches (channel-last, so the innermost loop over
+output channels is contiguous and vectorizes), or a dense row. A stage with several projections
+(a residual add) takes the events of each of its sources in turn. Samples run in parallel with ``prange``
 over contiguous chunks, one per thread, each with scratch allocated once. Random numbers come
 from ``rng`` keyed by sample and step, so results do not depend on the thread count or the batch
 size. Equations: see ``snn``.
@@ -22,7 +23,8 @@ from numba import njit, prange
 from .connectivity import engine_order
 from .progress import Progress
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform
-from .snn import GATE, IF, SimulationConfig, SimulationResult, SpikingNetwork, Stage, initial_membrane, stage_drive
+from .snn import (GATE, IF, INPUT, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, initial_membrane,
+                  stage_drive)
 
 SOFTMAX, SPIKES, MEMBRANE = 0, 1, 2  # readout codes
 _READOUTS = {"softmax": SOFTMAX, "spikes": SPIKES, "membrane": MEMBRANE}
@@ -32,13 +34,17 @@ _NO_AMOUNTS = np.zeros(0, np.float32)
 
 
 class NetArrays(NamedTuple):
-    """The network as flat arrays (stages concatenated; ``*_0`` fields are each stage's start)."""
+    """The network as flat arrays (stages and projections concatenated; ``*_0`` fields are each
+    projection's, or for ``mem_*`` each stage's, start)."""
 
     kinds: np.ndarray  # IF, GATE or OUTPUT per stage
-    paths: np.ndarray  # CSR_PATH, DIRECT_PATH or DENSE_PATH per stage
     off: np.ndarray  # neuron offsets, n_stages + 1
     word_off: np.ndarray  # offsets into the spike-flag words, n_stages + 1
-    geometry: np.ndarray  # (n_stages, 3): input channels, outputs per target pixel, kernel channel stride
+    proj_ptr: np.ndarray  # projections into stage s: proj_ptr[s] .. proj_ptr[s + 1] - 1
+    proj_src: np.ndarray  # source stage per projection, INPUT for the network input
+    input_fed: np.ndarray  # per stage: some projection comes from the input
+    paths: np.ndarray  # CSR_PATH, DIRECT_PATH or DENSE_PATH per projection
+    geometry: np.ndarray  # (n_projections, 3): input channels, outputs per target pixel, kernel channel stride
     syn_ptr: np.ndarray  # CSR row pointers (or the kernel-direct target table's)
     syn_p0: np.ndarray
     syn_idx: np.ndarray  # CSR column indices (or target-table triples)
@@ -133,15 +139,15 @@ def _deliver_direct(queue, q0, count, amounts, channels, channel_stride, table_p
 
 
 @njit(cache=True, error_model="numpy")
-def _deliver(s, queue, q0, count, amounts, net, v, v0):
-    """Deliver the queued events into stage s's membranes v[v0:], by the stage's path."""
-    if net.paths[s] == DIRECT_PATH:
-        return _deliver_direct(queue, q0, count, amounts, net.geometry[s, 0], net.geometry[s, 2], net.syn_ptr,
-                               net.syn_p0[s], net.syn_idx, net.syn_i0[s], net.syn_w, net.syn_w0[s], v, v0)
-    if net.paths[s] == DENSE_PATH:
-        return _deliver_dense(queue, q0, count, amounts, net.geometry[s, 1], net.syn_w, net.syn_w0[s], v, v0)
-    return _deliver_csr(queue, q0, count, amounts, net.syn_ptr, net.syn_p0[s], net.syn_idx, net.syn_i0[s], net.syn_w,
-                        net.syn_w0[s], v, v0)
+def _deliver(p, queue, q0, count, amounts, net, v, v0):
+    """Deliver the queued events through projection p into its stage's membranes v[v0:]."""
+    if net.paths[p] == DIRECT_PATH:
+        return _deliver_direct(queue, q0, count, amounts, net.geometry[p, 0], net.geometry[p, 2], net.syn_ptr,
+                               net.syn_p0[p], net.syn_idx, net.syn_i0[p], net.syn_w, net.syn_w0[p], v, v0)
+    if net.paths[p] == DENSE_PATH:
+        return _deliver_dense(queue, q0, count, amounts, net.geometry[p, 1], net.syn_w, net.syn_w0[p], v, v0)
+    return _deliver_csr(queue, q0, count, amounts, net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p], net.syn_w,
+                        net.syn_w0[p], v, v0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,9 +197,10 @@ def _scale(values, factor):
 
 
 @njit(cache=True, error_model="numpy")
-def _gate(s, queue, q0, count, est, decay, n_in, net, out_q0):
-    """Max-pool gate: update the inputs' rate estimates, pass each spike whose input leads its window."""
-    windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[s], net.syn_idx, net.syn_i0[s]
+def _gate(s, p, queue, q0, count, est, decay, n_in, net, out_q0):
+    """Max-pool gate s (projection p): update the inputs' rate estimates, pass each spike whose
+    input leads its window."""
+    windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p]
     members_ptr, mp0, members, mi0 = net.mem_ptr, net.mem_p0[s], net.mem_idx, net.mem_i0[s]
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
@@ -270,7 +277,7 @@ def _margin(counts, n):
 # one sample, all steps
 
 @njit(cache=True, error_model="numpy")
-def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, first_drive, residual, words,
+def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, input_drive, residual, words,
                 spikes, synops, decisions, counts, v_out, raster, membrane, record):
     """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
@@ -285,16 +292,19 @@ def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, first_dri
     qlen[:] = 0
     residual[:] = False
 
-    if not poisson:  # analog input: the first stage's constant current W x + drive, computed once
+    stage_drive = drive
+    if not poisson:  # analog input: projections from the input add a constant W x, computed once
         n_events = 0
         for j in range(n_input):
             if x[j] != 0:
                 input_queue[n_events] = j
                 n_events += 1
-        first_drive[:] = 0.0
-        synops[0] += _deliver(0, input_queue, 0, n_events, x, net, first_drive, 0)
-        for i in range(first_drive.size):
-            first_drive[i] += drive[i]
+        input_drive[:] = drive
+        for s in range(n_stages):
+            for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
+                if net.proj_src[p] == INPUT:
+                    synops[s] += _deliver(p, input_queue, 0, n_events, x, net, input_drive, off[s])
+        stage_drive = input_drive
 
     out0 = off[n_stages - 1]
     n_out = off[n_stages] - out0
@@ -311,27 +321,30 @@ def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, first_dri
         for s in range(n_stages):
             v0 = off[s]
             n = off[s + 1] - v0
-            if s == 0:
-                src, src0, src_count = input_queue, 0, n_events
-            else:
-                src, src0, src_count = queue, off[s - 1], qlen[s - 1]
             if kinds[s] == GATE:
-                # the gate's inputs are the previous stage's neurons, whose queue starts at off[s-1]
-                qlen[s] = _gate(s, queue, src0, src_count, est, cfg.decay, off[s] - off[s - 1], net, v0)
+                # the gate's inputs are its source's neurons, whose queue (and estimates) start at off[src]
+                p = net.proj_ptr[s]
+                src = net.proj_src[p]
+                qlen[s] = _gate(s, p, queue, off[src], qlen[src], est, cfg.decay, off[src + 1] - off[src], net, v0)
             else:
-                if s == 0 and not poisson:
-                    stage_drive, d0 = first_drive, 0
-                else:
-                    synops[s] += _deliver(s, src, src0, src_count, no_amounts, net, v, v0)
-                    stage_drive, d0 = drive, v0
+                received = 0
+                for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
+                    src = net.proj_src[p]
+                    if src != INPUT:
+                        synops[s] += _deliver(p, queue, off[src], qlen[src], no_amounts, net, v, v0)
+                        received += qlen[src]
+                    elif poisson:
+                        synops[s] += _deliver(p, input_queue, 0, n_events, no_amounts, net, v, v0)
+                        received += n_events
                 if kinds[s] == IF or readout == SPIKES:
-                    if src_count == 0 and not net.has_drive[s] and not residual[s] and not (s == 0 and not poisson):
+                    constant = net.has_drive[s] or (net.input_fed[s] and not poisson)
+                    if received == 0 and not constant and not residual[s]:
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
-                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, d0, threshold, subtract, queue,
+                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, v0, threshold, subtract, queue,
                                                                words, net.word_off[s])
                 else:
-                    _integrate(v, v0, n, stage_drive, d0)
+                    _integrate(v, v0, n, stage_drive, v0)
             spikes[s, t] = qlen[s]
             if record:
                 for e in range(qlen[s]):
@@ -390,13 +403,13 @@ def _run_batch(x, first_sample, net, cfg, spikes, synops, decisions, first_spike
         queue = np.empty(n_total, dtype=np.int32)
         qlen = np.empty(net.kinds.size, dtype=np.int64)
         input_queue = np.empty(x.shape[1], dtype=np.int32)
-        first_drive = np.empty(net.off[1], dtype=np.float32)
+        input_drive = np.empty(n_total, dtype=np.float32)
         residual = np.empty(net.kinds.size, dtype=np.bool_)
         words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
         for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
             r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
             first_spike[b], exit_step[b] = _run_sample(
-                x[b], first_sample + b, net, cfg, v, est, queue, qlen, input_queue, first_drive, residual, words,
+                x[b], first_sample + b, net, cfg, v, est, queue, qlen, input_queue, input_drive, residual, words,
                 spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r], membrane[r], record)
 
 
@@ -411,41 +424,51 @@ def _concat(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
     return flat, starts
 
 
-def _geometry(stage: Stage) -> list[int]:
-    """Per stage: [input channels, outputs per target pixel, kernel stride between input channels]."""
-    if stage.path != "direct":
-        return [0, stage.size, 0]
-    kh, c_in, kw, c_out = stage.kernel.shape
+def _geometry(projection: Projection, n_out: int) -> list[int]:
+    """Per projection: [input channels, outputs per target pixel, kernel stride between input channels]."""
+    if projection.path != "direct":
+        return [0, n_out, 0]
+    kh, c_in, kw, c_out = projection.kernel.shape
     return [c_in, c_out, kw * c_out]
 
 
-def _weights(stage: Stage) -> np.ndarray:
-    if stage.path == "direct":
-        return stage.kernel
-    if stage.path == "dense":
-        return stage.dense
-    return stage.synapses.weights
+def _weights(projection: Projection) -> np.ndarray:
+    if projection.path == "direct":
+        return projection.kernel
+    if projection.path == "dense":
+        return projection.dense
+    return projection.synapses.weights
+
+
+def _offsets(sizes: list[int]) -> np.ndarray:
+    off = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=off[1:])
+    return off
 
 
 def pack(snn: SpikingNetwork) -> NetArrays:
     """The network as the flat arrays the kernels take (neurons in engine order). The drive is
     left at zero: it depends on the run's length (the bias shift), see ``with_drive``."""
     stages = snn.stages
+    projections = [p for s in stages for p in s.projections]
+    targets = [s for s in stages for _ in s.projections]
     empty = np.zeros(1, np.int64)
     none = np.zeros(0, np.int64)
-    tables = [s.kernel_targets if s.path == "direct" else s.synapses for s in stages]
+    tables = [p.kernel_targets if p.path == "direct" else p.synapses for p in projections]
     syn_ptr, syn_p0 = _concat([t.indptr if t is not None else empty for t in tables], np.int64)
     syn_idx, syn_i0 = _concat([t.indices if t is not None else none for t in tables], np.int32)
-    syn_w, syn_w0 = _concat([_weights(s) for s in stages], np.float32)
+    syn_w, syn_w0 = _concat([_weights(p) for p in projections], np.float32)
     mem_ptr, mem_p0 = _concat([s.members.indptr if s.members is not None else empty for s in stages], np.int64)
     mem_idx, mem_i0 = _concat([s.members.indices if s.members is not None else none for s in stages], np.int32)
-    off = np.zeros(len(stages) + 1, np.int64)
-    np.cumsum([s.size for s in stages], out=off[1:])
-    word_off = np.zeros(len(stages) + 1, np.int64)
-    np.cumsum([(s.size + 7) // 8 for s in stages], out=word_off[1:])
+    off = _offsets([s.size for s in stages])
     return NetArrays(
-        kinds=np.array([s.kind for s in stages], np.int64), paths=np.array([_PATHS[s.path] for s in stages], np.int64),
-        off=off, word_off=word_off, geometry=np.array([_geometry(s) for s in stages], np.int64),
+        kinds=np.array([s.kind for s in stages], np.int64), off=off,
+        word_off=_offsets([(s.size + 7) // 8 for s in stages]),
+        proj_ptr=_offsets([len(s.projections) for s in stages]),
+        proj_src=np.array([p.source for p in projections], np.int64),
+        input_fed=np.array([any(p.source == INPUT for p in s.projections) for s in stages], np.bool_),
+        paths=np.array([_PATHS[p.path] for p in projections], np.int64),
+        geometry=np.array([_geometry(p, t.size) for p, t in zip(projections, targets)], np.int64).reshape(-1, 3),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         mem_ptr=mem_ptr, mem_p0=mem_p0, mem_idx=mem_idx, mem_i0=mem_i0,
         drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
@@ -543,20 +566,20 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     return SimulationResult.concatenate(parts)
 
 
-def fastest_stage(candidates: list[Stage], events: int = 4000, repeats: int = 3) -> Stage:
+def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4000, repeats: int = 3) -> Projection:
     """The candidate (same layer, different paths) that delivers random events fastest here."""
     rng = np.random.default_rng(0)
     best, best_time = candidates[0], np.inf
-    for stage in candidates:
-        snn = SpikingNetwork((stage,), SimulationConfig(), stage.in_shape)
-        queue = rng.integers(0, stage.n_in, min(events, stage.n_in)).astype(np.int32)
-        v = np.zeros(stage.size, np.float32)
-        args = (0, queue, 0, queue.size, _NO_AMOUNTS, pack(snn), v, 0)
+    for projection in candidates:
+        stage = Stage("candidate", IF, (n_out,), np.zeros(n_out, np.float32), (projection,))
+        queue = rng.integers(0, projection.n_in, min(events, projection.n_in)).astype(np.int32)
+        v = np.zeros(n_out, np.float32)
+        args = (0, queue, 0, queue.size, _NO_AMOUNTS, pack(SpikingNetwork((stage,), SimulationConfig(), (n_out,))), v, 0)
         _deliver(*args)  # compile / warm up
         began = time.perf_counter()
         for _ in range(repeats):
             _deliver(*args)
         elapsed = time.perf_counter() - began
         if elapsed < best_time:
-            best, best_time = stage, elapsed
+            best, best_time = projection, elapsed
     return best

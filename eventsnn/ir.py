@@ -1,8 +1,11 @@
-"""The intermediate representation: small immutable layer descriptions and a sequential network.
+"""The intermediate representation: small immutable layer descriptions and a network graph.
 
 Shapes follow PyTorch: feature maps are (C, H, W), dense vectors (F,); a batch adds a leading N.
 Every layer checks its parameters when it is made and raises ``ValueError`` with a message;
-``Network`` checks that consecutive layers fit together. No I/O and no torch here.
+``Network`` checks that the layers fit together. A network is a list of layers in topological
+order; each layer reads the layers named in its ``inputs`` entry (index -1 is the network input),
+by default the layer before it, so a plain chain needs no ``inputs``. Only ``Add`` has several
+inputs (residual connections). No I/O and no torch here.
 """
 
 from __future__ import annotations
@@ -198,17 +201,53 @@ class Softmax:
         return in_shape
 
 
-Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, MaxPool2d, AvgPool2d, Flatten, Softmax]
+@dataclass(frozen=True)
+class Add:
+    """Residual join: a = sum_k weights[k] * x_k over its inputs (all of the same shape; weights default to 1)."""
+
+    name: str = "add"
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.weights is not None:
+            weights = tuple(float(w) for w in self.weights)
+            if not all(np.isfinite(w) for w in weights):
+                raise ValueError(f"{self.name}: weights must be finite numbers, not {self.weights}")
+            object.__setattr__(self, "weights", weights)
+
+    def input_weights(self, n_inputs: int) -> tuple[float, ...]:
+        return self.weights if self.weights is not None else (1.0,) * n_inputs
+
+    def output_shape(self, *in_shapes: Shape) -> Shape:
+        if len(in_shapes) < 2:
+            raise ValueError(f"{self.name} needs at least two inputs, found {len(in_shapes)}")
+        if len(set(in_shapes)) != 1:
+            raise ValueError(f"{self.name}: inputs must have the same shape, found {list(in_shapes)}")
+        if self.weights is not None and len(self.weights) != len(in_shapes):
+            raise ValueError(f"{self.name}: {len(self.weights)} weights for {len(in_shapes)} inputs")
+        return in_shapes[0]
+
+
+Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, MaxPool2d, AvgPool2d, Flatten, Softmax, Add]
 AFFINE = (Conv2d, Linear)
 ACTIVATIONS = (ReLU, ClipReLU)
 
 
+Inputs = tuple[tuple[int, ...], ...]
+
+
+def chain_inputs(n_layers: int) -> Inputs:
+    """The inputs of a plain chain: every layer reads the one before it."""
+    return tuple((i - 1,) for i in range(n_layers))
+
+
 @dataclass(frozen=True, eq=False)
 class Network:
-    """A sequential network: ``layers`` applied in order to an input of ``input_shape``."""
+    """Layers in topological order; ``inputs[i]`` lists the indices layer i reads (-1: the network input)."""
 
     input_shape: Shape
     layers: tuple[Layer, ...]
+    inputs: Inputs | None = None  # None: a chain
     shapes: tuple[Shape, ...] = field(init=False, repr=False)  # output shape of each layer
 
     def __post_init__(self):
@@ -222,23 +261,61 @@ class Network:
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"layer names must be unique, repeated: {duplicated}")
-        shapes, shape = [], self.input_shape
-        for i, layer in enumerate(self.layers):
+        inputs = chain_inputs(len(self.layers)) if self.inputs is None else tuple(
+            tuple(int(j) for j in sources) for sources in self.inputs)
+        if len(inputs) != len(self.layers):
+            raise ValueError(f"inputs must list the sources of each of the {len(self.layers)} layers, found {len(inputs)}")
+        object.__setattr__(self, "inputs", inputs)
+        shapes: list[Shape] = []
+        for i, (layer, sources) in enumerate(zip(self.layers, inputs)):
+            where = f"layer {i} ({type(layer).__name__} '{layer.name}')"
             if isinstance(layer, Softmax) and i != len(self.layers) - 1:
                 raise ValueError(f"softmax '{layer.name}' must be the last layer")
+            if not sources or any(not -1 <= j < i for j in sources) or len(set(sources)) != len(sources):
+                raise ValueError(f"{where}: inputs {list(sources)} must be distinct earlier layers (or -1, the input)")
+            if len(sources) > 1 and not isinstance(layer, Add):
+                raise ValueError(f"{where}: only an add may have several inputs")
+            in_shapes = [self.input_shape if j < 0 else shapes[j] for j in sources]
             try:
-                shape = layer.output_shape(shape)
+                shapes.append(layer.output_shape(*in_shapes))
             except ValueError as err:
-                raise ValueError(f"layer {i} ({type(layer).__name__} '{layer.name}'): {err}") from None
-            shapes.append(shape)
+                raise ValueError(f"{where}: {err}") from None
+        unused = [self.layers[i].name for i in range(len(self.layers) - 1) if not self.consumers(i)]
+        if unused:
+            raise ValueError(f"layers {unused} feed nothing: the last layer must be the only output")
         object.__setattr__(self, "shapes", tuple(shapes))
 
     @property
     def output_shape(self) -> Shape:
         return self.shapes[-1]
 
+    @property
+    def is_chain(self) -> bool:
+        return self.inputs == chain_inputs(len(self.layers))
+
     def input_shape_of(self, index: int) -> Shape:
-        return self.input_shape if index == 0 else self.shapes[index - 1]
+        """The shape layer ``index`` reads (its first input's)."""
+        j = self.inputs[index][0]
+        return self.input_shape if j < 0 else self.shapes[j]
+
+    def consumers(self, index: int) -> list[int]:
+        """The layers that read layer ``index`` (-1: those that read the network input)."""
+        return [i for i, sources in enumerate(self.inputs) if index in sources]
 
     def replace_layers(self, layers) -> "Network":
-        return Network(self.input_shape, tuple(layers))
+        """The same graph with each layer replaced (one for one)."""
+        return Network(self.input_shape, tuple(layers), self.inputs)
+
+    def without_layer(self, index: int) -> "Network":
+        """The graph with a one-input layer removed: its consumers read its input instead."""
+        if len(self.inputs[index]) != 1:
+            raise ValueError(f"cannot remove '{self.layers[index].name}': it has several inputs")
+        source = self.inputs[index][0]
+
+        def renumber(j: int) -> int:
+            j = source if j == index else j
+            return j - 1 if j > index else j
+
+        layers = self.layers[:index] + self.layers[index + 1:]
+        inputs = [tuple(renumber(j) for j in sources) for i, sources in enumerate(self.inputs) if i != index]
+        return Network(self.input_shape, layers, tuple(inputs))

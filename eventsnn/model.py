@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 
 from .connectivity import DEFAULT_MAX_BYTES
-from .convert import compute_scales, fold_batchnorm, normalize, spiking_roles
-from .ir import AFFINE, Network
+from .convert import compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales
+from .ir import Network
 from .snn import SimulationConfig, SpikingNetwork, build
 from .spec import SpecError, network_from_spec, network_to_spec
 
@@ -56,7 +56,7 @@ def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None =
     """Fold batch-norm and compute the data-based scales (``percentile=None``: no normalization)."""
     folded = fold_batchnorm(net)
     if percentile is None:
-        scales = [1.0 if isinstance(layer, AFFINE) else None for layer in folded.layers]
+        scales = unit_scales(folded)
     else:
         if x_calib is None:
             raise ValueError("data-based normalization needs calibration data")

@@ -17,23 +17,27 @@ import numpy as np
 from .ann import synaptic_input
 from .engine import check_simulation_args
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
-from .snn import GATE, IF, SimulationResult, SpikingNetwork, Stage, initial_membrane, stage_drive
+from .snn import GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, initial_membrane, stage_drive
 
 
 def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
     return np.array([step_key(seed, stream, int(n), step) for n in samples], dtype=np.uint64)
 
 
-def _synaptic(stage: Stage, spikes: np.ndarray) -> np.ndarray:
-    batch = spikes.reshape((len(spikes),) + stage.in_shape)
-    return synaptic_input(stage.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(np.float32)
+def _synaptic(projection: Projection, spikes: np.ndarray) -> np.ndarray:
+    """W s of one projection for a batch of source spikes (or analog inputs), no bias."""
+    if projection.layer is None:
+        return (spikes * np.float32(projection.weight)).astype(np.float32)
+    batch = spikes.reshape((len(spikes),) + projection.in_shape)
+    return synaptic_input(projection.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(np.float32)
 
 
 def _gate(stage: Stage, est: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     """Spikes that pass a max-pool gate: those of the first input with the largest estimate per window."""
-    k, stride = stage.layer.kernel_size, stage.layer.stride
-    shape = (len(spikes),) + stage.in_shape
-    index = np.arange(spikes.shape[1]).reshape(stage.in_shape)
+    projection = stage.projections[0]
+    k, stride = projection.layer.kernel_size, projection.layer.stride
+    shape = (len(spikes),) + projection.in_shape
+    index = np.arange(spikes.shape[1]).reshape(projection.in_shape)
     win_est = np.lib.stride_tricks.sliding_window_view(est.reshape(shape), (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
     win_index = np.lib.stride_tricks.sliding_window_view(index, (k, k), axis=(1, 2))[:, ::stride, ::stride]
     flat_est = win_est.reshape(win_est.shape[:4] + (k * k,))
@@ -67,9 +71,8 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     samples = np.arange(first_sample, first_sample + n)
     threshold = np.float32(cfg.threshold)
     v = [np.full((n, s.size), initial_membrane(cfg), np.float32) for s in stages]
-    est = [np.zeros((n, s.n_in)) for s in stages]
+    est = [np.zeros((n, s.projections[0].n_in)) for s in stages]
     drive = [stage_drive(s, cfg, steps) for s in stages]
-    fan_out = [s.fan_out for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
     synops = np.zeros((n, n_stages), np.int64)
     decisions = np.zeros((n, steps), np.int32)
@@ -77,34 +80,39 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     counts = np.zeros((n, snn.n_classes), np.int32)
     raster = np.zeros((n, steps, snn.n_neurons), np.uint8) if record else None
     offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
-    if cfg.input == "analog":
-        first_drive = _synaptic(stages[0], x) + drive[0]
-        synops[:, 0] = (x != 0) @ fan_out[0]
+    analog = cfg.input == "analog"
+    if analog:  # projections from the input add a constant W x every step, summed once as the engine does
+        for s, stage in enumerate(stages):
+            for projection in stage.projections:
+                if projection.source == INPUT:
+                    drive[s] = _synaptic(projection, x) + drive[s]
+                    synops[:, s] += (x != 0) @ projection.fan_out
 
     for t in range(steps):
-        if cfg.input == "poisson":
-            incoming = (uniform_numpy(_keys(seed, STREAM_POISSON_INPUT, samples, t), x.shape[1]) < x).astype(np.float32)
+        out = {INPUT: x}
+        if not analog:
+            out[INPUT] = (uniform_numpy(_keys(seed, STREAM_POISSON_INPUT, samples, t), x.shape[1]) < x).astype(np.float32)
         for s, stage in enumerate(stages):
             if stage.kind == GATE:
+                incoming = out[stage.projections[0].source]
                 est[s] = est[s] * cfg.maxpool_decay + incoming
-                out = _gate(stage, est[s], incoming)
+                out[s] = _gate(stage, est[s], incoming)
             else:
-                if s == 0 and cfg.input == "analog":
-                    v[s] = v[s] + first_drive
-                else:
-                    synops[:, s] += (incoming @ fan_out[s]).astype(np.int64)
-                    v[s] = v[s] + _synaptic(stage, incoming)
-                    v[s] = v[s] + drive[s]
+                for projection in stage.projections:
+                    if projection.source != INPUT or not analog:
+                        incoming = out[projection.source]
+                        synops[:, s] += (incoming @ projection.fan_out).astype(np.int64)
+                        v[s] = v[s] + _synaptic(projection, incoming)
+                v[s] = v[s] + drive[s]
                 if stage.kind == IF or cfg.output == "spikes":
                     fired = v[s] >= threshold
                     v[s] = np.where(fired, v[s] - threshold if cfg.reset == "subtract" else np.float32(0), v[s])
-                    out = fired.astype(np.float32)
+                    out[s] = fired.astype(np.float32)
                 else:
-                    out = np.zeros_like(v[s])
-            spikes[:, s, t] = out.sum(axis=1)
+                    out[s] = np.zeros_like(v[s])
+            spikes[:, s, t] = out[s].sum(axis=1)
             if record:
-                raster[:, t, offsets[s]:offsets[s + 1]] = out
-            incoming = out
+                raster[:, t, offsets[s]:offsets[s + 1]] = out[s]
         if cfg.output == "softmax":
             trigger = uniform_numpy(_keys(seed, STREAM_SOFTMAX_TRIGGER, samples, t), 1)[:, 0] < cfg.softmax_rate
             draws = uniform_numpy(_keys(seed, STREAM_SOFTMAX_DRAW, samples, t), 1)[:, 0]
@@ -115,7 +123,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 if record:
                     raster[b, t, offsets[-2] + k] = 1
         elif cfg.output == "spikes":
-            counts += incoming.astype(np.int32)
+            counts += out[n_stages - 1].astype(np.int32)
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
     membrane = np.concatenate(v, axis=1) if record else None

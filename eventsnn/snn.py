@@ -1,9 +1,10 @@
 """The spiking network: simulation settings, the populations built from a normalized IR, and results.
 
 Both simulators (``engine`` and ``reference``) take a ``SpikingNetwork`` and return a
-``SimulationResult``. Per step t = 1..T, in layer order (zero synaptic delay, eq. 2-4):
+``SimulationResult``. Per step t = 1..T, stage by stage in network order (zero synaptic delay,
+eq. 2-4), each stage summing its projections (one per branch of a residual add, else one):
 
-    V(t) = V(t-1) + W s_in(t) + b       (analog input: the first layer's W x + b, every step)
+    V(t) = V(t-1) + sum_p W_p s_p(t) + b   (analog input: projections from the input add W x every step)
     s(t) = [V(t) >= threshold];  reset: V -= threshold * s (subtract) or V = 0 where s (zero)
 
 Max-pool gate: est_i(t) = decay * est_i(t-1) + s_i(t); a window passes s_w(t) = s_k(t) for the
@@ -21,11 +22,10 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from . import ann
-from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_bytes_estimate, engine_order,
-                           direct_kernel, kernel_target_table,
-                           maxpool_windows, permuted, validate)
+from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_bytes_estimate, direct_kernel,
+                           engine_order, identity_csr, kernel_target_table, maxpool_windows, permuted, validate)
 from .convert import spiking_roles
-from .ir import AvgPool2d, Conv2d, Layer, Linear, MaxPool2d, Network, Shape
+from .ir import ACTIVATIONS, AFFINE, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape
 
 RESETS = ("subtract", "zero")
 INPUTS = ("analog", "poisson")
@@ -68,37 +68,31 @@ class SimulationConfig:
 
 
 PATHS = ("auto", "csr", "direct")
+INPUT = -1  # the source index of projections from the network input
 
 
 @dataclass(frozen=True, eq=False)
-class Stage:
-    """One population of the SNN: an IF layer, a max-pool gate, or the output layer.
+class Projection:
+    """The synapses from one source population (or the input) into a stage.
 
-    ``path`` says how spikes reach it: 'csr' (rows per presynaptic neuron), 'direct' (a spike
+    ``path`` says how spikes travel: 'csr' (rows per presynaptic neuron), 'direct' (a spike
     scatters the shared conv kernel, see ``connectivity.direct_kernel``), or 'dense' (a row of the
     (n_in, n_out) matrix: a CSR row whose targets are all outputs). Arrays that index neurons are
-    in engine order (``engine_order``); ``bias`` and ``fan_out`` are in IR order.
+    in engine order (``engine_order``); ``fan_out`` is in IR order.
     """
 
-    name: str
-    kind: int
+    source: int  # stage index of the presynaptic population, INPUT for the network input
     path: str
-    layer: Layer  # the normalized IR layer whose synapses feed this stage (for the reference)
-    in_shape: Shape
-    out_shape: Shape
+    layer: Layer | None  # the normalized IR layer (for the reference); None: identity times ``weight``
+    in_shape: Shape  # what the layer reads (after any flatten)
     source_shape: Shape  # shape of the presynaptic population (before any flatten), sets its engine order
-    bias: np.ndarray  # float32 per neuron, IR order (zeros for gates and avg-pools)
-    fan_out: np.ndarray  # synapses per input neuron, IR order (0 for gates)
+    fan_out: np.ndarray  # synapses per presynaptic neuron, IR order (0 for a gate)
+    weight: float = 1.0  # identity projections only
     synapses: CSR | None = None  # 'csr' rows; for a gate: input -> windows that contain it
-    members: CSR | None = None  # gate only: window -> its inputs, row-major within the window
     kernel: np.ndarray | None = None  # 'direct': (kh, C_in, kw reversed, C_out) float32
     kernel_targets: CSR | None = None  # 'direct': per input pixel, (target, weight, length) runs
     dense: np.ndarray | None = None  # 'dense': (n_in, n_out) float32, rows in engine order
     macs: int = 0
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.out_shape))
 
     @property
     def n_in(self) -> int:
@@ -106,9 +100,37 @@ class Stage:
 
     @property
     def connectivity_bytes(self) -> int:
-        parts = (self.synapses, self.members, self.kernel_targets)
-        return sum(p.nbytes for p in parts if p is not None) + sum(
+        return sum(p.nbytes for p in (self.synapses, self.kernel_targets) if p is not None) + sum(
             a.nbytes for a in (self.kernel, self.dense) if a is not None)
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One population of the SNN: an IF layer, a max-pool gate, or the output layer, fed by its
+    projections (one per branch of a residual add, otherwise one). ``bias`` is in IR order."""
+
+    name: str
+    kind: int
+    out_shape: Shape
+    bias: np.ndarray  # float32 per neuron, IR order (zeros for gates and avg-pools)
+    projections: tuple[Projection, ...]
+    members: CSR | None = None  # gate only: window -> its inputs, row-major within the window
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def macs(self) -> int:
+        return sum(p.macs for p in self.projections)
+
+    @property
+    def path(self) -> str:
+        return "+".join(p.path for p in self.projections)
+
+    @property
+    def connectivity_bytes(self) -> int:
+        return sum(p.connectivity_bytes for p in self.projections) + (self.members.nbytes if self.members else 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,28 +148,29 @@ class SpikingNetwork:
         return self.stages[-1].size
 
 
-def _gate_stage(layer: MaxPool2d, common: dict) -> Stage:
-    """Max-pool gate: input -> windows (CSR) and window -> members in row-major window order."""
-    in_order, out_order = engine_order(common["source_shape"]), engine_order(common["out_shape"])
+def _gate_projection(layer: MaxPool2d, common: dict, out_shape: Shape) -> tuple[Projection, CSR]:
+    """Max-pool gate: input -> windows (CSR), and window -> members in row-major window order."""
+    in_order, out_order = engine_order(common["source_shape"]), engine_order(out_shape)
     members, windows = maxpool_windows(layer, common["in_shape"])
     n_in, n_out = len(in_order), len(out_order)
     inverse_in = np.argsort(in_order)
     member_idx = inverse_in[members.indices.reshape(n_out, -1)[out_order]].ravel().astype(np.int32)
     members = validate(CSR(members.indptr, member_idx, members.weights, n_in), n_out, n_in, f"{layer.name} members")
     windows = validate(permuted(windows, in_order, out_order), n_in, n_out, layer.name)
-    return Stage(path="csr", fan_out=np.zeros(n_in, np.int64), synapses=windows, members=members, **common)
+    return Projection(path="csr", fan_out=np.zeros(n_in, np.int64), synapses=windows, **common), members
 
 
-def _csr_stage(synapses: CSR, common: dict, fan_out: np.ndarray | None = None) -> Stage:
-    """A stage fed through CSR rows, renumbered from IR to engine order."""
-    in_order, out_order = engine_order(common["source_shape"]), engine_order(common["out_shape"])
-    engine_csr = validate(permuted(synapses, in_order, out_order), len(in_order), len(out_order), common["name"])
-    return Stage(path="csr", fan_out=np.diff(synapses.indptr) if fan_out is None else fan_out,
-                 synapses=engine_csr, **common)
+def _csr_projection(synapses: CSR, common: dict, out_shape: Shape, fan_out: np.ndarray | None = None) -> Projection:
+    """A projection through CSR rows, renumbered from IR to engine order."""
+    in_order, out_order = engine_order(common["source_shape"]), engine_order(out_shape)
+    name = common["layer"].name if common["layer"] is not None else "identity"
+    engine_csr = validate(permuted(synapses, in_order, out_order), len(in_order), len(out_order), name)
+    return Projection(path="csr", fan_out=np.diff(synapses.indptr) if fan_out is None else fan_out,
+                      synapses=engine_csr, **common)
 
 
-def _conv_stages(layer: Conv2d, common: dict, path: str, max_bytes: int) -> list[Stage]:
-    """The candidate stages of a conv layer, refusing an unrolled CSR over the cap."""
+def _conv_projections(layer: Conv2d, common: dict, out_shape: Shape, path: str, max_bytes: int) -> list[Projection]:
+    """The candidate projections of a conv layer, refusing an unrolled CSR over the cap."""
     in_shape = common["in_shape"]
     estimate = csr_bytes_estimate(layer, in_shape)
     if path == "csr" and estimate > max_bytes:
@@ -157,12 +180,100 @@ def _conv_stages(layer: Conv2d, common: dict, path: str, max_bytes: int) -> list
     fan_out = conv_fan_out(layer, in_shape)
     candidates = []
     if path == "csr" or (path == "auto" and estimate <= max_bytes):
-        candidates.append(_csr_stage(conv_csr(layer, in_shape), common, fan_out))
+        candidates.append(_csr_projection(conv_csr(layer, in_shape), common, out_shape, fan_out))
     if path in ("direct", "auto"):
-        kernel = direct_kernel(layer)
-        candidates.append(Stage(path="direct", fan_out=fan_out, kernel=kernel,
-                                kernel_targets=kernel_target_table(layer, in_shape), **common))
+        candidates.append(Projection(path="direct", fan_out=fan_out, kernel=direct_kernel(layer),
+                                     kernel_targets=kernel_target_table(layer, in_shape), **common))
     return candidates
+
+
+def _population_of(net: Network, index: int) -> int:
+    """The IR layer whose population emits what layer ``index`` outputs (through flattens and
+    activations), -1 for the network input."""
+    while index >= 0 and isinstance(net.layers[index], (Flatten,) + ACTIVATIONS):
+        index = net.inputs[index][0]
+    return index
+
+
+class _Builder:
+    """Turns the layers of a folded, normalized network into stages, in the network's order."""
+
+    def __init__(self, net: Network, path: str, max_bytes: int):
+        self.net, self.path, self.max_bytes = net, path, max_bytes
+        self.macs = ann.macs(net)
+        self.stage_of: dict[int, int] = {INPUT: INPUT}  # IR layer of a population -> stage index
+        self.n_stages = 0
+        self.gated: set[int] = set()  # populations read by a max-pool gate
+
+    def source(self, index: int) -> dict:
+        """What a layer reading IR layer ``index`` needs to know about its presynaptic population."""
+        population = _population_of(self.net, index)
+        if population not in self.stage_of:
+            raise ValueError(f"'{self.net.layers[population].name}' is not a spiking population")
+        shape = self.net.input_shape if population < 0 else self.net.shapes[population]
+        in_shape = self.net.input_shape if index < 0 else self.net.shapes[index]
+        return dict(source=self.stage_of[population], source_shape=shape, in_shape=in_shape)
+
+    def projection(self, i: int, out_shape: Shape) -> Projection:
+        """The synapses of IR layer i (conv, linear or avg-pool) into a population of ``out_shape``."""
+        layer = self.net.layers[i]
+        common = dict(layer=layer, macs=self.macs[i], **self.source(self.net.inputs[i][0]))
+        if isinstance(layer, AvgPool2d):
+            return _csr_projection(avgpool_csr(layer, common["in_shape"]), common, out_shape)
+        if isinstance(layer, Linear):
+            dense = np.ascontiguousarray(layer.weight.T[engine_order(common["source_shape"])])
+            return Projection(path="dense", fan_out=np.full(dense.shape[0], dense.shape[1], np.int64), dense=dense,
+                              **common)
+        candidates = _conv_projections(layer, common, out_shape, self.path, self.max_bytes)
+        if len(candidates) > 1:
+            from .engine import fastest_projection  # measured with the engine's own kernels
+
+            return fastest_projection(candidates, int(np.prod(out_shape)))
+        return candidates[0]
+
+    def identity(self, index: int, weight: float, out_shape: Shape) -> Projection:
+        """The identity branch of a residual add: each neuron of layer ``index`` to the same neuron."""
+        common = self.source(index)
+        n = int(np.prod(out_shape))
+        return _csr_projection(identity_csr(n, weight), dict(layer=None, weight=weight, macs=n, **common), out_shape)
+
+    def stage(self, i: int, role: str) -> Stage:
+        net, layer, out_shape = self.net, self.net.layers[i], self.net.shapes[i]
+        n_out = int(np.prod(out_shape))
+        kind = GATE if role == "gate" else OUTPUT if role == "output" else IF
+        if kind == OUTPUT and not np.array_equal(engine_order(out_shape), np.arange(n_out)):
+            raise ValueError(f"output layer '{layer.name}' must produce a vector (end with flatten and linear)")
+        bias, members = np.zeros(n_out, np.float32), None
+        if role == "gate":
+            common = dict(layer=layer, **self.source(net.inputs[i][0]))
+            if common["source"] == INPUT:
+                raise ValueError("the network must start with conv2d, linear or avgpool2d, not a max-pool")
+            if common["source"] in self.gated:
+                raise ValueError(f"max-pool '{layer.name}' reads a population another max-pool reads already")
+            self.gated.add(common["source"])
+            projection, members = _gate_projection(layer, common, out_shape)
+            projections = [projection]
+        elif role == "add":
+            projections = []
+            for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i]))):
+                if j >= 0 and isinstance(net.layers[j], AFFINE):
+                    projections.append(self.projection(j, out_shape))
+                    bias += _neuron_bias(net.layers[j], n_out)
+                else:
+                    projections.append(self.identity(j, w, out_shape))
+        else:
+            projections = [self.projection(i, out_shape)]
+            if isinstance(layer, AFFINE):
+                bias = _neuron_bias(layer, n_out)
+        self.stage_of[i] = self.n_stages
+        self.n_stages += 1
+        return Stage(name=layer.name, kind=kind, out_shape=out_shape, bias=bias, projections=tuple(projections),
+                     members=members)
+
+
+def _neuron_bias(layer: Conv2d | Linear, n_out: int) -> np.ndarray:
+    """The bias of every neuron (IR order: each channel's bias over its pixels)."""
+    return np.repeat(layer.bias, n_out // layer.bias.size).astype(np.float32)
 
 
 def build(net: Network, config: SimulationConfig | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -172,46 +283,14 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     ``path`` for conv layers: 'csr' (unrolled; refused with a ValueError before building when it
     would exceed ``max_bytes``), 'direct' (kernel scatter), or 'auto' (whichever is measured to be
     faster on this machine; the two give identical results). Linear layers use dense rows,
-    avg-pools and max-pool gates CSR.
+    avg-pools, max-pool gates and the identity branches of residual adds CSR.
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
-    config = config or SimulationConfig()
-    roles = spiking_roles(net)
-    macs = ann.macs(net)
-    stages: list[Stage] = []
-    source_shape = net.input_shape
-    for i, (layer, role) in enumerate(zip(net.layers, roles)):
-        if role not in ("hidden", "output", "avgpool") and not isinstance(layer, MaxPool2d):
-            continue
-        in_shape, out_shape = net.input_shape_of(i), net.shapes[i]
-        if not stages and isinstance(layer, MaxPool2d):
-            raise ValueError("the network must start with conv2d, linear or avgpool2d, not a max-pool")
-        n_out = int(np.prod(out_shape))
-        kind = GATE if isinstance(layer, MaxPool2d) else OUTPUT if role == "output" else IF
-        if kind == OUTPUT and not np.array_equal(engine_order(out_shape), np.arange(n_out)):
-            raise ValueError(f"output layer '{layer.name}' must produce a vector (end with flatten and linear)")
-        bias = np.zeros(n_out, np.float32)
-        if isinstance(layer, (Conv2d, Linear)):
-            bias = np.repeat(layer.bias, n_out // layer.bias.size).astype(np.float32)
-        common = dict(name=layer.name, kind=kind, layer=layer, in_shape=in_shape, out_shape=out_shape,
-                      source_shape=source_shape, bias=bias, macs=macs[i])
-        if isinstance(layer, MaxPool2d):
-            stages.append(_gate_stage(layer, common))
-        elif isinstance(layer, AvgPool2d):
-            stages.append(_csr_stage(avgpool_csr(layer, in_shape), common))
-        elif isinstance(layer, Linear):
-            dense = np.ascontiguousarray(layer.weight.T[engine_order(source_shape)])
-            stages.append(Stage(path="dense", fan_out=np.full(dense.shape[0], n_out, np.int64), dense=dense, **common))
-        else:
-            candidates = _conv_stages(layer, common, path, max_bytes)
-            if len(candidates) > 1:
-                from .engine import fastest_stage  # measured with the engine's own kernels
-
-                candidates = [fastest_stage(candidates)]
-            stages.append(candidates[0])
-        source_shape = out_shape
-    return SpikingNetwork(tuple(stages), config, net.input_shape)
+    builder = _Builder(net, path, max_bytes)
+    stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
+              if role in ("hidden", "add", "output", "avgpool", "gate")]
+    return SpikingNetwork(tuple(stages), config or SimulationConfig(), net.input_shape)
 
 
 def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarray:

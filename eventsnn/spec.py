@@ -5,7 +5,10 @@ batchnorm, relu, clip_relu, maxpool2d, avgpool2d, flatten, softmax). Parameter l
 ``"name"``, the prefix of their parameters (``name.weight``, ``name.bias``; batch-norm also
 ``name.running_mean``, ``name.running_var`` and optional ``"eps"``) and their shape fields
 (``out_channels``, ``kernel_size``, ``stride``, ``padding``; ``out_features``). Pools carry
-``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``.
+``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``; add carries optional
+``weights``. A layer reads the layer before it unless it names its sources in ``"inputs"``
+(layer names, ``"input"`` for the network input), e.g. a residual join
+``{"type": "add", "name": "add1", "inputs": ["bn2", "relu0"]}``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from typing import Mapping
 
 import numpy as np
 
-from .ir import AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 
-LAYER_TYPES = ("conv2d", "linear", "batchnorm", "relu", "clip_relu", "maxpool2d", "avgpool2d", "flatten", "softmax")
+LAYER_TYPES = ("conv2d", "linear", "batchnorm", "relu", "clip_relu", "maxpool2d", "avgpool2d", "flatten", "softmax",
+               "add")
 
 
 class SpecError(ValueError):
@@ -105,7 +109,32 @@ def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]):
         return cls(k, None if stride is None else _int(entry, "stride", where), name)
     if kind == "flatten":
         return Flatten(name)
+    if kind == "add":
+        weights = entry.get("weights")
+        if weights is not None and not (isinstance(weights, list) and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)):
+            raise SpecError(f"{where}: 'weights' must be a list of numbers, not {weights!r}")
+        return Add(name, None if weights is None else tuple(weights))
     return Softmax(name)
+
+
+def _inputs(entries: list, layers: list) -> tuple[tuple[int, ...], ...]:
+    """Each layer's source indices from the optional ``inputs`` name lists (default: the layer before)."""
+    index = {"input": -1}
+    result = []
+    for i, (entry, layer) in enumerate(zip(entries, layers)):
+        names = entry.get("inputs")
+        if names is None:
+            result.append((i - 1,))
+        elif not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise SpecError(f"layer {i} ('{layer.name}'): 'inputs' must be a non-empty list of layer names")
+        else:
+            unknown = [n for n in names if n not in index]
+            if unknown:
+                raise SpecError(f"layer {i} ('{layer.name}'): inputs {unknown} are not earlier layers (or 'input')")
+            result.append(tuple(index[n] for n in names))
+        index[layer.name] = i
+    return tuple(result)
 
 
 def network_from_spec(spec: dict, params: Mapping[str, np.ndarray]) -> Network:
@@ -126,7 +155,7 @@ def network_from_spec(spec: dict, params: Mapping[str, np.ndarray]) -> Network:
         except ValueError as err:
             raise SpecError(f"layer {i}: {err}") from None
     try:
-        return Network(tuple(shape), tuple(layers))
+        return Network(tuple(shape), tuple(layers), _inputs(spec["layers"], layers))
     except ValueError as err:
         raise SpecError(str(err)) from None
 
@@ -134,7 +163,7 @@ def network_from_spec(spec: dict, params: Mapping[str, np.ndarray]) -> Network:
 def network_to_spec(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
     """The spec and named parameters of a network (the inverse of ``network_from_spec``)."""
     entries, params = [], {}
-    for layer in net.layers:
+    for i, layer in enumerate(net.layers):
         if isinstance(layer, Conv2d):
             out_c, _, k, _ = layer.weight.shape
             entry = {"type": "conv2d", "out_channels": out_c, "kernel_size": k, "stride": layer.stride,
@@ -152,8 +181,12 @@ def network_to_spec(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
         elif isinstance(layer, (MaxPool2d, AvgPool2d)):
             entry = {"type": "maxpool2d" if isinstance(layer, MaxPool2d) else "avgpool2d",
                      "kernel_size": layer.kernel_size, "stride": layer.stride}
+        elif isinstance(layer, Add):
+            entry = {"type": "add"} if layer.weights is None else {"type": "add", "weights": list(layer.weights)}
         else:
             entry = {"type": {ReLU: "relu", Flatten: "flatten", Softmax: "softmax"}[type(layer)]}
         entry["name"] = layer.name
+        if net.inputs[i] != (i - 1,):
+            entry["inputs"] = [net.layers[j].name if j >= 0 else "input" for j in net.inputs[i]]
         entries.append(entry)
     return {"input_shape": list(net.input_shape), "layers": entries}, params

@@ -73,8 +73,10 @@ def test_statistics_are_consistent(demo):
         spikes = result.raster[:, :, offsets[s]:offsets[s + 1]]
         np.testing.assert_array_equal(spikes.sum(axis=2), result.spikes[:, s])
         if s > 0:  # SynOps = spikes received x fan-out of the sender
-            received = result.raster[:, :, offsets[s - 1]:offsets[s]].sum(axis=1).astype(np.int64)
-            np.testing.assert_array_equal(received @ stage.fan_out, result.synops[:, s])
+            (projection,) = stage.projections
+            source = projection.source
+            received = result.raster[:, :, offsets[source]:offsets[source + 1]].sum(axis=1).astype(np.int64)
+            np.testing.assert_array_equal(received @ projection.fan_out, result.synops[:, s])
     first = np.argmax(result.spikes[:, -1] > 0, axis=1) + 1
     np.testing.assert_array_equal(np.where(result.spikes[:, -1].any(axis=1), first, -1), result.first_spike)
 
