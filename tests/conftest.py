@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from eventsnn.loaders import load_network
 from eventsnn.model import convert
-from eventsnn.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from eventsnn.ir import Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -53,6 +53,39 @@ def random_network(rng: np.random.Generator, softmax: bool = True) -> Network:
     if softmax:
         layers.append(Softmax("softmax"))
     return Network((c, h, w), tuple(layers))
+
+
+def random_residual_network(rng: np.random.Generator) -> Network:
+    """conv -> relu -> conv -> relu -> conv -> add(skip) -> relu [-> pool] -> flatten -> linear.
+
+    The skip is the first relu (identity), a 1x1 conv of it (projection shortcut), or the network
+    input itself; the add's weights are 1 or dyadic."""
+    c, h, w = int(rng.integers(1, 3)), int(rng.integers(4, 7)), int(rng.integers(4, 7))
+    skip = ("identity", "conv", "input")[int(rng.integers(0, 3))]
+    width = c if skip == "input" else int(rng.integers(1, 4))
+
+    def conv(name: str, c_in: int, k: int = 3) -> Conv2d:
+        return Conv2d(dyadic(rng, (width, c_in, k, k), 32), dyadic(rng, width, 16), 1, k // 2, name)
+
+    layers = [conv("conv0", c), ReLU("relu0"), conv("conv1", width), ReLU("relu1"), conv("conv2", width)]
+    inputs = [(-1,), (0,), (1,), (2,), (3,)]
+    if skip == "conv":
+        layers.append(conv("shortcut", width, 1))
+        inputs.append((1,))
+    skip_from = {"identity": 1, "conv": 5, "input": -1}[skip]
+    weights = None if rng.integers(0, 2) else tuple(float(v) for v in rng.integers(1, 9, 2) / 4)
+    layers += [Add("add", weights), ReLU("relu2")]
+    inputs += [(4, skip_from), (len(layers) - 2,)]
+    shape = (width, h, w)
+    if rng.integers(0, 2):
+        pool = (MaxPool2d if rng.integers(0, 2) else AvgPool2d)(2, 2, "pool")
+        layers.append(pool)
+        inputs.append((len(layers) - 2,))
+        shape = pool.output_shape(shape)
+    n_out = int(rng.integers(2, 5))
+    layers += [Flatten("flatten"), Linear(dyadic(rng, (n_out, int(np.prod(shape)))), dyadic(rng, n_out, 16), "fc")]
+    inputs += [(len(layers) - 3,), (len(layers) - 2,)]
+    return Network((c, h, w), tuple(layers), tuple(inputs))
 
 
 def random_inputs(rng: np.random.Generator, net: Network, n: int) -> np.ndarray:

@@ -10,8 +10,10 @@ import pytest
 from eventsnn import ann
 from eventsnn.cli import main
 from eventsnn.engine import simulate
-from eventsnn.model import ModelFileError, load, save
+from eventsnn.model import ModelFileError, convert, load, save
 from eventsnn.snn import SimulationConfig
+
+from .conftest import random_inputs, random_residual_network
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,19 @@ def test_model_file_round_trip_without_pickle(tmp_path, demo):
             np.testing.assert_array_equal(a.bias, b.bias)
     x = demo.x[:5]
     np.testing.assert_array_equal(simulate(loaded.build(), x, 10).decisions, simulate(model.build(), x, 10).decisions)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_residual_model_file_round_trip(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    net = random_residual_network(rng)
+    x = random_inputs(rng, net, 20)
+    model = convert(net, x)
+    save(model, tmp_path / "res.npz")
+    loaded = load(tmp_path / "res.npz")
+    assert loaded.ann.inputs == model.ann.inputs and loaded.scales == model.scales
+    np.testing.assert_array_equal(ann.forward(loaded.normalized(), x), ann.forward(model.normalized(), x))
+    np.testing.assert_array_equal(simulate(loaded.build(), x, 10).spikes, simulate(model.build(), x, 10).spikes)
 
 
 def test_corrupt_model_files_are_refused(tmp_path, demo):

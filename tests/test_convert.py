@@ -10,9 +10,9 @@ from hypothesis.extra.numpy import arrays
 
 from eventsnn import ann
 from eventsnn.convert import StreamingPercentile, compute_scales, fold_batchnorm, normalize, spiking_roles
-from eventsnn.ir import BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from eventsnn.ir import Add, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 
-from .conftest import random_network, seeds
+from .conftest import random_network, random_residual_network, seeds
 
 
 def with_batchnorm(rng: np.random.Generator, net: Network) -> Network:
@@ -118,4 +118,58 @@ def test_unconvertible_networks_are_refused(layers, message):
 def test_batchnorm_after_relu_cannot_be_folded():
     net = Network((3,), (Linear(np.ones((2, 3)), name="a"), ReLU(), BatchNorm(np.ones(2), np.zeros(2), np.zeros(2), np.ones(2))))
     with pytest.raises(ValueError, match="cannot be folded"):
+        fold_batchnorm(net)
+
+
+@pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
+@settings(max_examples=30, deadline=None)
+@given(seed=seeds, percentile=st.sampled_from([99.0, 100.0]))
+def test_residual_normalization_scales_outputs_by_the_last_lambda(seed, percentile):
+    """Branches meeting at an add share one scale; the identity branch is reweighted."""
+    rng = np.random.default_rng(seed)
+    net = random_residual_network(rng)
+    x = rng.random((16,) + net.input_shape).astype(np.float32)
+    scales = compute_scales(net, x, percentile)
+    add = [layer.name for layer in net.layers].index("add")
+    branches = net.inputs[add]
+    for j in branches:
+        if j >= 0 and isinstance(net.layers[j], Conv2d):
+            assert scales[j] == scales[add]
+    normalized = normalize(net, scales)
+    expected = ann.forward(net, x).astype(np.float64)
+    np.testing.assert_allclose(ann.forward(normalized, x) * scales[-1], expected, rtol=1e-4,
+                               atol=1e-4 * (np.abs(expected).max() + 1e-6))
+
+
+def _residual(*extra_layers, inputs) -> Network:
+    layers = (Linear(np.eye(3), None, "a"), ReLU("ra"), Linear(np.eye(3), None, "b")) + extra_layers
+    return Network((3,), layers, inputs)
+
+
+@pytest.mark.parametrize("net, message", [
+    (lambda: _residual(Add("add"), Linear(np.ones((2, 3)), None, "out"), inputs=((-1,), (0,), (1,), (2, 1), (3,))),
+     "add 'add' must be read only by a relu"),
+    (lambda: _residual(Add("add"), ReLU("r"), Linear(np.ones((2, 3)), None, "out"),
+                       inputs=((-1,), (0,), (1,), (2, 0), (3,), (4,))), "'a' must be read only by"),
+])
+def test_unconvertible_residual_networks_are_refused(net, message):
+    with pytest.raises(ValueError, match=message):
+        spiking_roles(net())
+
+
+@pytest.mark.parametrize("inputs, message", [
+    (((-1,), (0,), (1,), (2, 1), (3,), (2,)), "only an add may have several inputs|feed nothing"),
+    (((-1,), (0,), (1,), (2, 5), (3,), (4,)), "must be distinct earlier layers"),
+    (((-1,), (0,), (1,), (2,), (3,), (4,)), "needs at least two inputs"),
+])
+def test_malformed_graphs_are_refused(inputs, message):
+    with pytest.raises(ValueError, match=message):
+        _residual(Add("add"), ReLU("r"), Linear(np.ones((2, 3)), None, "out"), inputs=inputs)
+
+
+def test_batchnorm_shared_by_two_readers_cannot_be_folded():
+    bn = BatchNorm(np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), name="bn")
+    net = Network((3,), (Linear(np.eye(3), None, "a"), ReLU("r"), bn, Add("add"), ReLU("r2"),
+                         Linear(np.ones((2, 3)), None, "out")), ((-1,), (0,), (1,), (1, 2), (3,), (4,)))
+    with pytest.raises(ValueError, match="batch-norm 'bn' after 'r' cannot be folded"):
         fold_batchnorm(net)
