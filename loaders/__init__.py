@@ -11,6 +11,7 @@ from eventsnn.spec import SpecError, network_from_spec
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .datasets import DatasetError, load_cifar, load_dataset, load_image_folder, load_mnist, load_npz, read_idx
+from .torch_module import TraceError, from_torch
 
 
 def load_arch(path: str | os.PathLike) -> dict:
@@ -26,5 +27,5 @@ def load_network(checkpoint: str | os.PathLike, arch: str | os.PathLike) -> Netw
     return network_from_spec(load_arch(arch), load_checkpoint(checkpoint))
 
 
-__all__ = ["CheckpointError", "DatasetError", "SpecError", "load_arch", "load_checkpoint", "load_cifar", "load_dataset",
-           "load_image_folder", "load_mnist", "load_network", "load_npz", "read_idx"]
+__all__ = ["CheckpointError", "DatasetError", "SpecError", "TraceError", "from_torch", "load_arch", "load_checkpoint",
+           "load_cifar", "load_dataset", "load_image_folder", "load_mnist", "load_network", "load_npz", "read_idx"]

@@ -1,0 +1,269 @@
+"""A PyTorch ``nn.Module`` in memory into the IR, by tracing it with ``torch.fx`` (needs torch).
+
+Supported: Conv2d, Linear, BatchNorm1d/2d, ReLU (module, ``F.relu``, ``torch.relu``, ``.relu()``),
+ReLU6 / Hardtanh(0, y) / ``clamp(x, 0, y)`` as threshold ReLU, MaxPool2d, AvgPool2d,
+AdaptiveAvgPool2d to 1x1, Flatten / ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)``,
+Dropout and Identity (dropped), residual ``+`` / ``torch.add``, and a trailing softmax over the
+classes. Anything else raises ``TraceError`` naming the module and the line of the graph.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from eventsnn.ir import (Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
+                         Shape, Softmax)
+
+
+class TraceError(ValueError):
+    """A module uses something the IR cannot express."""
+
+
+def _torch():
+    try:
+        import torch
+        import torch.fx
+    except ImportError as err:  # pragma: no cover - exercised only without torch
+        raise ImportError("tracing a PyTorch module needs torch: pip install torch (the 'torch' extra)") from err
+    return torch
+
+
+def _array(tensor) -> np.ndarray:
+    return tensor.detach().cpu().to(dtype=_torch().float32).numpy().copy()
+
+
+def _pair(value, what: str) -> int:
+    """An int from an int or a pair of equal ints (the IR has square kernels and equal strides)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2 or value[0] != value[1]:
+            raise TraceError(f"{what} must be square / symmetric, not {tuple(value)}")
+        value = value[0]
+    return int(value)
+
+
+class _Tracer:
+    """Walks an fx graph node by node, keeping for each tensor node its IR index (-1: the input)."""
+
+    def __init__(self, module, input_shape: Shape):
+        torch = _torch()
+        self.module = module
+        self.graph = torch.fx.symbolic_trace(module).graph
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.layers: list[Layer] = []
+        self.inputs: list[tuple[int, ...]] = []
+        self.shapes: list[Shape] = []
+        self.index: dict[Any, int] = {}  # fx node -> IR index
+        self.names: set[str] = set()
+
+    # -- building ------------------------------------------------------------------------------
+
+    def shape(self, index: int) -> Shape:
+        return self.input_shape if index < 0 else self.shapes[index]
+
+    def emit(self, node, layer: Layer, sources: tuple[int, ...]) -> None:
+        shape = layer.output_shape(*(self.shape(j) for j in sources))
+        self.layers.append(layer)
+        self.inputs.append(sources)
+        self.shapes.append(shape)
+        self.index[node] = len(self.layers) - 1
+
+    def name(self, node) -> str:
+        """IR name: the module path for modules (so parameters keep their state_dict names), else the node's."""
+        name = str(node.target) if node.op == "call_module" else node.name
+        while name in self.names:
+            name += "_"
+        self.names.add(name)
+        return name
+
+    def source(self, node, arg) -> int:
+        if arg not in self.index:
+            raise TraceError(f"argument {arg!r} is not a tensor the network computes")
+        return self.index[arg]
+
+    # -- per node kind ---------------------------------------------------------------------------
+
+    def run(self) -> Network:
+        placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1:
+            raise TraceError(f"the module must take exactly one input tensor, found {len(placeholders)}")
+        for node in self.graph.nodes:
+            try:
+                self.visit(node)
+            except TraceError as err:
+                raise TraceError(f"{err} (graph line: {node.format_node()})") from None
+            except ValueError as err:  # shape errors from the IR
+                raise TraceError(f"{err} (graph line: {node.format_node()})") from None
+        return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
+
+    def visit(self, node) -> None:
+        if node.op == "placeholder":
+            self.index[node] = -1
+        elif node.op == "get_attr":
+            raise TraceError(f"a parameter '{node.target}' used directly in forward is not supported")
+        elif node.op == "call_module":
+            self.module_node(node, self.module.get_submodule(node.target))
+        elif node.op in ("call_function", "call_method"):
+            self.function_node(node)
+        elif node.op == "output":
+            result = node.args[0]
+            if result not in self.index or self.index[result] != len(self.layers) - 1:
+                raise TraceError("the module must return the tensor of its last layer")
+
+    def alias(self, node, arg) -> None:
+        self.index[node] = self.source(node, arg)
+
+    def module_node(self, node, mod) -> None:
+        nn = _torch().nn
+        src = self.source(node, node.args[0])
+        kind = type(mod).__name__
+        where = f"{kind} '{node.target}'"
+        if isinstance(mod, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)):
+            return self.alias(node, node.args[0])
+        if isinstance(mod, nn.Conv2d):
+            if mod.groups != 1 or _pair(mod.dilation, "dilation") != 1 or mod.padding_mode != "zeros":
+                raise TraceError(f"{where}: groups, dilation and padding modes other than 1, 1, 'zeros' are not supported")
+            if isinstance(mod.padding, str):
+                raise TraceError(f"{where}: padding '{mod.padding}' is not supported; give it as a number")
+            _pair(mod.kernel_size, f"{where}: kernel_size")
+            layer = Conv2d(_array(mod.weight), None if mod.bias is None else _array(mod.bias),
+                           _pair(mod.stride, f"{where}: stride"), _pair(mod.padding, f"{where}: padding"), self.name(node))
+        elif isinstance(mod, nn.Linear):
+            layer = Linear(_array(mod.weight), None if mod.bias is None else _array(mod.bias), self.name(node))
+        elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if mod.running_mean is None:
+                raise TraceError(f"{where}: needs running statistics (track_running_stats=True)")
+            n = mod.num_features
+            gamma = _array(mod.weight) if mod.affine else np.ones(n, np.float32)
+            beta = _array(mod.bias) if mod.affine else np.zeros(n, np.float32)
+            layer = BatchNorm(gamma, beta, _array(mod.running_mean), _array(mod.running_var), float(mod.eps), self.name(node))
+        elif isinstance(mod, nn.ReLU):
+            layer = ReLU(self.name(node))
+        elif isinstance(mod, (nn.ReLU6, nn.Hardtanh)):
+            layer = self.clip(node, float(mod.min_val), float(mod.max_val))
+        elif isinstance(mod, nn.MaxPool2d):
+            if _pair(mod.padding, "padding") or _pair(mod.dilation, "dilation") != 1 or mod.ceil_mode:
+                raise TraceError(f"{where}: padding, dilation and ceil_mode are not supported")
+            layer = MaxPool2d(_pair(mod.kernel_size, f"{where}: kernel_size"),
+                              _pair(mod.stride or mod.kernel_size, f"{where}: stride"), self.name(node))
+        elif isinstance(mod, nn.AvgPool2d):
+            if _pair(mod.padding, "padding") or mod.ceil_mode or mod.divisor_override:
+                raise TraceError(f"{where}: padding, ceil_mode and divisor_override are not supported")
+            layer = AvgPool2d(_pair(mod.kernel_size, f"{where}: kernel_size"),
+                              _pair(mod.stride or mod.kernel_size, f"{where}: stride"), self.name(node))
+        elif isinstance(mod, nn.AdaptiveAvgPool2d):
+            layer = self.global_pool(node, src, mod.output_size)
+        elif isinstance(mod, nn.Flatten):
+            return self.flatten(node, src, mod.start_dim, mod.end_dim)
+        elif isinstance(mod, nn.Softmax):
+            layer = self.softmax(node, src, mod.dim)
+        else:
+            raise TraceError(f"unsupported module {kind} '{node.target}'")
+        self.emit(node, layer, (src,))
+
+    def function_node(self, node) -> None:
+        torch = _torch()
+        F = torch.nn.functional
+        target, args, kwargs = node.target, node.args, node.kwargs
+        method = node.op == "call_method"
+        if method and target == "size":
+            return  # x.size(0) in x.view(x.size(0), -1): not a tensor of the network
+        if target in (operator.add, operator.iadd, torch.add) or (method and target in ("add", "add_")):
+            if kwargs.get("alpha", 1) != 1 or len(args) != 2:
+                raise TraceError("only a plain sum of two tensors is supported as a residual add")
+            sources = tuple(self.source(node, a) for a in args)
+            return self.emit(node, Add(self.name(node)), sources)
+        src = self.source(node, args[0])
+        if target in (F.dropout, F.dropout2d) or (method and target in ("contiguous", "clone")):
+            return self.alias(node, args[0])
+        if target in (F.relu, torch.relu) or (method and target == "relu"):
+            return self.emit(node, ReLU(self.name(node)), (src,))
+        if target in (torch.clamp, torch.clip) or (method and target in ("clamp", "clip")):
+            low = kwargs.get("min", args[1] if len(args) > 1 else None)
+            high = kwargs.get("max", args[2] if len(args) > 2 else None)
+            return self.emit(node, self.clip(node, low, high), (src,))
+        if target in (F.hardtanh, F.relu6):
+            low, high = (0.0, 6.0) if target is F.relu6 else (kwargs.get("min_val", args[1] if len(args) > 1 else -1.0),
+                                                             kwargs.get("max_val", args[2] if len(args) > 2 else 1.0))
+            return self.emit(node, self.clip(node, low, high), (src,))
+        if target is torch.flatten or (method and target == "flatten"):
+            start = kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
+            end = kwargs.get("end_dim", args[2] if len(args) > 2 else -1)
+            return self.flatten(node, src, start, end)
+        if method and target in ("view", "reshape"):
+            return self.reshape(node, src, args[1:])
+        if target in (F.softmax, torch.softmax) or (method and target == "softmax"):
+            return self.emit(node, self.softmax(node, src, kwargs.get("dim", args[1] if len(args) > 1 else None)), (src,))
+        if target in (F.max_pool2d, F.avg_pool2d):
+            return self.emit(node, self.functional_pool(node, target is F.max_pool2d), (src,))
+        if target is F.adaptive_avg_pool2d:
+            return self.emit(node, self.global_pool(node, src, kwargs.get("output_size", args[1] if len(args) > 1 else None)),
+                             (src,))
+        name = getattr(target, "__name__", str(target))
+        raise TraceError(f"unsupported {'method' if method else 'function'} '{name}'")
+
+    # -- layers with checks ------------------------------------------------------------------------
+
+    def clip(self, node, low, high) -> ClipReLU:
+        if low is None or float(low) != 0.0 or high is None:
+            raise TraceError(f"only clamp(x, 0, y) / hardtanh(0, y) is a threshold ReLU, not min={low}, max={high}")
+        return ClipReLU(float(high), self.name(node))
+
+    def flatten(self, node, src: int, start: int, end: int) -> None:
+        shape = self.shape(src)
+        if start not in (1, -len(shape)) or end != -1:
+            raise TraceError(f"flatten(start_dim={start}, end_dim={end}) must keep the batch dimension and flatten the rest")
+        if len(shape) == 1:
+            return self.alias(node, node.args[0])
+        self.emit(node, Flatten(self.name(node)), (src,))
+
+    def reshape(self, node, src: int, dims) -> None:
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
+        batch_kept = len(dims) == 2 and (not isinstance(dims[0], int) or dims[0] == -1)
+        features = dims[1] if len(dims) == 2 else None
+        if not batch_kept or features not in (-1, int(np.prod(self.shape(src)))):
+            raise TraceError(f"only x.view(x.size(0), -1) (flatten) is supported as a view/reshape, not {dims}")
+        self.flatten(node, src, 1, -1)
+
+    def softmax(self, node, src: int, dim) -> Softmax:
+        if dim not in (1, -1) or len(self.shape(src)) != 1:
+            raise TraceError(f"softmax must be over the classes of a vector (dim=1), not dim={dim} of {self.shape(src)}")
+        return Softmax(self.name(node))
+
+    def global_pool(self, node, src: int, output_size) -> AvgPool2d:
+        shape = self.shape(src)
+        if output_size not in (1, (1, 1), [1, 1]):
+            raise TraceError(f"adaptive average pooling is supported to 1x1 only, not {output_size}")
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise TraceError(f"adaptive average pooling needs a square (C, H, H) input, found {shape}")
+        return AvgPool2d(shape[1], shape[1], self.name(node))
+
+    def functional_pool(self, node, is_max: bool) -> Layer:
+        args, kwargs = node.args, node.kwargs
+        names = ("kernel_size", "stride", "padding")
+        given = dict(zip(names, args[1:4]), **{k: kwargs[k] for k in names if k in kwargs})
+        extras = {k: v for k, v in kwargs.items() if k not in names and v not in (False, None, 1)}
+        if given.get("padding", 0) not in (0, (0, 0)) or extras:
+            raise TraceError(f"pooling with padding or {sorted(extras)} is not supported")
+        kernel = _pair(given["kernel_size"], "kernel_size")
+        stride = _pair(given.get("stride") or kernel, "stride")
+        return (MaxPool2d if is_max else AvgPool2d)(kernel, stride, self.name(node))
+
+
+def from_torch(module, input_shape: Shape) -> Network:
+    """The IR network of a PyTorch module (in eval mode: batch-norm uses its running statistics).
+
+    ``input_shape`` is one sample's shape, e.g. (3, 32, 32). Parameters keep their state_dict
+    names (``layer1.0.conv1.weight``), so ``eventsnn.spec.network_to_spec`` gives a spec that
+    loads the module's own ``state_dict``.
+    """
+    _torch()
+    was_training = module.training
+    module.eval()
+    try:
+        return _Tracer(module, input_shape).run()
+    finally:
+        module.train(was_training)
+

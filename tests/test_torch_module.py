@@ -1,0 +1,136 @@
+"""Tracing PyTorch modules with torch.fx into the IR (needs the torch extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from eventsnn import ann  # noqa: E402
+from eventsnn.ir import Add, AvgPool2d, ClipReLU  # noqa: E402
+from eventsnn.loaders import TraceError, from_torch  # noqa: E402
+from eventsnn.spec import network_from_spec, network_to_spec  # noqa: E402
+
+
+class Block(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class TinyResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.layer1 = Block(8, 8, 1)
+        self.layer2 = Block(8, 16, 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.stem(x)))
+        x = torch.flatten(self.pool(x), 1)
+        return torch.softmax(self.fc(self.drop(x)), dim=1)
+
+
+def randomize_batchnorm(module: nn.Module) -> nn.Module:
+    generator = torch.Generator().manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=generator) * 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=generator) * 0.1)
+    return module.eval()
+
+
+def torch_forward(module: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return module.eval()(torch.from_numpy(x)).numpy()
+
+
+def test_resnet_traces_to_a_graph_with_the_same_outputs():
+    torch.manual_seed(0)
+    module = randomize_batchnorm(TinyResNet())
+    net = from_torch(module, (3, 12, 12))
+    assert sum(isinstance(layer, Add) for layer in net.layers) == 2
+    assert any(isinstance(layer, AvgPool2d) and layer.kernel_size == 6 for layer in net.layers)
+    assert "layer2.shortcut.0" in [layer.name for layer in net.layers]
+    x = np.random.default_rng(0).random((4, 3, 12, 12), dtype=np.float32)
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-6)
+
+
+def test_traced_spec_loads_the_modules_own_state_dict():
+    module = randomize_batchnorm(TinyResNet())
+    net = from_torch(module, (3, 12, 12))
+    spec, _ = network_to_spec(net)
+    params = {k: v.numpy() for k, v in module.state_dict().items()}
+    again = network_from_spec(spec, params)
+    x = np.random.default_rng(1).random((2, 3, 12, 12), dtype=np.float32)
+    np.testing.assert_array_equal(ann.forward(again, x), ann.forward(net, x))
+
+
+class Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 3 * 3, 3)
+
+    def forward(self, x):
+        x = torch.clamp(self.conv(x), 0, 2.0)
+        y = self.conv2(x)
+        y += x
+        x = F.max_pool2d(y.relu(), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_functional_forms_are_recognised():
+    module = Functional().eval()
+    net = from_torch(module, (1, 8, 8))
+    assert isinstance(net.layers[1], ClipReLU) and net.layers[1].threshold == 2.0
+    x = np.random.default_rng(2).random((3, 1, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-5, atol=1e-6)
+
+
+def test_training_mode_is_restored():
+    module = TinyResNet().train()
+    from_torch(module, (3, 12, 12))
+    assert module.training
+
+
+class WithGelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return self.act(self.fc(x))
+
+
+@pytest.mark.parametrize("module, shape, message", [
+    (WithGelu(), (4,), r"unsupported module GELU 'act' \(graph line: .*act"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), (2, 5, 5), "groups"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Hardtanh(-1, 1)), (4,), "clamp"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(2)), (1, 6, 6), "1x1 only"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=0)), (4,), "dim=1"),
+])
+def test_unsupported_parts_are_named(module, shape, message):
+    with pytest.raises(TraceError, match=message):
+        from_torch(module, shape)
