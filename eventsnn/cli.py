@@ -50,7 +50,7 @@ def _load_data(path: str, limit: int | None = None, split: str = "test") -> tupl
 def _load_network(checkpoint: str, arch: str | None):
     from .loaders import load_network
 
-    if arch is None:
+    if arch is None and not checkpoint.lower().endswith(".onnx"):
         raise SystemExit("eventsnn convert: --arch ARCH.json is required with a state_dict checkpoint")
     return load_network(checkpoint, arch)
 
@@ -146,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="convert a trained CNN into a spiking model file")
-    p.add_argument("checkpoint", help="state_dict checkpoint (.pt/.pth, read without torch) or .npz of named arrays")
-    p.add_argument("--arch", help="architecture spec (JSON)")
+    p.add_argument("checkpoint", help="state_dict checkpoint (.pt/.pth, read without torch), .npz of named arrays, "
+                                      "or an .onnx file (needs the onnx extra)")
+    p.add_argument("--arch", help="architecture spec (JSON); not for .onnx files")
     p.add_argument("--calib", help="calibration data: .npz, MNIST IDX, CIFAR batches or image folders (training split)")
     p.add_argument("--calib-limit", type=int, help="use only the first N calibration images")
     p.add_argument("--percentile", type=float, default=99.9, help="normalization percentile (100 = max-norm)")

@@ -11,6 +11,7 @@ from eventsnn.spec import SpecError, network_from_spec
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .datasets import DatasetError, load_cifar, load_dataset, load_image_folder, load_mnist, load_npz, read_idx
+from .onnx_model import OnnxError, load_onnx
 from .torch_module import TraceError, from_torch
 
 
@@ -22,10 +23,18 @@ def load_arch(path: str | os.PathLike) -> dict:
         raise SpecError(f"{path}: cannot read architecture spec ({err})") from None
 
 
-def load_network(checkpoint: str | os.PathLike, arch: str | os.PathLike) -> Network:
-    """The IR network of a state_dict checkpoint (``.pt`` or ``.npz``) described by an architecture spec."""
+def load_network(checkpoint: str | os.PathLike, arch: str | os.PathLike | None = None) -> Network:
+    """The IR network of an ``.onnx`` file, or of a state_dict checkpoint (``.pt`` or ``.npz``)
+    described by an architecture spec."""
+    if Path(checkpoint).suffix.lower() == ".onnx":
+        if arch is not None:
+            raise SpecError("an ONNX file describes its own architecture; do not pass an architecture spec")
+        return load_onnx(checkpoint)
+    if arch is None:
+        raise SpecError(f"{checkpoint}: a state_dict checkpoint needs an architecture spec (JSON)")
     return network_from_spec(load_arch(arch), load_checkpoint(checkpoint))
 
 
-__all__ = ["CheckpointError", "DatasetError", "SpecError", "TraceError", "from_torch", "load_arch", "load_checkpoint",
-           "load_cifar", "load_dataset", "load_image_folder", "load_mnist", "load_network", "load_npz", "read_idx"]
+__all__ = ["CheckpointError", "DatasetError", "OnnxError", "SpecError", "TraceError", "from_torch", "load_arch",
+           "load_checkpoint", "load_cifar", "load_dataset", "load_image_folder", "load_mnist", "load_network", "load_npz",
+           "load_onnx", "read_idx"]

@@ -1,0 +1,250 @@
+"""ONNX files into the IR, without torch (needs the ``onnx`` extra for the protobuf reader).
+
+Operators: Conv, Gemm, MatMul (+ Add of a constant bias), BatchNormalization, Relu, Clip(0, y)
+(threshold ReLU), MaxPool, AveragePool, GlobalAveragePool (square maps), Flatten, Reshape to
+(batch, -1) (including the Shape/Gather/Unsqueeze/Concat chain ``x.view(x.size(0), -1)``
+exports to), Add of two tensors (residual), Softmax over the classes, Dropout and Identity. Any
+other operator raises ``OnnxError`` naming the node and its operator. Nothing in the file is
+executed: the graph is read as data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from eventsnn.ir import (Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
+                         Shape, Softmax)
+
+
+class OnnxError(ValueError):
+    """An ONNX file cannot be read or uses what the IR cannot express."""
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as err:  # pragma: no cover - exercised only without onnx
+        raise ImportError("reading ONNX files needs the onnx package: pip install 'eventsnn[onnx]'") from err
+    return onnx, numpy_helper
+
+
+def _attributes(node) -> dict:
+    onnx, numpy_helper = _onnx()
+    out = {}
+    for a in node.attribute:
+        value = onnx.helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif a.type == onnx.AttributeProto.TENSOR:
+            value = numpy_helper.to_array(value)
+        elif isinstance(value, list):
+            value = [int(v) if isinstance(v, int) else v for v in value]
+        out[a.name] = value
+    return out
+
+
+def _square(values, what: str) -> int:
+    values = [int(v) for v in values]
+    if len(set(values)) != 1:
+        raise OnnxError(f"{what} must be equal in both dimensions, not {values}")
+    return values[0]
+
+
+class _Reader:
+    def __init__(self, graph, input_shape: Shape | None):
+        _, numpy_helper = _onnx()
+        self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in self.constants]
+        if len(inputs) != 1:
+            raise OnnxError(f"the graph must have exactly one data input, found {[i.name for i in inputs]}")
+        self.input_name = inputs[0].name
+        dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+        if input_shape is None:
+            if len(dims) < 2 or any(d <= 0 for d in dims[1:]):
+                raise OnnxError(f"input '{self.input_name}' has no fixed sample shape {dims}; pass input_shape")
+            input_shape = tuple(dims[1:])
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.index = {self.input_name: -1}  # tensor name -> IR index
+        self.layers: list[Layer] = []
+        self.inputs: list[tuple[int, ...]] = []
+        self.shapes: list[Shape] = []
+        self.graph = graph
+
+    def shape(self, index: int) -> Shape:
+        return self.input_shape if index < 0 else self.shapes[index]
+
+    def tensor(self, name: str) -> int:
+        if name not in self.index:
+            raise OnnxError(f"'{name}' is not a tensor the network computes")
+        return self.index[name]
+
+    def constant(self, name: str) -> np.ndarray:
+        if name not in self.constants:
+            raise OnnxError(f"'{name}' must be a constant (an initializer)")
+        return self.constants[name]
+
+    def emit(self, node, layer: Layer, sources: tuple[int, ...]) -> None:
+        self.shapes.append(layer.output_shape(*(self.shape(j) for j in sources)))
+        self.layers.append(layer)
+        self.inputs.append(sources)
+        self.index[node.output[0]] = len(self.layers) - 1
+
+    def name(self, node, position: int) -> str:
+        base = re.sub(r"[^A-Za-z0-9_.]+", ".", node.name).strip(".") or f"{node.op_type.lower()}{position}"
+        name, taken = base, {layer.name for layer in self.layers}
+        while name in taken:
+            name += "_"
+        return name
+
+    def run(self) -> Network:
+        for position, node in enumerate(self.graph.node):
+            try:
+                self.visit(node, position)
+            except (OnnxError, ValueError) as err:
+                raise OnnxError(f"node '{node.name}' ({node.op_type}): {err}") from None
+        outputs = [o.name for o in self.graph.output]
+        if len(outputs) != 1 or self.index.get(outputs[0]) != len(self.layers) - 1:
+            raise OnnxError(f"the graph must have one output, computed by its last layer; found {outputs}")
+        return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
+
+    def visit(self, node, position: int) -> None:
+        op, a = node.op_type, _attributes(node)
+        args = list(node.input)
+        if op == "Constant":
+            self.constants[node.output[0]] = a["value"]
+            return
+        if op in ("Shape", "Gather", "Unsqueeze", "Concat", "Cast") and self.fold_shape(node, op, a):
+            return
+        if op in ("Identity", "Dropout"):
+            if args[0] in self.constants:
+                self.constants[node.output[0]] = self.constants[args[0]]
+            else:
+                self.index[node.output[0]] = self.tensor(args[0])
+            return
+        if op == "Add" and any(x in self.constants for x in args):
+            return self.add_bias(node, args)
+        if op == "Add":
+            return self.emit(node, Add(self.name(node, position)), tuple(self.tensor(x) for x in args))
+        src = self.tensor(args[0])
+        name = self.name(node, position)
+        if op == "Conv":
+            if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1])) or a.get("auto_pad", "NOTSET") != "NOTSET":
+                raise OnnxError("group, dilations and auto_pad other than 1, 1, NOTSET are not supported")
+            weight = self.constant(args[1])
+            _square(weight.shape[2:], "kernel_shape")
+            bias = self.constant(args[2]) if len(args) > 2 and args[2] else None
+            layer = Conv2d(weight, bias, _square(a.get("strides", [1, 1]), "strides"),
+                           _square(a.get("pads", [0, 0, 0, 0]), "pads"), name)
+        elif op == "Gemm":
+            if a.get("transA", 0):
+                raise OnnxError("transA is not supported")
+            weight = self.constant(args[1]) * a.get("alpha", 1.0)
+            weight = weight if a.get("transB", 0) else weight.T
+            bias = self.constant(args[2]) * a.get("beta", 1.0) if len(args) > 2 and args[2] else None
+            if bias is not None:
+                bias = np.broadcast_to(bias.reshape(-1), (weight.shape[0],))
+            layer = Linear(weight, bias, name)
+        elif op == "MatMul":
+            layer = Linear(self.constant(args[1]).T, None, name)
+        elif op == "BatchNormalization":
+            gamma, beta, mean, var = (self.constant(x) for x in args[1:5])
+            layer = BatchNorm(gamma, beta, mean, var, float(a.get("epsilon", 1e-5)), name)
+        elif op == "Relu":
+            layer = ReLU(name)
+        elif op == "Clip":
+            low = a.get("min", self.constant(args[1]) if len(args) > 1 and args[1] else None)
+            high = a.get("max", self.constant(args[2]) if len(args) > 2 and args[2] else None)
+            if low is None or float(low) != 0.0 or high is None:
+                raise OnnxError(f"only Clip(0, y) is a threshold ReLU, not min={low}, max={high}")
+            layer = ClipReLU(float(high), name)
+        elif op in ("MaxPool", "AveragePool"):
+            if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1])):
+                raise OnnxError("pads, ceil_mode and dilations are not supported")
+            kernel = _square(a["kernel_shape"], "kernel_shape")
+            stride = _square(a.get("strides", [kernel, kernel]), "strides")
+            layer = (MaxPool2d if op == "MaxPool" else AvgPool2d)(kernel, stride, name)
+        elif op == "GlobalAveragePool":
+            shape = self.shape(src)
+            if len(shape) != 3 or shape[1] != shape[2]:
+                raise OnnxError(f"needs a square (C, H, H) input, found {shape}")
+            layer = AvgPool2d(shape[1], shape[1], name)
+        elif op == "Flatten":
+            if a.get("axis", 1) != 1:
+                raise OnnxError(f"only axis=1 (keep the batch) is supported, not {a.get('axis')}")
+            return self.flatten(node, src, name)
+        elif op == "Reshape":
+            target = [int(v) for v in self.constant(args[1]).ravel()]
+            if len(target) != 2 or target[1] not in (-1, int(np.prod(self.shape(src)))):
+                raise OnnxError(f"only a reshape to (batch, -1) is supported, not {target}")
+            return self.flatten(node, src, name)
+        elif op == "Softmax":
+            if a.get("axis", -1) not in (1, -1) or len(self.shape(src)) != 1:
+                raise OnnxError("softmax must be over the classes of a vector")
+            layer = Softmax(name)
+        else:
+            raise OnnxError(f"unsupported operator {op}")
+        self.emit(node, layer, (src,))
+
+    def flatten(self, node, src: int, name: str) -> None:
+        if len(self.shape(src)) == 1:
+            self.index[node.output[0]] = src
+        else:
+            self.emit(node, Flatten(name), (src,))
+
+    def add_bias(self, node, args: list[str]) -> None:
+        """Add of a constant: the bias of the conv or linear layer right before it (MatMul + Add)."""
+        tensor = [x for x in args if x not in self.constants]
+        if len(tensor) != 1:
+            raise OnnxError("an Add of two constants is not part of a network")
+        src = self.tensor(tensor[0])
+        layer = self.layers[src] if src >= 0 else None
+        if not isinstance(layer, (Linear, Conv2d)) or src != len(self.layers) - 1:
+            raise OnnxError("a constant may only be added to the conv or linear layer right before it (its bias)")
+        value = np.asarray(self.constant([x for x in args if x in self.constants][0]), np.float32)
+        channels = layer.weight.shape[0]
+        if value.size == 1:
+            value = np.full(channels, float(value.ravel()[0]), np.float32)
+        if value.size != channels:
+            raise OnnxError(f"bias of {value.size} values for {channels} outputs")
+        bias = layer.bias + value.reshape(-1)
+        self.layers[src] = (Linear(layer.weight, bias, layer.name) if isinstance(layer, Linear)
+                            else Conv2d(layer.weight, bias, layer.stride, layer.padding, layer.name))
+        self.index[node.output[0]] = src
+
+    def fold_shape(self, node, op: str, a: dict) -> bool:
+        """Shape arithmetic on constants (the batch size counts as 1); False if it is not constant."""
+        args = list(node.input)
+        if op == "Shape":
+            if args[0] not in self.index:
+                return False
+            value = np.array((1,) + self.shape(self.index[args[0]]), np.int64)
+        elif not all(x in self.constants for x in args if x):
+            return False
+        elif op == "Gather":
+            value = np.take(self.constants[args[0]], self.constants[args[1]], axis=a.get("axis", 0))
+        elif op == "Unsqueeze":
+            axes = a.get("axes", self.constants[args[1]].tolist() if len(args) > 1 else [0])
+            value = np.expand_dims(self.constants[args[0]], tuple(axes))
+        elif op == "Concat":
+            value = np.concatenate([np.atleast_1d(self.constants[x]) for x in args], axis=a.get("axis", 0))
+        else:  # Cast
+            value = self.constants[args[0]]
+        self.constants[node.output[0]] = value
+        return True
+
+
+def load_onnx(path: str | os.PathLike, input_shape: Shape | None = None) -> Network:
+    """The IR network of an ONNX file (sample shape from the file unless ``input_shape`` is given)."""
+    onnx, _ = _onnx()
+    try:
+        model = onnx.load(os.fspath(path))
+    except Exception as err:  # protobuf raises its own DecodeError; report any unreadable file the same way
+        raise OnnxError(f"{path}: cannot read ONNX file ({type(err).__name__}: {err})") from None
+    try:
+        return _Reader(model.graph, input_shape).run()
+    except OnnxError as err:
+        raise OnnxError(f"{path}: {err}") from None
