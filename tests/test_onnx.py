@@ -1,0 +1,90 @@
+"""ONNX files into the IR: exported by torch.onnx.export, and hand-built graphs for the odd cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from torch import nn  # noqa: E402
+
+from eventsnn import ann  # noqa: E402
+from eventsnn.cli import main  # noqa: E402
+from eventsnn.ir import Add, Linear  # noqa: E402
+from eventsnn.loaders import OnnxError, load_onnx  # noqa: E402
+
+from .test_torch_module import Functional, TinyResNet, randomize_batchnorm, torch_forward  # noqa: E402
+
+
+def export(module: nn.Module, shape, path) -> None:
+    torch.onnx.export(module.eval(), torch.zeros((1,) + shape), str(path), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("make, shape", [(lambda: randomize_batchnorm(TinyResNet()), (3, 12, 12)),
+                                         (Functional, (1, 8, 8))])
+def test_exported_models_read_back_with_the_same_outputs(tmp_path, make, shape):
+    torch.manual_seed(0)
+    module = make().eval()
+    export(module, shape, tmp_path / "m.onnx")
+    net = load_onnx(tmp_path / "m.onnx")
+    assert net.input_shape == shape
+    assert any(isinstance(layer, Add) for layer in net.layers)
+    x = np.random.default_rng(0).random((3,) + shape, dtype=np.float32)
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+
+
+def _model(nodes, initializers, in_shape=(1, 4), out_name="y") -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in initializers.items()])
+    return helper.make_model(graph)
+
+
+def test_matmul_plus_add_becomes_a_linear_layer_with_bias(tmp_path):
+    w, b = np.arange(12, dtype=np.float32).reshape(4, 3) / 8, np.array([1.0, -2.0, 0.5], np.float32)
+    model = _model([helper.make_node("MatMul", ["x", "W"], ["h"], name="fc"),
+                    helper.make_node("Add", ["h", "B"], ["z"], name="fc_bias"),
+                    helper.make_node("Relu", ["z"], ["r"]),
+                    helper.make_node("Gemm", ["r", "W2"], ["y"], transB=1, name="out")],
+                   {"W": w, "B": b, "W2": np.ones((2, 3))})
+    onnx.save(model, tmp_path / "mlp.onnx")
+    net = load_onnx(tmp_path / "mlp.onnx")
+    assert isinstance(net.layers[0], Linear) and len(net.layers) == 3
+    x = np.random.default_rng(1).random((5, 4), dtype=np.float32)
+    expected = np.maximum(x @ w + b, 0) @ np.ones((3, 2))
+    np.testing.assert_allclose(ann.forward(net, x), expected, rtol=1e-5)
+
+
+def test_unsupported_operator_is_named(tmp_path):
+    model = _model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+                    helper.make_node("Sigmoid", ["h"], ["y"], name="squash")], {"W": np.ones((4, 2))})
+    onnx.save(model, tmp_path / "bad.onnx")
+    with pytest.raises(OnnxError, match=r"node 'squash' \(Sigmoid\): unsupported operator Sigmoid"):
+        load_onnx(tmp_path / "bad.onnx")
+
+
+def test_truncated_and_garbage_files_are_refused(tmp_path):
+    model = _model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")], {"W": np.ones((4, 2))})
+    data = model.SerializeToString()
+    (tmp_path / "cut.onnx").write_bytes(data[:len(data) // 2])
+    (tmp_path / "junk.onnx").write_bytes(b"\xff\x00 not a model")
+    for name in ("cut.onnx", "junk.onnx"):
+        with pytest.raises(OnnxError, match=name):
+            load_onnx(tmp_path / name)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_convert_an_onnx_file_from_the_command_line(tmp_path, demo, capsys):
+    module = Functional().eval()
+    export(module, (1, 8, 8), tmp_path / "f.onnx")
+    x = np.random.default_rng(3).random((20, 1, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "calib.npz", x=x, y=np.zeros(20, np.int64))
+    assert main(["convert", str(tmp_path / "f.onnx"), "--calib", str(tmp_path / "calib.npz"),
+                 "-o", str(tmp_path / "f_snn.npz")]) == 0
+    assert "converted" in capsys.readouterr().out
+    assert (tmp_path / "f_snn.npz").exists()
