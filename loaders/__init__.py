@@ -11,6 +11,7 @@ from eventsnn.spec import SpecError, network_from_spec
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .datasets import DatasetError, load_cifar, load_dataset, load_image_folder, load_mnist, load_npz, read_idx
+from .nir_graph import NirError, from_nir, load_nir, save_nir, to_nir
 from .onnx_model import OnnxError, load_onnx
 from .torch_module import TraceError, from_torch
 
@@ -35,6 +36,6 @@ def load_network(checkpoint: str | os.PathLike, arch: str | os.PathLike | None =
     return network_from_spec(load_arch(arch), load_checkpoint(checkpoint))
 
 
-__all__ = ["CheckpointError", "DatasetError", "OnnxError", "SpecError", "TraceError", "from_torch", "load_arch",
-           "load_checkpoint", "load_cifar", "load_dataset", "load_image_folder", "load_mnist", "load_network", "load_npz",
-           "load_onnx", "read_idx"]
+__all__ = ["CheckpointError", "DatasetError", "NirError", "OnnxError", "SpecError", "TraceError", "from_nir",
+           "from_torch", "load_arch", "load_checkpoint", "load_cifar", "load_dataset", "load_image_folder", "load_mnist",
+           "load_network", "load_nir", "load_npz", "load_onnx", "read_idx", "save_nir", "to_nir"]

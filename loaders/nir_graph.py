@@ -1,0 +1,242 @@
+"""NIR (Neuromorphic Intermediate Representation) export and import (needs the ``nir`` extra).
+
+Export: each stage of a converted network becomes an ``IF`` node (threshold ``v_threshold``,
+``r = 1``, ``v_reset = 0``) fed by one synapse node per projection: ``Conv2d`` or ``Affine``
+(weights and biases already normalized; the bias is the constant current per step),
+``AvgPool2d``, or ``Scale`` for the identity branch of a residual add; ``Flatten`` where a
+dense layer reads a map. The output layer is an ``I`` (integrator) node unless the readout is
+'spikes'. Several edges into one node add up, as in NIR.
+
+What NIR cannot say is written into the graph metadata and read back by ``from_nir``:
+``reset`` ('subtract' or 'zero'), ``input`` ('analog' current or 'poisson' spikes), ``output``
+(readout), ``shift``, ``softmax_rate`` and ``maxpool_decay``. Reset by subtraction is the
+explicit case: NIR's IF resets *to* ``v_reset``, so another simulator that ignores the metadata
+runs the net with reset to zero (less accurate, Rueckauer et al. 2.2); ``to_nir`` warns when it
+writes such a graph. Max-pool gates have no NIR node: ``to_nir`` refuses them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from eventsnn.ir import Add, AvgPool2d, Conv2d, Flatten, Layer, Linear, Network, ReLU, Shape
+from eventsnn.model import ConvertedModel
+from eventsnn.snn import GATE, INPUT, OUTPUT, SimulationConfig, SpikingNetwork
+from eventsnn.convert import unit_scales
+
+METADATA_KEYS = ("reset", "input", "output", "shift", "softmax_rate", "maxpool_decay")
+
+
+class NirError(ValueError):
+    """A NIR graph uses what eventsnn cannot run, or a network cannot be expressed in NIR."""
+
+
+def _nir():
+    try:
+        import nir
+    except ImportError as err:  # pragma: no cover - exercised only without nir
+        raise ImportError("NIR export and import need the nir package: pip install 'eventsnn[nir]'") from err
+    return nir
+
+
+def _node_name(stage_name: str) -> str:
+    return stage_name.replace("/", ".")
+
+
+def to_nir(snn: SpikingNetwork):
+    """The spiking network as a ``nir.NIRGraph`` (see the module docstring for the mapping)."""
+    nir = _nir()
+    cfg = snn.config
+    if any(stage.kind == GATE for stage in snn.stages):
+        raise NirError("NIR has no rate-gated max-pool node; only networks without max-pooling can be exported")
+    if cfg.reset == "subtract":
+        warnings.warn("NIR's IF node resets to v_reset: reset by subtraction is recorded only in the graph metadata "
+                      "(from_nir honours it; other simulators may reset to zero)", stacklevel=2)
+    nodes = {"input": nir.Input(input_type={"input": np.array(snn.input_shape)})}
+    edges = []
+    population = {INPUT: "input"}  # stage index -> name of the node that emits its spikes
+    for s, stage in enumerate(snn.stages):
+        neuron = _node_name(stage.name)
+        ones = np.ones(stage.out_shape, np.float32)
+        if stage.kind == OUTPUT and cfg.output != "spikes":
+            nodes[neuron] = nir.I(r=ones)
+        else:
+            nodes[neuron] = nir.IF(r=ones, v_threshold=ones * np.float32(cfg.threshold), v_reset=0 * ones)
+        for k, projection in enumerate(stage.projections):
+            source = population[projection.source]
+            if projection.in_shape != projection.source_shape:
+                flat = f"{neuron}.flatten{k}"
+                nodes[flat] = nir.Flatten(input_type={"input": np.array(projection.source_shape)}, start_dim=0, end_dim=-1)
+                edges.append((source, flat))
+                source = flat
+            synapse = f"{neuron}.synapse{k}"
+            nodes[synapse] = _synapse_node(nir, projection.layer, projection.weight, projection.in_shape)
+            edges += [(source, synapse), (synapse, neuron)]
+        population[s] = neuron
+    nodes["output"] = nir.Output(output_type={"output": np.array(snn.stages[-1].out_shape)})
+    edges.append((population[len(snn.stages) - 1], "output"))
+    metadata = {key: getattr(cfg, key) for key in METADATA_KEYS} | {"threshold": cfg.threshold, "producer": "eventsnn"}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _synapse_node(nir, layer: Layer | None, weight: float, in_shape: Shape):
+    if layer is None:  # identity branch of a residual add
+        return nir.Scale(scale=np.full(in_shape, weight, np.float32))
+    if isinstance(layer, Conv2d):
+        return nir.Conv2d(input_shape=np.array(in_shape[1:]), weight=layer.weight.copy(), stride=layer.stride,
+                          padding=layer.padding, dilation=1, groups=1, bias=layer.bias.copy())
+    if isinstance(layer, Linear):
+        return nir.Affine(weight=layer.weight.copy(), bias=layer.bias.copy())
+    if isinstance(layer, AvgPool2d):
+        return nir.AvgPool2d(kernel_size=np.array([layer.kernel_size] * 2), stride=np.array([layer.stride] * 2),
+                             padding=np.array([0, 0]))
+    raise NirError(f"no NIR node for {type(layer).__name__} '{layer.name}'")
+
+
+def save_nir(snn: SpikingNetwork, path: str | os.PathLike) -> None:
+    """Write the spiking network to a NIR file (HDF5)."""
+    _nir().write(os.fspath(path), to_nir(snn))
+
+
+# ---------------------------------------------------------------------------------------------
+# import
+
+def _metadata(graph) -> dict:
+    raw = getattr(graph, "metadata", None) or {}
+    out = {}
+    for key, value in raw.items():
+        value = value.decode() if isinstance(value, bytes) else value
+        out[key] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+def _order(nodes: dict, edges: list) -> list[str]:
+    """Node names in topological order (inputs first)."""
+    incoming = {name: [a for a, b in edges if b == name] for name in nodes}
+    done: list[str] = []
+    pending = list(nodes)
+    while pending:
+        ready = [n for n in pending if all(a in done for a in incoming[n])]
+        if not ready:
+            raise NirError(f"the graph has a cycle through {pending}; recurrent NIR graphs are not supported")
+        done += ready
+        pending = [n for n in pending if n not in ready]
+    return done
+
+
+def _uniform(values: np.ndarray, what: str, name: str) -> float:
+    values = np.asarray(values, np.float64).ravel()
+    if values.size == 0 or np.any(values != values[0]):
+        raise NirError(f"node '{name}': {what} must be the same for every neuron")
+    return float(values[0])
+
+
+def from_nir(graph) -> ConvertedModel:
+    """A NIR graph of the node types ``to_nir`` writes, as a converted model (scales 1: the graph's
+    weights are used as they are), with simulation settings from its metadata."""
+    nir = _nir()
+    nodes, edges = graph.nodes, list(graph.edges)
+    incoming = {name: [a for a, b in edges if b == name] for name in nodes}
+    inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]
+    if len(inputs) != 1:
+        raise NirError(f"the graph needs exactly one Input node, found {inputs}")
+    input_shape = tuple(int(d) for d in np.asarray(nodes[inputs[0]].input_type["input"]).ravel())
+    meta = _metadata(graph)
+    layers: list[Layer] = []
+    sources: list[tuple[int, ...]] = []
+    index = {inputs[0]: -1}  # NIR node -> IR index of its output
+    add_weight: dict[str, float] = {}  # Scale node -> its weight, used by the add it feeds
+    thresholds = set()
+
+    def emit(name: str, layer: Layer, srcs: tuple[int, ...]) -> None:
+        layers.append(layer)
+        sources.append(srcs)
+        index[name] = len(layers) - 1
+
+    def single(name: str) -> int:
+        if len(incoming[name]) != 1:
+            raise NirError(f"node '{name}' must have one input, found {incoming[name]}")
+        return index[incoming[name][0]]
+
+    for name in _order(nodes, edges):
+        node = nodes[name]
+        try:
+            if isinstance(node, nir.Input):
+                continue
+            if isinstance(node, nir.Output):
+                continue
+            if isinstance(node, nir.Conv2d):
+                if node.groups != 1 or any(np.ravel(node.dilation) != 1) or isinstance(node.padding, str):
+                    raise NirError("groups, dilation and string padding are not supported")
+                stride, padding = np.ravel(node.stride), np.ravel(node.padding)
+                if stride[0] != stride[-1] or padding[0] != padding[-1]:
+                    raise NirError("stride and padding must be the same in both dimensions")
+                emit(name, Conv2d(node.weight, node.bias, int(stride[0]), int(padding[0]), name), (single(name),))
+            elif isinstance(node, (nir.Affine, nir.Linear)):
+                emit(name, Linear(node.weight, getattr(node, "bias", None), name), (single(name),))
+            elif isinstance(node, nir.AvgPool2d):
+                kernel, stride = np.ravel(node.kernel_size), np.ravel(node.stride)
+                if np.any(np.ravel(node.padding)) or kernel[0] != kernel[-1] or stride[0] != stride[-1]:
+                    raise NirError("only square, unpadded average pooling is supported")
+                emit(name, AvgPool2d(int(kernel[0]), int(stride[0]), name), (single(name),))
+            elif isinstance(node, nir.Flatten):
+                src = single(name)
+                if len(np.ravel(node.output_type["output"])) != 1:
+                    raise NirError("only a flatten of the whole sample is supported")
+                emit(name, Flatten(name), (src,))
+            elif isinstance(node, nir.Scale):
+                add_weight[name] = _uniform(node.scale, "the scale", name)
+                index[name] = single(name)  # resolved by the IF node it feeds
+            elif isinstance(node, (nir.IF, nir.I)):
+                _population(nir, name, node, incoming[name], index, add_weight, layers, emit, thresholds)
+            else:
+                raise NirError(f"unsupported node type {type(node).__name__}")
+        except (NirError, ValueError) as err:
+            raise NirError(f"node '{name}': {err}") from None
+    if len(thresholds) > 1:
+        raise NirError(f"all IF nodes must share one threshold, found {sorted(thresholds)}")
+    settings = {k: meta[k] for k in METADATA_KEYS if k in meta}
+    settings.setdefault("reset", "zero")  # what NIR's IF means without our metadata
+    threshold = thresholds.pop() if thresholds else float(meta.get("threshold", 1.0))
+    net = Network(input_shape, tuple(layers), tuple(sources))
+    return ConvertedModel(net, tuple(unit_scales(net)), None, SimulationConfig(threshold=threshold, **settings))
+
+
+def _population(nir, name, node, feeds, index, add_weight, layers, emit, thresholds) -> None:
+    """An IF (or output I) node: the synapse layers feeding it become an add if several, then a relu."""
+    if isinstance(node, nir.IF):
+        thresholds.add(_uniform(node.v_threshold, "v_threshold", name))
+        if np.any(np.asarray(node.v_reset) != 0) or np.any(np.asarray(node.r) != 1):
+            raise NirError("IF nodes need r = 1 and v_reset = 0")
+    elif np.any(np.asarray(node.r) != 1):
+        raise NirError("I nodes need r = 1")
+    if not feeds:
+        raise NirError("a neuron node needs at least one input")
+    if len(feeds) == 1 and feeds[0] not in add_weight:
+        src = index[feeds[0]]
+        if src < 0 or not isinstance(layers[src], (Conv2d, Linear, AvgPool2d)):
+            raise NirError("a neuron node must be fed by Conv2d, Affine, Linear or AvgPool2d nodes")
+        if isinstance(node, nir.IF) and not isinstance(layers[src], AvgPool2d):
+            emit(name, ReLU(name), (src,))
+        else:
+            index[name] = src  # avg-pool populations and the output layer carry no activation in the IR
+        return
+    weights = tuple(add_weight.get(f, 1.0) for f in feeds)
+    emit(f"{name}.add", Add(f"{name}.add", weights), tuple(index[f] for f in feeds))
+    emit(name, ReLU(name), (len(layers) - 1,))
+
+
+def load_nir(path: str | os.PathLike) -> ConvertedModel:
+    """Read a NIR file (HDF5) as a converted model (see ``from_nir``)."""
+    nir = _nir()
+    try:
+        graph = nir.read(os.fspath(path))
+    except Exception as err:  # h5py and nir raise many kinds; report any unreadable file the same way
+        raise NirError(f"{path}: cannot read NIR file ({type(err).__name__}: {err})") from None
+    try:
+        return from_nir(graph)
+    except NirError as err:
+        raise NirError(f"{path}: {err}") from None

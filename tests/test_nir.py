@@ -1,0 +1,83 @@
+"""NIR export and import: a round trip gives identical spike trains."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+nir = pytest.importorskip("nir")
+
+from eventsnn.engine import simulate  # noqa: E402
+from eventsnn.ir import MaxPool2d  # noqa: E402
+from eventsnn.loaders.nir_graph import NirError, from_nir, load_nir, save_nir, to_nir  # noqa: E402
+from eventsnn.snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, build  # noqa: E402
+
+from .conftest import random_inputs, random_network, random_residual_network, seeds  # noqa: E402
+
+
+def without_maxpool(make, rng):
+    while True:
+        net = make(rng)
+        if not any(isinstance(layer, MaxPool2d) for layer in net.layers):
+            return net
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=seeds, residual=st.booleans(), reset=st.sampled_from(RESETS), input_mode=st.sampled_from(INPUTS),
+       output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS))
+def test_round_trip_gives_identical_spike_trains(tmp_path_factory, seed, residual, reset, input_mode, output, shift):
+    rng = np.random.default_rng(seed)
+    net = without_maxpool(random_residual_network if residual else random_network, rng)
+    config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, threshold=0.75)
+    snn = build(net, config)
+    path = tmp_path_factory.mktemp("nir") / "net.nir"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        save_nir(snn, path)
+    back = load_nir(path)
+    assert back.config == config
+    x = random_inputs(rng, net, 3)
+    original, again = simulate(snn, x, 12, seed=5, record=True), simulate(back.build(), x, 12, seed=5, record=True)
+    np.testing.assert_array_equal(original.raster, again.raster)
+    np.testing.assert_array_equal(original.decisions, again.decisions)
+    np.testing.assert_array_equal(original.output_membrane, again.output_membrane)
+
+
+def test_reset_by_subtraction_is_explicit():
+    net = without_maxpool(random_network, np.random.default_rng(0))
+    with pytest.warns(UserWarning, match="reset by subtraction is recorded only in the graph metadata"):
+        graph = to_nir(build(net, SimulationConfig(reset="subtract")))
+    assert graph.metadata["reset"] == "subtract"
+    graph.metadata = {}  # a graph from another tool: NIR's IF resets to v_reset
+    assert from_nir(graph).config.reset == "zero"
+
+
+def test_max_pool_gates_cannot_be_exported():
+    rng = np.random.default_rng(0)
+    while True:
+        net = random_network(rng)
+        if any(isinstance(layer, MaxPool2d) for layer in net.layers):
+            break
+    with pytest.raises(NirError, match="max-pool"):
+        to_nir(build(net, SimulationConfig(reset="zero")))
+
+
+def test_unsupported_nodes_are_named():
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([3])}),
+               "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
+               "lif": nir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+               "output": nir.Output(output_type={"output": np.array([2])})},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    with pytest.raises(NirError, match="node 'lif': unsupported node type LIF"):
+        from_nir(graph)
+
+
+def test_garbage_file_is_refused(tmp_path):
+    (tmp_path / "bad.nir").write_bytes(b"not hdf5")
+    with pytest.raises(NirError, match="bad.nir"):
+        load_nir(tmp_path / "bad.nir")
