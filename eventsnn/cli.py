@@ -1,4 +1,4 @@
-"""Command line: ``eventsnn convert``, ``eventsnn run``, ``eventsnn demo``."""
+"""Command line: ``eventsnn convert``, ``eventsnn run``, ``eventsnn export``, ``eventsnn demo``."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def _summary(report: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    model = load(args.model)
+    model = _load_model(args.model)
     x, y = _load_data(args.data, args.limit)
     snn = model.build(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
     ann_accuracy = ann.accuracy(model.ann, x, y)
@@ -114,6 +114,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"wrote {args.json}")
+    return 0
+
+
+def _load_model(path: str):
+    """A model file from `eventsnn convert`, or a NIR graph (.nir, needs the nir extra)."""
+    if path.lower().endswith(".nir"):
+        from .loaders import load_nir
+
+        return load_nir(path)
+    return load(path)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .loaders import save_nir
+
+    snn = load(args.model).build(**_settings(args))
+    save_nir(snn, args.output_file)
+    print(f"exported {args.model} -> {args.output_file} (NIR: {len(snn.stages)} populations, "
+          f"reset {snn.config.reset}, input {snn.config.input})")
     return 0
 
 
@@ -158,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("run", help="simulate a spiking model on a data set and report accuracy and efficiency")
-    p.add_argument("model", help="spiking model file from `eventsnn convert`")
+    p.add_argument("model", help="spiking model file from `eventsnn convert`, or a NIR graph (.nir)")
     p.add_argument("--data", required=True, help="data: .npz, MNIST IDX, CIFAR batches or image folders (test split)")
     p.add_argument("--limit", type=int, help="use only the first N samples")
     p.add_argument("--steps", type=int, default=100, help="simulation steps T")
@@ -177,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON to this file")
     _add_settings(p, defaults=False)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", help="write a spiking model as a NIR graph (needs the nir extra)")
+    p.add_argument("model", help="spiking model file from `eventsnn convert`")
+    p.add_argument("-o", "--output-file", required=True, help="the NIR file (.nir, HDF5)")
+    _add_settings(p, defaults=False)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="convert and run the small MNIST CNN shipped with eventsnn")
     p.add_argument("--samples", type=int, default=500, help="test images (at most 1000)")

@@ -81,3 +81,19 @@ def test_garbage_file_is_refused(tmp_path):
     (tmp_path / "bad.nir").write_bytes(b"not hdf5")
     with pytest.raises(NirError, match="bad.nir"):
         load_nir(tmp_path / "bad.nir")
+
+
+def test_export_and_run_from_the_command_line(tmp_path, demo, capsys):
+    from eventsnn.cli import main
+    from eventsnn.model import convert, save
+
+    rng = np.random.default_rng(2)
+    net = without_maxpool(random_residual_network, rng)
+    x = random_inputs(rng, net, 10)
+    save(convert(net, x), tmp_path / "m.npz")
+    np.savez(tmp_path / "data.npz", x=x, y=np.zeros(10, np.int64))
+    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.nir"), "--reset", "zero"]) == 0
+    assert main(["run", str(tmp_path / "m.nir"), "--data", str(tmp_path / "data.npz"), "--steps", "10",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "exported" in out and "reset zero" in out and "SNN accuracy" in out
