@@ -40,11 +40,20 @@ def _settings(args: argparse.Namespace) -> dict:
             "softmax_rate": args.softmax_rate, "maxpool_decay": args.maxpool_decay}
 
 
-def _load_data(path: str, limit: int | None = None, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+CHUNK = 4096  # samples read from disk, scaled and simulated at a time
+
+
+def _load_data(path: str, limit: int | None = None, split: str = "test"):
+    """x as lazy Images (memory-mapped where the format allows), y as an array."""
     from .loaders import load_dataset
 
-    x, y = load_dataset(path, split)
-    return (x[:limit], y[:limit]) if limit else (x, y)
+    x, y = load_dataset(path, split, lazy=True)
+    return (x.head(limit), y[:limit]) if limit else (x, y)
+
+
+def _ann_accuracy(net, x, y: np.ndarray) -> float:
+    predictions = [ann.forward(net, x[start:start + CHUNK]).argmax(axis=1) for start in range(0, len(x), CHUNK)]
+    return float(np.mean(np.concatenate(predictions) == y)) if predictions else float("nan")
 
 
 def _load_network(checkpoint: str, arch: str | None):
@@ -68,17 +77,25 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def simulate_dataset(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int, batch: int, engine: str,
-                     label: str = "simulating", **engine_options):
+def simulate_dataset(snn: SpikingNetwork, x, steps: int, seed: int, batch: int, engine: str,
+                     label: str = "simulating", **engine_options) -> SimulationResult:
+    """Simulate a data set read in chunks (``x``: an array or lazy Images); the random streams are
+    keyed by the sample's index in the whole set, so chunking does not change the result."""
     progress = terminal_progress(label)
-    if engine == "event":
-        return simulate(snn, x, steps, seed=seed, batch_size=batch, progress=progress, **engine_options)
+    n = len(x)
+    chunk = CHUNK if engine == "event" else batch
     parts = []
-    for start in range(0, len(x), batch):
-        parts.append(simulate_reference(snn, x[start:start + batch], steps, seed=seed, first_sample=start))
-        if progress:
-            progress(min(start + batch, len(x)), len(x))
-    return SimulationResult.concatenate(parts)
+    for start in range(0, n, chunk):
+        xb = x[start:start + chunk]
+        if engine == "event":
+            shown = (lambda done, _, start=start: progress(start + done, n)) if progress else None
+            parts.append(simulate(snn, xb, steps, seed=seed, batch_size=batch, progress=shown, first_sample=start,
+                                  **engine_options))
+        else:
+            parts.append(simulate_reference(snn, xb, steps, seed=seed, first_sample=start))
+            if progress:
+                progress(start + len(xb), n)
+    return SimulationResult.concatenate(parts) if parts else simulate(snn, x[:0], steps, seed=seed)
 
 
 def _summary(report: dict) -> str:
@@ -96,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     x, y = _load_data(args.data, args.limit)
     snn = model.build(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
-    ann_accuracy = ann.accuracy(model.ann, x, y)
+    ann_accuracy = _ann_accuracy(model.ann, x, y)
     options = {"threads": args.threads, "stable_steps": args.exit_stable, "exit_margin": args.exit_margin}
     if args.engine == "reference" and (args.exit_stable or args.exit_margin):
         raise ValueError("early exit is an option of the event engine")

@@ -156,10 +156,9 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
 
     Branches that meet at an add share its scale (their sum is one population)."""
     roles = spiking_roles(net)
-    x_calib = ann.check_input(net, x_calib)
-    if len(x_calib) == 0:
+    n = len(x_calib)  # any array-like that slices into batches (e.g. loaders' lazy Images)
+    if n == 0:
         raise ValueError("the calibration set is empty")
-    n = len(x_calib)
     # the values that set each population's scale: its activation's output, or its own (output layer)
     watch, scales = {}, [None] * len(net.layers)
     for i, role in enumerate(roles):
@@ -173,7 +172,7 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
             watch[i] = i
     streams = {i: StreamingPercentile(percentile, n * int(np.prod(net.shapes[i]))) for i in watch}
     for start in range(0, n, batch_size):
-        for i, out in ann.activations(net, x_calib[start:start + batch_size]):
+        for i, out in ann.activations(net, ann.check_input(net, x_calib[start:start + batch_size])):
             if i in streams:
                 streams[i].add(out)
         if progress is not None:

@@ -1,10 +1,17 @@
-"""Dataset readers: every reader returns ``x`` (N, C, H, W) float32 in [0, 1] and ``y`` (N,) int64."""
+"""Dataset readers: every reader returns ``x`` (N, C, H, W) float32 in [0, 1] and ``y`` (N,) int64.
+
+With ``lazy=True`` a reader returns ``x`` as ``Images`` instead: the stored uint8 pixels (or
+floats), memory-mapped where the file allows it (raw IDX files, CIFAR ``.bin`` batches,
+uncompressed ``.npz``), scaled to float32 only for the slices that are read. That keeps a large
+set on disk while it is streamed through in chunks (``eventsnn run`` does).
+"""
 
 from __future__ import annotations
 
 import gzip
 import io
 import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -17,13 +24,48 @@ class DatasetError(ValueError):
     """A dataset file is missing, malformed or truncated."""
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (MNIST format), gzip-compressed or raw."""
+class Images:
+    """N images (N, C, H, W) kept as stored (uint8, possibly memory-mapped, or floats in [0, 1]);
+    indexing returns float32 in [0, 1] for just the selected images. ``np.asarray`` reads all."""
+
+    def __init__(self, data: np.ndarray, source: str):
+        if data.ndim != 4:
+            raise DatasetError(f"{source}: images must have shape (N, C, H, W), found {data.shape}")
+        if data.dtype != np.uint8 and not np.issubdtype(data.dtype, np.floating):
+            raise DatasetError(f"{source}: x must be uint8 or float, not {data.dtype}")
+        self.data, self.source = data, source
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return as_unit_interval(np.asarray(self.data[key]), self.source)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
+
+    def head(self, n: int) -> "Images":
+        """The first n images, still lazy."""
+        return Images(self.data[:n], self.source)
+
+
+def _finish(x: np.ndarray, y: np.ndarray, lazy: bool, source: str):
+    return (Images(x, source) if lazy else as_unit_interval(np.asarray(x), source)), np.asarray(y, np.int64)
+
+
+def read_idx(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
+    """Read one IDX file (MNIST format), gzip-compressed or raw; ``mmap``: memory-map a raw file."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
+    mapped = mmap and path.suffix != ".gz"
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(4 + 4 * 255) if mapped else f.read()
+        size = path.stat().st_size if mapped else len(raw)
     except (OSError, EOFError) as err:
         raise DatasetError(f"{path}: cannot read IDX file ({err})") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
@@ -35,12 +77,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DatasetError(f"{path}: expected {expected} bytes for shape {shape}, found {len(raw)} (truncated?)")
+    if size != expected:
+        raise DatasetError(f"{path}: expected {expected} bytes for shape {shape}, found {size} (truncated?)")
+    if mapped:
+        return np.memmap(path, dtype, "r", header, shape)
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
-def load_mnist(directory: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+def load_mnist(directory: str | os.PathLike, split: str = "test", lazy: bool = False):
     """MNIST or Fashion-MNIST from a directory of the four standard IDX files (gz or raw)."""
     prefix = {"train": "train", "test": "t10k"}.get(split)
     if prefix is None:
@@ -54,11 +98,13 @@ def load_mnist(directory: str | os.PathLike, split: str = "test") -> tuple[np.nd
                 return directory / name
         raise DatasetError(f"{directory}: no {prefix}-{kind} IDX file")
 
-    images = read_idx(find("images"))
+    images = read_idx(find("images"), mmap=lazy)
     labels = read_idx(find("labels"))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DatasetError(f"{directory}: images {images.shape} and labels {labels.shape} do not match")
-    return images[:, None].astype(np.float32) / 255.0, labels.astype(np.int64)
+    if images.dtype != np.uint8:
+        raise DatasetError(f"{directory}: MNIST images must be uint8, found {images.dtype}")
+    return _finish(images[:, None], labels, lazy, str(directory))
 
 
 def as_unit_interval(x: np.ndarray, source: str = "data") -> np.ndarray:
@@ -75,14 +121,36 @@ def as_unit_interval(x: np.ndarray, source: str = "data") -> np.ndarray:
     return x
 
 
-def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def _npz_memmap(path: Path, name: str) -> np.ndarray | None:
+    """Memory-map one array of an uncompressed .npz (np.savez); None if it is compressed."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # the member's local header: name and extra field lengths at 26..30
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if dtype.hasobject:
+            raise DatasetError(f"{path}: '{name}' holds Python objects, which a data file may not")
+        offset = f.tell()
+    return np.memmap(path, dtype, "r", offset, shape, order="F" if fortran else "C")
+
+
+def load_npz(path: str | os.PathLike, lazy: bool = False):
     """A data file: ``.npz`` with ``x`` (N, C, H, W) and integer labels ``y`` (N,)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f.files or "y" not in f.files:
                 raise DatasetError(f"{path}: needs arrays 'x' and 'y', found {sorted(f.files)}")
-            x, y = f["x"], f["y"]
+            y = f["y"]
+            x = _npz_memmap(path, "x") if lazy else None
+            x = f["x"] if x is None else x
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         if isinstance(err, DatasetError):
             raise
@@ -91,7 +159,7 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{path}: x must have shape (N, C, H, W), found {x.shape}")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
         raise DatasetError(f"{path}: y must be integers of shape ({len(x)},), found {y.dtype} {y.shape}")
-    return as_unit_interval(x, str(path)), y.astype(np.int64)
+    return _finish(x, y, lazy, str(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,12 +200,14 @@ def _cifar_python_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray
     return data.reshape(-1, 3, 32, 32).astype(np.uint8), np.asarray(labels, np.int64)
 
 
-def _cifar_binary_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-10 records are 1 label byte + 3072 pixels; CIFAR-100 records 2 label bytes (coarse, fine)."""
+def _cifar_binary_batch(raw, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 records are 1 label byte + 3072 pixels; CIFAR-100 records 2 label bytes (coarse,
+    fine). ``raw``: the bytes, or a uint8 memory map of the file."""
     for label_bytes in (1, 2):
         record = label_bytes + 3072
         if len(raw) % record == 0 and len(raw) and (label_bytes == 2 or (len(raw) % 3074 != 0)):
-            rows = np.frombuffer(raw, np.uint8).reshape(-1, record)
+            rows = np.frombuffer(raw, np.uint8) if isinstance(raw, bytes) else raw
+            rows = rows.reshape(-1, record)
             return rows[:, label_bytes:].reshape(-1, 3, 32, 32), rows[:, label_bytes - 1].astype(np.int64)
     raise DatasetError(f"{source}: {len(raw)} bytes is not a whole number of CIFAR records (truncated?)")
 
@@ -145,7 +215,7 @@ def _cifar_binary_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray
 _CIFAR_SPLITS = {"train": ("data_batch", "train"), "test": ("test_batch", "test")}
 
 
-def load_cifar(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+def load_cifar(path: str | os.PathLike, split: str = "test", lazy: bool = False):
     """CIFAR-10/100 from the python or binary release: a directory or a .tar.gz as downloaded."""
     if split not in _CIFAR_SPLITS:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -160,7 +230,7 @@ def load_cifar(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarray
         x, y = _cifar_binary_batch(raw, source) if name.endswith(".bin") else _cifar_python_batch(raw, source)
         xs.append(x)
         ys.append(y)
-    return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
+    return _finish(np.concatenate(xs), np.concatenate(ys), lazy, str(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +257,7 @@ def _archive_members(path: Path) -> dict:
     raise DatasetError(f"{path}: not a directory, zip or tar archive")
 
 
-def load_image_folder(path: str | os.PathLike, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_image_folder(path: str | os.PathLike, split: str | None = None, lazy: bool = False):
     """Images in ``[split/]class/*.png|jpg`` (a directory or archive); labels are the sorted class
     names' indices. All images must have the same size; needs Pillow."""
     try:
@@ -219,25 +289,26 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None) -> tupl
         shape = pixels.shape
         xs.append(pixels)
         ys.append(classes.index(label))
-    return np.stack(xs).astype(np.float32) / 255.0, np.array(ys, np.int64)
+    return _finish(np.stack(xs), np.array(ys), lazy, str(path))
 
 
-def load_dataset(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+def load_dataset(path: str | os.PathLike, split: str = "test", lazy: bool = False):
     """Any supported data set, recognised by its layout: ``.npz``; a CIFAR ``.bin`` batch; MNIST or
     Fashion-MNIST IDX files; CIFAR-10/100 batches (python or binary) or ``[split/]class/image``
-    folders, each as a directory or an archive (.zip, .tar, .tar.gz)."""
+    folders, each as a directory or an archive (.zip, .tar, .tar.gz). ``lazy``: ``x`` as
+    ``Images`` (memory-mapped where possible, scaled per slice), see the module docstring."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or directory")
     if path.suffix == ".npz":
-        return load_npz(path)
+        return load_npz(path, lazy)
     if path.suffix == ".bin":
-        x, y = _cifar_binary_batch(path.read_bytes(), str(path))
-        return x.astype(np.float32) / 255.0, y
+        raw = np.memmap(path, np.uint8, "r") if lazy and path.stat().st_size else path.read_bytes()
+        return _finish(*_cifar_binary_batch(raw, str(path)), lazy, str(path))
     if path.is_dir() and any("-idx" in p.name for p in path.iterdir()):
-        return load_mnist(path, split)
+        return load_mnist(path, split, lazy)
     names = list(_archive_members(path))
     if any(Path(n).name.startswith(("data_batch", "test_batch")) or Path(n).name in ("train", "test") for n in names):
-        return load_cifar(path, split)
+        return load_cifar(path, split, lazy)
     has_split = any(Path(n).parts[0] == split for n in names)
-    return load_image_folder(path, split if has_split else None)
+    return load_image_folder(path, split if has_split else None, lazy)

@@ -144,3 +144,19 @@ def test_run_with_early_exit_and_kernel_direct_path(tmp_path, small_data, demo, 
     assert {c["path"] for c in report["connectivity"] if c["name"].startswith("conv")} == {"direct"}
     assert 15 <= report["exit_step_mean"] < 60
     assert "early exit" in capsys.readouterr().out
+
+
+def test_streaming_in_chunks_does_not_change_the_report(tmp_path, small_data, demo, monkeypatch):
+    import eventsnn.cli as cli
+
+    save(demo.model.__class__(demo.model.ann, demo.model.scales, demo.model.percentile,
+                              SimulationConfig(input="poisson")), tmp_path / "m.npz")
+    reports = []
+    for chunk in (4096, 7):
+        monkeypatch.setattr(cli, "CHUNK", chunk)
+        path = tmp_path / f"r{chunk}.json"
+        assert main(["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--steps", "20",
+                     "--batch", "5", "--json", str(path)]) == 0
+        reports.append(json.loads(path.read_text()))
+    for key in ("accuracy_per_step", "ann_accuracy", "synops_per_sample", "spikes_per_sample"):
+        assert reports[0][key] == reports[1][key]

@@ -97,3 +97,51 @@ def test_image_folder_with_splits(tmp_path):
     (tmp_path / "test" / "dog" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DatasetError, match="cannot decode"):
         load_dataset(tmp_path, "test")
+
+
+def _lazy_equals_eager(path, split="test"):
+    eager_x, eager_y = load_dataset(path, split)
+    lazy_x, lazy_y = load_dataset(path, split, lazy=True)
+    assert len(lazy_x) == len(eager_x) and lazy_x.shape == eager_x.shape
+    np.testing.assert_array_equal(lazy_x[1:3], eager_x[1:3])
+    np.testing.assert_array_equal(np.asarray(lazy_x), eager_x)
+    np.testing.assert_array_equal(lazy_y, eager_y)
+    return lazy_x
+
+
+def test_lazy_images_are_memory_mapped_where_the_format_allows(tmp_path):
+    rng = np.random.default_rng(5)
+    images, labels = rng.integers(0, 256, (6, 28, 28)), rng.integers(0, 10, 6)
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    (mnist / "t10k-images-idx3-ubyte").write_bytes(_idx(images))
+    (mnist / "t10k-labels-idx1-ubyte").write_bytes(_idx(labels))
+    assert isinstance(_lazy_equals_eager(mnist).data, np.memmap)
+
+    x = rng.integers(0, 256, (7, 3, 4, 4)).astype(np.uint8)
+    np.savez(tmp_path / "plain.npz", x=x, y=np.arange(7))
+    np.savez_compressed(tmp_path / "packed.npz", x=x, y=np.arange(7))
+    assert isinstance(_lazy_equals_eager(tmp_path / "plain.npz").data, np.memmap)
+    assert not isinstance(_lazy_equals_eager(tmp_path / "packed.npz").data, np.memmap)
+
+    records = rng.integers(0, 256, (4, 3073)).astype(np.uint8)
+    (tmp_path / "test_batch.bin").write_bytes(records.tobytes())
+    _lazy_equals_eager(tmp_path / "test_batch.bin")
+
+
+def test_lazy_float_images_are_checked_when_read(tmp_path):
+    x = np.full((3, 1, 2, 2), 0.5, np.float32)
+    x[2] = 7.0
+    np.savez(tmp_path / "bad.npz", x=x, y=np.zeros(3, np.int64))
+    lazy_x, _ = load_dataset(tmp_path / "bad.npz", lazy=True)
+    assert lazy_x[:2].max() == 0.5
+    with pytest.raises(DatasetError, match="bad.npz: float x must lie in"):
+        lazy_x[2:]
+
+
+def test_truncated_uncompressed_npz_is_refused_lazily_too(tmp_path):
+    np.savez(tmp_path / "full.npz", x=np.zeros((50, 1, 8, 8), np.uint8), y=np.zeros(50, np.int64))
+    data = (tmp_path / "full.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+    with pytest.raises(DatasetError, match="cut.npz"):
+        load_dataset(tmp_path / "cut.npz", lazy=True)
