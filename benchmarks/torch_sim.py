@@ -16,6 +16,12 @@ from eventsnn.ir import AvgPool2d, Conv2d, Linear, MaxPool2d
 from eventsnn.snn import GATE, IF, SpikingNetwork, initial_membrane, stage_drive
 
 
+def _windows(a: torch.Tensor, pool: MaxPool2d) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, k*k, windows)."""
+    n, c = a.shape[:2]
+    return F.unfold(a, pool.kernel_size, stride=pool.stride).reshape(n, c, pool.kernel_size ** 2, -1)
+
+
 class TorchSimulator:
     def __init__(self, snn: SpikingNetwork):
         if snn.config.output == "softmax" or snn.config.input == "poisson":
@@ -46,8 +52,8 @@ class TorchSimulator:
         n = len(x)
         thr = float(cfg.threshold)
         v = [torch.full((n,) + s.out_shape, float(initial_membrane(cfg))) for s in stages]
-        est = [torch.zeros((n,) + s.projections[0].in_shape, dtype=torch.float64) if s.kind == GATE else None
-               for s in stages]
+        est = [(torch.zeros((n,) + s.projections[0].in_shape, dtype=torch.float64),
+                torch.zeros((n,) + s.out_shape, dtype=torch.float64)) if s.kind == GATE else None for s in stages]
         drive = [torch.from_numpy(stage_drive(s, cfg, steps).reshape(s.out_shape)) for s in stages]
         first = self._synaptic(0, x) + drive[0]
         counts = torch.zeros(n, self.snn.n_classes, dtype=torch.int32)
@@ -58,9 +64,12 @@ class TorchSimulator:
             for i, stage in enumerate(stages):
                 if stage.kind == GATE:
                     layer: MaxPool2d = self.layers[i]
-                    est[i].mul_(cfg.maxpool_decay).add_(s_in)
-                    _, idx = F.max_pool2d(est[i], layer.kernel_size, layer.stride, return_indices=True)
-                    s_in = s_in.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
+                    est_in, est_out = est[i]
+                    est_in.mul_(cfg.maxpool_decay).add_(s_in)
+                    est_out.mul_(cfg.maxpool_decay)
+                    above = (_windows(s_in, layer) > 0) & (_windows(est_in, layer) > est_out.flatten(2)[:, :, None])
+                    s_in = above.any(dim=2).reshape(est_out.shape).float()
+                    est_out.add_(s_in)
                     continue
                 if i == 0:
                     v[i] += first

@@ -177,15 +177,10 @@ def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:
     return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_in * ho * wo)
 
 
-def maxpool_windows(layer: MaxPool2d, in_shape: Shape) -> tuple[CSR, CSR]:
-    """(members, memberships) of a max-pool: window -> its inputs in row-major window order, and
-    input -> the windows that contain it. Weights are unused (ones)."""
+def maxpool_windows(layer: MaxPool2d, in_shape: Shape) -> CSR:
+    """Input -> the max-pool windows that contain it (IR order). Weights are unused (ones)."""
     c_in, h, w = in_shape
     pin, pout, _, (ho, wo) = window_pairs((h, w), (layer.kernel_size,) * 2, layer.stride, 0)
-    k2 = layer.kernel_size ** 2
-    n_windows, n_in = c_in * ho * wo, c_in * h * w
-    members = (np.arange(c_in)[:, None] * h * w + pin[None]).reshape(n_windows, k2)  # pairs are output-major
-    windows = np.repeat(np.arange(n_windows), k2)
-    ones = np.ones(n_windows * k2, np.float32)
-    member_csr = CSR(np.arange(0, n_windows * k2 + 1, k2, dtype=np.int64), members.ravel().astype(np.int32), ones, n_in)
-    return member_csr, _from_coo(members.ravel(), windows, ones, n_in, n_windows)
+    c = np.arange(c_in)[:, None]
+    rows, cols = np.broadcast_arrays(c * h * w + pin[None], c * ho * wo + pout[None])
+    return _from_coo(rows.ravel(), cols.ravel(), np.ones(rows.size, np.float32), c_in * h * w, c_in * ho * wo)

@@ -35,7 +35,7 @@ _NO_AMOUNTS = np.zeros(0, np.float32)
 
 class NetArrays(NamedTuple):
     """The network as flat arrays (stages and projections concatenated; ``*_0`` fields are each
-    projection's, or for ``mem_*`` each stage's, start)."""
+    projection's start)."""
 
     kinds: np.ndarray  # IF, GATE or OUTPUT per stage
     off: np.ndarray  # neuron offsets, n_stages + 1
@@ -51,10 +51,6 @@ class NetArrays(NamedTuple):
     syn_i0: np.ndarray
     syn_w: np.ndarray  # CSR weights, kernels, dense matrices
     syn_w0: np.ndarray
-    mem_ptr: np.ndarray  # max-pool windows -> members
-    mem_p0: np.ndarray
-    mem_idx: np.ndarray
-    mem_i0: np.ndarray
     drive: np.ndarray  # constant current per neuron (bias, shift)
     has_drive: np.ndarray
     input_index: np.ndarray  # IR index of each input (keys the Poisson stream)
@@ -197,13 +193,14 @@ def _scale(values, factor):
 
 
 @njit(cache=True, error_model="numpy")
-def _gate(s, p, queue, q0, count, est, decay, n_in, net, out_q0):
-    """Max-pool gate s (projection p): update the inputs' rate estimates, pass each spike whose
-    input leads its window."""
+def _gate(p, queue, q0, count, est, decay, n_in, net, out_q0, n_out):
+    """Max-pool gate (projection p): a window passes a spike when an input that spikes now has a
+    rate estimate above the window's own (its passed spikes, same filter), at most one per step.
+    With decay 1 (spike counts) a window's output count is exactly the largest input count."""
     windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p]
-    members_ptr, mp0, members, mi0 = net.mem_ptr, net.mem_p0[s], net.mem_idx, net.mem_i0[s]
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
+        _scale(est[out_q0:out_q0 + n_out], decay)
     for e in range(count):
         est[q0 + queue[q0 + e]] += 1.0
     passed = 0
@@ -211,14 +208,14 @@ def _gate(s, p, queue, q0, count, est, decay, n_in, net, out_q0):
         i = queue[q0 + e]
         for a in range(wi0 + windows_ptr[wp0 + i], wi0 + windows_ptr[wp0 + i + 1]):
             w = windows[a]
-            best, best_est = -1, -1.0
-            for b in range(mi0 + members_ptr[mp0 + w], mi0 + members_ptr[mp0 + w + 1]):
-                m = members[b]
-                if est[q0 + m] > best_est:
-                    best, best_est = m, est[q0 + m]
-            if best == i:
+            window_est = est[out_q0 + w]
+            if window_est >= 0 and est[q0 + i] > window_est:
+                est[out_q0 + w] = -(window_est + 1.0)  # negative: passed this step
                 queue[out_q0 + passed] = w
                 passed += 1
+    for e in range(passed):
+        w = queue[out_q0 + e]
+        est[out_q0 + w] = -est[out_q0 + w]
     return passed
 
 
@@ -325,7 +322,7 @@ def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, input_dri
                 # the gate's inputs are its source's neurons, whose queue (and estimates) start at off[src]
                 p = net.proj_ptr[s]
                 src = net.proj_src[p]
-                qlen[s] = _gate(s, p, queue, off[src], qlen[src], est, cfg.decay, off[src + 1] - off[src], net, v0)
+                qlen[s] = _gate(p, queue, off[src], qlen[src], est, cfg.decay, off[src + 1] - off[src], net, v0, n)
             else:
                 received = 0
                 for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
@@ -458,8 +455,6 @@ def pack(snn: SpikingNetwork) -> NetArrays:
     syn_ptr, syn_p0 = _concat([t.indptr if t is not None else empty for t in tables], np.int64)
     syn_idx, syn_i0 = _concat([t.indices if t is not None else none for t in tables], np.int32)
     syn_w, syn_w0 = _concat([_weights(p) for p in projections], np.float32)
-    mem_ptr, mem_p0 = _concat([s.members.indptr if s.members is not None else empty for s in stages], np.int64)
-    mem_idx, mem_i0 = _concat([s.members.indices if s.members is not None else none for s in stages], np.int32)
     off = _offsets([s.size for s in stages])
     return NetArrays(
         kinds=np.array([s.kind for s in stages], np.int64), off=off,
@@ -470,7 +465,6 @@ def pack(snn: SpikingNetwork) -> NetArrays:
         paths=np.array([_PATHS[p.path] for p in projections], np.int64),
         geometry=np.array([_geometry(p, t.size) for p, t in zip(projections, targets)], np.int64).reshape(-1, 3),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
-        mem_ptr=mem_ptr, mem_p0=mem_p0, mem_idx=mem_idx, mem_i0=mem_i0,
         drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
         input_index=engine_order(snn.input_shape))
 

@@ -32,18 +32,18 @@ def _synaptic(projection: Projection, spikes: np.ndarray) -> np.ndarray:
     return synaptic_input(projection.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(np.float32)
 
 
-def _gate(stage: Stage, est: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-    """Spikes that pass a max-pool gate: those of the first input with the largest estimate per window."""
+def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """Windows that pass a spike: some input spiking now has an estimate above the window's."""
     projection = stage.projections[0]
-    k, stride = projection.layer.kernel_size, projection.layer.stride
-    shape = (len(spikes),) + projection.in_shape
-    index = np.arange(spikes.shape[1]).reshape(projection.in_shape)
-    win_est = np.lib.stride_tricks.sliding_window_view(est.reshape(shape), (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
-    win_index = np.lib.stride_tricks.sliding_window_view(index, (k, k), axis=(1, 2))[:, ::stride, ::stride]
-    flat_est = win_est.reshape(win_est.shape[:4] + (k * k,))
-    winner = np.take_along_axis(np.broadcast_to(win_index.reshape(win_index.shape[:3] + (k * k,)), flat_est.shape),
-                                flat_est.argmax(axis=-1)[..., None], axis=-1)[..., 0]
-    return np.take_along_axis(spikes, winner.reshape(len(spikes), -1), axis=1)
+    pool, shape = projection.layer, (len(spikes),) + projection.in_shape
+
+    def windows(values: np.ndarray) -> np.ndarray:  # (N, windows, k*k), windows in IR order
+        k = pool.kernel_size
+        view = np.lib.stride_tricks.sliding_window_view(values.reshape(shape), (k, k), axis=(2, 3))
+        return view[:, :, ::pool.stride, ::pool.stride].reshape(len(spikes), -1, k * k)
+
+    above = (windows(spikes) > 0) & (windows(est_in) > est_out.reshape(len(spikes), -1, 1))
+    return above.any(axis=2).astype(np.float32)
 
 
 def _softmax_draw(v: np.ndarray, u: float) -> int:
@@ -71,7 +71,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     samples = np.arange(first_sample, first_sample + n)
     threshold = np.float32(cfg.threshold)
     v = [np.full((n, s.size), initial_membrane(cfg), np.float32) for s in stages]
-    est = [np.zeros((n, s.projections[0].n_in)) for s in stages]
+    est = [(np.zeros((n, s.projections[0].n_in)), np.zeros((n, s.size))) for s in stages]  # gates: inputs, windows
     drive = [stage_drive(s, cfg, steps) for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
     synops = np.zeros((n, n_stages), np.int64)
@@ -95,8 +95,9 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         for s, stage in enumerate(stages):
             if stage.kind == GATE:
                 incoming = out[stage.projections[0].source]
-                est[s] = est[s] * cfg.maxpool_decay + incoming
-                out[s] = _gate(stage, est[s], incoming)
+                est_in, est_out = est[s][0] * cfg.maxpool_decay + incoming, est[s][1] * cfg.maxpool_decay
+                out[s] = _gate(stage, est_in, est_out, incoming)
+                est[s] = (est_in, est_out + out[s])
             else:
                 for projection in stage.projections:
                     if projection.source != INPUT or not analog:

@@ -7,8 +7,10 @@ eq. 2-4), each stage summing its projections (one per branch of a residual add, 
     V(t) = V(t-1) + sum_p W_p s_p(t) + b   (analog input: projections from the input add W x every step)
     s(t) = [V(t) >= threshold];  reset: V -= threshold * s (subtract) or V = 0 where s (zero)
 
-Max-pool gate: est_i(t) = decay * est_i(t-1) + s_i(t); a window passes s_w(t) = s_k(t) for the
-first input k of the window with the largest est. Output layer: accumulates V only; 'softmax'
+Max-pool gate: rate estimates est_i(t) = decay * est_i(t-1) + s_i(t) for the inputs and
+est_w(t) = decay * est_w(t-1) + s_w(t) for each window; the window spikes, s_w(t) = 1, when one
+of its inputs spikes at t with est_i(t) > decay * est_w(t-1). With decay 1 (spike counts) a
+window's output count is exactly the largest input count, so its rate is the max of the rates. Output layer: accumulates V only; 'softmax'
 draws one spike from softmax(V) whenever an external Poisson trigger (probability
 ``softmax_rate`` per step) fires, 'spikes' makes it an IF layer, 'membrane' reads argmax V.
 Decision at t: argmax of output spike counts, ties to the larger V, -1 before the first output
@@ -114,7 +116,6 @@ class Stage:
     out_shape: Shape
     bias: np.ndarray  # float32 per neuron, IR order (zeros for gates and avg-pools)
     projections: tuple[Projection, ...]
-    members: CSR | None = None  # gate only: window -> its inputs, row-major within the window
 
     @property
     def size(self) -> int:
@@ -130,7 +131,7 @@ class Stage:
 
     @property
     def connectivity_bytes(self) -> int:
-        return sum(p.connectivity_bytes for p in self.projections) + (self.members.nbytes if self.members else 0)
+        return sum(p.connectivity_bytes for p in self.projections)
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,16 +149,12 @@ class SpikingNetwork:
         return self.stages[-1].size
 
 
-def _gate_projection(layer: MaxPool2d, common: dict, out_shape: Shape) -> tuple[Projection, CSR]:
-    """Max-pool gate: input -> windows (CSR), and window -> members in row-major window order."""
+def _gate_projection(layer: MaxPool2d, common: dict, out_shape: Shape) -> Projection:
+    """Max-pool gate: each input -> the windows that contain it (CSR)."""
     in_order, out_order = engine_order(common["source_shape"]), engine_order(out_shape)
-    members, windows = maxpool_windows(layer, common["in_shape"])
-    n_in, n_out = len(in_order), len(out_order)
-    inverse_in = np.argsort(in_order)
-    member_idx = inverse_in[members.indices.reshape(n_out, -1)[out_order]].ravel().astype(np.int32)
-    members = validate(CSR(members.indptr, member_idx, members.weights, n_in), n_out, n_in, f"{layer.name} members")
-    windows = validate(permuted(windows, in_order, out_order), n_in, n_out, layer.name)
-    return Projection(path="csr", fan_out=np.zeros(n_in, np.int64), synapses=windows, **common), members
+    windows = validate(permuted(maxpool_windows(layer, common["in_shape"]), in_order, out_order), len(in_order),
+                       len(out_order), layer.name)
+    return Projection(path="csr", fan_out=np.zeros(len(in_order), np.int64), synapses=windows, **common)
 
 
 def _csr_projection(synapses: CSR, common: dict, out_shape: Shape, fan_out: np.ndarray | None = None) -> Projection:
@@ -243,7 +240,7 @@ class _Builder:
         kind = GATE if role == "gate" else OUTPUT if role == "output" else IF
         if kind == OUTPUT and not np.array_equal(engine_order(out_shape), np.arange(n_out)):
             raise ValueError(f"output layer '{layer.name}' must produce a vector (end with flatten and linear)")
-        bias, members = np.zeros(n_out, np.float32), None
+        bias = np.zeros(n_out, np.float32)
         if role == "gate":
             common = dict(layer=layer, **self.source(net.inputs[i][0]))
             if common["source"] == INPUT:
@@ -251,8 +248,7 @@ class _Builder:
             if common["source"] in self.gated:
                 raise ValueError(f"max-pool '{layer.name}' reads a population another max-pool reads already")
             self.gated.add(common["source"])
-            projection, members = _gate_projection(layer, common, out_shape)
-            projections = [projection]
+            projections = [_gate_projection(layer, common, out_shape)]
         elif role == "add":
             projections = []
             for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i]))):
@@ -267,8 +263,7 @@ class _Builder:
                 bias = _neuron_bias(layer, n_out)
         self.stage_of[i] = self.n_stages
         self.n_stages += 1
-        return Stage(name=layer.name, kind=kind, out_shape=out_shape, bias=bias, projections=tuple(projections),
-                     members=members)
+        return Stage(name=layer.name, kind=kind, out_shape=out_shape, bias=bias, projections=tuple(projections))
 
 
 def _neuron_bias(layer: Conv2d | Linear, n_out: int) -> np.ndarray:
