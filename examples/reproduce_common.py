@@ -29,12 +29,7 @@ def cifar10(kind: str = "relu", calib: int = 2000) -> tuple[Network, np.ndarray,
     from examples.cifar10_data import load_cifar10
 
     data = load_cifar10()
-    weights = MODELS / f"cifar10_{kind}.pt"
-    if kind == "clip" and not weights.exists():
-        # the threshold-ReLU net is the ReLU net's weights under cifar10_clip.json's thresholds
-        # (2 epochs of fine-tuning with the thresholds did not beat it, so no separate weights ship)
-        weights = MODELS / "cifar10_relu.pt"
-    net = load_network(weights, MODELS / f"cifar10_{kind}.json")
+    net = load_network(MODELS / f"cifar10_{kind}.pt", MODELS / f"cifar10_{kind}.json")
     x_calib = data["x_train"][np.random.default_rng(0).choice(len(data["x_train"]), calib, replace=False)]
     return net, x_calib.astype(np.float32) / 255, data["x_test"].astype(np.float32) / 255, data["y_test"]
 

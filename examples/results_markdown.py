@@ -18,15 +18,22 @@ DIFFERENCES = """## Honest differences from the papers
 - **Data.** CIFAR-10 here is a public JPEG re-encoding of the test and training sets, not the
   original binary release: accuracies are close to, not identical with, those on the original.
   Subsets (`--limit`) are the first N images of a fixed shuffle of the test set (seed 0).
-- **Training budget.** All nets were trained on 2 CPU cores: the CIFAR-10 net for 40 epochs of SGD
-  with one-cycle learning rate, random crops and flips (no other tricks); the 7-layer MNIST net
-  for 6 epochs of Adam without augmentation. The paper's ANN reaches 87.86% on CIFAR-10.
-- **Architecture details the paper does not give** (we chose): 3x3 convolutions without padding,
-  batch-norm after every conv and after the 512-unit dense layer, dropout 0.3 before the dense
-  layers during training.
-- **Max-pool gate.** The rate estimate is the running spike count (decay 1), which measured
-  better than an exponential average with decay 0.9 (99.75% vs 99.0% at T=100 on 400 MNIST test
-  images); the paper uses an exponentially weighted average without giving its time constant.
+- **Training budget.** All nets were trained on 2 CPU cores: the CIFAR-10 net for 30 epochs of SGD
+  with a one-cycle learning rate, random crops and flips, dropout 0.3 before the dense layers
+  (no other tricks): 84.80% on the test set, 3 points below the paper's 87.86%; the
+  threshold-ReLU net is that net with every ReLU clipped at the 99.9th percentile of its
+  activations on 5,000 training images, fine-tuned for 8 epochs with the clipping in place. The
+  7-layer MNIST net: 6 epochs of Adam without augmentation.
+- **Architecture details the paper does not give** (we chose): 3x3 convolutions, the first of
+  each pair zero-padded ('same') and the second not, as in the Keras CIFAR-10 example the
+  paper's net resembles (without any padding the net reached 84.26% after 70 epochs);
+  batch-norm after every conv and after the 512-unit dense layer.
+- **Max-pool gate.** A window spikes when one of its inputs spikes while that input's spike
+  count exceeds the window's own output count (at most once per step), so each window passes
+  exactly as many spikes as its most active input. The paper's gate passes the spikes of the
+  input with the highest (exponentially weighted) rate; implemented literally, with ties going
+  to the input that just caught up, it passed too many spikes (pool1 rates 4.6% too high) and
+  lost 2.7 points on 300 CIFAR-10 test images at T=300 (78.0% vs 80.7%, equal to the ANN).
 - **Softmax readout.** Poisson-triggered, probability 0.5 per step; the paper does not give its
   rate. Short-latency results (Deng & Gu) use membrane readout.
 """
