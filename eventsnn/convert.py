@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import ann
-from .ir import ACTIVATIONS, AFFINE, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import ACTIVATIONS, AFFINE, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, Softmax
 
 
 def fold_batchnorm(net: Network) -> Network:
