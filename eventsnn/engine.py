@@ -193,14 +193,14 @@ def _scale(values, factor):
 
 
 @njit(cache=True, error_model="numpy")
-def _gate(p, queue, q0, count, est, decay, n_in, net, out_q0, n_out):
+def _gate(p, queue, q0, count, est, window_est, decay, n_in, net, out_q0, n_out):
     """Max-pool gate (projection p): a window passes a spike when an input that spikes now has a
     rate estimate above the window's own (its passed spikes, same filter), at most one per step.
     With decay 1 (spike counts) a window's output count is exactly the largest input count."""
     windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p]
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
-        _scale(est[out_q0:out_q0 + n_out], decay)
+        _scale(window_est[out_q0:out_q0 + n_out], decay)
     for e in range(count):
         est[q0 + queue[q0 + e]] += 1.0
     passed = 0
@@ -208,14 +208,14 @@ def _gate(p, queue, q0, count, est, decay, n_in, net, out_q0, n_out):
         i = queue[q0 + e]
         for a in range(wi0 + windows_ptr[wp0 + i], wi0 + windows_ptr[wp0 + i + 1]):
             w = windows[a]
-            window_est = est[out_q0 + w]
-            if window_est >= 0 and est[q0 + i] > window_est:
-                est[out_q0 + w] = -(window_est + 1.0)  # negative: passed this step
+            current = window_est[out_q0 + w]
+            if current >= 0 and est[q0 + i] > current:
+                window_est[out_q0 + w] = -(current + 1.0)  # negative: passed this step
                 queue[out_q0 + passed] = w
                 passed += 1
     for e in range(passed):
         w = queue[out_q0 + e]
-        est[out_q0 + w] = -est[out_q0 + w]
+        window_est[out_q0 + w] = -window_est[out_q0 + w]
     return passed
 
 
@@ -274,7 +274,7 @@ def _margin(counts, n):
 # one sample, all steps
 
 @njit(cache=True, error_model="numpy")
-def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, input_drive, residual, words,
+def _run_sample(x, sample, net, cfg, v, est, window_est, queue, qlen, input_queue, input_drive, residual, words,
                 spikes, synops, decisions, counts, v_out, raster, membrane, record):
     """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
@@ -286,6 +286,7 @@ def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, input_dri
     no_amounts = np.empty(0, dtype=np.float32)  # spikes carry no amount (a global array would block caching)
     v[:] = cfg.v_init
     est[:] = 0.0
+    window_est[:] = 0.0
     qlen[:] = 0
     residual[:] = False
 
@@ -322,7 +323,8 @@ def _run_sample(x, sample, net, cfg, v, est, queue, qlen, input_queue, input_dri
                 # the gate's inputs are its source's neurons, whose queue (and estimates) start at off[src]
                 p = net.proj_ptr[s]
                 src = net.proj_src[p]
-                qlen[s] = _gate(p, queue, off[src], qlen[src], est, cfg.decay, off[src + 1] - off[src], net, v0, n)
+                qlen[s] = _gate(p, queue, off[src], qlen[src], est, window_est, cfg.decay, off[src + 1] - off[src], net,
+                                v0, n)
             else:
                 received = 0
                 for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
@@ -396,7 +398,8 @@ def _run_batch(x, first_sample, net, cfg, spikes, synops, decisions, first_spike
     for chunk in prange(n_chunks):
         # scratch allocated once per chunk (one chunk per thread), reused for its samples
         v = np.empty(n_total, dtype=np.float32)
-        est = np.empty(n_total)
+        est = np.empty(n_total)  # gate inputs' rate estimates, by neuron
+        window_est = np.empty(n_total)  # gate windows' own estimates (apart: a gate may read a gate)
         queue = np.empty(n_total, dtype=np.int32)
         qlen = np.empty(net.kinds.size, dtype=np.int64)
         input_queue = np.empty(x.shape[1], dtype=np.int32)
@@ -406,8 +409,8 @@ def _run_batch(x, first_sample, net, cfg, spikes, synops, decisions, first_spike
         for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
             r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
             first_spike[b], exit_step[b] = _run_sample(
-                x[b], first_sample + b, net, cfg, v, est, queue, qlen, input_queue, input_drive, residual, words,
-                spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r], membrane[r], record)
+                x[b], first_sample + b, net, cfg, v, est, window_est, queue, qlen, input_queue, input_drive, residual,
+                words, spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r], membrane[r], record)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventsnn.engine import simulate
+from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
 from eventsnn.reference import simulate_reference
 from eventsnn.snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, build
 
-from .conftest import random_inputs, random_network, random_residual_network, seeds
+from .conftest import dyadic, random_inputs, random_network, random_residual_network, seeds
 
 
 def assert_identical(a, b):
@@ -87,3 +89,18 @@ def test_residual_populations_actually_spike():
         net = random_residual_network(rng)
         total += int(simulate(build(net), random_inputs(rng, net, 2), 16).spikes[:, 2].sum())
     assert total > 50
+
+
+@pytest.mark.parametrize("decay", [1.0, 0.5])
+def test_a_max_pool_reading_a_max_pool(decay):
+    """Two gates in a row keep their estimates apart (the second's inputs are the first's windows)."""
+    rng = np.random.default_rng(7)
+    conv = Conv2d(np.abs(dyadic(rng, (2, 1, 3, 3))) / 2, np.abs(dyadic(rng, 2, 16)), 1, 1, "conv")
+    layers = (conv, ReLU("relu"), MaxPool2d(2, 1, "pool1"), MaxPool2d(2, 1, "pool2"), Flatten("flat"),
+              Linear(dyadic(rng, (3, 2 * 4 * 4)), None, "out"))
+    net = Network((1, 6, 6), layers)
+    snn = build(net, SimulationConfig(maxpool_decay=decay, output="spikes"))
+    x = random_inputs(rng, net, 3)
+    event, reference = simulate(snn, x, 24, record=True), simulate_reference(snn, x, 24, record=True)
+    assert_identical(event, reference)
+    assert event.spikes[:, 2].sum() > 0
