@@ -27,6 +27,8 @@ from eventsnn.model import ConvertedModel
 from eventsnn.snn import GATE, INPUT, OUTPUT, SimulationConfig, SpikingNetwork
 from eventsnn.convert import unit_scales
 
+from .optional import require
+
 METADATA_KEYS = ("reset", "input", "output", "shift", "softmax_rate", "maxpool_decay")
 
 
@@ -35,11 +37,7 @@ class NirError(ValueError):
 
 
 def _nir():
-    try:
-        import nir
-    except ImportError as err:  # pragma: no cover - exercised only without nir
-        raise ImportError("NIR export and import need the nir package: pip install 'eventsnn[nir]'") from err
-    return nir
+    return require("nir", "nir", "NIR export and import")
 
 
 def _node_name(stage_name: str) -> str:

@@ -18,18 +18,16 @@ import numpy as np
 from eventsnn.ir import (Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
                          Shape, Softmax)
 
+from .optional import require
+
 
 class OnnxError(ValueError):
     """An ONNX file cannot be read or uses what the IR cannot express."""
 
 
 def _onnx():
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError as err:  # pragma: no cover - exercised only without onnx
-        raise ImportError("reading ONNX files needs the onnx package: pip install 'eventsnn[onnx]'") from err
-    return onnx, numpy_helper
+    onnx = require("onnx", "onnx", "reading ONNX files")
+    return onnx, require("onnx.numpy_helper", "onnx", "reading ONNX files")
 
 
 def _attributes(node) -> dict:

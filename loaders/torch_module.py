@@ -17,18 +17,16 @@ import numpy as np
 from eventsnn.ir import (Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
                          Shape, Softmax)
 
+from .optional import require
+
 
 class TraceError(ValueError):
     """A module uses something the IR cannot express."""
 
 
 def _torch():
-    try:
-        import torch
-        import torch.fx
-    except ImportError as err:  # pragma: no cover - exercised only without torch
-        raise ImportError("tracing a PyTorch module needs torch: pip install torch (the 'torch' extra)") from err
-    return torch
+    require("torch.fx", "torch", "tracing a PyTorch module")
+    return require("torch", "torch", "tracing a PyTorch module")
 
 
 def _array(tensor) -> np.ndarray:
