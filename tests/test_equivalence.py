@@ -26,6 +26,12 @@ def assert_identical(a, b):
     np.testing.assert_array_equal(a.output_counts, b.output_counts)
 
 
+def assert_engine_equals_reference(snn, x, steps: int, seed: int):
+    event = simulate(snn, x, steps, seed=seed, record=True, batch_size=2)
+    assert_identical(event, simulate_reference(snn, x, steps, seed=seed, record=True))
+    return event
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=seeds, reset=st.sampled_from(RESETS), input_mode=st.sampled_from(INPUTS),
        output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS),
@@ -35,11 +41,7 @@ def test_engine_equals_reference(seed, reset, input_mode, output, shift, decay, 
     net = random_network(rng)
     config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, maxpool_decay=decay,
                               softmax_rate=0.75)
-    snn = build(net, config)
-    x = random_inputs(rng, net, 3)
-    event = simulate(snn, x, steps, seed=seed % 1000, record=True, batch_size=2)
-    reference = simulate_reference(snn, x, steps, seed=seed % 1000, record=True)
-    assert_identical(event, reference)
+    assert_engine_equals_reference(build(net, config), random_inputs(rng, net, 3), steps, seed % 1000)
 
 
 def test_random_networks_actually_spike():
@@ -75,10 +77,7 @@ def test_engine_equals_reference_on_residual_networks(seed, reset, input_mode, o
     config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, softmax_rate=0.75)
     snn = build(net, config)
     assert len(snn.stages[2].projections) == 2  # conv2 and the skip meet in one population
-    x = random_inputs(rng, net, 3)
-    event = simulate(snn, x, steps, seed=seed % 1000, record=True, batch_size=2)
-    reference = simulate_reference(snn, x, steps, seed=seed % 1000, record=True)
-    assert_identical(event, reference)
+    assert_engine_equals_reference(snn, random_inputs(rng, net, 3), steps, seed % 1000)
 
 
 def test_residual_populations_actually_spike():
@@ -100,7 +99,5 @@ def test_a_max_pool_reading_a_max_pool(decay):
               Linear(dyadic(rng, (3, 2 * 4 * 4)), None, "out"))
     net = Network((1, 6, 6), layers)
     snn = build(net, SimulationConfig(maxpool_decay=decay, output="spikes"))
-    x = random_inputs(rng, net, 3)
-    event, reference = simulate(snn, x, 24, record=True), simulate_reference(snn, x, 24, record=True)
-    assert_identical(event, reference)
+    event = assert_engine_equals_reference(snn, random_inputs(rng, net, 3), 24, 0)
     assert event.spikes[:, 2].sum() > 0
