@@ -37,6 +37,30 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred.numpy() == y).mean())
 
 
+def train(model: nn.Module, train_set, test_set, epochs: int, rng: np.random.Generator) -> float:
+    """Adam with a one-cycle learning rate, batches of 128; returns the last epoch's test accuracy."""
+    (x_train, y_train), (x_test, y_test) = train_set, test_set
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = epochs * (len(x_train) // 128)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=4e-3, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    start = time.time()
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(len(x_train))
+        for i in range(len(x_train) // 128):
+            idx = order[i * 128:(i + 1) * 128]
+            optimizer.zero_grad()
+            loss = loss_fn(model(torch.from_numpy(x_train[idx])), torch.from_numpy(y_train[idx]))
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        acc = evaluate(model, x_test, y_test)
+        print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}, test accuracy {acc:.4f} "
+              f"({time.time() - start:.0f} s)", flush=True)
+    return acc
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", default=str(HERE.parent.parent / "shared" / "data" / "mnist"))
@@ -55,24 +79,7 @@ def main() -> None:
     x_test, y_test = load_mnist(args.mnist, "test")
     spec = json.loads(Path(args.arch).read_text())
     model = ArchNet(spec)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    steps = args.epochs * (len(x_train) // 128)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=4e-3, total_steps=steps)
-    loss_fn = nn.CrossEntropyLoss()
-    start = time.time()
-    for epoch in range(args.epochs):
-        model.train()
-        order = rng.permutation(len(x_train))
-        for i in range(len(x_train) // 128):
-            idx = order[i * 128:(i + 1) * 128]
-            optimizer.zero_grad()
-            loss = loss_fn(model(torch.from_numpy(x_train[idx])), torch.from_numpy(y_train[idx]))
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        acc = evaluate(model, x_test, y_test)
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.4f}, test accuracy {acc:.4f} "
-              f"({time.time() - start:.0f} s)", flush=True)
+    acc = train(model, (x_train, y_train), (x_test, y_test), args.epochs, rng)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Train a small ResNet-style MNIST net in PyTorch and export it through torch.fx (needs torch).
 
-    python examples/train_mnist_resnet.py --epochs 2
+    python examples/train_mnist_resnet.py --epochs 5
 
 stem conv 16 - maxpool - residual block (16) - residual block (32, stride 2, 1x1 conv shortcut)
 - global average pool - dense 10, batch-norm everywhere. The module is traced with
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eventsnn.spec import network_to_spec  # noqa: E402
+from examples.train_mnist_demo import train  # noqa: E402
 from loaders.datasets import load_mnist  # noqa: E402
 from loaders.torch_module import from_torch  # noqa: E402
 
@@ -62,17 +62,10 @@ class MnistResNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(torch.from_numpy(x[i:i + 1000])).argmax(1) for i in range(0, len(x), 1000)])
-    return float((pred.numpy() == y).mean())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", default=str(HERE.parent.parent / "shared" / "data" / "mnist"))
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(HERE / "models"))
     parser.add_argument("--threads", type=int, default=2)
@@ -84,23 +77,7 @@ def main() -> None:
     x_train, y_train = load_mnist(args.mnist, "train")
     x_test, y_test = load_mnist(args.mnist, "test")
     model = MnistResNet()
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    steps = args.epochs * (len(x_train) // 128)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=4e-3, total_steps=steps)
-    start = time.time()
-    for epoch in range(args.epochs):
-        model.train()
-        order = rng.permutation(len(x_train))
-        for i in range(len(x_train) // 128):
-            idx = order[i * 128:(i + 1) * 128]
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(torch.from_numpy(x_train[idx])), torch.from_numpy(y_train[idx]))
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        acc = evaluate(model, x_test, y_test)
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.4f}, test accuracy {acc:.4f} "
-              f"({time.time() - start:.0f} s)", flush=True)
+    acc = train(model, (x_train, y_train), (x_test, y_test), args.epochs, rng)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

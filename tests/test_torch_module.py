@@ -13,23 +13,7 @@ from eventsnn import ann  # noqa: E402
 from eventsnn.ir import Add, AvgPool2d, ClipReLU  # noqa: E402
 from eventsnn.loaders import TraceError, from_torch  # noqa: E402
 from eventsnn.spec import network_from_spec, network_to_spec  # noqa: E402
-
-
-class Block(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+from examples.train_mnist_resnet import Block  # noqa: E402  (relu(bn(conv(...))) + shortcut, 1x1 conv when needed)
 
 
 class TinyResNet(nn.Module):
