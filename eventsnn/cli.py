@@ -17,7 +17,7 @@ from .progress import terminal_progress
 from .reference import simulate_reference
 from .report import efficiency_report, format_table
 from .engine import simulate
-from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SimulationResult, SpikingNetwork
+from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SPIKES, SimulationConfig, SimulationResult, SpikingNetwork
 
 
 def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -33,11 +33,16 @@ def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
                         help="probability per step of the softmax trigger")
     parser.add_argument("--maxpool-decay", type=float, default=d(base.maxpool_decay),
                         help="decay of the max-pool gate's rate estimate (1 = spike count)")
+    parser.add_argument("--spikes", choices=SPIKES, default=d(base.spikes),
+                        help="binary spikes, or graded: one event carries floor(V / threshold) spikes")
+    parser.add_argument("--max-spikes", type=int, default=d(base.max_spikes),
+                        help="the most spikes one graded event carries")
 
 
 def _settings(args: argparse.Namespace) -> dict:
     return {"reset": args.reset, "input": args.input, "output": args.output, "shift": args.shift,
-            "softmax_rate": args.softmax_rate, "maxpool_decay": args.maxpool_decay}
+            "softmax_rate": args.softmax_rate, "maxpool_decay": args.maxpool_decay, "spikes": args.spikes,
+            "max_spikes": args.max_spikes}
 
 
 CHUNK = 4096  # samples read from disk, scaled and simulated at a time

@@ -61,6 +61,8 @@ class Settings(NamedTuple):
     steps: int
     threshold: np.float32
     subtract: bool
+    graded: bool  # events carry k spikes (amounts); binary events carry one
+    max_spikes: np.float32
     poisson: bool
     readout: int
     rate: float
@@ -150,22 +152,30 @@ def _deliver(p, queue, q0, count, amounts, net, v, v0):
 # neurons
 
 @njit(cache=True, error_model="numpy")
-def _integrate_fire(v, v0, n, drive, d0, threshold, subtract, queue, words, f0):
-    """V += drive; spike where V >= threshold, reset, queue the spiking indices.
+def _integrate_fire(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, queue, amounts, words, f0):
+    """V += drive; spike where V >= threshold, reset, queue the spiking indices (graded spikes:
+    and what each event carries, in ``amounts``).
 
-    Two passes: a branch-free one that vectorizes (integrate, threshold, reset, one flag byte per
-    neuron into ``words``, starting at word f0), then a compaction that skips 8 silent neurons
-    per zero word and appends without branches. Returns (spike count, whether some V is still
-    >= threshold after its reset)."""
+    Two passes: a branch-free one that vectorizes (integrate, threshold, reset, the spikes each
+    neuron emits as one byte into ``words``, starting at word f0), then a compaction that skips 8
+    silent neurons per zero word and appends without branches; ``amounts`` is indexed by neuron,
+    like the queue's entries. Returns (event count, whether
+    some V is still >= threshold after its reset)."""
     flags = words.view(np.uint8)
-    _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract)
+    if graded:
+        _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract, max_spikes)
+    else:
+        _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract)
     count = 0
     residual = False
     for w in range((n + 7) // 8):
         if words[f0 + w] != 0:
             for i in range(8 * w, min(8 * w + 8, n)):
                 queue[v0 + count] = i
-                spiked = flags[8 * f0 + i]
+                emitted = flags[8 * f0 + i]
+                spiked = emitted != 0
+                if graded:
+                    amounts[v0 + i] = emitted
                 residual |= spiked & (v[v0 + i] >= threshold)
                 count += spiked
     return count, residual
@@ -181,6 +191,16 @@ def _fire(v, drive, flags, threshold, subtract):
         flags[i] = np.uint8(1) if spike else np.uint8(0)
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _fire_graded(v, drive, flags, threshold, subtract, max_spikes):
+    for i in range(v.size):
+        u = v[i] + drive[i]
+        k = min(np.floor(u / threshold), max_spikes) if u >= threshold else np.float32(0.0)
+        reset = u - k * threshold if subtract else np.float32(0.0)
+        v[i] = reset if k > 0 else u
+        flags[i] = np.uint8(k)
+
+
 @njit(cache=True, error_model="numpy")
 def _integrate(v, v0, n, drive, d0):
     _add_row(v[v0:v0 + n], drive[d0:d0 + n], np.float32(1.0), False)
@@ -193,29 +213,35 @@ def _scale(values, factor):
 
 
 @njit(cache=True, error_model="numpy")
-def _gate(p, queue, q0, count, est, window_est, decay, n_in, net, out_q0, n_out):
+def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, max_spikes, n_in, net, out_q0, n_out):
     """Max-pool gate (projection p): a window passes a spike when an input that spikes now has a
-    rate estimate above the window's own (its passed spikes, same filter), at most one per step.
-    With decay 1 (spike counts) a window's output count is exactly the largest input count."""
+    rate estimate above the window's own (its passed spikes, same filter), at most one event per
+    step; graded, the event carries the gap to the best such input (rounded up, at most
+    ``max_spikes``). With decay 1 (spike counts) a window's count is exactly the largest input
+    count. ``best`` holds -1 for windows that have not passed anything this step."""
     windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p]
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
         _scale(window_est[out_q0:out_q0 + n_out], decay)
     for e in range(count):
-        est[q0 + queue[q0 + e]] += 1.0
+        i = queue[q0 + e]
+        est[q0 + i] += amounts[q0 + i] if graded else 1.0
     passed = 0
     for e in range(count):
         i = queue[q0 + e]
         for a in range(wi0 + windows_ptr[wp0 + i], wi0 + windows_ptr[wp0 + i + 1]):
-            w = windows[a]
-            current = window_est[out_q0 + w]
-            if current >= 0 and est[q0 + i] > current:
-                window_est[out_q0 + w] = -(current + 1.0)  # negative: passed this step
-                queue[out_q0 + passed] = w
-                passed += 1
+            w = out_q0 + windows[a]
+            if est[q0 + i] > window_est[w]:
+                if best[w] < 0:
+                    queue[out_q0 + passed] = windows[a]
+                    passed += 1
+                best[w] = max(best[w], est[q0 + i])
     for e in range(passed):
-        w = queue[out_q0 + e]
-        window_est[out_q0 + w] = -window_est[out_q0 + w]
+        w = out_q0 + queue[out_q0 + e]
+        amount = min(math.ceil(best[w] - window_est[w]), max_spikes) if graded else 1.0
+        window_est[w] += amount
+        amounts[w] = amount
+        best[w] = -1.0
     return passed
 
 
@@ -274,12 +300,13 @@ def _margin(counts, n):
 # one sample, all steps
 
 @njit(cache=True, error_model="numpy")
-def _run_sample(x, sample, net, cfg, v, est, window_est, queue, qlen, input_queue, input_drive, residual, words,
-                spikes, synops, decisions, counts, v_out, raster, membrane, record):
+def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
+                words, spikes, spike_amounts, synops, decisions, counts, v_out, raster, membrane, record):
     """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
     kinds, off, drive = net.kinds, net.off, net.drive
     threshold, subtract, poisson, readout = cfg.threshold, cfg.subtract, cfg.poisson, cfg.readout
+    graded, max_spikes = cfg.graded, cfg.max_spikes
     seed, steps, stable_steps, exit_margin = cfg.seed, cfg.steps, cfg.stable_steps, cfg.exit_margin
     n_stages = kinds.size
     n_input = x.size
@@ -287,6 +314,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, queue, qlen, input_queu
     v[:] = cfg.v_init
     est[:] = 0.0
     window_est[:] = 0.0
+    best[:] = -1.0
     qlen[:] = 0
     residual[:] = False
 
@@ -323,14 +351,15 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, queue, qlen, input_queu
                 # the gate's inputs are its source's neurons, whose queue (and estimates) start at off[src]
                 p = net.proj_ptr[s]
                 src = net.proj_src[p]
-                qlen[s] = _gate(p, queue, off[src], qlen[src], est, window_est, cfg.decay, off[src + 1] - off[src], net,
-                                v0, n)
+                qlen[s] = _gate(p, queue, off[src], qlen[src], amounts, est, window_est, best, cfg.decay, graded,
+                                max_spikes, off[src + 1] - off[src], net, v0, n)
             else:
                 received = 0
                 for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
                     src = net.proj_src[p]
                     if src != INPUT:
-                        synops[s] += _deliver(p, queue, off[src], qlen[src], no_amounts, net, v, v0)
+                        carried = amounts[off[src]:off[src + 1]] if graded else no_amounts
+                        synops[s] += _deliver(p, queue, off[src], qlen[src], carried, net, v, v0)
                         received += qlen[src]
                     elif poisson:
                         synops[s] += _deliver(p, input_queue, 0, n_events, no_amounts, net, v, v0)
@@ -340,24 +369,32 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, queue, qlen, input_queu
                     if received == 0 and not constant and not residual[s]:
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
-                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, v0, threshold, subtract, queue,
-                                                               words, net.word_off[s])
+                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, v0, threshold, subtract, graded,
+                                                               max_spikes, queue, amounts, words, net.word_off[s])
                 else:
                     _integrate(v, v0, n, stage_drive, v0)
             spikes[s, t] = qlen[s]
+            if graded:
+                for e in range(qlen[s]):
+                    spike_amounts[s] += amounts[v0 + queue[v0 + e]]
+            else:
+                spike_amounts[s] += qlen[s]
             if record:
                 for e in range(qlen[s]):
-                    raster[t, v0 + queue[v0 + e]] = 1
+                    j = v0 + queue[v0 + e]
+                    raster[t, j] = amounts[j] if graded else 1
         if readout == SOFTMAX:
             if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
                 k = _softmax_draw(v, out0, n_out, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
                 counts[k] += 1
                 spikes[n_stages - 1, t] = 1
+                spike_amounts[n_stages - 1] += 1
                 if record:
                     raster[t, out0 + k] = 1
         elif readout == SPIKES:
             for e in range(qlen[n_stages - 1]):
-                counts[queue[out0 + e]] += 1
+                k = queue[out0 + e]
+                counts[k] += amounts[out0 + k] if graded else 1
         if first_spike < 0 and spikes[n_stages - 1, t] > 0:
             first_spike = t + 1
         decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
@@ -390,8 +427,8 @@ def _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _run_batch(x, first_sample, net, cfg, spikes, synops, decisions, first_spike, exit_step, counts, v_out, raster,
-               membrane, record, n_threads):
+def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, decisions, first_spike, exit_step, counts, v_out,
+               raster, membrane, record, n_threads):
     n_samples = x.shape[0]
     n_chunks = min(n_samples, n_threads)
     n_total = net.off[net.kinds.size]
@@ -400,7 +437,9 @@ def _run_batch(x, first_sample, net, cfg, spikes, synops, decisions, first_spike
         v = np.empty(n_total, dtype=np.float32)
         est = np.empty(n_total)  # gate inputs' rate estimates, by neuron
         window_est = np.empty(n_total)  # gate windows' own estimates (apart: a gate may read a gate)
+        best = np.empty(n_total)  # gate windows: best input estimate this step
         queue = np.empty(n_total, dtype=np.int32)
+        amounts = np.empty(n_total, dtype=np.float32)  # graded spikes: what each neuron's event carries
         qlen = np.empty(net.kinds.size, dtype=np.int64)
         input_queue = np.empty(x.shape[1], dtype=np.int32)
         input_drive = np.empty(n_total, dtype=np.float32)
@@ -409,8 +448,9 @@ def _run_batch(x, first_sample, net, cfg, spikes, synops, decisions, first_spike
         for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
             r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
             first_spike[b], exit_step[b] = _run_sample(
-                x[b], first_sample + b, net, cfg, v, est, window_est, queue, qlen, input_queue, input_drive, residual,
-                words, spikes[b], synops[b], decisions[b], counts[b], v_out[b], raster[r], membrane[r], record)
+                x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
+                residual, words, spikes[b], spike_amounts[b], synops[b], decisions[b], counts[b], v_out[b], raster[r],
+                membrane[r], record)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,7 +522,8 @@ def with_drive(net: NetArrays, snn: SpikingNetwork, steps: int) -> NetArrays:
 def settings(snn: SpikingNetwork, seed: int, steps: int, stable_steps: int = 0, exit_margin: int = 0) -> Settings:
     cfg = snn.config
     return Settings(seed=int(seed), steps=int(steps), threshold=np.float32(cfg.threshold),
-                    subtract=cfg.reset == "subtract", poisson=cfg.input == "poisson", readout=_READOUTS[cfg.output],
+                    subtract=cfg.reset == "subtract", graded=cfg.spikes == "graded",
+                    max_spikes=np.float32(cfg.spike_limit), poisson=cfg.input == "poisson", readout=_READOUTS[cfg.output],
                     rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay), v_init=initial_membrane(cfg),
                     stable_steps=int(stable_steps), exit_margin=int(exit_margin))
 
@@ -540,6 +581,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         xb = np.ascontiguousarray(x[start:start + batch_size])
         b = len(xb)
         spikes = np.zeros((b, n_stages, steps), np.int32)
+        spike_amounts = np.zeros((b, n_stages), np.int64)
         synops = np.zeros((b, n_stages), np.int64)
         decisions = np.zeros((b, steps), np.int32)
         first_spike = np.zeros(b, np.int32)
@@ -549,7 +591,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         began = time.perf_counter()
-        _run_batch(xb, first_sample + start, net, cfg, spikes, synops, decisions, first_spike, exit_step, counts,
+        _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, synops, decisions, first_spike, exit_step, counts,
                    v_out, raster, membrane, record, threads or numba.config.NUMBA_NUM_THREADS)
         elapsed = time.perf_counter() - began
         if record:  # back to IR order
@@ -557,7 +599,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
             membrane[:, order] = membrane.copy()
         parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
-                                      raster if record else None, membrane if record else None))
+                                      raster if record else None, membrane if record else None, spike_amounts))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)

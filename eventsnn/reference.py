@@ -32,8 +32,9 @@ def _synaptic(projection: Projection, spikes: np.ndarray) -> np.ndarray:
     return synaptic_input(projection.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(np.float32)
 
 
-def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-    """Windows that pass a spike: some input spiking now has an estimate above the window's."""
+def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndarray, limit: int) -> np.ndarray:
+    """What each window passes: a spike when some input spiking now has an estimate above the
+    window's; with graded spikes (``limit`` > 1) the gap to the best such input, rounded up."""
     projection = stage.projections[0]
     pool, shape = projection.layer, (len(spikes),) + projection.in_shape
 
@@ -42,8 +43,16 @@ def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndar
         view = np.lib.stride_tricks.sliding_window_view(values.reshape(shape), (k, k), axis=(2, 3))
         return view[:, :, ::pool.stride, ::pool.stride].reshape(len(spikes), -1, k * k)
 
-    above = (windows(spikes) > 0) & (windows(est_in) > est_out.reshape(len(spikes), -1, 1))
-    return above.any(axis=2).astype(np.float32)
+    best = np.where(windows(spikes) > 0, windows(est_in), -np.inf).max(axis=2)
+    gap = best - est_out.reshape(len(spikes), -1)
+    return np.where(gap > 0, np.minimum(np.ceil(gap), limit) if limit > 1 else 1, 0).astype(np.float32)
+
+
+def _fire(u: np.ndarray, threshold: np.float32, limit: int) -> np.ndarray:
+    """Spikes per neuron: 1 where V >= threshold; graded (``limit`` > 1): min(floor(V / threshold), limit)."""
+    if limit == 1:
+        return (u >= threshold).astype(np.float32)
+    return np.where(u >= threshold, np.minimum(np.floor(u / threshold), np.float32(limit)), np.float32(0))
 
 
 def _softmax_draw(v: np.ndarray, u: float) -> int:
@@ -74,6 +83,8 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     est = [(np.zeros((n, s.projections[0].n_in)), np.zeros((n, s.size))) for s in stages]  # gates: inputs, windows
     drive = [stage_drive(s, cfg, steps) for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
+    spike_amounts = np.zeros((n, n_stages), np.int64)
+    limit = cfg.spike_limit
     synops = np.zeros((n, n_stages), np.int64)
     decisions = np.zeros((n, steps), np.int32)
     first_spike = np.full(n, -1, np.int32)
@@ -96,22 +107,24 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
             if stage.kind == GATE:
                 incoming = out[stage.projections[0].source]
                 est_in, est_out = est[s][0] * cfg.maxpool_decay + incoming, est[s][1] * cfg.maxpool_decay
-                out[s] = _gate(stage, est_in, est_out, incoming)
+                out[s] = _gate(stage, est_in, est_out, incoming, limit)
                 est[s] = (est_in, est_out + out[s])
             else:
                 for projection in stage.projections:
                     if projection.source != INPUT or not analog:
                         incoming = out[projection.source]
-                        synops[:, s] += (incoming @ projection.fan_out).astype(np.int64)
+                        synops[:, s] += ((incoming != 0) @ projection.fan_out).astype(np.int64)  # one per event
                         v[s] = v[s] + _synaptic(projection, incoming)
                 v[s] = v[s] + drive[s]
                 if stage.kind == IF or cfg.output == "spikes":
-                    fired = v[s] >= threshold
-                    v[s] = np.where(fired, v[s] - threshold if cfg.reset == "subtract" else np.float32(0), v[s])
-                    out[s] = fired.astype(np.float32)
+                    emitted = _fire(v[s], threshold, limit)
+                    v[s] = np.where(emitted > 0, v[s] - emitted * threshold if cfg.reset == "subtract" else np.float32(0),
+                                    v[s])
+                    out[s] = emitted
                 else:
                     out[s] = np.zeros_like(v[s])
-            spikes[:, s, t] = out[s].sum(axis=1)
+            spikes[:, s, t] = (out[s] != 0).sum(axis=1)
+            spike_amounts[:, s] += out[s].sum(axis=1).astype(np.int64)
             if record:
                 raster[:, t, offsets[s]:offsets[s + 1]] = out[s]
         if cfg.output == "softmax":
@@ -121,6 +134,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 k = _softmax_draw(v[-1][b], draws[b])
                 counts[b, k] += 1
                 spikes[b, -1, t] = 1
+                spike_amounts[b, -1] += 1
                 if record:
                     raster[b, t, offsets[-2] + k] = 1
         elif cfg.output == "spikes":
@@ -130,4 +144,5 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     membrane = np.concatenate(v, axis=1) if record else None
     return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),
                             tuple(s.name for s in stages), time.perf_counter() - began,
-                            exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane)
+                            exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
+                            spike_amounts=spike_amounts)

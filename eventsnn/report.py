@@ -1,6 +1,7 @@
 """Efficiency analysis of a simulation: per-layer spikes, SynOps and MACs, accuracy vs time, energy.
 
-Conventions: SynOps of a layer = sum over the spikes it receives of the sender's fan-out. With
+Conventions: SynOps of a layer = sum over the events it receives of the sender's fan-out (a graded
+event carrying k spikes counts once per synapse; ``spikes_weighted_per_sample`` counts k). With
 analog input, the first layer's constant current W x is computed once per sample; its
 operations (sum over non-zero pixels of their fan-out) are counted once, as multiply-accumulates
 in the energy estimate. Energy: ``e_ac`` per accumulate and ``e_mac`` per MAC (default 0.9 pJ and
@@ -36,10 +37,12 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
     layers = []
     for s, stage in enumerate(snn.stages):
         spikes = float(result.spikes[:, s].sum()) / n
+        carried = float(result.spike_amounts[:, s].sum()) / n
         synops = float(result.synops[:, s].sum()) / n
         layers.append({
             "name": stage.name, "kind": _KIND_NAMES[stage.kind] if stage.kind != OUTPUT else f"output {snn.config.output}",
             "neurons": stage.size, "spikes_per_sample": spikes, "rate": spikes / (stage.size * steps),
+            "spikes_weighted_per_sample": carried,
             "synops_per_sample": synops, "macs": stage.macs,
             "synops_per_mac": synops / stage.macs if stage.macs else None,
         })
@@ -49,6 +52,7 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
     report = {
         "samples": len(result.decisions), "steps": steps, "settings": snn.config.__dict__.copy(),
         "spikes_per_sample": sum(layer["spikes_per_sample"] for layer in layers),
+        "spikes_weighted_per_sample": sum(layer["spikes_weighted_per_sample"] for layer in layers),
         "synops_per_sample": synops, "macs_per_sample": macs,
         "energy_snn_uj_per_sample": (e_ac * (synops - first_layer_ops) + e_mac * first_layer_ops) * 1e-6,
         "energy_ann_uj_per_sample": e_mac * macs * 1e-6, "energy_pj": {"accumulate": e_ac, "mac": e_mac},

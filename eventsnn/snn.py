@@ -7,9 +7,14 @@ eq. 2-4), each stage summing its projections (one per branch of a residual add, 
     V(t) = V(t-1) + sum_p W_p s_p(t) + b   (analog input: projections from the input add W x every step)
     s(t) = [V(t) >= threshold];  reset: V -= threshold * s (subtract) or V = 0 where s (zero)
 
+Graded spikes (``spikes='graded'``, Li & Zeng 2022, sinabs' MultiSpike): a neuron with
+V >= threshold emits one event carrying k = min(floor(V / threshold), max_spikes), delivered as
+k W, and is reset by k * threshold (or to zero). Binary spikes are k <= 1.
+
 Max-pool gate: rate estimates est_i(t) = decay * est_i(t-1) + s_i(t) for the inputs and
-est_w(t) = decay * est_w(t-1) + s_w(t) for each window; the window spikes, s_w(t) = 1, when one
-of its inputs spikes at t with est_i(t) > decay * est_w(t-1). With decay 1 (spike counts) a
+est_w(t) = decay * est_w(t-1) + s_w(t) for each window; the window spikes when one of its
+inputs spikes at t with est_i(t) > decay * est_w(t-1), carrying s_w(t) = 1 (binary) or, graded,
+min(max_spikes, ceil(max of those est_i(t) - decay * est_w(t-1))). With decay 1 (spike counts) a
 window's output count is exactly the largest input count, so its rate is the max of the rates. Output layer: accumulates V only; 'softmax'
 draws one spike from softmax(V) whenever an external Poisson trigger (probability
 ``softmax_rate`` per step) fires, 'spikes' makes it an IF layer, 'membrane' reads argmax V.
@@ -33,6 +38,8 @@ RESETS = ("subtract", "zero")
 INPUTS = ("analog", "poisson")
 OUTPUTS = ("softmax", "spikes", "membrane")
 SHIFTS = ("none", "bias", "membrane")
+SPIKES = ("binary", "graded")
+MAX_SPIKES_LIMIT = 255  # an event's amount is stored in one byte
 
 IF, GATE, OUTPUT = 0, 1, 2  # stage kinds, as the kernels see them
 
@@ -48,9 +55,12 @@ class SimulationConfig:
     softmax_rate: float = 0.5  # trigger probability per step
     maxpool_decay: float = 1.0  # of the gate's rate estimate; 1 = running spike count (measured best, docs/results.md)
     shift: str = "none"  # Deng & Gu: 'bias' adds threshold/(2T) to every IF bias; 'membrane' starts V at threshold/2
+    spikes: str = "binary"  # 'graded': one event carries k = min(floor(V / threshold), max_spikes) spikes
+    max_spikes: int = 4  # the most spikes one graded event carries (ignored for binary spikes)
 
     def __post_init__(self):
-        for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS)):
+        for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS),
+                              ("spikes", SPIKES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if not (np.isfinite(self.threshold) and self.threshold > 0):
@@ -59,6 +69,14 @@ class SimulationConfig:
             raise ValueError(f"softmax_rate is a probability per step in (0, 1], not {self.softmax_rate}")
         if not 0 < self.maxpool_decay <= 1:
             raise ValueError(f"maxpool_decay must lie in (0, 1], not {self.maxpool_decay}")
+        if isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, (int, np.integer)) or \
+                not 1 <= self.max_spikes <= MAX_SPIKES_LIMIT:
+            raise ValueError(f"max_spikes must be an integer in [1, {MAX_SPIKES_LIMIT}], not {self.max_spikes!r}")
+
+    @property
+    def spike_limit(self) -> int:
+        """The most spikes one event carries: 1 for binary spikes."""
+        return int(self.max_spikes) if self.spikes == "graded" else 1
 
     def updated(self, **overrides) -> "SimulationConfig":
         """A copy with the given fields replaced; None values are ignored."""
@@ -305,7 +323,7 @@ class SimulationResult:
     """What a simulation of N samples over T steps produced (S = number of stages)."""
 
     decisions: np.ndarray  # (N, T) int32: the class decided at each step, -1 for none yet
-    spikes: np.ndarray  # (N, S, T) int32: spikes emitted per stage per step
+    spikes: np.ndarray  # (N, S, T) int32: events emitted per stage per step (graded: each counts once)
     synops: np.ndarray  # (N, S) int64: synaptic operations into each stage
     first_spike: np.ndarray  # (N,) int32: first step (1-based) with an output spike, -1 if none
     output_counts: np.ndarray  # (N, n_classes) int32: output spikes
@@ -313,8 +331,13 @@ class SimulationResult:
     stage_names: tuple[str, ...]
     seconds: float = 0.0
     exit_step: np.ndarray | None = None  # (N,) int32: step a sample stopped early, -1 if it ran to T
-    raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) uint8 when recorded
+    raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) uint8 spikes per event, when recorded
     membrane: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) float32 at T, when recorded
+    spike_amounts: np.ndarray | None = None  # (N, S) int64: spikes per stage weighted by what each event carries
+
+    def __post_init__(self):
+        if self.spike_amounts is None:  # binary spikes: every event carries one
+            self.spike_amounts = self.spikes.sum(axis=2, dtype=np.int64)
 
     @property
     def steps(self) -> int:
@@ -333,7 +356,7 @@ class SimulationResult:
     def concatenate(parts: list["SimulationResult"]) -> "SimulationResult":
         first = parts[0]
         recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
-                    for f in ("raster", "membrane", "exit_step")}
+                    for f in ("raster", "membrane", "exit_step", "spike_amounts")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

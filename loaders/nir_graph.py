@@ -50,6 +50,9 @@ def to_nir(snn: SpikingNetwork):
     cfg = snn.config
     if any(stage.kind == GATE for stage in snn.stages):
         raise NirError("NIR has no rate-gated max-pool node; only networks without max-pooling can be exported")
+    if cfg.spikes == "graded":
+        raise NirError("NIR's IF node emits binary spikes; a network with graded spikes cannot be exported "
+                       "(convert or run it with --spikes binary)")
     if cfg.reset == "subtract":
         warnings.warn("NIR's IF node resets to v_reset: reset by subtraction is recorded only in the graph metadata "
                       "(from_nir honours it; other simulators may reset to zero)", stacklevel=2)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from eventsnn.engine import simulate
 from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
 from eventsnn.reference import simulate_reference
-from eventsnn.snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, build
+from eventsnn.snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SPIKES, SimulationConfig, build
 
 from .conftest import dyadic, random_inputs, random_network, random_residual_network, seeds
 
@@ -24,6 +24,7 @@ def assert_identical(a, b):
     np.testing.assert_array_equal(a.decisions, b.decisions)
     np.testing.assert_array_equal(a.first_spike, b.first_spike)
     np.testing.assert_array_equal(a.output_counts, b.output_counts)
+    np.testing.assert_array_equal(a.spike_amounts, b.spike_amounts)
 
 
 def assert_engine_equals_reference(snn, x, steps: int, seed: int):
@@ -35,12 +36,13 @@ def assert_engine_equals_reference(snn, x, steps: int, seed: int):
 @settings(max_examples=60, deadline=None)
 @given(seed=seeds, reset=st.sampled_from(RESETS), input_mode=st.sampled_from(INPUTS),
        output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS),
-       decay=st.sampled_from([1.0, 0.75, 0.5]), steps=st.sampled_from([8, 16, 32]))
-def test_engine_equals_reference(seed, reset, input_mode, output, shift, decay, steps):
+       decay=st.sampled_from([1.0, 0.75, 0.5]), steps=st.sampled_from([8, 16, 32]), spikes=st.sampled_from(SPIKES),
+       max_spikes=st.integers(1, 5))
+def test_engine_equals_reference(seed, reset, input_mode, output, shift, decay, steps, spikes, max_spikes):
     rng = np.random.default_rng(seed)
     net = random_network(rng)
     config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, maxpool_decay=decay,
-                              softmax_rate=0.75)
+                              softmax_rate=0.75, spikes=spikes, max_spikes=max_spikes)
     assert_engine_equals_reference(build(net, config), random_inputs(rng, net, 3), steps, seed % 1000)
 
 
@@ -53,6 +55,22 @@ def test_random_networks_actually_spike():
         result = simulate(build(net), random_inputs(rng, net, 2), 16)
         total += int(result.spikes[:, :-1].sum())
     assert total > 100
+
+
+def test_graded_events_actually_carry_several_spikes():
+    """Guard against a vacuous graded test: events carrying k > 1 occur, in IF layers and in gates."""
+    rng = np.random.default_rng(2)
+    carried = {"IF": 0, "gate": 0}
+    for _ in range(12):
+        net = random_network(rng)
+        snn = build(net, SimulationConfig(spikes="graded", max_spikes=4))
+        result = simulate(snn, random_inputs(rng, net, 2), 16, record=True)
+        offsets = np.cumsum([0] + [s.size for s in snn.stages])
+        for s, stage in enumerate(snn.stages[:-1]):
+            key = "gate" if stage.kind == 1 else "IF"
+            carried[key] += int((result.raster[:, :, offsets[s]:offsets[s + 1]] > 1).sum())
+        assert np.all(result.spike_amounts >= result.spikes.sum(axis=2))
+    assert carried["IF"] > 20 and carried["gate"] > 0, carried
 
 
 def test_results_do_not_depend_on_threads_or_batch(demo):
@@ -70,11 +88,13 @@ def test_results_do_not_depend_on_threads_or_batch(demo):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=seeds, reset=st.sampled_from(RESETS), input_mode=st.sampled_from(INPUTS),
-       output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS), steps=st.sampled_from([8, 16]))
-def test_engine_equals_reference_on_residual_networks(seed, reset, input_mode, output, shift, steps):
+       output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS), steps=st.sampled_from([8, 16]),
+       spikes=st.sampled_from(SPIKES))
+def test_engine_equals_reference_on_residual_networks(seed, reset, input_mode, output, shift, steps, spikes):
     rng = np.random.default_rng(seed)
     net = random_residual_network(rng)
-    config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, softmax_rate=0.75)
+    config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, softmax_rate=0.75,
+                              spikes=spikes, max_spikes=3)
     snn = build(net, config)
     assert len(snn.stages[2].projections) == 2  # conv2 and the skip meet in one population
     assert_engine_equals_reference(snn, random_inputs(rng, net, 3), steps, seed % 1000)
