@@ -9,7 +9,9 @@
 # torchvision and torchaudio (each would drag in another torch), tensorboard, h5py, SciencePlots,
 # none of which its ann2snn path imports: it is installed with --no-deps plus what it imports.
 # sinabs 3.1.3 declares samna (SynSense's chip SDK, only used by its dynapcnn backend): same
-# treatment. Running the script again only checks that everything is in place.
+# treatment (sinabs does import matplotlib at import time, so that one is added). Pillow is for
+# eventsnn's image-folder loader (CIFAR-10 JPEG archive). Running the script again only checks
+# that everything is in place.
 set -euo pipefail
 
 VENV=${1:-/work/peer-venv}
@@ -37,18 +39,19 @@ have torch "$TORCH_VERSION" || "${PIP[@]}" install "torch==$TORCH_VERSION"
 CONSTRAINTS="$VENV/peer-constraints.txt"
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 
-# 2. The peers, without their declared dependencies, then what their conversion code imports.
+# 2. The peers, without their declared dependencies, then what their conversion code imports
+#    (and Pillow for eventsnn's image-folder loader).
 have spikingjelly "$SPIKINGJELLY_VERSION" || "${PIP[@]}" install --no-deps "spikingjelly==$SPIKINGJELLY_VERSION"
 have sinabs "$SINABS_VERSION" || "${PIP[@]}" install --no-deps "sinabs==$SINABS_VERSION"
 "${PIP[@]}" install -q -c "$CONSTRAINTS" \
     numpy scipy tqdm packaging requests "loguru>=0.7,<1" \
-    pbr "nir<=1.0.4" nirtorch matplotlib
+    pbr "nir<=1.0.4" nirtorch matplotlib pillow
 
 # 3. eventsnn itself (editable), for its data loaders.
-"$PY" -c "import eventsnn.loaders" 2>/dev/null || "${PIP[@]}" install -q -c "$CONSTRAINTS" -e "$REPO"
+"$PY" -I -c "import eventsnn.loaders" 2>/dev/null || "${PIP[@]}" install -q -c "$CONSTRAINTS" -e "$REPO"
 
 # 4. Check: the pinned torch survived and both converters import.
-"$PY" - <<'EOF'
+"$PY" -I - <<'EOF'
 import importlib.metadata as md
 import torch
 from spikingjelly.activation_based import ann2snn, functional  # noqa: F401

@@ -58,6 +58,7 @@ import argparse
 import copy
 import importlib.metadata
 import json
+import os
 import sys
 import time
 from collections import OrderedDict
@@ -298,7 +299,8 @@ def main(argv=None) -> dict:
     ann = ann_accuracy(model, x, y, args.batch)
     result = {"ann_accuracy": ann, "samples": len(x), "steps": args.steps, "arch": args.arch,
               "checkpoint": args.checkpoint, "data": args.data, "calib": args.calib or args.data,
-              "calibration_images": len(calib), "threads": args.threads, "versions": versions()}
+              "calibration_images": len(calib), "threads": args.threads, "versions": versions(),
+              "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
     print(f"ANN accuracy {100 * ann:.2f} % ({len(x)} samples); calibration on {len(calib)} images", flush=True)
     for setting in settings:
         if setting.startswith("spikingjelly"):
@@ -312,6 +314,7 @@ def main(argv=None) -> dict:
                            "steps_within_1pt": steps_within(accuracy, ann, 1.0), "settings": info}
         print(f"{setting}: T={args.steps} accuracy {100 * accuracy[-1]:.2f} %, {len(x) / seconds:.1f} samples/s",
               flush=True)
+    result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print_table(result, args.steps)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
