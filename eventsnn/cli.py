@@ -37,12 +37,14 @@ def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
                         help="binary spikes, or graded: one event carries floor(V / threshold) spikes")
     parser.add_argument("--max-spikes", type=int, default=d(base.max_spikes),
                         help="the most spikes one graded event carries")
+    parser.add_argument("--levels", type=int, default=d(base.levels),
+                        help="graded spikes: each spike is worth 1/LEVELS of its layer's scale (needs max-spikes >= levels)")
 
 
 def _settings(args: argparse.Namespace) -> dict:
     return {"reset": args.reset, "input": args.input, "output": args.output, "shift": args.shift,
             "softmax_rate": args.softmax_rate, "maxpool_decay": args.maxpool_decay, "spikes": args.spikes,
-            "max_spikes": args.max_spikes}
+            "max_spikes": args.max_spikes, "levels": args.levels}
 
 
 CHUNK = 4096  # samples read from disk, scaled and simulated at a time

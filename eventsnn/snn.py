@@ -31,7 +31,7 @@ import numpy as np
 from . import ann
 from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_bytes_estimate, direct_kernel,
                            engine_order, identity_csr, kernel_target_table, maxpool_windows, permuted, validate)
-from .convert import spiking_roles
+from .convert import normalize, spiking_roles, unit_scales
 from .ir import ACTIVATIONS, AFFINE, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape
 
 RESETS = ("subtract", "zero")
@@ -57,6 +57,7 @@ class SimulationConfig:
     shift: str = "none"  # Deng & Gu: 'bias' adds threshold/(2T) to every IF bias; 'membrane' starts V at threshold/2
     spikes: str = "binary"  # 'graded': one event carries k = min(floor(V / threshold), max_spikes) spikes
     max_spikes: int = 4  # the most spikes one graded event carries (ignored for binary spikes)
+    levels: int = 1  # graded spikes: each spike is worth 1/levels of its layer's scale (finer steps, see build)
 
     def __post_init__(self):
         for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS),
@@ -72,6 +73,11 @@ class SimulationConfig:
         if isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, (int, np.integer)) or \
                 not 1 <= self.max_spikes <= MAX_SPIKES_LIMIT:
             raise ValueError(f"max_spikes must be an integer in [1, {MAX_SPIKES_LIMIT}], not {self.max_spikes!r}")
+        if isinstance(self.levels, bool) or not isinstance(self.levels, (int, np.integer)) or self.levels < 1:
+            raise ValueError(f"levels must be a positive integer, not {self.levels!r}")
+        if self.levels > 1 and (self.spikes != "graded" or self.max_spikes < self.levels):
+            raise ValueError(f"levels={self.levels} needs graded spikes with max_spikes >= levels (a neuron must be "
+                             "able to emit its layer's full scale in one step)")
 
     @property
     def spike_limit(self) -> int:
@@ -293,6 +299,12 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
           path: str = "auto") -> SpikingNetwork:
     """Populations and connectivity of a folded, normalized network.
 
+    With ``config.levels`` = L > 1 every population's scale is divided by L (inputs and biases
+    times L, the weights between populations unchanged), so a spike is worth 1/L of the scale and
+    a graded event of up to L spikes per step covers the full range: one step resolves what binary
+    spikes need L steps for (with the membrane shift and T = 1 this is a QCFS quantizer with L
+    levels).
+
     ``path`` for conv layers: 'csr' (unrolled; refused with a ValueError before building when it
     would exceed ``max_bytes``), 'direct' (kernel scatter), or 'auto' (whichever is measured to be
     faster on this machine; the two give identical results). Linear layers use dense rows,
@@ -300,10 +312,13 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
+    config = config or SimulationConfig()
+    if config.levels > 1:
+        net = normalize(net, [None if s is None else 1.0 / config.levels for s in unit_scales(net)])
     builder = _Builder(net, path, max_bytes)
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]
-    return SpikingNetwork(tuple(stages), config or SimulationConfig(), net.input_shape)
+    return SpikingNetwork(tuple(stages), config, net.input_shape)
 
 
 def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarray:

@@ -160,3 +160,19 @@ def test_streaming_in_chunks_does_not_change_the_report(tmp_path, small_data, de
         reports.append(json.loads(path.read_text()))
     for key in ("accuracy_per_step", "ann_accuracy", "synops_per_sample", "spikes_per_sample"):
         assert reports[0][key] == reports[1][key]
+
+
+def test_graded_settings_travel_through_the_model_file_and_the_command_line(tmp_path, small_data, demo_files):
+    out = tmp_path / "graded.npz"
+    assert main(["convert", str(demo_files["mnist_cnn.pt"]), "--arch", str(demo_files["mnist_cnn.json"]),
+                 "--calib", str(small_data / "calib.npz"), "--spikes", "graded", "--max-spikes", "8", "--levels", "4",
+                 "-o", str(out)]) == 0
+    config = load(out).config
+    assert (config.spikes, config.max_spikes, config.levels) == ("graded", 8, 4)
+    report_path = tmp_path / "graded.json"
+    assert main(["run", str(out), "--data", str(small_data / "test.npz"), "--steps", "4", "--json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["settings"]["levels"] == 4
+    assert report["spikes_weighted_per_sample"] > report["spikes_per_sample"]  # some events carry several spikes
+    # overridden at run time; an impossible combination is one clear line, exit code 2
+    assert main(["run", str(out), "--data", str(small_data / "test.npz"), "--steps", "4", "--max-spikes", "2"]) == 2

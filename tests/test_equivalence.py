@@ -37,12 +37,13 @@ def assert_engine_equals_reference(snn, x, steps: int, seed: int):
 @given(seed=seeds, reset=st.sampled_from(RESETS), input_mode=st.sampled_from(INPUTS),
        output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS),
        decay=st.sampled_from([1.0, 0.75, 0.5]), steps=st.sampled_from([8, 16, 32]), spikes=st.sampled_from(SPIKES),
-       max_spikes=st.integers(1, 5))
-def test_engine_equals_reference(seed, reset, input_mode, output, shift, decay, steps, spikes, max_spikes):
+       max_spikes=st.integers(1, 5), levels=st.sampled_from([1, 2, 4]))
+def test_engine_equals_reference(seed, reset, input_mode, output, shift, decay, steps, spikes, max_spikes, levels):
     rng = np.random.default_rng(seed)
     net = random_network(rng)
+    levels = levels if spikes == "graded" else 1
     config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, maxpool_decay=decay,
-                              softmax_rate=0.75, spikes=spikes, max_spikes=max_spikes)
+                              softmax_rate=0.75, spikes=spikes, max_spikes=max(max_spikes, levels), levels=levels)
     assert_engine_equals_reference(build(net, config), random_inputs(rng, net, 3), steps, seed % 1000)
 
 

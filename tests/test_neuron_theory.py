@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -71,3 +72,31 @@ def test_maxpool_gate_tracks_the_highest_rate_input(seed, decay, stride):
                                                   conv_spikes[:, :t + 1].sum(axis=1)[window].max(axis=(2, 3)))
         est_out += pool_spikes[:, t]
     assert pool_spikes.sum() > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=arrays(np.float32, st.integers(1, 12), elements=st.floats(0, 2, width=32)), levels=st.sampled_from([1, 2, 4, 8]),
+       extra=st.integers(0, 3), steps=st.integers(1, 40))
+def test_graded_first_layer_resolves_one_over_levels_per_step(a, levels, extra, steps):
+    """Graded spikes, reset by subtraction, V(0) = threshold/2, scale / levels: after T steps a constant
+    input z gives N(T) = min(floor(T z L + 1/2), T K) spikes, each worth 1/L: the rate is z
+    rounded to the nearest 1/(T L), clipped at K/L (T = 1, K = L: the QCFS quantizer)."""
+    max_spikes = levels + extra
+    config = SimulationConfig(spikes="graded", max_spikes=max_spikes, levels=levels, shift="membrane")
+    result = simulate(build(identity_first_layer(a.size), config), a[None], steps, record=True)
+    n_spikes = result.raster[0, :, :a.size].sum(axis=0).astype(np.int64)
+    drive = (a * np.float32(levels)).astype(np.float64)  # exact: levels is a power of two
+    expected = np.minimum(np.floor(steps * drive + 0.5), steps * max_spikes)
+    # float32 accumulation may round at an exact .5 boundary: allow one spike there, nowhere else
+    boundary = np.isclose((steps * drive + 0.5) % 1, 0, atol=1e-4) | np.isclose((steps * drive + 0.5) % 1, 1, atol=1e-4)
+    assert np.all((n_spikes == expected) | (boundary & (np.abs(n_spikes - expected) <= 1))), (n_spikes, expected)
+    assert np.all(result.raster[0, :, :a.size] <= max_spikes)
+
+
+def test_levels_need_graded_spikes_that_can_carry_them():
+    with pytest.raises(ValueError, match="graded"):
+        SimulationConfig(levels=4)
+    with pytest.raises(ValueError, match="max_spikes >= levels"):
+        SimulationConfig(spikes="graded", max_spikes=2, levels=4)
+    with pytest.raises(ValueError, match="max_spikes"):
+        SimulationConfig(spikes="graded", max_spikes=0)

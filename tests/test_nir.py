@@ -66,6 +66,12 @@ def test_max_pool_gates_cannot_be_exported():
         to_nir(build(net, SimulationConfig(reset="zero")))
 
 
+def test_graded_spikes_cannot_be_exported():
+    net = without_maxpool(random_network, np.random.default_rng(0))
+    with pytest.raises(NirError, match="binary spikes"):
+        to_nir(build(net, SimulationConfig(reset="zero", spikes="graded")))
+
+
 def test_unsupported_nodes_are_named():
     graph = nir.NIRGraph(
         nodes={"input": nir.Input(input_type={"input": np.array([3])}),
