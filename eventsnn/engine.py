@@ -301,7 +301,7 @@ def _margin(counts, n):
 
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
-                words, spikes, spike_amounts, synops, decisions, counts, v_out, raster, membrane, record):
+                words, spikes, spike_amounts, synops, decisions, counts, v_out, raster, membrane, record, tally, tallying):
     """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
     kinds, off, drive = net.kinds, net.off, net.drive
@@ -379,10 +379,14 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                     spike_amounts[s] += amounts[v0 + queue[v0 + e]]
             else:
                 spike_amounts[s] += qlen[s]
-            if record:
+            if record or tallying:
                 for e in range(qlen[s]):
                     j = v0 + queue[v0 + e]
-                    raster[t, j] = amounts[j] if graded else 1
+                    emitted = amounts[j] if graded else 1
+                    if record:
+                        raster[t, j] = emitted
+                    if tallying:
+                        tally[j] += emitted
         if readout == SOFTMAX:
             if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
                 k = _softmax_draw(v, out0, n_out, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
@@ -391,6 +395,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 spike_amounts[n_stages - 1] += 1
                 if record:
                     raster[t, out0 + k] = 1
+                if tallying:
+                    tally[out0 + k] += 1
         elif readout == SPIKES:
             for e in range(qlen[n_stages - 1]):
                 k = queue[out0 + e]
@@ -428,7 +434,7 @@ def _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, decisions, first_spike, exit_step, counts, v_out,
-               raster, membrane, record, n_threads):
+               raster, membrane, record, tally, tallying, n_threads):
     n_samples = x.shape[0]
     n_chunks = min(n_samples, n_threads)
     n_total = net.off[net.kinds.size]
@@ -447,10 +453,11 @@ def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, decisio
         words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
         for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
             r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
+            c = np.int64(b) if tallying else np.int64(0)
             first_spike[b], exit_step[b] = _run_sample(
                 x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
                 residual, words, spikes[b], spike_amounts[b], synops[b], decisions[b], counts[b], v_out[b], raster[r],
-                membrane[r], record)
+                membrane[r], record, tally[c], tallying)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,13 +563,15 @@ def _neuron_order(snn: SpikingNetwork) -> np.ndarray:
 
 def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
              record: bool = False, threads: int | None = None, progress: Progress | None = None,
-             first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0) -> SimulationResult:
+             first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0,
+             count_neurons: bool = False) -> SimulationResult:
     """Run the event-driven SNN on inputs x (N, *input_shape) for ``steps`` steps.
 
     ``first_sample`` numbers the samples for the random streams (sample i uses first_sample + i),
     so a data set split into chunks gives the same result as one run. ``record`` keeps the full
     spike raster and the final membrane potentials of all neurons, in IR order (memory:
-    N * T * neurons bytes; for tests and small nets). Early exit (off by default): a sample stops
+    N * T * neurons bytes; for tests and small nets); ``count_neurons`` keeps only each neuron's
+    spike count (weighted by what graded events carry; N * neurons * 4 bytes). Early exit (off by default): a sample stops
     once its decision has not changed for ``stable_steps`` steps, or once the leading class has
     ``exit_margin`` more output spikes than the runner-up; its later decisions repeat the last one.
     """
@@ -574,7 +583,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     net = with_drive(pack(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
     x = x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
-    order = _neuron_order(snn) if record else None
+    order = _neuron_order(snn) if record or count_neurons else None
     n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
     parts = []
     for start in range(0, max(n, 1), batch_size):
@@ -590,16 +599,20 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         v_out = np.zeros((b, n_out), np.float32)
         raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
+        tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
         began = time.perf_counter()
         _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, synops, decisions, first_spike, exit_step, counts,
-                   v_out, raster, membrane, record, threads or numba.config.NUMBA_NUM_THREADS)
+                   v_out, raster, membrane, record, tally, count_neurons, threads or numba.config.NUMBA_NUM_THREADS)
         elapsed = time.perf_counter() - began
         if record:  # back to IR order
             raster[:, :, order] = raster.copy()
             membrane[:, order] = membrane.copy()
+        if count_neurons:
+            tally[:, order] = tally.copy()
         parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
-                                      raster if record else None, membrane if record else None, spike_amounts))
+                                      raster if record else None, membrane if record else None, spike_amounts,
+                                      tally if count_neurons else None))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)

@@ -71,7 +71,7 @@ def _decide(counts: np.ndarray, v: np.ndarray, readout: str, any_spike: np.ndarr
 
 
 def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, record: bool = False,
-                       first_sample: int = 0) -> SimulationResult:
+                       first_sample: int = 0, count_neurons: bool = False) -> SimulationResult:
     """Dense time-stepped simulation of the same network and settings as ``engine.simulate``."""
     began = time.perf_counter()
     x = check_simulation_args(snn, x, steps, seed)
@@ -90,6 +90,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     first_spike = np.full(n, -1, np.int32)
     counts = np.zeros((n, snn.n_classes), np.int32)
     raster = np.zeros((n, steps, snn.n_neurons), np.uint8) if record else None
+    tally = np.zeros((n, snn.n_neurons), np.int32)
     offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
     analog = cfg.input == "analog"
     if analog:  # projections from the input add a constant W x every step, summed once as the engine does
@@ -125,6 +126,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                     out[s] = np.zeros_like(v[s])
             spikes[:, s, t] = (out[s] != 0).sum(axis=1)
             spike_amounts[:, s] += out[s].sum(axis=1).astype(np.int64)
+            tally[:, offsets[s]:offsets[s + 1]] += out[s].astype(np.int32)
             if record:
                 raster[:, t, offsets[s]:offsets[s + 1]] = out[s]
         if cfg.output == "softmax":
@@ -135,6 +137,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 counts[b, k] += 1
                 spikes[b, -1, t] = 1
                 spike_amounts[b, -1] += 1
+                tally[b, offsets[-2] + k] += 1
                 if record:
                     raster[b, t, offsets[-2] + k] = 1
         elif cfg.output == "spikes":
@@ -145,4 +148,4 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
-                            spike_amounts=spike_amounts)
+                            spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None)

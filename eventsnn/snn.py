@@ -349,6 +349,7 @@ class SimulationResult:
     raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) uint8 spikes per event, when recorded
     membrane: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) float32 at T, when recorded
     spike_amounts: np.ndarray | None = None  # (N, S) int64: spikes per stage weighted by what each event carries
+    neuron_counts: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) int32 spikes, when counted
 
     def __post_init__(self):
         if self.spike_amounts is None:  # binary spikes: every event carries one
@@ -371,7 +372,7 @@ class SimulationResult:
     def concatenate(parts: list["SimulationResult"]) -> "SimulationResult":
         first = parts[0]
         recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
-                    for f in ("raster", "membrane", "exit_step", "spike_amounts")}
+                    for f in ("raster", "membrane", "exit_step", "spike_amounts", "neuron_counts")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

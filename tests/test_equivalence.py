@@ -25,11 +25,13 @@ def assert_identical(a, b):
     np.testing.assert_array_equal(a.first_spike, b.first_spike)
     np.testing.assert_array_equal(a.output_counts, b.output_counts)
     np.testing.assert_array_equal(a.spike_amounts, b.spike_amounts)
+    np.testing.assert_array_equal(a.neuron_counts, b.neuron_counts)
+    np.testing.assert_array_equal(a.neuron_counts, a.raster.sum(axis=1, dtype=np.int32))
 
 
 def assert_engine_equals_reference(snn, x, steps: int, seed: int):
-    event = simulate(snn, x, steps, seed=seed, record=True, batch_size=2)
-    assert_identical(event, simulate_reference(snn, x, steps, seed=seed, record=True))
+    event = simulate(snn, x, steps, seed=seed, record=True, batch_size=2, count_neurons=True)
+    assert_identical(event, simulate_reference(snn, x, steps, seed=seed, record=True, count_neurons=True))
     return event
 
 
