@@ -56,10 +56,8 @@ sinabs_multispike / sinabs_singlespike: ``sinabs.utils.normalize_weights(ann, ca
   BN shift) by the measured percentile while its input was already divided by the previous
   layer's, so with biases or BatchNorm (sinabs' tutorials use bias-free nets) the rescaled ANN
   is no longer a scaled copy of the original; its accuracy is recorded as
-  settings.normalized_ann_accuracy. Residual graphs: skipped (normalize_weights assumes a chain).
-sinabs_multispike_bnfold: as sinabs_multispike, but each BatchNorm is first folded into the
-  conv/linear before it (by this script, the usual eval-mode formula) so normalize_weights scales
-  conv/linear layers; the bias distortion above remains. A user's workaround, not a sinabs recipe.
+  settings.normalized_ann_accuracy. (Folding each BatchNorm into its conv first changes nothing:
+  scaling the folded conv equals scaling the BN's weight and bias; tried, same accuracies.) Residual graphs: skipped (normalize_weights assumes a chain).
 sinabs_multispike_analogout: the same without the appended output IAF (add_spiking_output=False):
   the last Linear's analog output is summed over steps, as SpikingJelly's readout is. Not a sinabs
   recommendation; it separates the readout's effect from the conversion's.
@@ -97,7 +95,7 @@ from examples.archnet import ArchNet  # noqa: E402
 REPORT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SYSTEM_SETTINGS = {
     "spikingjelly": ("spikingjelly_99.9%", "spikingjelly_max", "spikingjelly_ltb"),
-    "sinabs": ("sinabs_multispike", "sinabs_singlespike", "sinabs_multispike_analogout", "sinabs_multispike_bnfold"),
+    "sinabs": ("sinabs_multispike", "sinabs_singlespike", "sinabs_multispike_analogout"),
 }
 
 
@@ -304,31 +302,7 @@ SINABS_SETTINGS = {  # spike_fn, spiking output layer
     "sinabs_multispike": ("MultiSpike", True),
     "sinabs_singlespike": ("SingleSpike", True),
     "sinabs_multispike_analogout": ("MultiSpike", False),
-    "sinabs_multispike_bnfold": ("MultiSpike", True),
 }
-
-
-def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
-    """A copy with each BatchNorm that directly follows a conv/linear folded into it (eval stats)."""
-    layers, items = [], list(model.named_children())
-    i = 0
-    while i < len(items):
-        name, module = items[i]
-        following = items[i + 1][1] if i + 1 < len(items) else None
-        if isinstance(module, (nn.Conv2d, nn.Linear)) and isinstance(following, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            bn = following
-            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-            folded = copy.deepcopy(module)
-            with torch.no_grad():
-                folded.weight.mul_(scale.reshape(-1, *([1] * (folded.weight.dim() - 1))))
-                bias = module.bias.detach() if module.bias is not None else torch.zeros_like(bn.running_mean)
-                folded.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
-            layers.append((name, folded))
-            i += 2
-            continue
-        layers.append((name, copy.deepcopy(module)))
-        i += 1
-    return nn.Sequential(OrderedDict(layers)).eval()
 
 
 def convert_sinabs(setting: str, model: nn.Sequential, calib: np.ndarray, steps: int, batch: int, input_shape,
@@ -343,7 +317,7 @@ def convert_sinabs(setting: str, model: nn.Sequential, calib: np.ndarray, steps:
     spike_fn = getattr(sinabs.activation, spike_fn_name)
     percentile = 99.9
     start = time.perf_counter()
-    ann = fold_batchnorm(model) if setting.endswith("_bnfold") else copy.deepcopy(model)
+    ann = copy.deepcopy(model)
     outputs, params = relu_and_param_layers(ann)
     sinabs.utils.normalize_weights(ann, torch.from_numpy(calib), output_layers=outputs, param_layers=params,
                                    percentile=percentile)
@@ -355,9 +329,7 @@ def convert_sinabs(setting: str, model: nn.Sequential, calib: np.ndarray, steps:
     net.eval()
     # one forward pass holds batch*T samples; keep that to a few thousand
     sub = max(1, min(batch, 4096 // steps))
-    settings = {"converter": ("BatchNorm folded into the conv/linear before it, then " if setting.endswith("_bnfold")
-                              else "") +
-                             f"sinabs.utils.normalize_weights(percentile={percentile}) + sinabs.from_model("
+    settings = {"converter": f"sinabs.utils.normalize_weights(percentile={percentile}) + sinabs.from_model("
                              f"add_spiking_output={spiking_output}, spike_fn={spike_fn_name})",
                 "normalized_layers": dict(zip(outputs, params)), "neuron": "IAFSqueeze(spike_threshold=1, "
                 "MembraneSubtract, min_v_mem=-1)", "spike_fn": spike_fn_name, "maxpool": "on spikes",

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ann
+from .calibrate import calibrate_biases
 from .model import convert, load, save
 from .progress import terminal_progress
 from .reference import simulate_reference
@@ -77,7 +78,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not args.no_normalization:
         x_calib, _ = _load_data(args.calib, args.calib_limit, split="train")
     model = convert(net, x_calib, None if args.no_normalization else args.percentile,
-                    SimulationConfig(**_settings(args)), progress=terminal_progress("calibrating"))
+                    SimulationConfig(**_settings(args)), progress=terminal_progress("computing scales"))
+    if args.calibrate == "bias":
+        if args.steps is None:
+            raise ValueError("--calibrate bias needs --steps T, the run length to calibrate for")
+        if x_calib is None:
+            raise ValueError("--calibrate bias needs calibration data (--calib), not --no-normalization")
+        model = calibrate_biases(model, x_calib.head(args.calibrate_images), args.steps,
+                                 progress=terminal_progress(f"calibrating biases for T={args.steps}"))
+        print(f"bias calibration for T={args.steps} on {model.calibration['images']} images: shifted "
+              f"{', '.join(model.calibration['shifted']) or 'no layer'}"
+              + (f" (no gain, left alone: {', '.join(model.calibration['skipped'])})" if model.calibration['skipped'] else ""))
     save(model, args.output_file)
     scales = ", ".join(f"{layer.name} {s:.4g}" for layer, s in zip(model.ann.layers, model.scales) if s is not None)
     print(f"converted {args.checkpoint} -> {args.output_file} (percentile {model.percentile}; scales: {scales})")
@@ -118,6 +129,10 @@ def _summary(report: dict) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
+    calibrated_for = (getattr(model, "calibration", None) or {}).get("steps")
+    if calibrated_for is not None and calibrated_for != args.steps:
+        print(f"note: {args.model} was calibrated for T={calibrated_for}; running T={args.steps} works, "
+              "but the calibrated biases fit best at their own T")
     x, y = _load_data(args.data, args.limit)
     snn = model.build(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
     ann_accuracy = _ann_accuracy(model.ann, x, y)
@@ -196,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-limit", type=int, help="use only the first N calibration images")
     p.add_argument("--percentile", type=float, default=99.9, help="normalization percentile (100 = max-norm)")
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
+    p.add_argument("--calibrate", choices=("none", "bias"), default="none",
+                   help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
+                        "ANN's on calibration images (Li et al. 2021)")
+    p.add_argument("--steps", type=int, help="the run length T to calibrate for (stored in the model file)")
+    p.add_argument("--calibrate-images", type=int, default=256, help="calibration images used for --calibrate")
     p.add_argument("-o", "--output-file", required=True, help="the spiking model (.npz)")
     _add_settings(p, defaults=True)
     p.set_defaults(func=cmd_convert)

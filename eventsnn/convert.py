@@ -38,14 +38,22 @@ def fold_batchnorm(net: Network) -> Network:
         weight = prev.weight * scale.reshape((-1,) + (1,) * (prev.weight.ndim - 1))
         bias = scale * (prev.bias - layer.mean) + layer.beta
         layers = list(net.layers)
-        layers[source] = _with_params(prev, weight, bias)
+        layers[source] = with_params(prev, weight, bias)
         net = net.replace_layers(layers).without_layer(i)
 
 
-def _with_params(layer, weight: np.ndarray, bias: np.ndarray):
+def with_params(layer, weight: np.ndarray, bias: np.ndarray):
     if isinstance(layer, Conv2d):
         return Conv2d(weight, bias, layer.stride, layer.padding, layer.name)
     return Linear(weight, bias, layer.name)
+
+
+def bias_carrier(net: Network, index: int) -> int | None:
+    """The layer whose bias feeds the population of layer ``index``: itself, or an add's first affine
+    branch (None for an add without one)."""
+    if not isinstance(net.layers[index], Add):
+        return index
+    return next((j for j in net.inputs[index] if j >= 0 and isinstance(net.layers[j], AFFINE)), None)
 
 
 def spiking_roles(net: Network) -> list[str]:
@@ -225,7 +233,7 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
         if isinstance(layer, AFFINE):
             factor = add_weight.get(i, 1.0) / scales[i]
             weight = layer.weight.astype(np.float64) * (scale_of(net.inputs[i][0]) * factor)
-            layer = _with_params(layer, weight, layer.bias.astype(np.float64) * factor)
+            layer = with_params(layer, weight, layer.bias.astype(np.float64) * factor)
         elif isinstance(layer, Add):
             weights = [1.0 if j in add_weight else w * scale_of(j) / scales[i]
                        for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i])))]

@@ -11,18 +11,19 @@ import dataclasses
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from .connectivity import DEFAULT_MAX_BYTES
-from .convert import compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales
+from .convert import bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
 from .ir import Network
 from .snn import SimulationConfig, SpikingNetwork, build
 from .spec import SpecError, network_from_spec, network_to_spec
 
 FORMAT = "eventsnn-model"
+SHIFT_PREFIX = "__bias_shift__/"  # calibrated bias shifts, one array per population
 VERSION = 1
 
 
@@ -36,13 +37,30 @@ class ConvertedModel:
     scales: tuple[float | None, ...]  # lambda per layer (None for layers without weights)
     percentile: float | None  # None: not normalized (all scales 1)
     config: SimulationConfig
+    bias_shift: dict[str, np.ndarray] = field(default_factory=dict)  # per population, per channel (normalized units)
+    calibration: dict | None = None  # how the shifts were calibrated (method, steps, images), see ``calibrate``
 
     def __post_init__(self):
         spiking_roles(self.ann)  # raises for a network that cannot become an SNN
         object.__setattr__(self, "scales", tuple(self.scales))
+        for name, shift in self.bias_shift.items():
+            layer = next((layer for layer in self.ann.layers if layer.name == name), None)
+            channels = self.ann.shapes[self.ann.layers.index(layer)][0] if layer is not None else None
+            if channels is None or np.shape(shift) != (channels,) or not np.all(np.isfinite(shift)):
+                raise ValueError(f"bias shift '{name}' must be {channels or 'a layer of the network with'} finite "
+                                 "values, one per channel")
 
     def normalized(self) -> Network:
-        return normalize(self.ann, list(self.scales))
+        """The normalized network, with any calibrated bias shifts added."""
+        net = normalize(self.ann, list(self.scales))
+        if not self.bias_shift:
+            return net
+        layers = list(net.layers)
+        for i, layer in enumerate(net.layers):
+            if layer.name in self.bias_shift:
+                j = bias_carrier(net, i)
+                layers[j] = with_params(layers[j], layers[j].weight, layers[j].bias + self.bias_shift[layer.name])
+        return net.replace_layers(layers)
 
     def build(self, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto", **overrides) -> SpikingNetwork:
         """The spiking network, with any simulation setting overridden (e.g. ``reset="zero"``);
@@ -70,9 +88,10 @@ def save(model: ConvertedModel, path: str | os.PathLike) -> None:
         if scale is not None:
             entry["scale"] = scale
     description = {"format": FORMAT, "version": VERSION, "percentile": model.percentile,
-                   "simulation": dataclasses.asdict(model.config), **spec}
+                   "simulation": dataclasses.asdict(model.config), "calibration": model.calibration, **spec}
     if "__model__" in params:
         raise ValueError("a layer may not be called '__model__'")
+    params.update({SHIFT_PREFIX + name: shift for name, shift in model.bias_shift.items()})
     np.savez_compressed(path, __model__=np.array(json.dumps(description)), **params)
 
 
@@ -82,7 +101,8 @@ def load(path: str | os.PathLike) -> ConvertedModel:
             if "__model__" not in f.files:
                 raise ModelFileError(f"{path}: not an eventsnn model file (no '__model__' description)")
             description = json.loads(str(f["__model__"]))
-            params = {k: f[k] for k in f.files if k != "__model__"}
+            params = {k: f[k] for k in f.files if k != "__model__" and not k.startswith(SHIFT_PREFIX)}
+            shifts = {k[len(SHIFT_PREFIX):]: f[k] for k in f.files if k.startswith(SHIFT_PREFIX)}
     except ModelFileError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
@@ -93,6 +113,7 @@ def load(path: str | os.PathLike) -> ConvertedModel:
         net = network_from_spec(description, params)
         scales = [entry.get("scale") for entry in description["layers"]]
         config = SimulationConfig(**description.get("simulation", {}))
-        return ConvertedModel(net, tuple(scales), description.get("percentile"), config)
+        return ConvertedModel(net, tuple(scales), description.get("percentile"), config, shifts,
+                              description.get("calibration"))
     except (SpecError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: {err}") from err
