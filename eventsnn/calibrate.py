@@ -71,7 +71,7 @@ def snn_values(model, populations: list[int], x, steps: int, batch_size: int = 1
         for i in populations:
             s = names.index(net.layers[i].name)
             sums[i] += _channel_means(counts[:, offsets[s]:offsets[s + 1]], net.shapes[i][0])
-    return {i: sums[i] / (len(x) * _positions(net.shapes[i]) * steps * model.config.levels) for i in populations}
+    return {i: sums[i] / (len(x) * _positions(net.shapes[i]) * steps * model.config.spike_levels) for i in populations}
 
 
 def calibrate_biases(model, x, steps: int, batch_size: int = 128, progress: Progress | None = None):
@@ -83,7 +83,7 @@ def calibrate_biases(model, x, steps: int, batch_size: int = 128, progress: Prog
         raise ValueError("the calibration set is empty")
     model = dataclasses.replace(model, bias_shift={}, calibration=None)
     populations = shiftable_populations(model.ann)
-    ceiling = model.config.spike_limit / model.config.levels
+    ceiling = model.config.spike_limit / model.config.spike_levels
     targets = ann_targets(model.normalized(), populations, x, ceiling, batch_size)
     values = snn_values(model, populations, x, steps, batch_size)
     shifts: dict[str, np.ndarray] = {}

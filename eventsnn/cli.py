@@ -120,8 +120,12 @@ def _summary(report: dict) -> str:
     lines = [f"SNN accuracy at T={report['steps']}: {report['accuracy']:.4f}   "
              f"ANN accuracy: {report['ann_accuracy']:.4f}   ({report['samples']} samples)"]
     curve = report["accuracy_per_step"]
-    marks = sorted({t for t in (10, 25, 50, 100, 200, 300, 500, 1000) if t < len(curve)} | {len(curve)})
+    marks = sorted({t for t in (1, 2, 4, 8, 16, 32, 64, 100, 200, 300, 500, 1000) if t < len(curve)} | {len(curve)})
     lines.append("accuracy by step: " + ", ".join(f"T={t}: {curve[t - 1]:.4f}" for t in marks))
+    within = report.get("steps_to_within")
+    if within:
+        lines.append("within 0.5 / 1 / 2 points of the ANN from step: " + " / ".join(
+            str(within[p]) if within[p] is not None else "never" for p in ("0.5", "1", "2")))
     rate = report["samples_per_second"]
     lines.append(f"{report['seconds']:.2f} s, {rate:.1f} samples/s" if rate else "")
     return "\n".join(lines)
@@ -186,7 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         x_calib = f["x_calib"].astype(np.float32) / 255
     print(f"demo: small MNIST CNN shipped with eventsnn, {len(x)} test images, T={args.steps}")
     began = time.perf_counter()
-    model = convert(net, x_calib, args.percentile)
+    model = convert(net, x_calib, args.percentile, SimulationConfig(**_settings(args)))
     print(f"converted (batch-norm folded, {args.percentile}th-percentile normalization on {len(x_calib)} "
           f"training images) in {time.perf_counter() - began:.1f} s")
     snn = model.build()
@@ -249,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="convert and run the small MNIST CNN shipped with eventsnn")
     p.add_argument("--samples", type=int, default=500, help="test images (at most 1000)")
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=8)
     p.add_argument("--percentile", type=float, default=99.9)
+    _add_settings(p, defaults=True)
     p.set_defaults(func=cmd_demo)
     return parser
 

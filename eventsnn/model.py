@@ -112,7 +112,8 @@ def load(path: str | os.PathLike) -> ConvertedModel:
     try:
         net = network_from_spec(description, params)
         scales = [entry.get("scale") for entry in description["layers"]]
-        config = SimulationConfig(**description.get("simulation", {}))
+        # files written before graded spikes existed simulate binary spikes
+        config = SimulationConfig(**{"spikes": "binary", "levels": 1, **description.get("simulation", {})})
         return ConvertedModel(net, tuple(scales), description.get("percentile"), config, shifts,
                               description.get("calibration"))
     except (SpecError, TypeError, ValueError) as err:

@@ -28,6 +28,19 @@ def stable_decision_step(decisions: np.ndarray) -> np.ndarray:
     return last_change + 1
 
 
+def steps_to_within(accuracy_per_step, ann_accuracy: float, points: float) -> int | None:
+    """The first step (1-based) from which the accuracy stays within ``points`` percentage points
+    of the ANN's until the end of the run; None if the last step is not within."""
+    curve = np.asarray(accuracy_per_step, np.float64)
+    below = np.flatnonzero(curve < ann_accuracy - points / 100 - 1e-12)
+    if below.size == 0:
+        return 1
+    return int(below[-1]) + 2 if below[-1] + 1 < curve.size else None
+
+
+WITHIN_POINTS = ("0.5", "1", "2")
+
+
 def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.ndarray | None = None,
                       ann_accuracy: float | None = None, e_ac: float = E_AC_PJ, e_mac: float = E_MAC_PJ) -> dict:
     """A JSON-ready summary of one simulation."""
@@ -70,6 +83,8 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
         report["cumulative_spikes_per_step"] = [float(c) for c in cumulative]
     if ann_accuracy is not None:
         report["ann_accuracy"] = ann_accuracy
+        if labels is not None:
+            report["steps_to_within"] = {p: steps_to_within(per_step, ann_accuracy, float(p)) for p in WITHIN_POINTS}
     return report
 
 

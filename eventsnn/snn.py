@@ -50,14 +50,14 @@ class SimulationConfig:
 
     reset: str = "subtract"  # reset by subtraction (eq. 4b) or to zero (eq. 4a)
     input: str = "analog"  # constant current W x + b into the first layer, or Poisson spikes p = x
-    output: str = "softmax"  # Poisson-triggered softmax, plain IF spikes, or membrane readout
+    output: str = "membrane"  # membrane readout (argmax V), Poisson-triggered softmax, or plain IF spikes
     threshold: float = 1.0
     softmax_rate: float = 0.5  # trigger probability per step
     maxpool_decay: float = 1.0  # of the gate's rate estimate; 1 = running spike count (measured best, docs/results.md)
-    shift: str = "none"  # Deng & Gu: 'bias' adds threshold/(2T) to every IF bias; 'membrane' starts V at threshold/2
-    spikes: str = "binary"  # 'graded': one event carries k = min(floor(V / threshold), max_spikes) spikes
-    max_spikes: int = 4  # the most spikes one graded event carries (ignored for binary spikes)
-    levels: int = 1  # graded spikes: each spike is worth 1/levels of its layer's scale (finer steps, see build)
+    shift: str = "membrane"  # Deng & Gu: 'membrane' starts V at threshold/2; 'bias' adds threshold/(2T) to every bias
+    spikes: str = "graded"  # one event carries k = min(floor(V / threshold), max_spikes) spikes; or 'binary'
+    max_spikes: int = 16  # the most spikes one graded event carries (ignored for binary spikes)
+    levels: int = 8  # graded spikes: each spike is worth 1/levels of its layer's scale (see build; binary: 1)
 
     def __post_init__(self):
         for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS),
@@ -75,14 +75,19 @@ class SimulationConfig:
             raise ValueError(f"max_spikes must be an integer in [1, {MAX_SPIKES_LIMIT}], not {self.max_spikes!r}")
         if isinstance(self.levels, bool) or not isinstance(self.levels, (int, np.integer)) or self.levels < 1:
             raise ValueError(f"levels must be a positive integer, not {self.levels!r}")
-        if self.levels > 1 and (self.spikes != "graded" or self.max_spikes < self.levels):
-            raise ValueError(f"levels={self.levels} needs graded spikes with max_spikes >= levels (a neuron must be "
-                             "able to emit its layer's full scale in one step)")
+        if self.spikes == "graded" and self.max_spikes < self.levels:
+            raise ValueError(f"levels={self.levels} needs max_spikes >= levels (a neuron must be able to emit its "
+                             "layer's full scale in one step)")
 
     @property
     def spike_limit(self) -> int:
         """The most spikes one event carries: 1 for binary spikes."""
         return int(self.max_spikes) if self.spikes == "graded" else 1
+
+    @property
+    def spike_levels(self) -> int:
+        """Spikes per unit of a layer's scale: ``levels`` for graded spikes, 1 for binary ones."""
+        return int(self.levels) if self.spikes == "graded" else 1
 
     def updated(self, **overrides) -> "SimulationConfig":
         """A copy with the given fields replaced; None values are ignored."""
@@ -299,7 +304,7 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
           path: str = "auto") -> SpikingNetwork:
     """Populations and connectivity of a folded, normalized network.
 
-    With ``config.levels`` = L > 1 every population's scale is divided by L (inputs and biases
+    With graded spikes and ``config.levels`` = L > 1 every population's scale is divided by L (inputs and biases
     times L, the weights between populations unchanged), so a spike is worth 1/L of the scale and
     a graded event of up to L spikes per step covers the full range: one step resolves what binary
     spikes need L steps for (with the membrane shift and T = 1 this is a QCFS quantizer with L
@@ -313,8 +318,8 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     config = config or SimulationConfig()
-    if config.levels > 1:
-        net = normalize(net, [None if s is None else 1.0 / config.levels for s in unit_scales(net)])
+    if config.spike_levels > 1:
+        net = normalize(net, [None if s is None else 1.0 / config.spike_levels for s in unit_scales(net)])
     builder = _Builder(net, path, max_bytes)
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]

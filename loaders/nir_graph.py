@@ -30,6 +30,7 @@ from eventsnn.convert import unit_scales
 from .optional import require
 
 METADATA_KEYS = ("reset", "input", "output", "shift", "softmax_rate", "maxpool_decay")
+NIR_MEANING = {"reset": "zero", "shift": "none", "spikes": "binary"}  # an IF node as NIR defines it
 
 
 class NirError(ValueError):
@@ -200,7 +201,8 @@ def from_nir(graph) -> ConvertedModel:
     if len(thresholds) > 1:
         raise NirError(f"all IF nodes must share one threshold, found {sorted(thresholds)}")
     settings = {k: meta[k] for k in METADATA_KEYS if k in meta}
-    settings.setdefault("reset", "zero")  # what NIR's IF means without our metadata
+    for key, value in NIR_MEANING.items():  # what NIR's IF means without our metadata
+        settings.setdefault(key, value)
     threshold = thresholds.pop() if thresholds else float(meta.get("threshold", 1.0))
     net = Network(input_shape, tuple(layers), tuple(sources))
     return ConvertedModel(net, tuple(unit_scales(net)), None, SimulationConfig(threshold=threshold, **settings))

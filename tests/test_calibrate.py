@@ -24,14 +24,14 @@ def channel_gap(model, index: int, x: np.ndarray, steps: int) -> float:
     exact in float32, so this uses the engine the calibration ran on)."""
     net, cfg = dataclasses.replace(model, bias_shift={}).normalized(), model.config  # the ANN as converted
     activation = dict(ann.activations(net, x))[net.consumers(index)[0]]
-    target = np.clip(activation, 0, cfg.spike_limit / cfg.levels)
+    target = np.clip(activation, 0, cfg.spike_limit / cfg.spike_levels)
     snn = model.build()
     stage = [s.name for s in snn.stages].index(net.layers[index].name)
     start = sum(s.size for s in snn.stages[:stage])
     counts = simulate(snn, x, steps, count_neurons=True).neuron_counts[:, start:start + snn.stages[stage].size]
     channels = net.shapes[index][0]
     means = lambda v: v.reshape(len(x), channels, -1).mean(axis=(0, 2))  # noqa: E731
-    return float(np.abs(means(target) - means(counts / (steps * cfg.levels))).mean())
+    return float(np.abs(means(target) - means(counts / (steps * cfg.spike_levels))).mean())
 
 
 @pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
@@ -41,8 +41,7 @@ def test_calibration_never_makes_a_population_worse(seed, residual, graded, step
     rng = np.random.default_rng(seed)
     net = (random_residual_network if residual else random_network)(rng)
     x = random_inputs(rng, net, 12)
-    config = SimulationConfig(shift="membrane", output="membrane",
-                              **(dict(spikes="graded", max_spikes=4, levels=2) if graded else {}))
+    config = SimulationConfig(**(dict(spikes="graded", max_spikes=4, levels=2) if graded else dict(spikes="binary")))
     model = calibrate_biases(convert(net, x, 99.0, config), x, steps)
     for i in shiftable_populations(model.ann):
         name = model.ann.layers[i].name
@@ -64,7 +63,7 @@ def test_calibration_shifts_some_layer_of_random_nets():
 def test_calibration_recovers_accuracy_at_short_runs(demo):
     """The demo CNN at T = 3, binary spikes: calibrated biases lift the accuracy to near the ANN's
     (measured on the 1,000 bundled test images: 95.9% -> 99.0%, ANN 99.2%)."""
-    model = convert(demo.net, demo.x_calib, 99.9, SimulationConfig(shift="membrane", output="membrane"))
+    model = convert(demo.net, demo.x_calib, 99.9, SimulationConfig(spikes="binary"))
     calibrated = calibrate_biases(model, demo.x_calib[:200], 3)
     x, y = demo.x, demo.y
     plain, better = (simulate(m.build(), x, 3).accuracy(y) for m in (model, calibrated))

@@ -65,17 +65,21 @@ def test_margin_exit_stops_when_the_lead_is_large(demo):
     assert np.all(lead[stopped, -1] - lead[stopped, -2] >= 5)
 
 
-def test_statistics_are_consistent(demo):
-    snn = demo.model.build()
+@pytest.mark.parametrize("spikes", ["binary", "graded"])
+def test_statistics_are_consistent(demo, spikes):
+    """Events, weighted spikes and SynOps recounted from the raster (a graded event counts once per synapse)."""
+    snn = demo.model.build(spikes=spikes)
     result = simulate(snn, demo.x[:5], 30, record=True)
     offsets = np.cumsum([0] + [s.size for s in snn.stages])
+    events = result.raster != 0
     for s, stage in enumerate(snn.stages):
-        spikes = result.raster[:, :, offsets[s]:offsets[s + 1]]
-        np.testing.assert_array_equal(spikes.sum(axis=2), result.spikes[:, s])
-        if s > 0:  # SynOps = spikes received x fan-out of the sender
+        np.testing.assert_array_equal(events[:, :, offsets[s]:offsets[s + 1]].sum(axis=2), result.spikes[:, s])
+        np.testing.assert_array_equal(result.raster[:, :, offsets[s]:offsets[s + 1]].sum(axis=(1, 2), dtype=np.int64),
+                                      result.spike_amounts[:, s])
+        if s > 0:  # SynOps = events received x fan-out of the sender
             (projection,) = stage.projections
             source = projection.source
-            received = result.raster[:, :, offsets[source]:offsets[source + 1]].sum(axis=1).astype(np.int64)
+            received = events[:, :, offsets[source]:offsets[source + 1]].sum(axis=1).astype(np.int64)
             np.testing.assert_array_equal(received @ projection.fan_out, result.synops[:, s])
     first = np.argmax(result.spikes[:, -1] > 0, axis=1) + 1
     np.testing.assert_array_equal(np.where(result.spikes[:, -1].any(axis=1), first, -1), result.first_spike)

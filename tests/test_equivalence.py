@@ -66,7 +66,7 @@ def test_graded_events_actually_carry_several_spikes():
     carried = {"IF": 0, "gate": 0}
     for _ in range(12):
         net = random_network(rng)
-        snn = build(net, SimulationConfig(spikes="graded", max_spikes=4))
+        snn = build(net, SimulationConfig(spikes="graded", max_spikes=4, levels=1))
         result = simulate(snn, random_inputs(rng, net, 2), 16, record=True)
         offsets = np.cumsum([0] + [s.size for s in snn.stages])
         for s, stage in enumerate(snn.stages[:-1]):
@@ -97,7 +97,7 @@ def test_engine_equals_reference_on_residual_networks(seed, reset, input_mode, o
     rng = np.random.default_rng(seed)
     net = random_residual_network(rng)
     config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, softmax_rate=0.75,
-                              spikes=spikes, max_spikes=3)
+                              spikes=spikes, max_spikes=3, levels=2)
     snn = build(net, config)
     assert len(snn.stages[2].projections) == 2  # conv2 and the skip meet in one population
     assert_engine_equals_reference(snn, random_inputs(rng, net, 3), steps, seed % 1000)

@@ -24,7 +24,7 @@ def identity_first_layer(n: int) -> Network:
 @given(a=arrays(np.float32, st.integers(1, 12), elements=st.floats(0, 1, width=32)), steps=st.integers(1, 300))
 def test_first_layer_rate_with_reset_by_subtraction(a, steps):
     """Constant input z = a: V(T) = T*z - N(T)*tau and |N(T)/T - a| <= 1/T."""
-    snn = build(identity_first_layer(a.size), SimulationConfig(reset="subtract", input="analog"))
+    snn = build(identity_first_layer(a.size), SimulationConfig(reset="subtract", input="analog", spikes="binary", shift="none"))
     result = simulate(snn, a[None], steps, record=True)
     n_spikes = result.raster[0, :, :a.size].sum(axis=0).astype(np.float64)
     v = result.membrane[0, :a.size].astype(np.float64)
@@ -35,7 +35,7 @@ def test_first_layer_rate_with_reset_by_subtraction(a, steps):
 
 def test_reset_to_zero_loses_the_residual():
     """Reset to zero discards the overshoot (eq. 5): z = 0.4 fires every 3rd step, rate 1/3 < 0.4."""
-    snn = build(identity_first_layer(1), SimulationConfig(reset="zero"))
+    snn = build(identity_first_layer(1), SimulationConfig(reset="zero", spikes="binary", shift="none"))
     result = simulate(snn, np.array([[0.4]], np.float32), 300, record=True)
     assert result.raster[0, :, 0].sum() == 100
 
@@ -51,7 +51,7 @@ def test_maxpool_gate_tracks_the_highest_rate_input(seed, decay, stride):
     pool = MaxPool2d(2, stride, "pool")
     out = pool.output_shape((channels, size, size))[1]
     net = Network((1, size, size), (conv, ReLU(), pool, Flatten(), Linear(dyadic(rng, (3, channels * out ** 2)), None, "out")))
-    snn = build(net, SimulationConfig(maxpool_decay=decay))
+    snn = build(net, SimulationConfig(maxpool_decay=decay, spikes="binary"))
     x = rng.random((2, 1, size, size)).astype(np.float32)
     steps = 40
     result = simulate(snn, x, steps, record=True)
@@ -94,8 +94,7 @@ def test_graded_first_layer_resolves_one_over_levels_per_step(a, levels, extra, 
 
 
 def test_levels_need_graded_spikes_that_can_carry_them():
-    with pytest.raises(ValueError, match="graded"):
-        SimulationConfig(levels=4)
+    assert SimulationConfig(spikes="binary", levels=4).spike_levels == 1  # levels only apply to graded spikes
     with pytest.raises(ValueError, match="max_spikes >= levels"):
         SimulationConfig(spikes="graded", max_spikes=2, levels=4)
     with pytest.raises(ValueError, match="max_spikes"):

@@ -32,7 +32,7 @@ def without_maxpool(make, rng):
 def test_round_trip_gives_identical_spike_trains(tmp_path_factory, seed, residual, reset, input_mode, output, shift):
     rng = np.random.default_rng(seed)
     net = without_maxpool(random_residual_network if residual else random_network, rng)
-    config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, threshold=0.75)
+    config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, threshold=0.75, spikes="binary")
     snn = build(net, config)
     path = tmp_path_factory.mktemp("nir") / "net.nir"
     with warnings.catch_warnings():
@@ -50,7 +50,7 @@ def test_round_trip_gives_identical_spike_trains(tmp_path_factory, seed, residua
 def test_reset_by_subtraction_is_explicit():
     net = without_maxpool(random_network, np.random.default_rng(0))
     with pytest.warns(UserWarning, match="reset by subtraction is recorded only in the graph metadata"):
-        graph = to_nir(build(net, SimulationConfig(reset="subtract")))
+        graph = to_nir(build(net, SimulationConfig(reset="subtract", spikes="binary", shift="none")))
     assert graph.metadata["reset"] == "subtract"
     graph.metadata = {}  # a graph from another tool: NIR's IF resets to v_reset
     assert from_nir(graph).config.reset == "zero"
@@ -63,7 +63,7 @@ def test_max_pool_gates_cannot_be_exported():
         if any(isinstance(layer, MaxPool2d) for layer in net.layers):
             break
     with pytest.raises(NirError, match="max-pool"):
-        to_nir(build(net, SimulationConfig(reset="zero")))
+        to_nir(build(net, SimulationConfig(reset="zero", spikes="binary")))
 
 
 def test_graded_spikes_cannot_be_exported():
@@ -98,7 +98,10 @@ def test_export_and_run_from_the_command_line(tmp_path, demo, capsys):
     x = random_inputs(rng, net, 10)
     save(convert(net, x), tmp_path / "m.npz")
     np.savez(tmp_path / "data.npz", x=x, y=np.zeros(10, np.int64))
-    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.nir"), "--reset", "zero"]) == 0
+    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.nir"), "--reset", "zero"]) == 2
+    assert "graded spikes cannot be exported" in capsys.readouterr().err  # the default neuron has no NIR node
+    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.nir"), "--reset", "zero",
+                 "--spikes", "binary"]) == 0
     assert main(["run", str(tmp_path / "m.nir"), "--data", str(tmp_path / "data.npz"), "--steps", "10",
                  "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
