@@ -301,7 +301,7 @@ def _margin(counts, n):
 
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
-                words, spikes, spike_amounts, synops, decisions, counts, v_out, raster, membrane, record, tally, tallying):
+                words, spikes, spike_amounts, synops, step_synops, decisions, counts, v_out, raster, membrane, record, tally, tallying):
     """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
     kinds, off, drive = net.kinds, net.off, net.drive
@@ -336,6 +336,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     n_out = off[n_stages] - out0
     first_spike = -1
     exit_step = -1
+    spent = 0  # SynOps so far (the analog input's, computed once, count in step 1)
     for t in range(steps):
         n_events = 0
         if poisson:
@@ -403,6 +404,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 counts[k] += amounts[out0 + k] if graded else 1
         if first_spike < 0 and spikes[n_stages - 1, t] > 0:
             first_spike = t + 1
+        step_synops[t] = synops.sum() - spent
+        spent += step_synops[t]
         decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
         if _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
             exit_step = t + 1
@@ -433,7 +436,7 @@ def _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, decisions, first_spike, exit_step, counts, v_out,
+def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, step_synops, decisions, first_spike, exit_step, counts, v_out,
                raster, membrane, record, tally, tallying, n_threads):
     n_samples = x.shape[0]
     n_chunks = min(n_samples, n_threads)
@@ -456,7 +459,7 @@ def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, decisio
             c = np.int64(b) if tallying else np.int64(0)
             first_spike[b], exit_step[b] = _run_sample(
                 x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
-                residual, words, spikes[b], spike_amounts[b], synops[b], decisions[b], counts[b], v_out[b], raster[r],
+                residual, words, spikes[b], spike_amounts[b], synops[b], step_synops[b], decisions[b], counts[b], v_out[b], raster[r],
                 membrane[r], record, tally[c], tallying)
 
 
@@ -592,6 +595,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         spikes = np.zeros((b, n_stages, steps), np.int32)
         spike_amounts = np.zeros((b, n_stages), np.int64)
         synops = np.zeros((b, n_stages), np.int64)
+        step_synops = np.zeros((b, steps), np.int64)
         decisions = np.zeros((b, steps), np.int32)
         first_spike = np.zeros(b, np.int32)
         exit_step = np.zeros(b, np.int32)
@@ -601,7 +605,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
         began = time.perf_counter()
-        _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, synops, decisions, first_spike, exit_step, counts,
+        _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, synops, step_synops, decisions, first_spike, exit_step, counts,
                    v_out, raster, membrane, record, tally, count_neurons, threads or numba.config.NUMBA_NUM_THREADS)
         elapsed = time.perf_counter() - began
         if record:  # back to IR order
@@ -612,7 +616,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
                                       raster if record else None, membrane if record else None, spike_amounts,
-                                      tally if count_neurons else None))
+                                      tally if count_neurons else None, step_synops))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)

@@ -84,6 +84,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     drive = [stage_drive(s, cfg, steps) for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
     spike_amounts = np.zeros((n, n_stages), np.int64)
+    step_synops = np.zeros((n, steps), np.int64)
     limit = cfg.spike_limit
     synops = np.zeros((n, n_stages), np.int64)
     decisions = np.zeros((n, steps), np.int32)
@@ -143,9 +144,11 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         elif cfg.output == "spikes":
             counts += out[n_stages - 1].astype(np.int32)
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
+        step_synops[:, t] = synops.sum(axis=1) - step_synops[:, :t].sum(axis=1)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
     membrane = np.concatenate(v, axis=1) if record else None
     return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
-                            spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None)
+                            spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None,
+                            synops_per_step=step_synops)

@@ -355,6 +355,7 @@ class SimulationResult:
     membrane: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) float32 at T, when recorded
     spike_amounts: np.ndarray | None = None  # (N, S) int64: spikes per stage weighted by what each event carries
     neuron_counts: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) int32 spikes, when counted
+    synops_per_step: np.ndarray | None = field(default=None, repr=False)  # (N, T) int64 SynOps spent in each step
 
     def __post_init__(self):
         if self.spike_amounts is None:  # binary spikes: every event carries one
@@ -377,7 +378,7 @@ class SimulationResult:
     def concatenate(parts: list["SimulationResult"]) -> "SimulationResult":
         first = parts[0]
         recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
-                    for f in ("raster", "membrane", "exit_step", "spike_amounts", "neuron_counts")}
+                    for f in ("raster", "membrane", "exit_step", "spike_amounts", "neuron_counts", "synops_per_step")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

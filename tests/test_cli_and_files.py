@@ -85,6 +85,8 @@ def test_convert_and_run_from_the_command_line(tmp_path, small_data, demo_files,
     assert {"name", "neurons", "spikes_per_sample", "synops_per_sample", "macs"} <= set(layer)
     assert layer["name"] == "conv2" and layer["macs"] == 32 * 14 * 14 * 16 * 9
     assert report["synops_per_sample"] == pytest.approx(sum(l["synops_per_sample"] for l in report["layers"]))
+    assert len(report["cumulative_synops_per_step"]) == 30
+    assert report["cumulative_synops_per_step"][-1] == pytest.approx(report["synops_per_sample"])
 
 
 def test_reference_engine_from_the_command_line(tmp_path, small_data, demo, capsys):
