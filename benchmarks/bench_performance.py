@@ -246,7 +246,7 @@ def main() -> None:
     for name, net, calib, x, y in (("mnist", mnist_net, mnist_calib, mnist_x, mnist_y),
                                    ("cifar10", cifar_net, cifar_calib, cifar_x, cifar_y)):
         model = convert(net, calib, 99.9)
-        snn = model.build(output="membrane")
+        snn = model.build(output="membrane", spikes="binary")  # the torch baseline simulates binary spikes
         simulate(snn, x[:2], 3)  # compile
         nets[name] = (model, snn, x, y)
         report[f"{name}_paths"] = {s.name: s.path for s in snn.stages}
@@ -272,7 +272,7 @@ def main() -> None:
     print("\nCIFAR-10 net, T=100: time vs firing rate (percentile), batch size, threads")
     scaling = {"percentile": [], "batch": [], "threads": []}
     for p in (99.0, 99.9, 99.99, 100.0):
-        variant = convert(cifar_net, cifar_calib, p).build(output="membrane")
+        variant = convert(cifar_net, cifar_calib, p).build(output="membrane", spikes="binary")
         seconds, res = best_of(lambda: simulate(variant, xs, 100))
         rate = res.spikes.sum() / (len(xs) * 100 * variant.n_neurons)
         scaling["percentile"].append({"percentile": p, "rate": float(rate), "samples_per_second": len(xs) / seconds})

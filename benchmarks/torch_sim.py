@@ -24,8 +24,8 @@ def _windows(a: torch.Tensor, pool: MaxPool2d) -> torch.Tensor:
 
 class TorchSimulator:
     def __init__(self, snn: SpikingNetwork):
-        if snn.config.output == "softmax" or snn.config.input == "poisson":
-            raise ValueError("the torch baseline simulates analog input with 'membrane' or 'spikes' readout")
+        if snn.config.output == "softmax" or snn.config.input == "poisson" or snn.config.spikes != "binary":
+            raise ValueError("the torch baseline simulates binary spikes, analog input, 'membrane' or 'spikes' readout")
         if any(len(s.projections) != 1 or s.projections[0].source != i - 1 for i, s in enumerate(snn.stages)):
             raise ValueError("the torch baseline simulates chains only")
         self.snn = snn

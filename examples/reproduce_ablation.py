@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from reproduce_common import ann_accuracy, cifar10, plot, run, write
+from reproduce_common import PAPER, ann_accuracy, cifar10, plot, run, write
 
 from eventsnn import convert
 
@@ -36,7 +36,7 @@ def main() -> None:
     rows = []
     for label, percentile, input_mode, reset, paper in STEPS:
         model = convert(net, x_calib, percentile)
-        result = run(model.build(input=input_mode, reset=reset), x, args.steps, label)
+        result = run(model.build(**{**PAPER, "input": input_mode, "reset": reset}), x, args.steps, label)
         rows.append({"config": label, "percentile": percentile, "input": input_mode, "reset": reset,
                      "accuracy": result.accuracy(y), "paper_accuracy": paper / 100,
                      "spikes_per_sample": float(result.spikes.sum() / len(x))})

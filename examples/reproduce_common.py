@@ -20,6 +20,7 @@ from eventsnn.progress import terminal_progress  # noqa: E402
 from eventsnn.snn import SimulationResult, SpikingNetwork  # noqa: E402
 
 MODELS = REPO / "examples" / "models"
+PAPER = dict(spikes="binary", output="softmax", shift="none")  # Rueckauer et al.'s neuron and readout
 RESULTS = REPO / "docs" / "results"
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 

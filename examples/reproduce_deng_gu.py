@@ -34,11 +34,11 @@ def main() -> None:
         configs = {"relu": [("(a) ReLU, p99.9", "none")]}.get(kind, [("(b) threshold ReLU", "none"),
                                                                      ("(d) + V_th/2 initial membrane", "membrane")])
         for label, shift in configs:
-            curve = run(model.build(output="membrane", shift=shift), x, longest, label).accuracy_per_step(y)
+            curve = run(model.build(output="membrane", shift=shift, spikes="binary"), x, longest, label).accuracy_per_step(y)
             report["configs"][label] = [float(curve[t - 1]) for t in LENGTHS]
         if kind == "clip":
             label = "(c) + V_th/2T bias shift"
-            report["configs"][label] = [run(model.build(output="membrane", shift="bias"), x, t, f"{label} T={t}").accuracy(y)
+            report["configs"][label] = [run(model.build(output="membrane", shift="bias", spikes="binary"), x, t, f"{label} T={t}").accuracy(y)
                                         for t in LENGTHS]
         report["samples"] = len(x)
     for label, accs in report["configs"].items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from reproduce_common import ann_accuracy, cifar10, mnist7, plot, run, write
+from reproduce_common import PAPER, ann_accuracy, cifar10, mnist7, plot, run, write
 
 from eventsnn import convert
 
@@ -30,7 +30,7 @@ def main() -> None:
         x, y = x[:limit], y[:limit]
         curves = {}
         for p in PERCENTILES:
-            result = run(convert(net, x_calib, p).build(), x, args.steps, f"{name} p={p}")
+            result = run(convert(net, x_calib, p).build(**PAPER), x, args.steps, f"{name} p={p}")
             curves[str(p)] = [float(a) for a in result.accuracy_per_step(y)]
             print(f"  {name} p={p}: T=50 {curves[str(p)][49]:.4f}, T=100 {curves[str(p)][99]:.4f}, "
                   f"T={args.steps} {curves[str(p)][-1]:.4f}", flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from reproduce_common import ann_accuracy, mnist7, run, write
+from reproduce_common import PAPER, ann_accuracy, mnist7, run, write
 
 from eventsnn import convert
 from eventsnn.report import efficiency_report
@@ -23,7 +23,7 @@ def main() -> None:
     net, x_calib, x, y = mnist7()
     x, y = x[:args.limit], y[:args.limit]
     ann = ann_accuracy(net, x, y)
-    snn = convert(net, x_calib, 99.9).build()
+    snn = convert(net, x_calib, 99.9).build(**PAPER)
     result = run(snn, x, 300, "mnist7")
     curve = result.accuracy_per_step(y)
     report = efficiency_report(snn, result, y, ann)
