@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from importlib import resources
@@ -160,6 +161,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze, load_energy_model
+    from .analysis_report import write_report
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)  # checked before the long work starts
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"{out}: the output directory is not writable")
+    energy = load_energy_model(args.energy_model)
+    x, y = _load_data(args.data, args.limit)
+    reports = {}
+    for path in [args.model, *args.compare]:
+        model = _load_model(path)
+        reports[Path(path).name] = analyze(model, x, y, args.steps, args.batch, args.seed, energy,
+                                           terminal_progress(f"analyzing {Path(path).name}"), **_settings(args))
+    plots, skipped = write_report(reports, out)
+    report = reports[Path(args.model).name]
+    print(_summary({**report, "samples_per_second": report["samples"] / report["seconds"] if report["seconds"] else None}))
+    e = report["energy"]
+    print(f"energy per sample: ANN {e['ann_uj_per_sample']:.3g} uJ; SNN at T=1: {e['snn_uj_per_sample_per_step'][0]:.3g} uJ, "
+          f"at T={args.steps}: {e['snn_uj_per_sample_per_step'][-1]:.3g} uJ; break-even step {e['break_even_step']}")
+    print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} plots"
+          + (f" (skipped without matplotlib, `pip install eventsnn[plot]`: {', '.join(skipped)})" if skipped else ""))
+    return 0
+
+
 def _load_model(path: str):
     """A model file from `eventsnn convert`, or a NIR graph (.nir, needs the nir extra)."""
     if path.lower().endswith(".nir"):
@@ -244,6 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON to this file")
     _add_settings(p, defaults=False)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("analyze", help="efficiency analysis: accuracy vs steps, SynOps and energy, per-layer "
+                                       "fidelity; writes report.json, report.md and plots")
+    p.add_argument("model", help="spiking model file from `eventsnn convert`, or a NIR graph (.nir)")
+    p.add_argument("--data", required=True, help="labelled data (test split)")
+    p.add_argument("--limit", type=int, help="use only the first N samples")
+    p.add_argument("--steps", type=int, default=16, help="simulation steps T")
+    p.add_argument("--batch", type=int, default=256, help="samples per batch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Poisson input and softmax streams")
+    p.add_argument("--compare", nargs="*", default=[], help="more model files, in the same table and plots")
+    p.add_argument("--energy-model", help="JSON file {\"e_ac_pj\": ..., \"e_mac_pj\": ..., \"source\": ...}")
+    p.add_argument("-o", "--output-dir", required=True, help="directory for report.json, report.md and the plots")
+    _add_settings(p, defaults=False)
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("export", help="write a spiking model as a NIR graph (needs the nir extra)")
     p.add_argument("model", help="spiking model file from `eventsnn convert`")

@@ -18,6 +18,7 @@ T, steps to within 0.5 / 1 point of the ANN) and short_latency.png.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.reproduce_common import MODELS, cifar10, mnist7, plot, write  # noqa: E402
+from examples.reproduce_common import MODELS, RESULTS, cifar10, mnist7, plot, write  # noqa: E402
 from eventsnn import ann, simulate  # noqa: E402
 from eventsnn.calibrate import calibrate_biases  # noqa: E402
 from eventsnn.loaders import load_mnist, load_network  # noqa: E402
@@ -55,7 +56,17 @@ def mnist_resnet(calib: int):
     return net, x_train[np.random.default_rng(0).choice(len(x_train), calib, replace=False)], x_test, y_test
 
 
-NETS = {"mnist7": mnist7, "mnist_resnet": mnist_resnet, "cifar10_relu": lambda n: cifar10("relu", n),
+def mnist_cnn(calib: int):
+    """The demo CNN shipped in the package, with its bundled calibration and test images."""
+    from importlib import resources
+
+    data = resources.files("eventsnn") / "data"
+    net = load_network(data / "mnist_cnn.pt", data / "mnist_cnn.json")
+    with np.load(data / "mnist_sample.npz", allow_pickle=False) as f:
+        return net, f["x_calib"][:calib].astype(np.float32) / 255, f["x"].astype(np.float32) / 255, f["y"]
+
+
+NETS = {"mnist_cnn": mnist_cnn, "mnist7": mnist7, "mnist_resnet": mnist_resnet, "cifar10_relu": lambda n: cifar10("relu", n),
         "cifar10_clip": lambda n: cifar10("clip", n)}
 
 
@@ -109,11 +120,12 @@ def draw(results: dict):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nets", default=",".join(NETS))
+    parser.add_argument("--nets", default=",".join(NETS), help="nets to run; others already in the JSON file stay")
     parser.add_argument("--limit", type=int, default=1000, help="test images per net")
     parser.add_argument("--calib", type=int, default=256, help="calibration images for the bias calibration")
     args = parser.parse_args()
-    results = {}
+    previous = RESULTS / "short_latency.json"
+    results = json.loads(previous.read_text())["nets"] if previous.exists() else {}
     for name in args.nets.split(","):  # written after each net, so a stopped run keeps what it finished
         results[name] = sweep(name, args.limit, args.calib)
         write("short_latency", {"steps": list(STEPS), "nets": results}, "python " + " ".join(sys.argv))

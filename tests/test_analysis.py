@@ -1,0 +1,112 @@
+"""`eventsnn analyze`: the report contract, streaming statistics, exact fidelity, energy, the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from eventsnn import simulate
+from eventsnn.analysis import analyze, load_energy_model
+from eventsnn.cli import main
+from eventsnn.ir import Linear, Network, ReLU
+from eventsnn.model import ConvertedModel, save
+from eventsnn.report import steps_to_within
+from eventsnn.snn import SimulationConfig
+
+
+def test_report_contract_and_agreement_with_a_plain_run(demo):
+    x, y = demo.x[:60], demo.y[:60]
+    report = analyze(demo.model, x, y, 12, batch_size=25)
+    T = 12
+    assert len(report["accuracy_per_step"]) == T and len(report["cumulative_synops_per_step"]) == T
+    run = simulate(demo.model.build(), x, T)
+    np.testing.assert_allclose(report["accuracy_per_step"], run.accuracy_per_step(y))
+    assert report["cumulative_synops_per_step"][-1] == pytest.approx(run.synops.sum(axis=1).mean())
+    assert set(report["steps_to_within"]) == {"0.5", "1", "2"}
+    assert report["steps_to_within"]["1"] == steps_to_within(report["accuracy_per_step"], report["ann_accuracy"], 1)
+    for layer in report["layers"]:
+        assert {"name", "neurons", "rate", "silent_share", "spikes_per_sample", "synops_per_sample", "macs"} <= set(layer)
+    hidden = [layer for layer in report["layers"] if layer["kind"] == "IF"]
+    assert hidden and all(0.9 < layer["rate_correlation"] <= 1 for layer in hidden)
+    energy = report["energy"]
+    assert len(energy["snn_uj_per_sample_per_step"]) == T and energy["ann_uj_per_sample"] > 0
+    below = [t + 1 for t, e in enumerate(energy["snn_uj_per_sample_per_step"]) if e <= energy["ann_uj_per_sample"]]
+    assert energy["break_even_step"] == (below[-1] if below else None)
+    json.dumps(report)  # JSON-ready
+
+
+def assert_close(a, b, where="report"):
+    """Nested dicts and lists equal, numbers to 1e-6 relative."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_close(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (u, v) in enumerate(zip(a, b)):
+            assert_close(u, v, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-12), where  # sums taken in another order
+    else:
+        assert a == b, where
+
+
+def test_streaming_statistics_do_not_depend_on_the_batch_size(demo):
+    """One batch or many: the same report (the scatter sample and the timing aside)."""
+    x, y = demo.x[:40], demo.y[:40]
+    one, many = analyze(demo.model, x, y, 8, batch_size=40), analyze(demo.model, x, y, 8, batch_size=7)
+    for report in (one, many):
+        del report["seconds"]
+        for layer in report["layers"]:
+            layer.pop("scatter", None)
+    assert_close(one, many)
+
+
+def test_fidelity_is_exact_where_rates_equal_activations():
+    """Identity hidden layer, inputs j/16, T = 16, V(0) = threshold/2, reset by subtraction:
+    N(T) = T z exactly, so the SNN's values equal the ANN's (r = 1, error 0)."""
+    n = 6
+    net = Network((n,), (Linear(np.eye(n), None, "hidden"), ReLU("relu"), Linear(np.ones((2, n)), None, "out")))
+    x = (np.arange(40 * n).reshape(40, n) % 17 / 16).astype(np.float32)
+    for spikes in ("binary", "graded"):
+        config = SimulationConfig(spikes=spikes, shift="membrane", output="membrane")
+        model = ConvertedModel(net, (1.0, None, 1.0), None, config)
+        hidden = analyze(model, x, np.zeros(40, np.int64), 16)["layers"][0]
+        assert hidden["rate_correlation"] == pytest.approx(1.0, abs=1e-12)
+        assert hidden["rate_error"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_energy_model_file_is_checked(tmp_path):
+    (tmp_path / "e.json").write_text(json.dumps({"e_ac_pj": 0.03, "e_mac_pj": 0.2, "source": "hypothetical"}))
+    assert load_energy_model(tmp_path / "e.json")["e_ac_pj"] == 0.03
+    (tmp_path / "bad.json").write_text(json.dumps({"e_ac_pj": -1}))
+    with pytest.raises(ValueError, match="non-negative"):
+        load_energy_model(tmp_path / "bad.json")
+    (tmp_path / "odd.json").write_text(json.dumps({"joules": 1}))
+    with pytest.raises(ValueError, match="unknown"):
+        load_energy_model(tmp_path / "odd.json")
+
+
+@pytest.mark.parametrize("with_matplotlib", [True, False])
+def test_analyze_command(tmp_path, demo, capsys, monkeypatch, with_matplotlib):
+    if not with_matplotlib:
+        monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    elif pytest.importorskip("matplotlib") is None:
+        return
+    save(demo.model, tmp_path / "graded.npz")
+    np.savez(tmp_path / "test.npz", x=demo.x[:30], y=demo.y[:30])
+    out = tmp_path / "report"
+    assert main(["analyze", str(tmp_path / "graded.npz"), "--data", str(tmp_path / "test.npz"), "--steps", "6",
+                 "--compare", str(tmp_path / "graded.npz"), "-o", str(out), "--spikes", "binary"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["samples"] == 30 and report["settings"]["spikes"] == "binary" and "compare" not in report  # same name
+    assert "Efficiency analysis" in (out / "report.md").read_text()
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    if with_matplotlib:
+        assert "accuracy_vs_synops.png" in pngs and "skipped" not in printed
+    else:
+        assert pngs == [] and "skipped without matplotlib" in printed
