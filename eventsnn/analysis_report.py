@@ -8,9 +8,9 @@ file name, in a comparison table and on the same accuracy plots. Plots need matp
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from .atomic import write_text
 
 
 def _pct(value: float | None) -> str:
@@ -158,18 +158,6 @@ def _plots(reports: dict[str, dict], out: Path) -> tuple[list[str], list[str]]:
     return written, []
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same directory, so a failed write leaves no half file."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(reports: dict[str, dict], out_dir: str | Path) -> tuple[list[str], list[str]]:
     """report.json (the first model's report, with the others under 'compare'), report.md, plots.
     Returns (plots written, plots skipped)."""
@@ -180,6 +168,6 @@ def write_report(reports: dict[str, dict], out_dir: str | Path) -> tuple[list[st
     document = dict(reports[first], model=first)
     if others:
         document["compare"] = {name: reports[name] for name in others}
-    _write_atomic(out / "report.json", json.dumps(document, indent=1))
-    _write_atomic(out / "report.md", markdown(reports, plots))
+    write_text(out / "report.json", json.dumps(document, indent=1))
+    write_text(out / "report.md", markdown(reports, plots))
     return plots, skipped

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ann
+from .atomic import check_writable, write_text
 from .calibrate import calibrate_biases
 from .model import convert, load, save
 from .progress import terminal_progress
@@ -20,6 +21,22 @@ from .reference import simulate_reference
 from .report import efficiency_report, format_table
 from .engine import simulate
 from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SPIKES, SimulationConfig, SimulationResult, SpikingNetwork
+
+
+def _at_least(minimum: int):
+    """An argparse type: an integer >= minimum (so --limit 0 or --batch -5 is refused, not misread)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
 def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -37,9 +54,9 @@ def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
                         help="decay of the max-pool gate's rate estimate (1 = spike count)")
     parser.add_argument("--spikes", choices=SPIKES, default=d(base.spikes),
                         help="binary spikes, or graded: one event carries floor(V / threshold) spikes")
-    parser.add_argument("--max-spikes", type=int, default=d(base.max_spikes),
+    parser.add_argument("--max-spikes", type=POSITIVE, default=d(base.max_spikes),
                         help="the most spikes one graded event carries")
-    parser.add_argument("--levels", type=int, default=d(base.levels),
+    parser.add_argument("--levels", type=POSITIVE, default=d(base.levels),
                         help="graded spikes: each spike is worth 1/LEVELS of its layer's scale (needs max-spikes >= levels)")
 
 
@@ -74,6 +91,7 @@ def _load_network(checkpoint: str, arch: str | None):
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    check_writable(args.output_file)
     net = _load_network(args.checkpoint, args.arch)
     x_calib = None
     if not args.no_normalization:
@@ -133,7 +151,10 @@ def _summary(report: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_writable(args.json)  # before the long work
     model = _load_model(args.model)
+    args.steps = args.steps or _default_steps(model, _settings(args))
     calibrated_for = (getattr(model, "calibration", None) or {}).get("steps")
     if calibrated_for is not None and calibrated_for != args.steps:
         print(f"note: {args.model} was calibrated for T={calibrated_for}; running T={args.steps} works, "
@@ -156,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(_summary(report))
     print(format_table(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        write_text(args.json, json.dumps(report, indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -174,6 +195,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     reports = {}
     for path in [args.model, *args.compare]:
         model = _load_model(path)
+        args.steps = args.steps or _default_steps(model, _settings(args))  # the first model's, for all
         reports[Path(path).name] = analyze(model, x, y, args.steps, args.batch, args.seed, energy,
                                            terminal_progress(f"analyzing {Path(path).name}"), **_settings(args))
     plots, skipped = write_report(reports, out)
@@ -185,6 +207,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} plots"
           + (f" (skipped without matplotlib, `pip install eventsnn[plot]`: {', '.join(skipped)})" if skipped else ""))
     return 0
+
+
+def _default_steps(model, overrides: dict) -> int:
+    """T when none is given: what the model was calibrated for, else 16 for graded spikes (which
+    reach their ANN in a few steps) and 100 for binary ones."""
+    calibrated_for = (getattr(model, "calibration", None) or {}).get("steps")
+    if calibrated_for:
+        return int(calibrated_for)
+    return 16 if model.config.updated(**overrides).spikes == "graded" else 100
 
 
 def _load_model(path: str):
@@ -232,6 +263,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventsnn", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="convert a trained CNN into a spiking model file")
@@ -239,14 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
                                       "or an .onnx file (needs the onnx extra)")
     p.add_argument("--arch", help="architecture spec (JSON); not for .onnx files")
     p.add_argument("--calib", help="calibration data: .npz, MNIST IDX, CIFAR batches or image folders (training split)")
-    p.add_argument("--calib-limit", type=int, help="use only the first N calibration images")
+    p.add_argument("--calib-limit", type=POSITIVE, help="use only the first N calibration images")
     p.add_argument("--percentile", type=float, default=99.9, help="normalization percentile (100 = max-norm)")
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
     p.add_argument("--calibrate", choices=("none", "bias"), default="none",
                    help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
                         "ANN's on calibration images (Li et al. 2021)")
-    p.add_argument("--steps", type=int, help="the run length T to calibrate for (stored in the model file)")
-    p.add_argument("--calibrate-images", type=int, default=256, help="calibration images used for --calibrate")
+    p.add_argument("--steps", type=POSITIVE, help="the run length T to calibrate for (stored in the model file)")
+    p.add_argument("--calibrate-images", type=POSITIVE, default=256, help="calibration images used for --calibrate")
     p.add_argument("-o", "--output-file", required=True, help="the spiking model (.npz)")
     _add_settings(p, defaults=True)
     p.set_defaults(func=cmd_convert)
@@ -254,19 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="simulate a spiking model on a data set and report accuracy and efficiency")
     p.add_argument("model", help="spiking model file from `eventsnn convert`, or a NIR graph (.nir)")
     p.add_argument("--data", required=True, help="data: .npz, MNIST IDX, CIFAR batches or image folders (test split)")
-    p.add_argument("--limit", type=int, help="use only the first N samples")
-    p.add_argument("--steps", type=int, default=100, help="simulation steps T")
-    p.add_argument("--batch", type=int, default=256, help="samples per batch")
+    p.add_argument("--limit", type=POSITIVE, help="use only the first N samples")
+    p.add_argument("--steps", type=POSITIVE, help="simulation steps T (default: the T the model was calibrated "
+                                                "for, else 16 with graded spikes, 100 with binary ones)")
+    p.add_argument("--batch", type=POSITIVE, default=256, help="samples per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson input and softmax streams")
     p.add_argument("--engine", choices=("event", "reference"), default="event")
-    p.add_argument("--threads", type=int, help="threads of the event engine (default: all cores)")
+    p.add_argument("--threads", type=POSITIVE, help="threads of the event engine (default: all cores)")
     p.add_argument("--path", choices=("auto", "csr", "direct"), default="auto",
                    help="conv connectivity: unrolled CSR, kernel-direct, or the faster one measured here")
     p.add_argument("--max-connectivity-mib", type=float, default=4096,
                    help="refuse an unrolled CSR layer larger than this")
-    p.add_argument("--exit-stable", type=int, default=0,
+    p.add_argument("--exit-stable", type=NON_NEGATIVE, default=0,
                    help="early exit: stop a sample once its decision is unchanged for this many steps")
-    p.add_argument("--exit-margin", type=int, default=0,
+    p.add_argument("--exit-margin", type=NON_NEGATIVE, default=0,
                    help="early exit: stop once the leading class has this many more output spikes")
     p.add_argument("--json", help="write the report as JSON to this file")
     _add_settings(p, defaults=False)
@@ -276,9 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "fidelity; writes report.json, report.md and plots")
     p.add_argument("model", help="spiking model file from `eventsnn convert`, or a NIR graph (.nir)")
     p.add_argument("--data", required=True, help="labelled data (test split)")
-    p.add_argument("--limit", type=int, help="use only the first N samples")
-    p.add_argument("--steps", type=int, default=16, help="simulation steps T")
-    p.add_argument("--batch", type=int, default=256, help="samples per batch")
+    p.add_argument("--limit", type=POSITIVE, help="use only the first N samples")
+    p.add_argument("--steps", type=POSITIVE, help="simulation steps T (default as for `run`)")
+    p.add_argument("--batch", type=POSITIVE, default=256, help="samples per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson input and softmax streams")
     p.add_argument("--compare", nargs="*", default=[], help="more model files, in the same table and plots")
     p.add_argument("--energy-model", help="JSON file {\"e_ac_pj\": ..., \"e_mac_pj\": ..., \"source\": ...}")
@@ -293,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="convert and run the small MNIST CNN shipped with eventsnn")
-    p.add_argument("--samples", type=int, default=500, help="test images (at most 1000)")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--samples", type=POSITIVE, default=500, help="test images (at most 1000)")
+    p.add_argument("--steps", type=POSITIVE, default=8)
     p.add_argument("--percentile", type=float, default=99.9)
     _add_settings(p, defaults=True)
     p.set_defaults(func=cmd_demo)
@@ -310,6 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad input: a clear message, no traceback
         print(f"eventsnn {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"eventsnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: still one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"eventsnn {args.command}: unexpected error: {type(err).__name__}: {err} "
+              "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

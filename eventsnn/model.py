@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
 from .convert import bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
 from .ir import Network
@@ -92,7 +93,8 @@ def save(model: ConvertedModel, path: str | os.PathLike) -> None:
     if "__model__" in params:
         raise ValueError("a layer may not be called '__model__'")
     params.update({SHIFT_PREFIX + name: shift for name, shift in model.bias_shift.items()})
-    np.savez_compressed(path, __model__=np.array(json.dumps(description)), **params)
+    with atomic_output(path) as f:  # exactly this path (np.savez would append .npz to a name), never half written
+        np.savez_compressed(f, __model__=np.array(json.dumps(description)), **params)
 
 
 def load(path: str | os.PathLike) -> ConvertedModel:

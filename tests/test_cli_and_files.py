@@ -178,3 +178,44 @@ def test_graded_settings_travel_through_the_model_file_and_the_command_line(tmp_
     assert report["spikes_weighted_per_sample"] > report["spikes_per_sample"]  # some events carry several spikes
     # overridden at run time; an impossible combination is one clear line, exit code 2
     assert main(["run", str(out), "--data", str(small_data / "test.npz"), "--steps", "4", "--max-spikes", "2"]) == 2
+
+
+def test_outputs_are_written_where_asked_and_never_half(tmp_path, demo, monkeypatch):
+    save(demo.model, tmp_path / "model.bin")  # no .npz appended behind the user's back
+    assert (tmp_path / "model.bin").exists() and not (tmp_path / "model.bin.npz").exists()
+    good = (tmp_path / "model.bin").read_bytes()
+
+    def broken(f, **arrays):
+        f.write(b"PK partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save(demo.model, tmp_path / "model.bin")
+    assert (tmp_path / "model.bin").read_bytes() == good  # the good file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["model.bin"]  # no temporary left behind
+    with pytest.raises(IsADirectoryError):
+        save(demo.model, tmp_path)
+
+
+def test_bad_arguments_and_outputs_fail_before_the_work(tmp_path, small_data, demo, capsys):
+    save(demo.model, tmp_path / "m.npz")
+    run = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz")]
+    for bad in (["--limit", "0"], ["--limit", "-5"], ["--batch", "0"], ["--steps", "-1"], ["--exit-stable", "-2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(run + bad)
+        assert exit_info.value.code == 2
+        assert "must be at least" in capsys.readouterr().err
+    assert main(run + ["--json", str(tmp_path / "missing" / "r.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unexpected_errors_are_one_line_unless_debugging(tmp_path, small_data, demo, capsys, monkeypatch):
+    save(demo.model, tmp_path / "m.npz")
+    args = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--steps", "2"]
+    monkeypatch.setattr("eventsnn.cli.efficiency_report", lambda *a, **k: 1 / 0)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "unexpected error: ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug"] + args)
