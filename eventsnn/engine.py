@@ -4,7 +4,8 @@ Per sample, the whole time loop runs compiled. Each stage keeps an int32 event q
 indices that spiked this step); the stages it projects to walk only those: CSR rows, a conv
 kernel scattered into the outputs a spike reaches (channel-last, so the innermost loop over
 output channels is contiguous and vectorizes), or a dense row. A stage with several projections
-(a residual add) takes the events of each of its sources in turn. Samples run in parallel with ``prange``
+(a residual add) takes the events of each of its sources in turn. Graded events carry their
+spike count in ``amounts`` (indexed by neuron), and a delivery adds that many times the weights. Samples run in parallel with ``prange``
 over contiguous chunks, one per thread, each with scratch allocated once. Random numbers come
 from ``rng`` keyed by sample and step, so results do not depend on the thread count or the batch
 size. Equations: see ``snn``.
@@ -159,8 +160,8 @@ def _integrate_fire(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes
     Two passes: a branch-free one that vectorizes (integrate, threshold, reset, the spikes each
     neuron emits as one byte into ``words``, starting at word f0), then a compaction that skips 8
     silent neurons per zero word and appends without branches; ``amounts`` is indexed by neuron,
-    like the queue's entries. Returns (event count, whether
-    some V is still >= threshold after its reset)."""
+    like the queue's entries. Returns (event count, whether some V is still >= threshold after
+    its reset)."""
     flags = words.view(np.uint8)
     if graded:
         _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract, max_spikes)
@@ -301,7 +302,8 @@ def _margin(counts, n):
 
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
-                words, spikes, spike_amounts, synops, step_synops, decisions, counts, v_out, raster, membrane, record, tally, tallying):
+                words, spikes, spike_amounts, synops, step_synops, decisions, counts, v_out, raster, membrane, record,
+                tally, tallying):
     """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
     kinds, off, drive = net.kinds, net.off, net.drive
