@@ -4,10 +4,10 @@
 per-layer rates, silent neurons, spikes and SynOps, and how faithfully each population's output
 (spikes / (T levels), the layer's normalized units) follows the normalized ANN activation
 (Pearson r and mean absolute error, from running sums: nothing of size samples x neurons is
-kept). Energy, common convention (Horowitz 2014, 45 nm): E = ACs x 0.9 pJ + MACs x 4.6 pJ, the
-analog first layer's current (computed once per sample) as MACs, the ANN as MACs; override with
-a JSON file {"e_ac_pj": ..., "e_mac_pj": ...}. ``break_even_step``: the last step at which the
-SNN's cumulative energy is still at or below the ANN's.
+kept). Energy under two models (``energy``): the common convention, E = ACs x 0.9 pJ + MACs x
+4.6 pJ (constants overridable with a JSON file {"e_ac_pj": ..., "e_mac_pj": ...}), and a
+memory-aware one that also prices every SRAM access. ``break_even_step``: the last step at which
+the SNN's cumulative energy is still at or below the ANN's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ann
+from .energy import COMMON, break_even_step, common_energy, input_ops_per_stage, memory_energy
 from .engine import simulate
 from .ir import ACTIVATIONS
 from .model import ConvertedModel
@@ -27,8 +28,12 @@ from .progress import Progress
 from .report import WITHIN_POINTS, stable_decision_step, steps_to_within
 from .snn import GATE, IF, OUTPUT, SpikingNetwork
 
-ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6,
-                   "source": "Horowitz 2014, 45 nm: 0.9 pJ per 32-bit float add, 4.6 pJ per multiply-add"}
+ENERGY_DEFAULTS = COMMON
+MEMORY_CONVENTION = ("arithmetic as the common convention, plus SRAM accesses at 10 pJ x sqrt(array bytes / 8 KiB) "
+                     "per 64-bit word (Horowitz 2014: 8 KiB 10 pJ, 32 KiB 20 pJ, 1 MiB 100 pJ), half for a 32-bit word; "
+                     "per synaptic event a weight read and a membrane read-modify-write, per neuron and step a membrane "
+                     "read, write and add, per event a queue write and read; the ANN: per MAC a weight and an input "
+                     "read, per activation a write (Lemaire et al. 2022, in spirit)")
 EXIT_STABLE = (2, 4, 8, 16)  # early-exit settings evaluated from the same run
 SCATTER_POINTS = 500  # (ANN, SNN) pairs kept per layer for the scatter plot (the first batch's, sampled)
 
@@ -126,7 +131,9 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
     n, T = len(x), steps
     correct = np.zeros(T)
     ann_correct = 0
-    synops_steps = np.zeros(T)
+    synops_steps = np.zeros((len(stages), T))
+    events_steps = np.zeros((len(stages), T))
+    input_ops = np.zeros(len(stages))
     spikes = np.zeros(len(stages))
     weighted = np.zeros(len(stages))
     synops = np.zeros(len(stages))
@@ -144,7 +151,9 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
         activations = dict(ann.activations(reference, xb))
         ann_correct += int((activations[len(reference.layers) - 1].argmax(axis=1) == yb).sum())
         correct += (result.decisions == yb[:, None]).sum(axis=0)
-        synops_steps += result.synops_per_step.sum(axis=0)
+        synops_steps += result.synops_per_step.sum(axis=0)  # (stages, T)
+        events_steps += result.spikes.sum(axis=0)
+        input_ops += input_ops_per_stage(snn, xb)
         spikes += result.spikes.sum(axis=(0, 2))
         weighted += result.spike_amounts.sum(axis=0)
         synops += result.synops.sum(axis=0)
@@ -157,7 +166,7 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
                 rate_hist[s] += np.histogram(counts / T, bins=20, range=(0, max(1.0, snn.config.spike_limit)))[0]
         first_spike.append(result.first_spike)
         stable_step.append(stable_decision_step(result.decisions))
-        spent = np.cumsum(result.synops_per_step, axis=1)
+        spent = np.cumsum(result.synops_per_step.sum(axis=1), axis=1)
         for k in EXIT_STABLE:
             stop = _exit_stable(result.decisions, k)
             rows = np.arange(len(xb))
@@ -166,22 +175,17 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
             exits[k][2] += float(spent[rows, stop - 1].sum())
         if progress is not None:
             progress(min(start + batch_size, n), n)
-    return _report(model, snn, n, T, seconds, correct / n, ann_correct / n, synops_steps / n, spikes / n, weighted / n,
-                   synops / n, silent / n, fidelity, rate_hist, np.concatenate(first_spike), np.concatenate(stable_step),
-                   exits, energy, offsets)
+    return _report(model, snn, n, T, seconds, correct / n, ann_correct / n, synops_steps / n, events_steps / n,
+                   input_ops / n, spikes / n, weighted / n, synops / n, silent / n, fidelity, rate_hist,
+                   np.concatenate(first_spike), np.concatenate(stable_step), exits, energy)
 
 
-def _report(model, snn: SpikingNetwork, n, T, seconds, accuracy, ann_accuracy, synops_steps, spikes, weighted, synops,
-            silent, fidelity, rate_hist, first_spike, stable_step, exits, energy, offsets) -> dict:
-    cumulative = np.cumsum(synops_steps)
-    analog = snn.config.input == "analog"
-    input_ops = sum(float(synops[s]) for s, st in enumerate(snn.stages)
-                    if analog and any(p.source == -1 for p in st.projections))  # computed once: MACs
+def _report(model, snn: SpikingNetwork, n, T, seconds, accuracy, ann_accuracy, synops_steps, events_steps, input_ops,
+            spikes, weighted, synops, silent, fidelity, rate_hist, first_spike, stable_step, exits, energy) -> dict:
+    cumulative = np.cumsum(synops_steps.sum(axis=0))
     macs = float(sum(st.macs for st in snn.stages))
-    e_ac, e_mac = energy["e_ac_pj"], energy["e_mac_pj"]
-    snn_energy = (e_ac * (cumulative - input_ops) + e_mac * input_ops) * 1e-6  # uJ, cumulative per step
-    ann_energy = e_mac * macs * 1e-6
-    affordable = np.flatnonzero(snn_energy <= ann_energy)
+    snn_energy, ann_energy = common_energy(synops_steps, float(input_ops.sum()), macs, energy)
+    memory_snn, memory_ann, prices = memory_energy(snn, synops_steps, events_steps, input_ops, energy)
     layers = []
     for s, stage in enumerate(snn.stages):
         kind = {IF: "IF", GATE: "maxpool gate"}.get(stage.kind, f"output {snn.config.output}")
@@ -198,7 +202,7 @@ def _report(model, snn: SpikingNetwork, n, T, seconds, accuracy, ann_accuracy, s
     within = {p: steps_to_within(accuracy, ann_accuracy, float(p)) for p in WITHIN_POINTS}
     neurons = sum(st.size for st in snn.stages[:-1])
     graded = snn.config.spikes == "graded"
-    event_ops = float(cumulative[-1]) - input_ops
+    event_ops = float(cumulative[-1] - input_ops.sum())
     return {
         "samples": n, "steps": T, "settings": dataclasses.asdict(snn.config),
         "calibration": model.calibration, "seconds": seconds,
@@ -213,9 +217,12 @@ def _report(model, snn: SpikingNetwork, n, T, seconds, accuracy, ann_accuracy, s
                    | {"analog_input": "the first layer's current, computed once per sample, as MACs",
                       "ann": "every MAC of the ANN"},
                    "ann_uj_per_sample": ann_energy, "snn_uj_per_sample_per_step": [float(e) for e in snn_energy],
-                   "break_even_step": int(affordable[-1]) + 1 if affordable.size else None},
+                   "break_even_step": break_even_step(snn_energy, ann_energy),
+                   "memory_model": {"convention": MEMORY_CONVENTION, "prices_pj": prices, "ann_uj_per_sample": memory_ann,
+                                    "snn_uj_per_sample_per_step": [float(e) for e in memory_snn],
+                                    "break_even_step": break_even_step(memory_snn, memory_ann)}},
         "neurobench": {"activation_sparsity": 1 - float(spikes[:-1].sum()) / (neurons * T) if neurons else None,
-                       "synaptic_operations": {"effective_macs": input_ops + (event_ops if graded else 0.0),
+                       "synaptic_operations": {"effective_macs": float(input_ops.sum()) + (event_ops if graded else 0.0),
                                                "effective_acs": 0.0 if graded else event_ops,
                                                "dense": macs * T},
                        "membrane_updates": float(neurons * T),

@@ -41,9 +41,9 @@ def comparison_table(reports: dict[str, dict]) -> list[str]:
         rows.append([name, r["settings"]["spikes"], _pct(r["ann_accuracy"]), _pct(r["accuracy"])]
                     + [str(r["steps_to_within"][p] or "never") for p in ("0.5", "1")]
                     + [_num(r["synops_to_within"]["0.5"]), _num(r["macs_per_sample"]),
-                       str(e["break_even_step"] or "never")])
+                       str(e["break_even_step"] or "never"), str(e["memory_model"]["break_even_step"] or "never")])
     return _table(["model", "spikes", "ANN", "SNN at T", "steps to ANN-0.5", "steps to ANN-1", "SynOps to ANN-0.5",
-                   "ANN MACs", "energy break-even step"], rows)
+                   "ANN MACs", "break-even step (common)", "break-even step (memory-aware)"], rows)
 
 
 def markdown(reports: dict[str, dict], plots: list[str]) -> str:
@@ -66,8 +66,14 @@ def markdown(reports: dict[str, dict], plots: list[str]) -> str:
     lines += _table(["", *[f"T={t}" for t in marks]],
                     [["SNN uJ per sample"] + [f"{e['snn_uj_per_sample_per_step'][t - 1]:.3g}" for t in marks],
                      ["accuracy"] + [_pct(r["accuracy_per_step"][t - 1]) for t in marks]])
+    m = e["memory_model"]
     lines += ["", f"ANN: {e['ann_uj_per_sample']:.3g} uJ per sample. The SNN's cumulative energy stays at or below the "
               f"ANN's up to step {e['break_even_step'] or 'never (step 1 costs more)'}.", "",
+              f"Memory-aware model ({m['convention']}):", ""]
+    lines += _table(["", *[f"T={t}" for t in marks]],
+                    [["SNN uJ per sample"] + [f"{m['snn_uj_per_sample_per_step'][t - 1]:.3g}" for t in marks]])
+    lines += ["", f"ANN: {m['ann_uj_per_sample']:.3g} uJ per sample; the SNN stays at or below it up to step "
+              f"{m['break_even_step'] or 'never (step 1 costs more)'}.", "",
               "## Layers", ""] + layer_table(r)
     nb = r["neurobench"]
     ops = nb["synaptic_operations"]

@@ -338,7 +338,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     n_out = off[n_stages] - out0
     first_spike = -1
     exit_step = -1
-    spent = 0  # SynOps so far (the analog input's, computed once, count in step 1)
+    spent = np.zeros(n_stages, dtype=np.int64)  # SynOps so far per stage (the analog input's count in step 1)
     for t in range(steps):
         n_events = 0
         if poisson:
@@ -406,8 +406,9 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 counts[k] += amounts[out0 + k] if graded else 1
         if first_spike < 0 and spikes[n_stages - 1, t] > 0:
             first_spike = t + 1
-        step_synops[t] = synops.sum() - spent
-        spent += step_synops[t]
+        for s in range(n_stages):
+            step_synops[s, t] = synops[s] - spent[s]
+            spent[s] = synops[s]
         decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
         if _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
             exit_step = t + 1
@@ -597,7 +598,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         spikes = np.zeros((b, n_stages, steps), np.int32)
         spike_amounts = np.zeros((b, n_stages), np.int64)
         synops = np.zeros((b, n_stages), np.int64)
-        step_synops = np.zeros((b, steps), np.int64)
+        step_synops = np.zeros((b, n_stages, steps), np.int64)
         decisions = np.zeros((b, steps), np.int32)
         first_spike = np.zeros(b, np.int32)
         exit_step = np.zeros(b, np.int32)

@@ -84,7 +84,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     drive = [stage_drive(s, cfg, steps) for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
     spike_amounts = np.zeros((n, n_stages), np.int64)
-    step_synops = np.zeros((n, steps), np.int64)
+    step_synops = np.zeros((n, n_stages, steps), np.int64)
     limit = cfg.spike_limit
     synops = np.zeros((n, n_stages), np.int64)
     decisions = np.zeros((n, steps), np.int32)
@@ -144,7 +144,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         elif cfg.output == "spikes":
             counts += out[n_stages - 1].astype(np.int32)
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
-        step_synops[:, t] = synops.sum(axis=1) - step_synops[:, :t].sum(axis=1)
+        step_synops[:, :, t] = synops - step_synops[:, :, :t].sum(axis=2)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
     membrane = np.concatenate(v, axis=1) if record else None
     return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),

@@ -82,7 +82,7 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
         cumulative = np.cumsum(result.spikes.sum(axis=(0, 1))) / n
         report["cumulative_spikes_per_step"] = [float(c) for c in cumulative]
         if result.synops_per_step is not None:
-            cumulative = np.cumsum(result.synops_per_step.sum(axis=0)) / n
+            cumulative = np.cumsum(result.synops_per_step.sum(axis=(0, 1))) / n
             report["cumulative_synops_per_step"] = [float(c) for c in cumulative]
     if ann_accuracy is not None:
         report["ann_accuracy"] = ann_accuracy

@@ -355,7 +355,7 @@ class SimulationResult:
     membrane: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) float32 at T, when recorded
     spike_amounts: np.ndarray | None = None  # (N, S) int64: spikes per stage weighted by what each event carries
     neuron_counts: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) int32 spikes, when counted
-    synops_per_step: np.ndarray | None = field(default=None, repr=False)  # (N, T) int64 SynOps spent in each step
+    synops_per_step: np.ndarray | None = field(default=None, repr=False)  # (N, S, T) int64 SynOps into each stage per step
 
     def __post_init__(self):
         if self.spike_amounts is None:  # binary spikes: every event carries one

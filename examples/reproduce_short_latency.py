@@ -89,7 +89,7 @@ def sweep(name: str, limit: int, n_calib: int) -> dict:
         else:
             result = simulate(model.build(), x, max(STEPS))
             curve = result.accuracy_per_step(y)
-            spent = np.cumsum(result.synops_per_step.mean(axis=0))
+            spent = np.cumsum(result.synops_per_step.sum(axis=1).mean(axis=0))
             accuracy = {str(t): float(curve[t - 1]) for t in STEPS}
             synops = {str(t): float(spent[t - 1]) for t in STEPS}
         row = {"settings": settings, "calibrated": calibrated, "accuracy": accuracy, "synops_per_sample": synops,
