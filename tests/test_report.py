@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from eventsnn.energy import break_even_step, sram_word_pj
 from eventsnn.report import steps_to_within
 
 
@@ -18,3 +20,19 @@ from eventsnn.report import steps_to_within
 ])
 def test_steps_to_within(curve, ann, points, expected):
     assert steps_to_within(curve, ann, points) == expected
+
+
+@pytest.mark.parametrize("curve, ann, expected", [
+    ([1.0, 2.0, 3.0], 2.5, 2),  # the SNN's cumulative energy passes the ANN's after step 2
+    ([1.0, 2.0, 3.0], 3.0, 3),  # at or below: still affordable at step 3
+    ([4.0, 5.0], 3.0, None),  # even step 1 costs more
+])
+def test_break_even_step(curve, ann, expected):
+    assert break_even_step(np.array(curve), ann) == expected
+
+
+def test_sram_prices_follow_the_published_anchors():
+    """Horowitz 2014: 10 / 20 / 100 pJ per 64-bit read of 8 KiB / 32 KiB / 1 MiB SRAM; a 32-bit word half."""
+    assert sram_word_pj(8 * 1024) == pytest.approx(5.0)
+    assert sram_word_pj(32 * 1024) == pytest.approx(10.0)
+    assert 45 < sram_word_pj(1024 * 1024) < 60
