@@ -27,6 +27,7 @@ from . import ann
 from .convert import bias_carrier, spiking_roles
 from .engine import simulate
 from .ir import Network
+from .model import ConvertedModel
 
 Progress = Callable[[int, int], None]
 
@@ -38,7 +39,7 @@ def shiftable_populations(net: Network) -> list[int]:
     return [i for i, role in enumerate(roles) if role == "hidden" or (role == "add" and bias_carrier(net, i) is not None)]
 
 
-def _channel_means(values: np.ndarray, channels: int) -> np.ndarray:
+def _channel_sums(values: np.ndarray, channels: int) -> np.ndarray:
     """Sum over samples and positions of (N, C, ...) or (N, C*positions) values, per channel."""
     return values.reshape(len(values), channels, -1).sum(axis=(0, 2), dtype=np.float64)
 
@@ -55,11 +56,11 @@ def ann_targets(net: Network, populations: list[int], x, ceiling: float, batch_s
     for start in range(0, len(x), batch_size):
         for j, out in ann.activations(net, x[start:start + batch_size]):
             if j in readers:
-                sums[readers[j]] += _channel_means(np.clip(out, 0, ceiling), net.shapes[j][0])
+                sums[readers[j]] += _channel_sums(np.clip(out, 0, ceiling), net.shapes[j][0])
     return {i: sums[i] / (len(x) * _positions(net.shapes[i])) for i in populations}
 
 
-def snn_values(model, populations: list[int], x, steps: int, batch_size: int = 128) -> dict[int, np.ndarray]:
+def snn_values(model: ConvertedModel, populations: list[int], x, steps: int, batch_size: int = 128) -> dict[int, np.ndarray]:
     """Per population, the mean over samples and positions of each channel's spikes / (T levels)."""
     snn = model.build()
     names = [stage.name for stage in snn.stages]
@@ -70,11 +71,12 @@ def snn_values(model, populations: list[int], x, steps: int, batch_size: int = 1
         counts = simulate(snn, x[start:start + batch_size], steps, count_neurons=True).neuron_counts
         for i in populations:
             s = names.index(net.layers[i].name)
-            sums[i] += _channel_means(counts[:, offsets[s]:offsets[s + 1]], net.shapes[i][0])
+            sums[i] += _channel_sums(counts[:, offsets[s]:offsets[s + 1]], net.shapes[i][0])
     return {i: sums[i] / (len(x) * _positions(net.shapes[i]) * steps * model.config.spike_levels) for i in populations}
 
 
-def calibrate_biases(model, x, steps: int, batch_size: int = 128, progress: Progress | None = None):
+def calibrate_biases(model: ConvertedModel, x, steps: int, batch_size: int = 128,
+                     progress: Progress | None = None) -> ConvertedModel:
     """The model with per-channel bias shifts calibrated for runs of ``steps`` steps (see the module
     docstring); ``x``: calibration images (an array or lazy Images)."""
     if not isinstance(steps, (int, np.integer)) or steps < 1:
