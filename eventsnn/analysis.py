@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from . import ann
 from .energy import COMMON, break_even_step, common_energy, input_ops_per_stage, memory_energy
@@ -60,32 +61,56 @@ def load_energy_model(path: str | Path | None) -> dict:
     return energy
 
 
+@njit(cache=True)
+def _fidelity_sums(a, counts, scale, sums):
+    """One pass over a layer's (ANN value, SNN spike count) pairs: sums += [a, v, a a, v v, a v, |a - v|]
+    with v = counts x scale, in float64."""
+    for i in range(a.size):
+        x = np.float64(a[i])
+        v = counts[i] * scale
+        sums[0] += x
+        sums[1] += v
+        sums[2] += x * x
+        sums[3] += v * v
+        sums[4] += x * v
+        sums[5] += abs(x - v)
+
+
+@njit(cache=True)
+def _count_stats(counts, divisor, hist):
+    """Silent (zero) counts, and hist[min(count x 20 // divisor, 19)] += 1: 20 bins of spikes per step."""
+    silent = 0
+    for i in range(counts.size):
+        c = counts[i]
+        silent += c == 0
+        hist[min(c * 20 // divisor, 19)] += 1
+    return silent
+
+
 class _Fidelity:
     """Running sums for the Pearson r and mean absolute error between ANN and SNN values."""
 
     def __init__(self):
         self.n = 0
-        self.sums = np.zeros(5)  # x, y, xx, yy, xy
-        self.abs_error = 0.0
+        self.sums = np.zeros(6)  # a, v, aa, vv, av, |a - v|
         self.scatter = np.zeros((0, 2))
 
-    def add(self, a: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> None:
-        a, s = a.ravel().astype(np.float64), s.ravel().astype(np.float64)
+    def add(self, a: np.ndarray, counts: np.ndarray, scale: float, rng: np.random.Generator) -> None:
+        a, counts = np.ascontiguousarray(a).ravel(), np.ascontiguousarray(counts).ravel()
         self.n += a.size
-        self.sums += [a.sum(), s.sum(), a @ a, s @ s, a @ s]
-        self.abs_error += np.abs(a - s).sum()
+        _fidelity_sums(a, counts, float(scale), self.sums)
         room = SCATTER_POINTS - len(self.scatter)
         if room > 0 and a.size:
             pick = rng.choice(a.size, min(room, a.size), replace=False)
-            self.scatter = np.concatenate([self.scatter, np.stack([a[pick], s[pick]], axis=1)])
+            self.scatter = np.concatenate([self.scatter, np.stack([a[pick], counts[pick] * scale], axis=1)])
 
     def result(self) -> tuple[float | None, float | None]:
         if self.n == 0:
             return None, None
-        x, y, xx, yy, xy = self.sums / self.n
+        x, y, xx, yy, xy, abs_error = self.sums / self.n
         var_x, var_y = xx - x * x, yy - y * y
         r = (xy - x * y) / math.sqrt(var_x * var_y) if var_x > 0 and var_y > 0 else None
-        return (None if r is None else float(r)), float(self.abs_error / self.n)
+        return (None if r is None else float(r)), float(abs_error)
 
 
 def _ann_layer(model: ConvertedModel, stage_name: str) -> int | None:
@@ -113,6 +138,53 @@ def _exit_stable(decisions: np.ndarray, k: int) -> np.ndarray:
     return stop
 
 
+class _Totals:
+    """What the analysis accumulates over batches: sums over samples, per stage and step."""
+
+    def __init__(self, snn: SpikingNetwork, watched: dict[int, int], steps: int, seed: int):
+        n_stages = len(snn.stages)
+        self.snn, self.watched, self.steps = snn, watched, steps
+        self.offsets = np.concatenate([[0], np.cumsum([s.size for s in snn.stages])])
+        self.n, self.seconds, self.ann_correct = 0, 0.0, 0
+        self.correct = np.zeros(steps)
+        self.synops = np.zeros((n_stages, steps))
+        self.events = np.zeros((n_stages, steps))
+        self.input_ops = np.zeros(n_stages)
+        self.weighted = np.zeros(n_stages)
+        self.silent = np.zeros(n_stages)
+        self.fidelity = {s: _Fidelity() for s in watched}
+        self.rate_hist = [np.zeros(20, np.int64) for _ in snn.stages]
+        self.first_spike: list[np.ndarray] = []
+        self.stable_step: list[np.ndarray] = []
+        self.exits = {k: np.zeros(3) for k in EXIT_STABLE}  # correct, stop steps, SynOps spent
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, result, x: np.ndarray, y: np.ndarray, activations: dict[int, np.ndarray], ann_out: np.ndarray):
+        snn, steps = self.snn, self.steps
+        self.n += len(x)
+        self.seconds += result.seconds
+        self.ann_correct += int((ann_out.argmax(axis=1) == y).sum())
+        self.correct += (result.decisions == y[:, None]).sum(axis=0)
+        self.synops += result.synops_per_step.sum(axis=0)
+        self.events += result.spikes.sum(axis=0)
+        self.input_ops += input_ops_per_stage(snn, x)
+        self.weighted += result.spike_amounts.sum(axis=0)
+        divisor = steps * max(1, snn.config.spike_limit)  # histogram over [0, most spikes per step]
+        for s in range(len(snn.stages)):
+            counts = np.ascontiguousarray(result.neuron_counts[:, self.offsets[s]:self.offsets[s + 1]]).ravel()
+            self.silent[s] += _count_stats(counts, divisor, self.rate_hist[s])
+            if s in self.watched:
+                scale = 1.0 / (steps * snn.config.spike_levels)  # spikes -> the layer's normalized units
+                self.fidelity[s].add(activations[self.watched[s]], counts, scale, self.rng)
+        self.first_spike.append(result.first_spike)
+        self.stable_step.append(stable_decision_step(result.decisions))
+        spent = np.cumsum(result.synops_per_step.sum(axis=1), axis=1)
+        rows = np.arange(len(x))
+        for k in EXIT_STABLE:
+            stop = _exit_stable(result.decisions, k)
+            self.exits[k] += [(result.decisions[rows, stop - 1] == y).sum(), stop.sum(), spent[rows, stop - 1].sum()]
+
+
 def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int = 256, seed: int = 0,
             energy: dict | None = None, progress: Progress | None = None, **settings) -> dict:
     """The analysis report of one model on labelled data (see the module docstring); ``settings``
@@ -120,118 +192,90 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
     y = np.asarray(y)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as images, and at least one: {len(x)} images, {len(y)} labels")
-    energy = energy or dict(ENERGY_DEFAULTS)
     snn = model.build(**settings)
     reference = dataclasses.replace(model, bias_shift={}).normalized()  # the ANN the SNN should follow
-    stages = snn.stages
-    offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
-    watched = {s: _ann_layer(model, stage.name) for s, stage in enumerate(stages) if stage.kind != OUTPUT}
-    fidelity = {s: _Fidelity() for s in watched}
-    rng = np.random.default_rng(seed)
-    n, T = len(x), steps
-    correct = np.zeros(T)
-    ann_correct = 0
-    synops_steps = np.zeros((len(stages), T))
-    events_steps = np.zeros((len(stages), T))
-    input_ops = np.zeros(len(stages))
-    spikes = np.zeros(len(stages))
-    weighted = np.zeros(len(stages))
-    synops = np.zeros(len(stages))
-    silent = np.zeros(len(stages))
-    rate_hist = {s: np.zeros(20) for s in watched}
-    first_spike, stable_step = [], []
-    exits = {k: [0, 0.0, 0.0] for k in EXIT_STABLE}  # correct, stop steps, SynOps spent
-    seconds = 0.0
-    levels = snn.config.spike_levels
-    for start in range(0, n, batch_size):
+    watched = {s: _ann_layer(model, stage.name) for s, stage in enumerate(snn.stages) if stage.kind != OUTPUT}
+    totals = _Totals(snn, watched, steps, seed)
+    for start in range(0, len(x), batch_size):
         xb = ann.check_input(model.ann, x[start:start + batch_size])
         yb = y[start:start + batch_size]
-        result = simulate(snn, xb, T, seed=seed, first_sample=start, count_neurons=True)
-        seconds += result.seconds
+        result = simulate(snn, xb, steps, seed=seed, first_sample=start, count_neurons=True)
         activations = dict(ann.activations(reference, xb))
-        ann_correct += int((activations[len(reference.layers) - 1].argmax(axis=1) == yb).sum())
-        correct += (result.decisions == yb[:, None]).sum(axis=0)
-        synops_steps += result.synops_per_step.sum(axis=0)  # (stages, T)
-        events_steps += result.spikes.sum(axis=0)
-        input_ops += input_ops_per_stage(snn, xb)
-        spikes += result.spikes.sum(axis=(0, 2))
-        weighted += result.spike_amounts.sum(axis=0)
-        synops += result.synops.sum(axis=0)
-        for s in range(len(stages)):
-            counts = result.neuron_counts[:, offsets[s]:offsets[s + 1]]
-            silent[s] += np.count_nonzero(counts == 0)
-            if s in watched:
-                value = counts / (T * levels)
-                fidelity[s].add(activations[watched[s]].reshape(len(xb), -1), value, rng)
-                rate_hist[s] += np.histogram(counts / T, bins=20, range=(0, max(1.0, snn.config.spike_limit)))[0]
-        first_spike.append(result.first_spike)
-        stable_step.append(stable_decision_step(result.decisions))
-        spent = np.cumsum(result.synops_per_step.sum(axis=1), axis=1)
-        for k in EXIT_STABLE:
-            stop = _exit_stable(result.decisions, k)
-            rows = np.arange(len(xb))
-            exits[k][0] += int((result.decisions[rows, stop - 1] == yb).sum())
-            exits[k][1] += float(stop.sum())
-            exits[k][2] += float(spent[rows, stop - 1].sum())
+        totals.add(result, xb, yb, activations, activations[len(reference.layers) - 1])
         if progress is not None:
-            progress(min(start + batch_size, n), n)
-    return _report(model, snn, n, T, seconds, correct / n, ann_correct / n, synops_steps / n, events_steps / n,
-                   input_ops / n, spikes / n, weighted / n, synops / n, silent / n, fidelity, rate_hist,
-                   np.concatenate(first_spike), np.concatenate(stable_step), exits, energy)
+            progress(totals.n, len(x))
+    return _report(model, totals, energy or dict(ENERGY_DEFAULTS))
 
 
-def _report(model, snn: SpikingNetwork, n, T, seconds, accuracy, ann_accuracy, synops_steps, events_steps, input_ops,
-            spikes, weighted, synops, silent, fidelity, rate_hist, first_spike, stable_step, exits, energy) -> dict:
-    cumulative = np.cumsum(synops_steps.sum(axis=0))
-    macs = float(sum(st.macs for st in snn.stages))
-    snn_energy, ann_energy = common_energy(synops_steps, float(input_ops.sum()), macs, energy)
-    memory_snn, memory_ann, prices = memory_energy(snn, synops_steps, events_steps, input_ops, energy)
+def _layers(totals: _Totals) -> list[dict]:
+    snn, n, steps = totals.snn, totals.n, totals.steps
     layers = []
     for s, stage in enumerate(snn.stages):
-        kind = {IF: "IF", GATE: "maxpool gate"}.get(stage.kind, f"output {snn.config.output}")
-        layer = {"name": stage.name, "kind": kind, "neurons": stage.size,
-                 "rate": float(spikes[s]) / (stage.size * T), "silent_share": float(silent[s]) / stage.size,
-                 "spikes_per_sample": float(spikes[s]), "spikes_weighted_per_sample": float(weighted[s]),
-                 "synops_per_sample": float(synops[s]), "macs": stage.macs,
-                 "synops_per_mac": float(synops[s]) / stage.macs if stage.macs else None}
-        if s in fidelity:
-            r, error = fidelity[s].result()
-            layer.update(rate_correlation=r, rate_error=error, rate_histogram=rate_hist[s].tolist(),
-                         scatter=np.round(fidelity[s].scatter, 4).tolist())
+        events, synops = totals.events[s].sum() / n, totals.synops[s].sum() / n
+        layer = {"name": stage.name,
+                 "kind": {IF: "IF", GATE: "maxpool gate"}.get(stage.kind, f"output {snn.config.output}"),
+                 "neurons": stage.size, "rate": float(events) / (stage.size * steps),
+                 "silent_share": float(totals.silent[s]) / (n * stage.size),
+                 "spikes_per_sample": float(events), "spikes_weighted_per_sample": float(totals.weighted[s]) / n,
+                 "synops_per_sample": float(synops), "macs": stage.macs,
+                 "synops_per_mac": float(synops) / stage.macs if stage.macs else None}
+        if s in totals.fidelity:
+            r, error = totals.fidelity[s].result()
+            layer.update(rate_correlation=r, rate_error=error, rate_histogram=totals.rate_hist[s].tolist(),
+                         scatter=np.round(totals.fidelity[s].scatter, 4).tolist())
         layers.append(layer)
+    return layers
+
+
+def _energy(totals: _Totals, macs: float, energy: dict) -> dict:
+    n = totals.n
+    synops, events, input_ops = totals.synops / n, totals.events / n, totals.input_ops / n
+    snn_energy, ann_energy = common_energy(synops, float(input_ops.sum()), macs, energy)
+    memory_snn, memory_ann, prices = memory_energy(totals.snn, synops, events, input_ops, energy)
+    return {"convention": {k: energy[k] for k in ("e_ac_pj", "e_mac_pj", "source")}
+            | {"analog_input": "the first layer's current, computed once per sample, as MACs",
+               "ann": "every MAC of the ANN"},
+            "ann_uj_per_sample": ann_energy, "snn_uj_per_sample_per_step": [float(e) for e in snn_energy],
+            "break_even_step": break_even_step(snn_energy, ann_energy),
+            "memory_model": {"convention": MEMORY_CONVENTION, "prices_pj": prices, "ann_uj_per_sample": memory_ann,
+                             "snn_uj_per_sample_per_step": [float(e) for e in memory_snn],
+                             "break_even_step": break_even_step(memory_snn, memory_ann)}}
+
+
+def _report(model: ConvertedModel, totals: _Totals, energy: dict) -> dict:
+    snn, n, steps = totals.snn, totals.n, totals.steps
+    accuracy, ann_accuracy = totals.correct / n, totals.ann_correct / n
+    cumulative = np.cumsum(totals.synops.sum(axis=0)) / n
+    macs = float(sum(st.macs for st in snn.stages))
     within = {p: steps_to_within(accuracy, ann_accuracy, float(p)) for p in WITHIN_POINTS}
     neurons = sum(st.size for st in snn.stages[:-1])
+    input_ops = float(totals.input_ops.sum()) / n
+    event_ops = float(cumulative[-1]) - input_ops
     graded = snn.config.spikes == "graded"
-    event_ops = float(cumulative[-1] - input_ops.sum())
+    first_spike, stable_step = np.concatenate(totals.first_spike), np.concatenate(totals.stable_step)
     return {
-        "samples": n, "steps": T, "settings": dataclasses.asdict(snn.config),
-        "calibration": model.calibration, "seconds": seconds,
+        "samples": n, "steps": steps, "settings": dataclasses.asdict(snn.config),
+        "calibration": model.calibration, "seconds": totals.seconds,
         "ann_accuracy": float(ann_accuracy), "accuracy": float(accuracy[-1]),
         "accuracy_per_step": [float(a) for a in accuracy],
         "cumulative_synops_per_step": [float(c) for c in cumulative],
         "steps_to_within": within,
         "synops_to_within": {p: float(cumulative[t - 1]) if t else None for p, t in within.items()},
         "macs_per_sample": macs,
-        "layers": layers,
-        "energy": {"convention": {k: energy[k] for k in ("e_ac_pj", "e_mac_pj", "source")}
-                   | {"analog_input": "the first layer's current, computed once per sample, as MACs",
-                      "ann": "every MAC of the ANN"},
-                   "ann_uj_per_sample": ann_energy, "snn_uj_per_sample_per_step": [float(e) for e in snn_energy],
-                   "break_even_step": break_even_step(snn_energy, ann_energy),
-                   "memory_model": {"convention": MEMORY_CONVENTION, "prices_pj": prices, "ann_uj_per_sample": memory_ann,
-                                    "snn_uj_per_sample_per_step": [float(e) for e in memory_snn],
-                                    "break_even_step": break_even_step(memory_snn, memory_ann)}},
-        "neurobench": {"activation_sparsity": 1 - float(spikes[:-1].sum()) / (neurons * T) if neurons else None,
-                       "synaptic_operations": {"effective_macs": float(input_ops.sum()) + (event_ops if graded else 0.0),
+        "layers": _layers(totals),
+        "energy": _energy(totals, macs, energy),
+        "neurobench": {"activation_sparsity": 1 - float(totals.events[:-1].sum()) / (n * neurons * steps)
+                       if neurons else None,
+                       "synaptic_operations": {"effective_macs": input_ops + (event_ops if graded else 0.0),
                                                "effective_acs": 0.0 if graded else event_ops,
-                                               "dense": macs * T},
-                       "membrane_updates": float(neurons * T),
+                                               "dense": macs * steps},
+                       "membrane_updates": float(neurons * steps),
                        "note": "per sample; graded events (k W) are counted as MACs"},
         "latency": {"first_output_spike": _summary(first_spike[first_spike > 0]),
                     "stable_decision_step": _summary(stable_step),
-                    "stable_decision_histogram": np.bincount(stable_step, minlength=T + 1)[1:].tolist(),
-                    "exit_stable": [{"stable_steps": k, "accuracy": c / n, "mean_stop_step": stops / n,
-                                     "synops_per_sample": spent / n} for k, (c, stops, spent) in exits.items()]},
+                    "stable_decision_histogram": np.bincount(stable_step, minlength=steps + 1)[1:].tolist(),
+                    "exit_stable": [{"stable_steps": k, "accuracy": float(c) / n, "mean_stop_step": float(stops) / n,
+                                     "synops_per_sample": float(spent) / n} for k, (c, stops, spent) in totals.exits.items()]},
     }
 
 
