@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from numba import njit
@@ -63,27 +64,30 @@ def load_energy_model(path: str | Path | None) -> dict:
 
 @njit(cache=True)
 def _fidelity_sums(a, counts, scale, sums):
-    """One pass over a layer's (ANN value, SNN spike count) pairs: sums += [a, v, a a, v v, a v, |a - v|]
-    with v = counts x scale, in float64."""
-    for i in range(a.size):
-        x = np.float64(a[i])
-        v = counts[i] * scale
-        sums[0] += x
-        sums[1] += v
-        sums[2] += x * x
-        sums[3] += v * v
-        sums[4] += x * v
-        sums[5] += abs(x - v)
+    """One pass over a layer's (ANN value, SNN spike count) pairs, (samples, neurons) each:
+    sums += [a, v, a a, v v, a v, |a - v|] with v = counts x scale, in float64."""
+    for b in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            x = np.float64(a[b, i])
+            v = counts[b, i] * scale
+            sums[0] += x
+            sums[1] += v
+            sums[2] += x * x
+            sums[3] += v * v
+            sums[4] += x * v
+            sums[5] += abs(x - v)
 
 
 @njit(cache=True)
 def _count_stats(counts, divisor, hist):
-    """Silent (zero) counts, and hist[min(count x 20 // divisor, 19)] += 1: 20 bins of spikes per step."""
+    """Over (samples, neurons) spike counts: how many are zero, and hist[min(count x 20 // divisor, 19)]
+    += 1 (20 bins of spikes per step)."""
     silent = 0
-    for i in range(counts.size):
-        c = counts[i]
-        silent += c == 0
-        hist[min(c * 20 // divisor, 19)] += 1
+    for b in range(counts.shape[0]):
+        for i in range(counts.shape[1]):
+            c = counts[b, i]
+            silent += c == 0
+            hist[min(c * 20 // divisor, 19)] += 1
     return silent
 
 
@@ -96,13 +100,14 @@ class _Fidelity:
         self.scatter = np.zeros((0, 2))
 
     def add(self, a: np.ndarray, counts: np.ndarray, scale: float, rng: np.random.Generator) -> None:
-        a, counts = np.ascontiguousarray(a).ravel(), np.ascontiguousarray(counts).ravel()
+        """a: the ANN's values, counts: the SNN's spike counts, both (samples, neurons)."""
         self.n += a.size
         _fidelity_sums(a, counts, float(scale), self.sums)
         room = SCATTER_POINTS - len(self.scatter)
         if room > 0 and a.size:
             pick = rng.choice(a.size, min(room, a.size), replace=False)
-            self.scatter = np.concatenate([self.scatter, np.stack([a[pick], counts[pick] * scale], axis=1)])
+            rows, cols = np.divmod(pick, a.shape[1])
+            self.scatter = np.concatenate([self.scatter, np.stack([a[rows, cols], counts[rows, cols] * scale], axis=1)])
 
     def result(self) -> tuple[float | None, float | None]:
         if self.n == 0:
@@ -159,23 +164,29 @@ class _Totals:
         self.exits = {k: np.zeros(3) for k in EXIT_STABLE}  # correct, stop steps, SynOps spent
         self.rng = np.random.default_rng(seed)
 
-    def add(self, result, x: np.ndarray, y: np.ndarray, activations: dict[int, np.ndarray], ann_out: np.ndarray):
+    def add(self, result, x: np.ndarray, y: np.ndarray, activations: Iterator[tuple[int, np.ndarray]]):
+        """One batch: its simulation result and the (layer, output) pairs of the reference ANN,
+        consumed one layer at a time (holding them all would cost memory and time)."""
         snn, steps = self.snn, self.steps
         self.n += len(x)
         self.seconds += result.seconds
-        self.ann_correct += int((ann_out.argmax(axis=1) == y).sum())
         self.correct += (result.decisions == y[:, None]).sum(axis=0)
         self.synops += result.synops_per_step.sum(axis=0)
         self.events += result.spikes.sum(axis=0)
         self.input_ops += input_ops_per_stage(snn, x)
         self.weighted += result.spike_amounts.sum(axis=0)
         divisor = steps * max(1, snn.config.spike_limit)  # histogram over [0, most spikes per step]
-        for s in range(len(snn.stages)):
-            counts = np.ascontiguousarray(result.neuron_counts[:, self.offsets[s]:self.offsets[s + 1]]).ravel()
-            self.silent[s] += _count_stats(counts, divisor, self.rate_hist[s])
-            if s in self.watched:
-                scale = 1.0 / (steps * snn.config.spike_levels)  # spikes -> the layer's normalized units
-                self.fidelity[s].add(activations[self.watched[s]], counts, scale, self.rng)
+        counts = [result.neuron_counts[:, self.offsets[s]:self.offsets[s + 1]] for s in range(len(snn.stages))]
+        for s, stage_counts in enumerate(counts):
+            self.silent[s] += _count_stats(stage_counts, divisor, self.rate_hist[s])
+        scale = 1.0 / (steps * snn.config.spike_levels)  # spikes -> the layer's normalized units
+        stage_of = {layer: s for s, layer in self.watched.items()}
+        last = None
+        for j, out in activations:
+            last = out
+            if j in stage_of:
+                self.fidelity[stage_of[j]].add(out.reshape(len(x), -1), counts[stage_of[j]], scale, self.rng)
+        self.ann_correct += int((last.argmax(axis=1) == y).sum())
         self.first_spike.append(result.first_spike)
         self.stable_step.append(stable_decision_step(result.decisions))
         spent = np.cumsum(result.synops_per_step.sum(axis=1), axis=1)
@@ -200,8 +211,7 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
         xb = ann.check_input(model.ann, x[start:start + batch_size])
         yb = y[start:start + batch_size]
         result = simulate(snn, xb, steps, seed=seed, first_sample=start, count_neurons=True)
-        activations = dict(ann.activations(reference, xb))
-        totals.add(result, xb, yb, activations, activations[len(reference.layers) - 1])
+        totals.add(result, xb, yb, ann.activations(reference, xb))
         if progress is not None:
             progress(totals.n, len(x))
     return _report(model, totals, energy or dict(ENERGY_DEFAULTS))

@@ -55,6 +55,7 @@ class NetArrays(NamedTuple):
     drive: np.ndarray  # constant current per neuron (bias, shift)
     has_drive: np.ndarray
     input_index: np.ndarray  # IR index of each input (keys the Poisson stream)
+    ir_index: np.ndarray  # IR index (stages concatenated) of each neuron: rasters and counts are kept in IR order
 
 
 class Settings(NamedTuple):
@@ -387,9 +388,9 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                     j = v0 + queue[v0 + e]
                     emitted = amounts[j] if graded else 1
                     if record:
-                        raster[t, j] = emitted
+                        raster[t, net.ir_index[j]] = emitted
                     if tallying:
-                        tally[j] += emitted
+                        tally[net.ir_index[j]] += emitted
         if readout == SOFTMAX:
             if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
                 k = _softmax_draw(v, out0, n_out, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
@@ -397,9 +398,9 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 spikes[n_stages - 1, t] = 1
                 spike_amounts[n_stages - 1] += 1
                 if record:
-                    raster[t, out0 + k] = 1
+                    raster[t, net.ir_index[out0 + k]] = 1
                 if tallying:
-                    tally[out0 + k] += 1
+                    tally[net.ir_index[out0 + k]] += 1
         elif readout == SPIKES:
             for e in range(qlen[n_stages - 1]):
                 k = queue[out0 + e]
@@ -417,7 +418,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     for k in range(n_out):
         v_out[k] = v[out0 + k]
     if record:
-        membrane[:] = v
+        for e in range(v.size):
+            membrane[net.ir_index[e]] = v[e]
     return first_spike, exit_step
 
 
@@ -522,7 +524,7 @@ def pack(snn: SpikingNetwork) -> NetArrays:
         geometry=np.array([_geometry(p, t.size) for p, t in zip(projections, targets)], np.int64).reshape(-1, 3),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
-        input_index=engine_order(snn.input_shape))
+        input_index=engine_order(snn.input_shape), ir_index=_neuron_order(snn))
 
 
 def with_drive(net: NetArrays, snn: SpikingNetwork, steps: int) -> NetArrays:
@@ -589,7 +591,6 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     net = with_drive(pack(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
     x = x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
-    order = _neuron_order(snn) if record or count_neurons else None
     n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
     parts = []
     for start in range(0, max(n, 1), batch_size):
@@ -611,11 +612,6 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, synops, step_synops, decisions, first_spike, exit_step, counts,
                    v_out, raster, membrane, record, tally, count_neurons, threads or numba.config.NUMBA_NUM_THREADS)
         elapsed = time.perf_counter() - began
-        if record:  # back to IR order
-            raster[:, :, order] = raster.copy()
-            membrane[:, order] = membrane.copy()
-        if count_neurons:
-            tally[:, order] = tally.copy()
         parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
                                       raster if record else None, membrane if record else None, spike_amounts,
