@@ -7,7 +7,7 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .ir import Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU, Softmax
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, int], stride: int) -> np.ndarray:
@@ -52,6 +52,9 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0)
     if isinstance(layer, ClipReLU):
         return np.clip(x, 0, np.float32(layer.threshold))
+    if isinstance(layer, QCFS):
+        step = np.float64(layer.threshold) / layer.levels
+        return (np.clip(np.floor(x / step + 0.5), 0, layer.levels) * step).astype(np.float32)
     if isinstance(layer, MaxPool2d):
         return _windows(x, (layer.kernel_size,) * 2, layer.stride).max(axis=(-1, -2))
     if isinstance(layer, BatchNorm):

@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 
 from . import ann
-from .ir import ACTIVATIONS, AFFINE, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, Softmax
+from .ir import (ACTIVATIONS, AFFINE, QCFS, THRESHOLDED, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear,
+                 MaxPool2d, Network, Softmax)
 
 
 def fold_batchnorm(net: Network) -> Network:
@@ -172,7 +173,7 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
     for i, role in enumerate(roles):
         if role in ("hidden", "add"):
             activation = net.consumers(i)[0]
-            if isinstance(net.layers[activation], ClipReLU):
+            if isinstance(net.layers[activation], THRESHOLDED):  # trained threshold: the scale
                 scales[i] = float(net.layers[activation].threshold)
             else:
                 watch[activation] = i
@@ -240,5 +241,7 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
             layer = Add(layer.name, tuple(weights))
         elif isinstance(layer, ClipReLU):
             layer = ClipReLU(layer.threshold / scale_of(net.inputs[i][0]), layer.name)
+        elif isinstance(layer, QCFS):
+            layer = QCFS(layer.levels, layer.threshold / scale_of(net.inputs[i][0]), layer.name)
         layers.append(layer)
     return net.replace_layers(layers)

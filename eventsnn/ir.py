@@ -144,6 +144,27 @@ class ClipReLU:
 
 
 @dataclass(frozen=True)
+class QCFS:
+    """Quantization-clip-floor-shift activation (Bu et al., ICLR 2022), trained with ``levels`` L
+    and a threshold lambda: a = lambda / L * clip(floor(z L / lambda + 1/2), 0, L). Converted with
+    scale lambda and V(0) = threshold/2, a layer's spike count over T = L steps (binary spikes),
+    or its graded spikes in one step with L levels, equals L a / lambda exactly."""
+
+    levels: int
+    threshold: float
+    name: str = "qcfs"
+
+    def __post_init__(self):
+        if isinstance(self.levels, bool) or not isinstance(self.levels, (int, np.integer)) or not 1 <= self.levels <= 255:
+            raise ValueError(f"{self.name}: levels must be an integer in [1, 255], not {self.levels!r}")
+        if not (np.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"{self.name}: threshold must be a positive number, not {self.threshold}")
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return in_shape
+
+
+@dataclass(frozen=True)
 class MaxPool2d:
     """a[c, y, x] = max over the kernel x kernel window at (stride*y, stride*x); no padding."""
 
@@ -230,7 +251,8 @@ class Add:
 
 Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, MaxPool2d, AvgPool2d, Flatten, Softmax, Add]
 AFFINE = (Conv2d, Linear)
-ACTIVATIONS = (ReLU, ClipReLU)
+ACTIVATIONS = (ReLU, ClipReLU, QCFS)
+THRESHOLDED = (ClipReLU, QCFS)  # activations whose trained threshold is the layer's scale
 
 
 Inputs = tuple[tuple[int, ...], ...]

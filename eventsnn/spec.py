@@ -5,7 +5,7 @@ batchnorm, relu, clip_relu, maxpool2d, avgpool2d, flatten, softmax). Parameter l
 ``"name"``, the prefix of their parameters (``name.weight``, ``name.bias``; batch-norm also
 ``name.running_mean``, ``name.running_var`` and optional ``"eps"``) and their shape fields
 (``out_channels``, ``kernel_size``, ``stride``, ``padding``; ``out_features``). Pools carry
-``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``; add carries optional
+``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``, qcfs ``levels`` and ``threshold``; add carries optional
 ``weights``. A layer reads the layer before it unless it names its sources in ``"inputs"``
 (layer names, ``"input"`` for the network input), e.g. a residual join
 ``{"type": "add", "name": "add1", "inputs": ["bn2", "relu0"]}``.
@@ -17,9 +17,9 @@ from typing import Mapping
 
 import numpy as np
 
-from .ir import Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 
-LAYER_TYPES = ("conv2d", "linear", "batchnorm", "relu", "clip_relu", "maxpool2d", "avgpool2d", "flatten", "softmax",
+LAYER_TYPES = ("conv2d", "linear", "batchnorm", "relu", "clip_relu", "qcfs", "maxpool2d", "avgpool2d", "flatten", "softmax",
                "add")
 
 
@@ -102,6 +102,11 @@ def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]):
         if "threshold" not in entry:
             raise SpecError(f"{where}: missing field 'threshold'")
         return ClipReLU(float(entry["threshold"]), name)
+    if kind == "qcfs":
+        for field in ("threshold", "levels"):
+            if field not in entry:
+                raise SpecError(f"{where}: missing field '{field}'")
+        return QCFS(_int(entry, "levels", where), float(entry["threshold"]), name)
     if kind in ("maxpool2d", "avgpool2d"):
         k = _int(entry, "kernel_size", where)
         stride = entry.get("stride")
@@ -178,6 +183,8 @@ def network_to_spec(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
                            f"{layer.name}.running_mean": layer.mean, f"{layer.name}.running_var": layer.var})
         elif isinstance(layer, ClipReLU):
             entry = {"type": "clip_relu", "threshold": layer.threshold}
+        elif isinstance(layer, QCFS):
+            entry = {"type": "qcfs", "levels": layer.levels, "threshold": layer.threshold}
         elif isinstance(layer, (MaxPool2d, AvgPool2d)):
             entry = {"type": "maxpool2d" if isinstance(layer, MaxPool2d) else "avgpool2d",
                      "kernel_size": layer.kernel_size, "stride": layer.stride}

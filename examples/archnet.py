@@ -10,6 +10,22 @@ import torch
 from torch import nn
 
 
+class QCFS(nn.Module):
+    """Quantization-clip-floor-shift activation (Bu et al., ICLR 2022) with a trainable threshold:
+    a = threshold / L * clip(floor(z L / threshold + 1/2), 0, L); the floor passes gradients
+    straight through, so both the weights and the threshold learn."""
+
+    def __init__(self, levels: int, threshold: float):
+        super().__init__()
+        self.levels = levels
+        self.threshold = nn.Parameter(torch.tensor(float(threshold)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scaled = torch.clamp(x / self.threshold, 0, 1) * self.levels + 0.5
+        floored = scaled + (torch.floor(scaled) - scaled).detach()  # straight-through floor
+        return torch.clamp(floored, 0, self.levels) * self.threshold / self.levels
+
+
 class ArchNet(nn.Module):
     def __init__(self, spec: dict, dropout: float = 0.0):
         super().__init__()
@@ -32,6 +48,8 @@ class ArchNet(nn.Module):
                 module = nn.ReLU()
             elif kind == "clip_relu":
                 module = nn.Hardtanh(0.0, float(layer["threshold"]))
+            elif kind == "qcfs":
+                module = QCFS(int(layer["levels"]), float(layer["threshold"]))
             elif kind == "maxpool2d":
                 module = nn.MaxPool2d(layer["kernel_size"], layer.get("stride"))
             elif kind == "avgpool2d":

@@ -3,6 +3,8 @@
     python examples/train_cifar10.py --epochs 30                       # ReLU net
     python examples/train_cifar10.py --clip-from examples/models/cifar10_relu.pt --epochs 8 --lr 0.01
                                                                        # threshold-ReLU net (Deng & Gu)
+    python examples/train_cifar10.py --clip-from examples/models/cifar10_relu.pt --qcfs-levels 8 --epochs 6 --lr 0.01
+                                                                       # QCFS net, 8 levels (Bu et al.)
 
 conv 32 3x3 - conv 32 3x3 - maxpool - conv 64 3x3 - conv 64 3x3 - maxpool - dense 512 - dense 10,
 batch-norm and biases everywhere, inputs in [0, 1]; the first conv of each pair is zero-padded
@@ -29,7 +31,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from examples.archnet import ArchNet  # noqa: E402
+from examples.archnet import QCFS, ArchNet  # noqa: E402
 from examples.cifar10_data import load_cifar10  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -93,6 +95,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="start from the weights in --out")
     parser.add_argument("--clip-from", help="ReLU weights to turn into a threshold-ReLU net and fine-tune")
     parser.add_argument("--clip-percentile", type=float, default=99.9)
+    parser.add_argument("--qcfs-levels", type=int,
+                        help="with --clip-from: QCFS activations with this many levels and trainable thresholds "
+                             "(Bu et al. 2022), started at the clip thresholds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -107,13 +112,17 @@ def main() -> None:
         relu_model.load_state_dict(torch.load(args.clip_from, weights_only=True))
         spec = clip_spec(relu_model, spec, data["x_train"][:5000], args.clip_percentile)
         print("thresholds:", [layer["threshold"] for layer in spec["layers"] if layer["type"] == "clip_relu"])
-    out = Path(args.out or HERE / "models" / ("cifar10_clip.pt" if args.clip_from else "cifar10_relu.pt"))
+        if args.qcfs_levels:
+            spec["layers"] = [{"type": "qcfs", "levels": args.qcfs_levels, "threshold": layer["threshold"]}
+                              if layer["type"] == "clip_relu" else layer for layer in spec["layers"]]
+    name = "cifar10_qcfs.pt" if args.qcfs_levels else "cifar10_clip.pt" if args.clip_from else "cifar10_relu.pt"
+    out = Path(args.out or HERE / "models" / name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(spec, indent=1))
 
     model = ArchNet(spec, dropout=args.dropout)
     if args.clip_from:
-        model.load_state_dict(torch.load(args.clip_from, weights_only=True))
+        model.load_state_dict(torch.load(args.clip_from, weights_only=True), strict=not args.qcfs_levels)
     if args.resume:
         model.load_state_dict(torch.load(out, weights_only=True))
     if args.resume or args.clip_from:
@@ -139,6 +148,11 @@ def main() -> None:
             scheduler.step()
             total += loss.item()
         torch.save(model.state_dict(), out)
+        if args.qcfs_levels:  # the trained thresholds go into the architecture spec
+            learned = iter(float(m.threshold) for _, m in model.steps if isinstance(m, QCFS))
+            spec["layers"] = [dict(layer, threshold=round(next(learned), 5)) if layer["type"] == "qcfs" else layer
+                              for layer in spec["layers"]]
+            out.with_suffix(".json").write_text(json.dumps(spec, indent=1))
         acc = evaluate(model, data["x_test"], data["y_test"])
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / steps_per_epoch:.4f}, test accuracy {acc:.4f}, "
               f"{time.time() - began:.0f} s", flush=True)

@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from eventsnn.engine import simulate
-from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
+from eventsnn import ann
+from eventsnn.ir import QCFS, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
+from eventsnn.model import convert
+from eventsnn.spec import network_from_spec, network_to_spec
 from eventsnn.snn import SimulationConfig, build
 
 from .conftest import dyadic
@@ -99,3 +102,38 @@ def test_levels_need_graded_spikes_that_can_carry_them():
         SimulationConfig(spikes="graded", max_spikes=2, levels=4)
     with pytest.raises(ValueError, match="max_spikes"):
         SimulationConfig(spikes="graded", max_spikes=0)
+
+
+@pytest.mark.filterwarnings("ignore:layer 'out' had no positive activation")
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), levels=st.sampled_from([1, 2, 4, 8, 16]), threshold=st.sampled_from([0.5, 1.0, 2.0, 4.0]),
+       graded=st.booleans())
+def test_a_qcfs_layer_converts_exactly(data, levels, threshold, graded):
+    """Bu et al.: a QCFS layer (L levels, threshold lambda) converted with scale lambda and V(0) =
+    threshold/2 emits, for a constant input, exactly L h(x) / lambda spikes: over T = L steps with
+    binary spikes, or in one step with graded spikes and L levels."""
+    n = data.draw(st.integers(1, 10))
+    x = np.array(data.draw(st.lists(st.integers(0, int(3 * threshold * 64)), min_size=n, max_size=n)),
+                 np.float32)[None] / 64  # dyadic: exact in float32
+    net = Network((n,), (Linear(np.eye(n), None, "hidden"), QCFS(levels, threshold, "q"),
+                         Linear(np.ones((2, n)), None, "out")))
+    model = convert(net, x, 99.9)
+    assert model.scales[0] == threshold  # the trained threshold is the scale
+    config = (dict(spikes="graded", levels=levels, max_spikes=levels) if graded else dict(spikes="binary"))
+    steps = 1 if graded else levels
+    result = simulate(model.build(shift="membrane", **config), x, steps, record=True)
+    spikes = result.raster[0, :, :n].sum(axis=0)
+    quantized = ann.layer_forward(QCFS(levels, threshold), x)[0]
+    np.testing.assert_array_equal(spikes, np.round(quantized * levels / threshold))
+    np.testing.assert_array_equal(spikes, np.clip(np.floor(x[0] * levels / threshold + 0.5), 0, levels))
+
+
+def test_qcfs_spec_round_trip_and_refusals():
+    net = Network((4,), (Linear(np.eye(4), None, "fc"), QCFS(8, 1.5, "q"), Linear(np.ones((2, 4)), None, "out")))
+    spec, params = network_to_spec(net)
+    assert spec["layers"][1] == {"type": "qcfs", "name": "q", "levels": 8, "threshold": 1.5}
+    assert network_from_spec(spec, params).layers[1] == QCFS(8, 1.5, "q")
+    with pytest.raises(ValueError, match="levels"):
+        QCFS(0, 1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        QCFS(4, -1.0)
