@@ -1,7 +1,8 @@
 """A PyTorch ``nn.Module`` in memory into the IR, by tracing it with ``torch.fx`` (needs torch).
 
 Supported: Conv2d, Linear, BatchNorm1d/2d, ReLU (module, ``F.relu``, ``torch.relu``, ``.relu()``),
-ReLU6 / Hardtanh(0, y) / ``clamp(x, 0, y)`` as threshold ReLU, MaxPool2d, AvgPool2d,
+ReLU6 / Hardtanh(0, y) / ``clamp(x, 0, y)`` as threshold ReLU, QCFS activation modules (an integer
+``levels`` and a scalar ``threshold`` attribute, e.g. examples/archnet.py's QCFS), MaxPool2d, AvgPool2d,
 AdaptiveAvgPool2d to 1x1, Flatten / ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)``,
 Dropout and Identity (dropped), residual ``+`` / ``torch.add``, and a trailing softmax over the
 classes. Anything else raises ``TraceError`` naming the module and the line of the graph.
@@ -14,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from eventsnn.ir import (Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
-                         Shape, Softmax)
+from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
+                         ReLU, Shape, Softmax)
 
 from .optional import require
 
@@ -42,13 +43,37 @@ def _pair(value, what: str) -> int:
     return int(value)
 
 
+def _qcfs(mod) -> tuple[int, float] | None:
+    """(levels, threshold) of a QCFS activation module, None for any other module. By convention a
+    QCFS module has an integer ``levels`` and a scalar ``threshold`` (a number, or a one-element
+    tensor or parameter), as examples/archnet.py's QCFS does."""
+    own = vars(mod)  # not getattr: while tracing, fx turns parameter reads into graph nodes
+    levels = own.get("levels")
+    threshold = own.get("_parameters", {}).get("threshold", own.get("_buffers", {}).get("threshold", own.get("threshold")))
+    if isinstance(levels, bool) or not isinstance(levels, int) or threshold is None:
+        return None
+    if isinstance(threshold, (int, float)):
+        return levels, float(threshold)
+    return (levels, float(threshold.detach().reshape(()))) if int(threshold.numel()) == 1 else None
+
+
+def _leaf_tracer(torch):
+    """An fx tracer that keeps QCFS modules whole (their clamp-floor arithmetic is one IR layer)."""
+
+    class LeafTracer(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname: str) -> bool:
+            return _qcfs(m) is not None or super().is_leaf_module(m, qualname)
+
+    return LeafTracer
+
+
 class _Tracer:
     """Walks an fx graph node by node, keeping for each tensor node its IR index (-1: the input)."""
 
     def __init__(self, module, input_shape: Shape):
         torch = _torch()
         self.module = module
-        self.graph = torch.fx.symbolic_trace(module).graph
+        self.graph = _leaf_tracer(torch)().trace(module)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.layers: list[Layer] = []
         self.inputs: list[tuple[int, ...]] = []
@@ -141,6 +166,8 @@ class _Tracer:
             layer = ReLU(self.name(node))
         elif isinstance(mod, (nn.ReLU6, nn.Hardtanh)):
             layer = self.clip(node, float(mod.min_val), float(mod.max_val))
+        elif _qcfs(mod) is not None:
+            layer = QCFS(*_qcfs(mod), self.name(node))
         elif isinstance(mod, nn.MaxPool2d):
             if _pair(mod.padding, "padding") or _pair(mod.dilation, "dilation") != 1 or mod.ceil_mode:
                 raise TraceError(f"{where}: padding, dilation and ceil_mode are not supported")

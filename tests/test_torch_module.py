@@ -118,3 +118,20 @@ class WithGelu(nn.Module):
 def test_unsupported_parts_are_named(module, shape, message):
     with pytest.raises(TraceError, match=message):
         from_torch(module, shape)
+
+
+def test_qcfs_modules_trace_to_one_layer_with_the_same_outputs():
+    from examples.archnet import QCFS as TorchQCFS
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), TorchQCFS(4, 1.25), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    with torch.no_grad():
+        model[2].threshold.fill_(0.75)  # a trained threshold
+    net = from_torch(model, (1, 8, 8))
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == ["Conv2d", "BatchNorm", "QCFS", "Flatten", "Linear"]
+    assert (net.layers[2].levels, net.layers[2].threshold) == (4, 0.75)
+    x = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        expected = model.eval()(x).numpy()
+    np.testing.assert_allclose(ann.forward(net, x.numpy()), expected, rtol=1e-4, atol=1e-5)
