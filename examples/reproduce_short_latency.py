@@ -67,7 +67,7 @@ def mnist_cnn(calib: int):
 
 
 NETS = {"mnist_cnn": mnist_cnn, "mnist7": mnist7, "mnist_resnet": mnist_resnet, "cifar10_relu": lambda n: cifar10("relu", n),
-        "cifar10_clip": lambda n: cifar10("clip", n)}
+        "cifar10_clip": lambda n: cifar10("clip", n), "cifar10_qcfs": lambda n: cifar10("qcfs", n)}
 
 
 def sweep(name: str, limit: int, n_calib: int) -> dict:
