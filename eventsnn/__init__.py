@@ -6,12 +6,12 @@ oracle ``reference.simulate_reference``) -> efficiency report (``report``).
 """
 
 from .engine import simulate
-from .ir import AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import QCFS, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 from .model import ConvertedModel, convert, load, save
 from .reference import simulate_reference
 from .snn import SimulationConfig, SimulationResult, SpikingNetwork
 
 __version__ = "0.1.0"
 __all__ = ["AvgPool2d", "BatchNorm", "ClipReLU", "ConvertedModel", "Conv2d", "Flatten", "Linear", "MaxPool2d",
-           "Network", "ReLU", "SimulationConfig", "SimulationResult", "Softmax", "SpikingNetwork", "convert", "load",
+           "Network", "QCFS", "ReLU", "SimulationConfig", "SimulationResult", "Softmax", "SpikingNetwork", "convert", "load",
            "save", "simulate", "simulate_reference"]
