@@ -92,6 +92,10 @@ def _load_network(checkpoint: str, arch: str | None):
 
 def cmd_convert(args: argparse.Namespace) -> int:
     check_writable(args.output_file)
+    if args.calibrate == "bias" and args.steps is None:
+        raise ValueError("--calibrate bias needs --steps T, the run length to calibrate for")
+    if args.calibrate == "bias" and args.no_normalization:
+        raise ValueError("--calibrate bias needs calibration data (--calib), not --no-normalization")
     net = _load_network(args.checkpoint, args.arch)
     x_calib = None
     if not args.no_normalization:
@@ -99,10 +103,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     model = convert(net, x_calib, None if args.no_normalization else args.percentile,
                     SimulationConfig(**_settings(args)), progress=terminal_progress("computing scales"))
     if args.calibrate == "bias":
-        if args.steps is None:
-            raise ValueError("--calibrate bias needs --steps T, the run length to calibrate for")
-        if x_calib is None:
-            raise ValueError("--calibrate bias needs calibration data (--calib), not --no-normalization")
         model = calibrate_biases(model, x_calib.head(args.calibrate_images), args.steps,
                                  progress=terminal_progress(f"calibrating biases for T={args.steps}"))
         print(f"bias calibration for T={args.steps} on {model.calibration['images']} images: shifted "
