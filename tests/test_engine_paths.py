@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from eventsnn.connectivity import conv_csr, conv_fan_out
 from eventsnn.engine import simulate
-from eventsnn.ir import Conv2d
-from eventsnn.snn import INPUTS, SimulationConfig, build
+from eventsnn.ann import synaptic_input
+from eventsnn.ir import Conv2d, Linear
+from eventsnn.snn import GATE, INPUT, INPUTS, SimulationConfig, build
 
-from .conftest import random_inputs, random_network, seeds
+from .conftest import random_inputs, random_network, random_residual_network, seeds
 
 
 @settings(max_examples=40, deadline=None)
@@ -121,3 +122,40 @@ def test_inner_loops_vectorize():
         fresh(*args)
         asm = fresh.inspect_asm(fresh.signatures[0])
         assert re.search(r"\bv?(addps|subps|cmpps|cmpleps|blendvps)\b", asm), kernel.__name__
+
+
+def real_fan_out(projection) -> np.ndarray:
+    """Synapses per presynaptic neuron, found by pushing one-hot inputs through the layer with all
+    weights set to one (independent of the engine's tables): edges, strides and padding included."""
+    n_in, layer = projection.n_in, projection.layer
+    if layer is None:  # identity branch of a residual add
+        return np.ones(n_in, np.int64)
+    if isinstance(layer, Conv2d):
+        layer = Conv2d(np.ones_like(layer.weight), None, layer.stride, layer.padding)
+    elif isinstance(layer, Linear):
+        layer = Linear(np.ones_like(layer.weight), None)
+    one_hot = np.eye(n_in, dtype=np.float32).reshape((n_in,) + projection.in_shape)
+    return (synaptic_input(layer, one_hot, with_bias=False).reshape(n_in, -1) != 0).sum(axis=1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=seeds, residual=st.booleans(), spikes=st.sampled_from(["binary", "graded"]))
+def test_synops_recounted_from_the_raster_and_the_connectivity(seed, residual, spikes):
+    """SynOps of every stage = events received (from the recorded raster; the analog input once)
+    times the real fan-out of the sender; a graded event counts once per synapse."""
+    rng = np.random.default_rng(seed)
+    net = (random_residual_network if residual else random_network)(rng)
+    snn = build(net, SimulationConfig(spikes=spikes, levels=2, max_spikes=3, input="analog"))
+    x = random_inputs(rng, net, 3)
+    result = simulate(snn, x, 10, record=True)
+    offsets = np.cumsum([0] + [s.size for s in snn.stages])
+    received = (result.raster != 0).sum(axis=1).astype(np.int64)  # (N, neurons) events over the run
+    for s, stage in enumerate(snn.stages):
+        if stage.kind == GATE:
+            continue
+        expected = np.zeros(len(x), np.int64)
+        for p in stage.projections:
+            events = (x.reshape(len(x), -1) != 0) if p.source == INPUT else \
+                received[:, offsets[p.source]:offsets[p.source + 1]]
+            expected += events.astype(np.int64) @ real_fan_out(p)
+        np.testing.assert_array_equal(result.synops[:, s], expected, err_msg=stage.name)
