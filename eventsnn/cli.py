@@ -15,7 +15,7 @@ import numpy as np
 from . import ann
 from .atomic import check_writable, write_text
 from .calibrate import calibrate_biases
-from .model import convert, load, save
+from .model import convert, default_config, load, save
 from .progress import terminal_progress
 from .reference import simulate_reference
 from .report import efficiency_report, format_table
@@ -39,24 +39,23 @@ def _at_least(minimum: int):
 POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
-def _add_settings(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    """Simulation settings; for `run` they default to None (keep what the model file says)."""
-    base = SimulationConfig()
-    d = (lambda v: v) if defaults else (lambda v: None)
-    parser.add_argument("--reset", choices=RESETS, default=d(base.reset), help="reset by subtraction or to zero")
-    parser.add_argument("--input", choices=INPUTS, default=d(base.input), help="analog current or Poisson spikes")
-    parser.add_argument("--output", choices=OUTPUTS, default=d(base.output), help="readout of the last layer")
-    parser.add_argument("--shift", choices=SHIFTS, default=d(base.shift),
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """Simulation settings; not given (None): what the model file says (run, analyze, export), or
+    the defaults for the network (convert, demo; ``model.default_config``)."""
+    parser.add_argument("--reset", choices=RESETS, default=None, help="reset by subtraction or to zero")
+    parser.add_argument("--input", choices=INPUTS, default=None, help="analog current or Poisson spikes")
+    parser.add_argument("--output", choices=OUTPUTS, default=None, help="readout of the last layer")
+    parser.add_argument("--shift", choices=SHIFTS, default=None,
                         help="Deng & Gu: threshold/2T added to biases, or membranes start at threshold/2")
-    parser.add_argument("--softmax-rate", type=float, default=d(base.softmax_rate),
+    parser.add_argument("--softmax-rate", type=float, default=None,
                         help="probability per step of the softmax trigger")
-    parser.add_argument("--maxpool-decay", type=float, default=d(base.maxpool_decay),
+    parser.add_argument("--maxpool-decay", type=float, default=None,
                         help="decay of the max-pool gate's rate estimate (1 = spike count)")
-    parser.add_argument("--spikes", choices=SPIKES, default=d(base.spikes),
+    parser.add_argument("--spikes", choices=SPIKES, default=None,
                         help="binary spikes, or graded: one event carries floor(V / threshold) spikes")
-    parser.add_argument("--max-spikes", type=POSITIVE, default=d(base.max_spikes),
+    parser.add_argument("--max-spikes", type=POSITIVE, default=None,
                         help="the most spikes one graded event carries")
-    parser.add_argument("--levels", type=POSITIVE, default=d(base.levels),
+    parser.add_argument("--levels", type=POSITIVE, default=None,
                         help="graded spikes: each spike is worth 1/LEVELS of its layer's scale (needs max-spikes >= levels)")
 
 
@@ -100,8 +99,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     x_calib = None
     if not args.no_normalization:
         x_calib, _ = _load_data(args.calib, args.calib_limit, split="train")
-    model = convert(net, x_calib, None if args.no_normalization else args.percentile,
-                    SimulationConfig(**_settings(args)), progress=terminal_progress("computing scales"))
+    config = default_config(net).updated(**_settings(args))  # what the user gave, over the net's defaults
+    model = convert(net, x_calib, None if args.no_normalization else args.percentile, config,
+                    progress=terminal_progress("computing scales"))
     if args.calibrate == "bias":
         model = calibrate_biases(model, x_calib.head(args.calibrate_images), args.steps,
                                  progress=terminal_progress(f"calibrating biases for T={args.steps}"))
@@ -248,7 +248,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         x_calib = f["x_calib"].astype(np.float32) / 255
     print(f"demo: small MNIST CNN shipped with eventsnn, {len(x)} test images, T={args.steps}")
     began = time.perf_counter()
-    model = convert(net, x_calib, args.percentile, SimulationConfig(**_settings(args)))
+    model = convert(net, x_calib, args.percentile, SimulationConfig().updated(**_settings(args)))
     print(f"converted (batch-norm folded, {args.percentile}th-percentile normalization on {len(x_calib)} "
           f"training images) in {time.perf_counter() - began:.1f} s")
     snn = model.build()
@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=POSITIVE, help="the run length T to calibrate for (stored in the model file)")
     p.add_argument("--calibrate-images", type=POSITIVE, default=256, help="calibration images used for --calibrate")
     p.add_argument("-o", "--output-file", required=True, help="the spiking model (.npz)")
-    _add_settings(p, defaults=True)
+    _add_settings(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("run", help="simulate a spiking model on a data set and report accuracy and efficiency")
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exit-margin", type=NON_NEGATIVE, default=0,
                    help="early exit: stop once the leading class has this many more output spikes")
     p.add_argument("--json", help="write the report as JSON to this file")
-    _add_settings(p, defaults=False)
+    _add_settings(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("analyze", help="efficiency analysis: accuracy vs steps, SynOps and energy, per-layer "
@@ -316,20 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="*", default=[], help="more model files, in the same table and plots")
     p.add_argument("--energy-model", help="JSON file {\"e_ac_pj\": ..., \"e_mac_pj\": ..., \"source\": ...}")
     p.add_argument("-o", "--output-dir", required=True, help="directory for report.json, report.md and the plots")
-    _add_settings(p, defaults=False)
+    _add_settings(p)
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("export", help="write a spiking model as a NIR graph (needs the nir extra)")
     p.add_argument("model", help="spiking model file from `eventsnn convert`")
     p.add_argument("-o", "--output-file", required=True, help="the NIR file (.nir, HDF5)")
-    _add_settings(p, defaults=False)
+    _add_settings(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="convert and run the small MNIST CNN shipped with eventsnn")
     p.add_argument("--samples", type=POSITIVE, default=500, help="test images (at most 1000)")
     p.add_argument("--steps", type=POSITIVE, default=8)
     p.add_argument("--percentile", type=float, default=99.9)
-    _add_settings(p, defaults=True)
+    _add_settings(p)
     p.set_defaults(func=cmd_demo)
     return parser
 

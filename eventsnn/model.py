@@ -19,7 +19,7 @@ import numpy as np
 from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
 from .convert import bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
-from .ir import Network
+from .ir import ACTIVATIONS, QCFS, Network
 from .snn import SimulationConfig, SpikingNetwork, build
 from .spec import SpecError, network_from_spec, network_to_spec
 
@@ -80,7 +80,18 @@ def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None =
         if x_calib is None:
             raise ValueError("data-based normalization needs calibration data")
         scales = compute_scales(folded, x_calib, percentile, batch_size, progress)
-    return ConvertedModel(folded, tuple(scales), percentile, config or SimulationConfig())
+    return ConvertedModel(folded, tuple(scales), percentile, config or default_config(folded))
+
+
+def default_config(net: Network) -> SimulationConfig:
+    """The default settings, except that a net whose activations are all QCFS with L levels gets
+    levels = max_spikes = L: one graded step then reproduces its quantized ANN exactly."""
+    levels = {layer.levels for layer in net.layers if isinstance(layer, QCFS)}
+    plain = any(isinstance(layer, ACTIVATIONS) and not isinstance(layer, QCFS) for layer in net.layers)
+    if len(levels) == 1 and not plain:
+        (qcfs_levels,) = levels
+        return SimulationConfig(levels=qcfs_levels, max_spikes=qcfs_levels)
+    return SimulationConfig()
 
 
 def save(model: ConvertedModel, path: str | os.PathLike) -> None:

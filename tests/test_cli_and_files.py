@@ -10,8 +10,10 @@ import pytest
 from eventsnn import ann
 from eventsnn.cli import main
 from eventsnn.engine import simulate
-from eventsnn.model import ModelFileError, convert, load, save
+from eventsnn.ir import QCFS, Conv2d, Flatten, Linear, Network, ReLU
+from eventsnn.model import ModelFileError, convert, default_config, load, save
 from eventsnn.snn import SimulationConfig
+from eventsnn.spec import network_to_spec
 
 from .conftest import random_inputs, random_residual_network
 
@@ -219,3 +221,23 @@ def test_unexpected_errors_are_one_line_unless_debugging(tmp_path, small_data, d
     assert "unexpected error: ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug"] + args)
+
+
+def test_qcfs_nets_default_to_their_own_levels(tmp_path, small_data):
+    """A net whose activations are all QCFS with L levels converts with levels = max_spikes = L
+    (one graded step reproduces its quantized ANN); settings given on the command line win."""
+    rng = np.random.default_rng(0)
+    net = Network((1, 28, 28), (Conv2d(rng.normal(size=(2, 1, 3, 3)).astype(np.float32), np.zeros(2, np.float32), 2, 0, "c"),
+                                QCFS(4, 1.0, "q"), Flatten("f"), Linear(rng.normal(size=(10, 2 * 13 * 13)), None, "fc")))
+    assert (default_config(net).levels, default_config(net).max_spikes) == (4, 4)
+    spec, params = network_to_spec(net)
+    (tmp_path / "arch.json").write_text(json.dumps(spec))
+    np.savez(tmp_path / "weights.npz", **params)
+    base = ["convert", str(tmp_path / "weights.npz"), "--arch", str(tmp_path / "arch.json"),
+            "--calib", str(small_data / "calib.npz")]
+    assert main(base + ["-o", str(tmp_path / "a.npz")]) == 0
+    assert (load(tmp_path / "a.npz").config.levels, load(tmp_path / "a.npz").config.max_spikes) == (4, 4)
+    assert main(base + ["--levels", "2", "-o", str(tmp_path / "b.npz")]) == 0
+    assert load(tmp_path / "b.npz").config.levels == 2
+    assert default_config(Network((3,), (Linear(np.eye(3), None, "h"), ReLU(), Linear(np.eye(3), None, "o")))) \
+        == SimulationConfig()
