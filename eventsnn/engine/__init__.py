@@ -1,0 +1,122 @@
+"""The event-driven engine: Numba kernels that propagate only emitted spikes.
+
+Per sample, the whole time loop runs compiled. Each stage keeps an int32 event queue (the engine
+indices that spiked this step); the stages it projects to walk only those: CSR rows, a conv
+kernel scattered into the outputs a spike reaches (channel-last, so the innermost loop over
+output channels is contiguous and vectorizes), or a dense row. A stage with several projections
+(a residual add) takes the events of each of its sources in turn. Graded events carry their
+spike count in ``amounts`` (indexed by neuron), and a delivery adds that many times the weights.
+Samples run in parallel with ``prange`` over contiguous chunks, one per thread, each with scratch
+allocated once. Random numbers come from ``rng`` keyed by sample and step, so results do not
+depend on the thread count or the batch size. Equations: see ``snn``.
+
+By concern: ``packing`` (network and settings as flat arrays), ``delivery`` (synaptic delivery),
+``neurons`` (integrate and fire), ``gates`` (max-pool gates), ``readout`` (softmax draw, decision,
+early exit), ``loop`` (one sample's time loop, batches in parallel); this module runs them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from ..progress import Progress
+from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage
+from .delivery import _deliver, _deliver_dense, _deliver_direct
+from .loop import _run_batch
+from .neurons import _fire
+from .packing import _NO_AMOUNTS, NetArrays, Settings, _neuron_order, pack, settings, with_drive
+
+__all__ = ["simulate", "check_simulation_args", "fastest_projection", "pack", "settings", "with_drive", "NetArrays",
+           "Settings",
+           # kernels the benchmarks and tests call directly
+           "_deliver", "_deliver_dense", "_deliver_direct", "_fire", "_neuron_order"]
+
+def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int) -> np.ndarray:
+    """Validate what a simulator is given; return x as (N, n_input) float32 in IR (C) order."""
+    x = np.asarray(x)
+    if x.ndim != len(snn.input_shape) + 1 or tuple(x.shape[1:]) != snn.input_shape:
+        raise ValueError(f"input must have shape (N, {', '.join(map(str, snn.input_shape))}), found {x.shape}")
+    x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("input contains NaN or Inf")
+    if snn.config.input == "poisson" and x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError("Poisson input needs intensities in [0, 1] (they are spike probabilities per step)")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, not {steps!r}")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), not {seed!r}")
+    return x
+
+
+def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
+             record: bool = False, threads: int | None = None, progress: Progress | None = None,
+             first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0,
+             count_neurons: bool = False) -> SimulationResult:
+    """Run the event-driven SNN on inputs x (N, *input_shape) for ``steps`` steps.
+
+    ``first_sample`` numbers the samples for the random streams (sample i uses first_sample + i),
+    so a data set split into chunks gives the same result as one run. ``record`` keeps the full
+    spike raster and the final membrane potentials of all neurons, in IR order (memory:
+    N * T * neurons bytes; for tests and small nets); ``count_neurons`` keeps only each neuron's
+    spike count (weighted by what graded events carry; N * neurons * 4 bytes). Early exit (off by default): a sample stops
+    once its decision has not changed for ``stable_steps`` steps, or once the leading class has
+    ``exit_margin`` more output spikes than the runner-up; its later decisions repeat the last one.
+    """
+    x = check_simulation_args(snn, x, steps, seed)
+    if stable_steps < 0 or exit_margin < 0:
+        raise ValueError("stable_steps and exit_margin must be >= 0 (0 turns the criterion off)")
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
+    net = with_drive(pack(snn), snn, steps)
+    cfg = settings(snn, seed, steps, stable_steps, exit_margin)
+    x = x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
+    n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
+    parts = []
+    for start in range(0, max(n, 1), batch_size):
+        xb = np.ascontiguousarray(x[start:start + batch_size])
+        b = len(xb)
+        spikes = np.zeros((b, n_stages, steps), np.int32)
+        spike_amounts = np.zeros((b, n_stages), np.int64)
+        synops = np.zeros((b, n_stages), np.int64)
+        step_synops = np.zeros((b, n_stages, steps), np.int64)
+        decisions = np.zeros((b, steps), np.int32)
+        first_spike = np.zeros(b, np.int32)
+        exit_step = np.zeros(b, np.int32)
+        counts = np.zeros((b, n_out), np.int32)
+        v_out = np.zeros((b, n_out), np.float32)
+        raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
+        membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
+        tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
+        began = time.perf_counter()
+        _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, synops, step_synops, decisions, first_spike, exit_step, counts,
+                   v_out, raster, membrane, record, tally, count_neurons, threads or numba.config.NUMBA_NUM_THREADS)
+        elapsed = time.perf_counter() - began
+        parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
+                                      tuple(s.name for s in snn.stages), elapsed, exit_step,
+                                      raster if record else None, membrane if record else None, spike_amounts,
+                                      tally if count_neurons else None, step_synops))
+        if progress is not None:
+            progress(start + b, n)
+    return SimulationResult.concatenate(parts)
+
+
+def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4000, repeats: int = 3) -> Projection:
+    """The candidate (same layer, different paths) that delivers random events fastest here."""
+    rng = np.random.default_rng(0)
+    best, best_time = candidates[0], np.inf
+    for projection in candidates:
+        stage = Stage("candidate", IF, (n_out,), np.zeros(n_out, np.float32), (projection,))
+        queue = rng.integers(0, projection.n_in, min(events, projection.n_in)).astype(np.int32)
+        v = np.zeros(n_out, np.float32)
+        args = (0, queue, 0, queue.size, _NO_AMOUNTS, pack(SpikingNetwork((stage,), SimulationConfig(), (n_out,))), v, 0)
+        _deliver(*args)  # compile / warm up
+        began = time.perf_counter()
+        for _ in range(repeats):
+            _deliver(*args)
+        elapsed = time.perf_counter() - began
+        if elapsed < best_time:
+            best, best_time = projection, elapsed
+    return best

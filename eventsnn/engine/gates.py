@@ -1,0 +1,41 @@
+"""Max-pool gates: a window passes the spikes of its most active input (see ``snn``)."""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from .neurons import _scale
+
+@njit(cache=True, error_model="numpy")
+def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, max_spikes, n_in, net, out_q0, n_out):
+    """Max-pool gate (projection p): a window passes a spike when an input that spikes now has a
+    rate estimate above the window's own (its passed spikes, same filter), at most one event per
+    step; graded, the event carries the gap to the best such input (rounded up, at most
+    ``max_spikes``). With decay 1 (spike counts) a window's count is exactly the largest input
+    count. ``best`` holds -1 for windows that have not passed anything this step."""
+    windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p]
+    if decay != 1.0:
+        _scale(est[q0:q0 + n_in], decay)
+        _scale(window_est[out_q0:out_q0 + n_out], decay)
+    for e in range(count):
+        i = queue[q0 + e]
+        est[q0 + i] += amounts[q0 + i] if graded else 1.0
+    passed = 0
+    for e in range(count):
+        i = queue[q0 + e]
+        for a in range(wi0 + windows_ptr[wp0 + i], wi0 + windows_ptr[wp0 + i + 1]):
+            w = out_q0 + windows[a]
+            if est[q0 + i] > window_est[w]:
+                if best[w] < 0:
+                    queue[out_q0 + passed] = windows[a]
+                    passed += 1
+                best[w] = max(best[w], est[q0 + i])
+    for e in range(passed):
+        w = out_q0 + queue[out_q0 + e]
+        amount = min(math.ceil(best[w] - window_est[w]), max_spikes) if graded else 1.0
+        window_est[w] += amount
+        amounts[w] = amount
+        best[w] = -1.0
+    return passed

@@ -1,0 +1,163 @@
+"""The time loop of one sample, all stages, compiled; and a batch of samples in parallel."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform
+from ..snn import GATE, IF, INPUT
+from .delivery import _deliver
+from .gates import _gate
+from .neurons import _integrate, _integrate_fire
+from .packing import SOFTMAX, SPIKES
+from .readout import _decide, _should_stop, _softmax_draw
+
+@njit(cache=True, error_model="numpy")
+def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
+                words, spikes, spike_amounts, synops, step_synops, decisions, counts, v_out, raster, membrane, record,
+                tally, tallying):
+    """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
+    (first output spike step or -1, the step after which the sample stopped early or -1)."""
+    kinds, off, drive = net.kinds, net.off, net.drive
+    threshold, subtract, poisson, readout = cfg.threshold, cfg.subtract, cfg.poisson, cfg.readout
+    graded, max_spikes = cfg.graded, cfg.max_spikes
+    seed, steps, stable_steps, exit_margin = cfg.seed, cfg.steps, cfg.stable_steps, cfg.exit_margin
+    n_stages = kinds.size
+    n_input = x.size
+    no_amounts = np.empty(0, dtype=np.float32)  # spikes carry no amount (a global array would block caching)
+    v[:] = cfg.v_init
+    est[:] = 0.0
+    window_est[:] = 0.0
+    best[:] = -1.0
+    qlen[:] = 0
+    residual[:] = False
+
+    stage_drive = drive
+    if not poisson:  # analog input: projections from the input add a constant W x, computed once
+        n_events = 0
+        for j in range(n_input):
+            if x[j] != 0:
+                input_queue[n_events] = j
+                n_events += 1
+        input_drive[:] = drive
+        for s in range(n_stages):
+            for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
+                if net.proj_src[p] == INPUT:
+                    synops[s] += _deliver(p, input_queue, 0, n_events, x, net, input_drive, off[s])
+        stage_drive = input_drive
+
+    out0 = off[n_stages - 1]
+    n_out = off[n_stages] - out0
+    first_spike = -1
+    exit_step = -1
+    spent = np.zeros(n_stages, dtype=np.int64)  # SynOps so far per stage (the analog input's count in step 1)
+    for t in range(steps):
+        n_events = 0
+        if poisson:
+            key = step_key(seed, STREAM_POISSON_INPUT, sample, t)
+            for j in range(n_input):
+                if uniform(key, net.input_index[j]) < x[j]:
+                    input_queue[n_events] = j
+                    n_events += 1
+        for s in range(n_stages):
+            v0 = off[s]
+            n = off[s + 1] - v0
+            if kinds[s] == GATE:
+                # the gate's inputs are its source's neurons, whose queue (and estimates) start at off[src]
+                p = net.proj_ptr[s]
+                src = net.proj_src[p]
+                qlen[s] = _gate(p, queue, off[src], qlen[src], amounts, est, window_est, best, cfg.decay, graded,
+                                max_spikes, off[src + 1] - off[src], net, v0, n)
+            else:
+                received = 0
+                for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
+                    src = net.proj_src[p]
+                    if src != INPUT:
+                        carried = amounts[off[src]:off[src + 1]] if graded else no_amounts
+                        synops[s] += _deliver(p, queue, off[src], qlen[src], carried, net, v, v0)
+                        received += qlen[src]
+                    elif poisson:
+                        synops[s] += _deliver(p, input_queue, 0, n_events, no_amounts, net, v, v0)
+                        received += n_events
+                if kinds[s] == IF or readout == SPIKES:
+                    constant = net.has_drive[s] or (net.input_fed[s] and not poisson)
+                    if received == 0 and not constant and not residual[s]:
+                        qlen[s] = 0  # nothing changed: no neuron can cross the threshold
+                    else:
+                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, v0, threshold, subtract, graded,
+                                                               max_spikes, queue, amounts, words, net.word_off[s])
+                else:
+                    _integrate(v, v0, n, stage_drive, v0)
+            spikes[s, t] = qlen[s]
+            if graded:
+                for e in range(qlen[s]):
+                    spike_amounts[s] += amounts[v0 + queue[v0 + e]]
+            else:
+                spike_amounts[s] += qlen[s]
+            if record or tallying:
+                for e in range(qlen[s]):
+                    j = v0 + queue[v0 + e]
+                    emitted = amounts[j] if graded else 1
+                    if record:
+                        raster[t, net.ir_index[j]] = emitted
+                    if tallying:
+                        tally[net.ir_index[j]] += emitted
+        if readout == SOFTMAX:
+            if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
+                k = _softmax_draw(v, out0, n_out, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
+                counts[k] += 1
+                spikes[n_stages - 1, t] = 1
+                spike_amounts[n_stages - 1] += 1
+                if record:
+                    raster[t, net.ir_index[out0 + k]] = 1
+                if tallying:
+                    tally[net.ir_index[out0 + k]] += 1
+        elif readout == SPIKES:
+            for e in range(qlen[n_stages - 1]):
+                k = queue[out0 + e]
+                counts[k] += amounts[out0 + k] if graded else 1
+        if first_spike < 0 and spikes[n_stages - 1, t] > 0:
+            first_spike = t + 1
+        for s in range(n_stages):
+            step_synops[s, t] = synops[s] - spent[s]
+            spent[s] = synops[s]
+        decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
+        if _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
+            exit_step = t + 1
+            decisions[t + 1:] = decisions[t]
+            break
+    for k in range(n_out):
+        v_out[k] = v[out0 + k]
+    if record:
+        for e in range(v.size):
+            membrane[net.ir_index[e]] = v[e]
+    return first_spike, exit_step
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, step_synops, decisions, first_spike, exit_step, counts, v_out,
+               raster, membrane, record, tally, tallying, n_threads):
+    n_samples = x.shape[0]
+    n_chunks = min(n_samples, n_threads)
+    n_total = net.off[net.kinds.size]
+    for chunk in prange(n_chunks):
+        # scratch allocated once per chunk (one chunk per thread), reused for its samples
+        v = np.empty(n_total, dtype=np.float32)
+        est = np.empty(n_total)  # gate inputs' rate estimates, by neuron
+        window_est = np.empty(n_total)  # gate windows' own estimates (apart: a gate may read a gate)
+        best = np.empty(n_total)  # gate windows: best input estimate this step
+        queue = np.empty(n_total, dtype=np.int32)
+        amounts = np.empty(n_total, dtype=np.float32)  # graded spikes: what each neuron's event carries
+        qlen = np.empty(net.kinds.size, dtype=np.int64)
+        input_queue = np.empty(x.shape[1], dtype=np.int32)
+        input_drive = np.empty(n_total, dtype=np.float32)
+        residual = np.empty(net.kinds.size, dtype=np.bool_)
+        words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
+        for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
+            r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
+            c = np.int64(b) if tallying else np.int64(0)
+            first_spike[b], exit_step[b] = _run_sample(
+                x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
+                residual, words, spikes[b], spike_amounts[b], synops[b], step_synops[b], decisions[b], counts[b], v_out[b], raster[r],
+                membrane[r], record, tally[c], tallying)

@@ -1,0 +1,139 @@
+"""The network as the flat arrays the kernels take: stages and projections concatenated,
+neurons in engine (channel-last) order; and the run's settings as a named tuple."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..connectivity import engine_order
+from ..snn import INPUT, Projection, SpikingNetwork, initial_membrane, stage_drive
+
+SOFTMAX, SPIKES, MEMBRANE = 0, 1, 2  # readout codes
+_READOUTS = {"softmax": SOFTMAX, "spikes": SPIKES, "membrane": MEMBRANE}
+CSR_PATH, DIRECT_PATH, DENSE_PATH = 0, 1, 2
+_PATHS = {"csr": CSR_PATH, "direct": DIRECT_PATH, "dense": DENSE_PATH}
+_NO_AMOUNTS = np.zeros(0, np.float32)
+
+
+class NetArrays(NamedTuple):
+    """The network as flat arrays (stages and projections concatenated; ``*_0`` fields are each
+    projection's start)."""
+
+    kinds: np.ndarray  # IF, GATE or OUTPUT per stage
+    off: np.ndarray  # neuron offsets, n_stages + 1
+    word_off: np.ndarray  # offsets into the spike-flag words, n_stages + 1
+    proj_ptr: np.ndarray  # projections into stage s: proj_ptr[s] .. proj_ptr[s + 1] - 1
+    proj_src: np.ndarray  # source stage per projection, INPUT for the network input
+    input_fed: np.ndarray  # per stage: some projection comes from the input
+    paths: np.ndarray  # CSR_PATH, DIRECT_PATH or DENSE_PATH per projection
+    geometry: np.ndarray  # (n_projections, 3): input channels, outputs per target pixel, kernel channel stride
+    syn_ptr: np.ndarray  # CSR row pointers (or the kernel-direct target table's)
+    syn_p0: np.ndarray
+    syn_idx: np.ndarray  # CSR column indices (or target-table triples)
+    syn_i0: np.ndarray
+    syn_w: np.ndarray  # CSR weights, kernels, dense matrices
+    syn_w0: np.ndarray
+    drive: np.ndarray  # constant current per neuron (bias, shift)
+    has_drive: np.ndarray
+    input_index: np.ndarray  # IR index of each input (keys the Poisson stream)
+    ir_index: np.ndarray  # IR index (stages concatenated) of each neuron: rasters and counts are kept in IR order
+
+
+class Settings(NamedTuple):
+    seed: int
+    steps: int
+    threshold: np.float32
+    subtract: bool
+    graded: bool  # events carry k spikes (amounts); binary events carry one
+    max_spikes: np.float32
+    poisson: bool
+    readout: int
+    rate: float
+    decay: float
+    v_init: np.float32
+    stable_steps: int
+    exit_margin: int
+
+
+
+def _concat(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate per-stage arrays; return the flat array and each stage's start offset."""
+    starts = np.zeros(len(arrays), np.int64)
+    np.cumsum([a.size for a in arrays[:-1]], out=starts[1:])
+    flat = np.concatenate([a.ravel() for a in arrays]).astype(dtype) if arrays else np.zeros(0, dtype)
+    return flat, starts
+
+
+def _geometry(projection: Projection, n_out: int) -> list[int]:
+    """Per projection: [input channels, outputs per target pixel, kernel stride between input channels]."""
+    if projection.path != "direct":
+        return [0, n_out, 0]
+    kh, c_in, kw, c_out = projection.kernel.shape
+    return [c_in, c_out, kw * c_out]
+
+
+def _weights(projection: Projection) -> np.ndarray:
+    if projection.path == "direct":
+        return projection.kernel
+    if projection.path == "dense":
+        return projection.dense
+    return projection.synapses.weights
+
+
+def _offsets(sizes: list[int]) -> np.ndarray:
+    off = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=off[1:])
+    return off
+
+
+def pack(snn: SpikingNetwork) -> NetArrays:
+    """The network as the flat arrays the kernels take (neurons in engine order). The drive is
+    left at zero: it depends on the run's length (the bias shift), see ``with_drive``."""
+    stages = snn.stages
+    projections = [p for s in stages for p in s.projections]
+    targets = [s for s in stages for _ in s.projections]
+    empty = np.zeros(1, np.int64)
+    none = np.zeros(0, np.int64)
+    tables = [p.kernel_targets if p.path == "direct" else p.synapses for p in projections]
+    syn_ptr, syn_p0 = _concat([t.indptr if t is not None else empty for t in tables], np.int64)
+    syn_idx, syn_i0 = _concat([t.indices if t is not None else none for t in tables], np.int32)
+    syn_w, syn_w0 = _concat([_weights(p) for p in projections], np.float32)
+    off = _offsets([s.size for s in stages])
+    return NetArrays(
+        kinds=np.array([s.kind for s in stages], np.int64), off=off,
+        word_off=_offsets([(s.size + 7) // 8 for s in stages]),
+        proj_ptr=_offsets([len(s.projections) for s in stages]),
+        proj_src=np.array([p.source for p in projections], np.int64),
+        input_fed=np.array([any(p.source == INPUT for p in s.projections) for s in stages], np.bool_),
+        paths=np.array([_PATHS[p.path] for p in projections], np.int64),
+        geometry=np.array([_geometry(p, t.size) for p, t in zip(projections, targets)], np.int64).reshape(-1, 3),
+        syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
+        drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
+        input_index=engine_order(snn.input_shape), ir_index=_neuron_order(snn))
+
+
+def with_drive(net: NetArrays, snn: SpikingNetwork, steps: int) -> NetArrays:
+    """The arrays with each neuron's constant current for a run of ``steps`` (engine order)."""
+    drive = [stage_drive(s, snn.config, steps)[engine_order(s.out_shape)] for s in snn.stages]
+    return net._replace(drive=np.concatenate(drive).astype(np.float32),
+                        has_drive=np.array([np.any(d != 0) for d in drive]))
+
+
+def settings(snn: SpikingNetwork, seed: int, steps: int, stable_steps: int = 0, exit_margin: int = 0) -> Settings:
+    cfg = snn.config
+    return Settings(seed=int(seed), steps=int(steps), threshold=np.float32(cfg.threshold),
+                    subtract=cfg.reset == "subtract", graded=cfg.spikes == "graded",
+                    max_spikes=np.float32(cfg.spike_limit), poisson=cfg.input == "poisson", readout=_READOUTS[cfg.output],
+                    rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay), v_init=initial_membrane(cfg),
+                    stable_steps=int(stable_steps), exit_margin=int(exit_margin))
+
+
+def _neuron_order(snn: SpikingNetwork) -> np.ndarray:
+    """order[e] = IR index (stages concatenated) of the neuron at engine index e."""
+    parts, start = [], 0
+    for stage in snn.stages:
+        parts.append(engine_order(stage.out_shape) + start)
+        start += stage.size
+    return np.concatenate(parts)
