@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from . import ann
-from .energy import COMMON, break_even_step, common_energy, input_ops_per_stage, memory_energy
+from .energy import COMMON, break_even_step, common_energy, memory_energy
 from .engine import simulate
 from .ir import ACTIVATIONS
 from .model import ConvertedModel
@@ -173,7 +173,7 @@ class _Totals:
         self.correct += (result.decisions == y[:, None]).sum(axis=0)
         self.synops += result.synops_per_step.sum(axis=0)
         self.events += result.spikes.sum(axis=0)
-        self.input_ops += input_ops_per_stage(snn, x)
+        self.input_ops += result.input_synops.sum(axis=0)
         self.weighted += result.spike_amounts.sum(axis=0)
         divisor = steps * max(1, snn.config.spike_limit)  # histogram over [0, most spikes per step]
         counts = [result.neuron_counts[:, self.offsets[s]:self.offsets[s + 1]] for s in range(len(snn.stages))]

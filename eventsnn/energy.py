@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .snn import GATE, INPUT, SpikingNetwork
+from .snn import GATE, SpikingNetwork
 
 COMMON = {"e_ac_pj": 0.9, "e_mac_pj": 4.6,
           "source": "Horowitz 2014, 45 nm: 0.9 pJ per 32-bit float add, 4.6 pJ per multiply-add"}
@@ -76,17 +76,6 @@ def memory_energy(snn: SpikingNetwork, synops_steps: np.ndarray, events_steps: n
                 ann += p.macs * (e_mac + sram_word_pj(weight_bytes) + sram_word_pj(source_bytes))
         ann += stage.size * sram_word_pj(stage.size * WORD_BYTES)  # writing the layer's activations
     return np.cumsum(per_step) * 1e-6, ann * 1e-6, prices
-
-
-def input_ops_per_stage(snn: SpikingNetwork, x: np.ndarray) -> np.ndarray:
-    """Per stage, summed over the samples x (N, n_input), the operations of the analog input's
-    constant current (non-zero pixels times their fan-out, as the engine counts them; 0 with Poisson input)."""
-    ops = np.zeros(len(snn.stages))
-    if snn.config.input == "analog":
-        nonzero = (x.reshape(len(x), -1) != 0).astype(np.int64)
-        for s, stage in enumerate(snn.stages):
-            ops[s] = sum(float((nonzero @ p.fan_out).sum()) for p in stage.projections if p.source == INPUT)
-    return ops
 
 
 def break_even_step(snn_energy: np.ndarray, ann_energy: float) -> int | None:

@@ -17,7 +17,8 @@ import numpy as np
 from .ann import synaptic_input
 from .engine import check_simulation_args
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
-from .snn import GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, initial_membrane, stage_drive
+from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
+                  initial_membrane, stage_drive)
 
 
 def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
@@ -94,12 +95,13 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     tally = np.zeros((n, snn.n_neurons), np.int32)
     offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
     analog = cfg.input == "analog"
+    input_synops = analog_input_synops(snn, x)
+    synops += input_synops
     if analog:  # projections from the input add a constant W x every step, summed once as the engine does
         for s, stage in enumerate(stages):
             for projection in stage.projections:
                 if projection.source == INPUT:
                     drive[s] = _synaptic(projection, x) + drive[s]
-                    synops[:, s] += (x != 0) @ projection.fan_out
 
     for t in range(steps):
         out = {INPUT: x}
@@ -151,4 +153,4 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
                             spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None,
-                            synops_per_step=step_synops)
+                            synops_per_step=step_synops, input_synops=input_synops)

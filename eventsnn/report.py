@@ -2,9 +2,9 @@
 
 Conventions: SynOps of a layer = sum over the events it receives of the sender's fan-out (a graded
 event carrying k spikes counts once per synapse; ``spikes_weighted_per_sample`` counts k). With
-analog input, the first layer's constant current W x is computed once per sample; its
-operations (sum over non-zero pixels of their fan-out) are counted once, as multiply-accumulates
-in the energy estimate. Energy: ``e_ac`` per accumulate and ``e_mac`` per MAC (default 0.9 pJ and
+analog input, the constant current W x of every layer that reads the input is computed once per
+sample; those operations (non-zero pixels times their fan-out, ``SimulationResult.input_synops``)
+are counted once, as multiply-accumulates in the energy estimate. Energy: ``e_ac`` per accumulate and ``e_mac`` per MAC (default 0.9 pJ and
 4.6 pJ, 45 nm, Horowitz 2014). Membrane updates per step (bias, leak-free integration) are not
 counted, as is common.
 """
@@ -46,7 +46,6 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
     """A JSON-ready summary of one simulation."""
     n = max(len(result.decisions), 1)
     steps = result.steps
-    analog = snn.config.input == "analog"
     layers = []
     for s, stage in enumerate(snn.stages):
         spikes = float(result.spikes[:, s].sum()) / n
@@ -61,13 +60,13 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
         })
     synops = sum(layer["synops_per_sample"] for layer in layers)
     macs = sum(stage.macs for stage in snn.stages)
-    first_layer_ops = layers[0]["synops_per_sample"] if analog else 0.0
+    input_ops = float(result.input_synops.sum()) / n if result.input_synops is not None else 0.0
     report = {
         "samples": len(result.decisions), "steps": steps, "settings": snn.config.__dict__.copy(),
         "spikes_per_sample": sum(layer["spikes_per_sample"] for layer in layers),
         "spikes_weighted_per_sample": sum(layer["spikes_weighted_per_sample"] for layer in layers),
         "synops_per_sample": synops, "macs_per_sample": macs,
-        "energy_snn_uj_per_sample": (e_ac * (synops - first_layer_ops) + e_mac * first_layer_ops) * 1e-6,
+        "energy_snn_uj_per_sample": (e_ac * (synops - input_ops) + e_mac * input_ops) * 1e-6,
         "energy_ann_uj_per_sample": e_mac * macs * 1e-6, "energy_pj": {"accumulate": e_ac, "mac": e_mac},
         "first_output_spike_mean": float(result.first_spike[result.first_spike > 0].mean())
         if np.any(result.first_spike > 0) else None,
@@ -104,5 +103,5 @@ def format_table(report: dict) -> str:
                  f"{report['synops_per_sample']:>14.4g}{report['macs_per_sample']:>13,}"
                  f"{report['synops_per_sample'] / max(report['macs_per_sample'], 1):>12.3f}")
     lines.append(f"energy per sample: SNN {report['energy_snn_uj_per_sample']:.2f} uJ, ANN {report['energy_ann_uj_per_sample']:.2f} uJ "
-                 f"({report['energy_pj']['accumulate']} pJ/AC, {report['energy_pj']['mac']} pJ/MAC; analog first layer as MACs)")
+                 f"({report['energy_pj']['accumulate']} pJ/AC, {report['energy_pj']['mac']} pJ/MAC; the analog input's current as MACs)")
     return "\n".join(lines)

@@ -334,6 +334,20 @@ def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarra
     return drive
 
 
+def analog_input_synops(snn: SpikingNetwork, x: np.ndarray) -> np.ndarray:
+    """(N, stages) operations of the analog input's constant current, computed once per sample:
+    the fan-out of every non-zero pixel into each stage that reads the input (0 with Poisson input,
+    whose spikes are counted as events)."""
+    ops = np.zeros((len(x), len(snn.stages)), np.int64)
+    if snn.config.input == "analog":
+        nonzero = (np.asarray(x).reshape(len(x), -1) != 0).astype(np.int64)
+        for s, stage in enumerate(snn.stages):
+            for p in stage.projections:
+                if p.source == INPUT:
+                    ops[:, s] += nonzero @ p.fan_out
+    return ops
+
+
 def initial_membrane(config: SimulationConfig) -> np.float32:
     return np.float32(config.threshold / 2 if config.shift == "membrane" else 0.0)
 
@@ -356,6 +370,7 @@ class SimulationResult:
     spike_amounts: np.ndarray | None = None  # (N, S) int64: spikes per stage weighted by what each event carries
     neuron_counts: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) int32 spikes, when counted
     synops_per_step: np.ndarray | None = field(default=None, repr=False)  # (N, S, T) int64 SynOps into each stage per step
+    input_synops: np.ndarray | None = field(default=None, repr=False)  # (N, S) int64 of those, the analog input's (step 1)
 
     def __post_init__(self):
         if self.spike_amounts is None:  # binary spikes: every event carries one
@@ -378,7 +393,8 @@ class SimulationResult:
     def concatenate(parts: list["SimulationResult"]) -> "SimulationResult":
         first = parts[0]
         recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
-                    for f in ("raster", "membrane", "exit_step", "spike_amounts", "neuron_counts", "synops_per_step")}
+                    for f in ("raster", "membrane", "exit_step", "spike_amounts", "neuron_counts", "synops_per_step",
+                              "input_synops")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

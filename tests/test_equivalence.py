@@ -26,6 +26,7 @@ def assert_identical(a, b):
     np.testing.assert_array_equal(a.output_counts, b.output_counts)
     np.testing.assert_array_equal(a.spike_amounts, b.spike_amounts)
     np.testing.assert_array_equal(a.synops_per_step, b.synops_per_step)
+    np.testing.assert_array_equal(a.input_synops, b.input_synops)
     np.testing.assert_array_equal(a.synops_per_step.sum(axis=2), a.synops)
     np.testing.assert_array_equal(a.neuron_counts, b.neuron_counts)
     np.testing.assert_array_equal(a.neuron_counts, a.raster.sum(axis=1, dtype=np.int32))

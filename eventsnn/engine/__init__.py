@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from ..progress import Progress
-from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage
+from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops
 from .delivery import _deliver, _deliver_dense, _deliver_direct
 from .loop import _run_batch
 from .neurons import _fire
@@ -72,7 +72,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
     net = with_drive(pack(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
-    x = x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
+    x_ir, x = x, x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
     n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
     parts = []
     for start in range(0, max(n, 1), batch_size):
@@ -97,7 +97,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
                                       raster if record else None, membrane if record else None, spike_amounts,
-                                      tally if count_neurons else None, step_synops))
+                                      tally if count_neurons else None, step_synops,
+                                      analog_input_synops(snn, x_ir[start:start + batch_size])))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)
