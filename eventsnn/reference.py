@@ -84,10 +84,8 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     est = [(np.zeros((n, s.projections[0].n_in)), np.zeros((n, s.size))) for s in stages]  # gates: inputs, windows
     drive = [stage_drive(s, cfg, steps) for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
-    spike_amounts = np.zeros((n, n_stages), np.int64)
     step_synops = np.zeros((n, n_stages, steps), np.int64)
     limit = cfg.spike_limit
-    synops = np.zeros((n, n_stages), np.int64)
     decisions = np.zeros((n, steps), np.int32)
     first_spike = np.full(n, -1, np.int32)
     counts = np.zeros((n, snn.n_classes), np.int32)
@@ -96,7 +94,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
     analog = cfg.input == "analog"
     input_synops = analog_input_synops(snn, x)
-    synops += input_synops
+    step_synops[:, :, 0] += input_synops  # the analog input's current is computed once
     if analog:  # projections from the input add a constant W x every step, summed once as the engine does
         for s, stage in enumerate(stages):
             for projection in stage.projections:
@@ -117,7 +115,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 for projection in stage.projections:
                     if projection.source != INPUT or not analog:
                         incoming = out[projection.source]
-                        synops[:, s] += ((incoming != 0) @ projection.fan_out).astype(np.int64)  # one per event
+                        step_synops[:, s, t] += (incoming != 0) @ projection.fan_out  # one per event
                         v[s] = v[s] + _synaptic(projection, incoming)
                 v[s] = v[s] + drive[s]
                 if stage.kind == IF or cfg.output == "spikes":
@@ -128,7 +126,6 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 else:
                     out[s] = np.zeros_like(v[s])
             spikes[:, s, t] = (out[s] != 0).sum(axis=1)
-            spike_amounts[:, s] += out[s].sum(axis=1).astype(np.int64)
             tally[:, offsets[s]:offsets[s + 1]] += out[s].astype(np.int32)
             if record:
                 raster[:, t, offsets[s]:offsets[s + 1]] = out[s]
@@ -139,17 +136,16 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 k = _softmax_draw(v[-1][b], draws[b])
                 counts[b, k] += 1
                 spikes[b, -1, t] = 1
-                spike_amounts[b, -1] += 1
                 tally[b, offsets[-2] + k] += 1
                 if record:
                     raster[b, t, offsets[-2] + k] = 1
         elif cfg.output == "spikes":
             counts += out[n_stages - 1].astype(np.int32)
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
-        step_synops[:, :, t] = synops - step_synops[:, :, :t].sum(axis=2)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
     membrane = np.concatenate(v, axis=1) if record else None
-    return SimulationResult(decisions, spikes, synops, first_spike, counts, v[-1].copy(),
+    spike_amounts = np.add.reduceat(tally, offsets[:-1], axis=1).astype(np.int64)  # per stage
+    return SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v[-1].copy(),
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
                             spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None,

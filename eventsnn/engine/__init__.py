@@ -61,9 +61,10 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     so a data set split into chunks gives the same result as one run. ``record`` keeps the full
     spike raster and the final membrane potentials of all neurons, in IR order (memory:
     N * T * neurons bytes; for tests and small nets); ``count_neurons`` keeps only each neuron's
-    spike count (weighted by what graded events carry; N * neurons * 4 bytes). Early exit (off by default): a sample stops
-    once its decision has not changed for ``stable_steps`` steps, or once the leading class has
-    ``exit_margin`` more output spikes than the runner-up; its later decisions repeat the last one.
+    spike count (weighted by what graded events carry; N * neurons * 4 bytes). Early exit (off by
+    default): a sample stops once its decision has not changed for ``stable_steps`` steps, or once
+    the leading class has ``exit_margin`` more output spikes than the runner-up; its later
+    decisions repeat the last one.
     """
     x = check_simulation_args(snn, x, steps, seed)
     if stable_steps < 0 or exit_margin < 0:
@@ -80,7 +81,6 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         b = len(xb)
         spikes = np.zeros((b, n_stages, steps), np.int32)
         spike_amounts = np.zeros((b, n_stages), np.int64)
-        synops = np.zeros((b, n_stages), np.int64)
         step_synops = np.zeros((b, n_stages, steps), np.int64)
         decisions = np.zeros((b, steps), np.int32)
         first_spike = np.zeros(b, np.int32)
@@ -91,10 +91,11 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
         began = time.perf_counter()
-        _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, synops, step_synops, decisions, first_spike, exit_step, counts,
-                   v_out, raster, membrane, record, tally, count_neurons, threads or numba.config.NUMBA_NUM_THREADS)
+        _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
+                   exit_step, counts, v_out, raster, membrane, record, tally, count_neurons,
+                   threads or numba.config.NUMBA_NUM_THREADS)
         elapsed = time.perf_counter() - began
-        parts.append(SimulationResult(decisions, spikes, synops, first_spike, counts, v_out,
+        parts.append(SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
                                       raster if record else None, membrane if record else None, spike_amounts,
                                       tally if count_neurons else None, step_synops,

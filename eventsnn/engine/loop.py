@@ -15,8 +15,8 @@ from .readout import _decide, _should_stop, _softmax_draw
 
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
-                words, spikes, spike_amounts, synops, step_synops, decisions, counts, v_out, raster, membrane, record,
-                tally, tallying):
+                words, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record, tally,
+                tallying):
     """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1)."""
     kinds, off, drive = net.kinds, net.off, net.drive
@@ -44,14 +44,13 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
         for s in range(n_stages):
             for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
                 if net.proj_src[p] == INPUT:
-                    synops[s] += _deliver(p, input_queue, 0, n_events, x, net, input_drive, off[s])
+                    step_synops[s, 0] += _deliver(p, input_queue, 0, n_events, x, net, input_drive, off[s])  # once
         stage_drive = input_drive
 
     out0 = off[n_stages - 1]
     n_out = off[n_stages] - out0
     first_spike = -1
     exit_step = -1
-    spent = np.zeros(n_stages, dtype=np.int64)  # SynOps so far per stage (the analog input's count in step 1)
     for t in range(steps):
         n_events = 0
         if poisson:
@@ -75,10 +74,10 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                     src = net.proj_src[p]
                     if src != INPUT:
                         carried = amounts[off[src]:off[src + 1]] if graded else no_amounts
-                        synops[s] += _deliver(p, queue, off[src], qlen[src], carried, net, v, v0)
+                        step_synops[s, t] += _deliver(p, queue, off[src], qlen[src], carried, net, v, v0)
                         received += qlen[src]
                     elif poisson:
-                        synops[s] += _deliver(p, input_queue, 0, n_events, no_amounts, net, v, v0)
+                        step_synops[s, t] += _deliver(p, input_queue, 0, n_events, no_amounts, net, v, v0)
                         received += n_events
                 if kinds[s] == IF or readout == SPIKES:
                     constant = net.has_drive[s] or (net.input_fed[s] and not poisson)
@@ -119,9 +118,6 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 counts[k] += amounts[out0 + k] if graded else 1
         if first_spike < 0 and spikes[n_stages - 1, t] > 0:
             first_spike = t + 1
-        for s in range(n_stages):
-            step_synops[s, t] = synops[s] - spent[s]
-            spent[s] = synops[s]
         decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
         if _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
             exit_step = t + 1
@@ -136,8 +132,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, step_synops, decisions, first_spike, exit_step, counts, v_out,
-               raster, membrane, record, tally, tallying, n_threads):
+def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike, exit_step, counts,
+               v_out, raster, membrane, record, tally, tallying, n_threads):
     n_samples = x.shape[0]
     n_chunks = min(n_samples, n_threads)
     n_total = net.off[net.kinds.size]
@@ -159,5 +155,5 @@ def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, synops, step_sy
             c = np.int64(b) if tallying else np.int64(0)
             first_spike[b], exit_step[b] = _run_sample(
                 x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
-                residual, words, spikes[b], spike_amounts[b], synops[b], step_synops[b], decisions[b], counts[b], v_out[b], raster[r],
-                membrane[r], record, tally[c], tallying)
+                residual, words, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b], v_out[b],
+                raster[r], membrane[r], record, tally[c], tallying)
