@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from importlib import resources
@@ -20,7 +19,7 @@ from .progress import terminal_progress
 from .reference import simulate_reference
 from .report import efficiency_report, format_table
 from .engine import simulate
-from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SPIKES, SimulationConfig, SimulationResult, SpikingNetwork
+from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SPIKES, SimulationResult, SpikingNetwork
 
 
 def _at_least(minimum: int):
@@ -155,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_writable(args.json)  # before the long work
     model = _load_model(args.model)
     args.steps = args.steps or _default_steps(model, _settings(args))
-    calibrated_for = (getattr(model, "calibration", None) or {}).get("steps")
+    calibrated_for = _calibrated_steps(model)
     if calibrated_for is not None and calibrated_for != args.steps:
         print(f"note: {args.model} was calibrated for T={calibrated_for}; running T={args.steps} works, "
               "but the calibrated biases fit best at their own T")
@@ -187,9 +186,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis_report import write_report
 
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)  # checked before the long work starts
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"{out}: the output directory is not writable")
+    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out / "report.json")  # before the long work
     energy = load_energy_model(args.energy_model)
     x, y = _load_data(args.data, args.limit)
     reports = {}
@@ -209,13 +207,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrated_steps(model) -> int | None:
+    """The run length a model's biases were calibrated for (None: not calibrated)."""
+    return (model.calibration or {}).get("steps")
+
+
 def _default_steps(model, overrides: dict) -> int:
     """T when none is given: what the model was calibrated for, else 16 for graded spikes (which
     reach their ANN in a few steps) and 100 for binary ones."""
-    calibrated_for = (getattr(model, "calibration", None) or {}).get("steps")
-    if calibrated_for:
-        return int(calibrated_for)
-    return 16 if model.config.updated(**overrides).spikes == "graded" else 100
+    return _calibrated_steps(model) or (16 if model.config.updated(**overrides).spikes == "graded" else 100)
 
 
 def _load_model(path: str):
@@ -248,7 +248,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         x_calib = f["x_calib"].astype(np.float32) / 255
     print(f"demo: small MNIST CNN shipped with eventsnn, {len(x)} test images, T={args.steps}")
     began = time.perf_counter()
-    model = convert(net, x_calib, args.percentile, SimulationConfig().updated(**_settings(args)))
+    model = convert(net, x_calib, args.percentile, default_config(net).updated(**_settings(args)))
     print(f"converted (batch-norm folded, {args.percentile}th-percentile normalization on {len(x_calib)} "
           f"training images) in {time.perf_counter() - began:.1f} s")
     snn = model.build()

@@ -11,6 +11,7 @@ population and share the add's lambda; the identity branch gets the weight lambd
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Callable
@@ -18,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from . import ann
-from .ir import (ACTIVATIONS, AFFINE, QCFS, THRESHOLDED, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear,
-                 MaxPool2d, Network, Softmax)
+from .ir import (ACTIVATIONS, AFFINE, THRESHOLDED, Add, AvgPool2d, BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, Network,
+                 Softmax)
 
 
 def fold_batchnorm(net: Network) -> Network:
@@ -239,9 +240,7 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
             weights = [1.0 if j in add_weight else w * scale_of(j) / scales[i]
                        for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i])))]
             layer = Add(layer.name, tuple(weights))
-        elif isinstance(layer, ClipReLU):
-            layer = ClipReLU(layer.threshold / scale_of(net.inputs[i][0]), layer.name)
-        elif isinstance(layer, QCFS):
-            layer = QCFS(layer.levels, layer.threshold / scale_of(net.inputs[i][0]), layer.name)
+        elif isinstance(layer, THRESHOLDED):
+            layer = dataclasses.replace(layer, threshold=layer.threshold / scale_of(net.inputs[i][0]))
         layers.append(layer)
     return net.replace_layers(layers)

@@ -44,9 +44,9 @@ class ConvertedModel:
     def __post_init__(self):
         spiking_roles(self.ann)  # raises for a network that cannot become an SNN
         object.__setattr__(self, "scales", tuple(self.scales))
+        channels_of = {layer.name: shape[0] for layer, shape in zip(self.ann.layers, self.ann.shapes)}
         for name, shift in self.bias_shift.items():
-            layer = next((layer for layer in self.ann.layers if layer.name == name), None)
-            channels = self.ann.shapes[self.ann.layers.index(layer)][0] if layer is not None else None
+            channels = channels_of.get(name)
             if channels is None or np.shape(shift) != (channels,) or not np.all(np.isfinite(shift)):
                 raise ValueError(f"bias shift '{name}' must be {channels or 'a layer of the network with'} finite "
                                  "values, one per channel")

@@ -4,8 +4,8 @@ Conventions: SynOps of a layer = sum over the events it receives of the sender's
 event carrying k spikes counts once per synapse; ``spikes_weighted_per_sample`` counts k). With
 analog input, the constant current W x of every layer that reads the input is computed once per
 sample; those operations (non-zero pixels times their fan-out, ``SimulationResult.input_synops``)
-are counted once, as multiply-accumulates in the energy estimate. Energy: ``e_ac`` per accumulate and ``e_mac`` per MAC (default 0.9 pJ and
-4.6 pJ, 45 nm, Horowitz 2014). Membrane updates per step (bias, leak-free integration) are not
+are counted once, as multiply-accumulates in the energy estimate. Energy: ``e_ac`` per
+accumulate and ``e_mac`` per MAC (default 0.9 pJ and 4.6 pJ, 45 nm, Horowitz 2014). Membrane updates per step (bias, leak-free integration) are not
 counted, as is common.
 """
 
