@@ -118,7 +118,7 @@ class _Fidelity:
         return (None if r is None else float(r)), float(abs_error)
 
 
-def _ann_layer(model: ConvertedModel, stage_name: str) -> int | None:
+def _ann_layer(model: ConvertedModel, stage_name: str) -> int:
     """The IR layer whose (normalized) output a stage's spikes stand for."""
     net = model.ann
     names = [layer.name for layer in net.layers]
@@ -158,6 +158,7 @@ class _Totals:
         self.weighted = np.zeros(n_stages)
         self.silent = np.zeros(n_stages)
         self.fidelity = {s: _Fidelity() for s in watched}
+        self.stage_of = {layer: s for s, layer in watched.items()}  # ANN layer -> the stage standing for it
         self.rate_hist = [np.zeros(20, np.int64) for _ in snn.stages]
         self.first_spike: list[np.ndarray] = []
         self.stable_step: list[np.ndarray] = []
@@ -180,12 +181,12 @@ class _Totals:
         for s, stage_counts in enumerate(counts):
             self.silent[s] += _count_stats(stage_counts, divisor, self.rate_hist[s])
         scale = 1.0 / (steps * snn.config.spike_levels)  # spikes -> the layer's normalized units
-        stage_of = {layer: s for s, layer in self.watched.items()}
         last = None
         for j, out in activations:
             last = out
-            if j in stage_of:
-                self.fidelity[stage_of[j]].add(out.reshape(len(x), -1), counts[stage_of[j]], scale, self.rng)
+            if j in self.stage_of:
+                s = self.stage_of[j]
+                self.fidelity[s].add(out.reshape(len(x), -1), counts[s], scale, self.rng)
         self.ann_correct += int((last.argmax(axis=1) == y).sum())
         self.first_spike.append(result.first_spike)
         self.stable_step.append(stable_decision_step(result.decisions))

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .energy import COMMON, common_energy
 from .snn import GATE, IF, OUTPUT, SimulationResult, SpikingNetwork
 
-E_AC_PJ = 0.9
-E_MAC_PJ = 4.6
+E_AC_PJ, E_MAC_PJ = COMMON["e_ac_pj"], COMMON["e_mac_pj"]
 _KIND_NAMES = {IF: "IF", GATE: "maxpool gate"}
 
 
@@ -61,13 +61,14 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
     synops = sum(layer["synops_per_sample"] for layer in layers)
     macs = sum(stage.macs for stage in snn.stages)
     input_ops = float(result.input_synops.sum()) / n if result.input_synops is not None else 0.0
+    snn_energy, ann_energy = common_energy(result.synops.sum(axis=0)[:, None] / n, input_ops, macs,
+                                           {"e_ac_pj": e_ac, "e_mac_pj": e_mac})
     report = {
         "samples": len(result.decisions), "steps": steps, "settings": snn.config.__dict__.copy(),
         "spikes_per_sample": sum(layer["spikes_per_sample"] for layer in layers),
         "spikes_weighted_per_sample": sum(layer["spikes_weighted_per_sample"] for layer in layers),
         "synops_per_sample": synops, "macs_per_sample": macs,
-        "energy_snn_uj_per_sample": (e_ac * (synops - input_ops) + e_mac * input_ops) * 1e-6,
-        "energy_ann_uj_per_sample": e_mac * macs * 1e-6, "energy_pj": {"accumulate": e_ac, "mac": e_mac},
+        "energy_snn_uj_per_sample": float(snn_energy[-1]), "energy_ann_uj_per_sample": ann_energy, "energy_pj": {"accumulate": e_ac, "mac": e_mac},
         "first_output_spike_mean": float(result.first_spike[result.first_spike > 0].mean())
         if np.any(result.first_spike > 0) else None,
         "stable_decision_step_mean": float(stable_decision_step(result.decisions).mean()) if len(result.decisions) else None,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eventsnn import simulate
-from eventsnn.analysis import analyze, load_energy_model
+from eventsnn.analysis import EXIT_STABLE, _exit_stable, analyze, load_energy_model
 from eventsnn.cli import main
 from eventsnn.ir import Linear, Network, ReLU
 from eventsnn.model import ConvertedModel, save
@@ -110,3 +110,16 @@ def test_analyze_command(tmp_path, demo, capsys, monkeypatch, with_matplotlib):
         assert "accuracy_vs_synops.png" in pngs and "skipped" not in printed
     else:
         assert pngs == [] and "skipped without matplotlib" in printed
+
+
+@pytest.mark.parametrize("k", EXIT_STABLE)
+def test_early_exit_table_matches_the_engines_early_exit(demo, k):
+    """The analysis evaluates `--exit-stable K` from one full run; the engine, told to stop, agrees
+    on every sample's stop step and decision (binary spikes, where decisions still change)."""
+    snn = demo.model.build(spikes="binary")
+    x = demo.x[:60]
+    full, stopped = simulate(snn, x, 24), simulate(snn, x, 24, stable_steps=k)
+    stop = _exit_stable(full.decisions, k)
+    np.testing.assert_array_equal(stop, np.where(stopped.exit_step > 0, stopped.exit_step, 24))
+    np.testing.assert_array_equal(full.decisions[np.arange(len(x)), stop - 1], stopped.predictions())
+    assert np.any(stop < 24)
