@@ -118,7 +118,7 @@ class _Fidelity:
         return (None if r is None else float(r)), float(abs_error)
 
 
-def _ann_layer(model: ConvertedModel, stage_name: str) -> int:
+def stage_layer(model: ConvertedModel, stage_name: str) -> int:
     """The IR layer whose (normalized) output a stage's spikes stand for."""
     net = model.ann
     names = [layer.name for layer in net.layers]
@@ -206,7 +206,7 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
         raise ValueError(f"need as many labels as images, and at least one: {len(x)} images, {len(y)} labels")
     snn = model.build(**settings)
     reference = dataclasses.replace(model, bias_shift={}).normalized()  # the ANN the SNN should follow
-    watched = {s: _ann_layer(model, stage.name) for s, stage in enumerate(snn.stages) if stage.kind != OUTPUT}
+    watched = {s: stage_layer(model, stage.name) for s, stage in enumerate(snn.stages) if stage.kind != OUTPUT}
     totals = _Totals(snn, watched, steps, seed)
     for start in range(0, len(x), batch_size):
         xb = ann.check_input(model.ann, x[start:start + batch_size])

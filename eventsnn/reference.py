@@ -25,7 +25,7 @@ def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
     return np.array([step_key(seed, stream, int(n), step) for n in samples], dtype=np.uint64)
 
 
-def _synaptic(projection: Projection, spikes: np.ndarray) -> np.ndarray:
+def synaptic(projection: Projection, spikes: np.ndarray) -> np.ndarray:
     """W s of one projection for a batch of source spikes (or analog inputs), no bias."""
     if projection.layer is None:
         return (spikes * np.float32(projection.weight)).astype(np.float32)
@@ -99,7 +99,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         for s, stage in enumerate(stages):
             for projection in stage.projections:
                 if projection.source == INPUT:
-                    drive[s] = _synaptic(projection, x) + drive[s]
+                    drive[s] = synaptic(projection, x) + drive[s]
 
     for t in range(steps):
         out = {INPUT: x}
@@ -116,7 +116,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                     if projection.source != INPUT or not analog:
                         incoming = out[projection.source]
                         step_synops[:, s, t] += (incoming != 0) @ projection.fan_out  # one per event
-                        v[s] = v[s] + _synaptic(projection, incoming)
+                        v[s] = v[s] + synaptic(projection, incoming)
                 v[s] = v[s] + drive[s]
                 if stage.kind == IF or cfg.output == "spikes":
                     emitted = _fire(v[s], threshold, limit)

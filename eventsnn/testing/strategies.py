@@ -1,0 +1,250 @@
+"""Hypothesis strategies for IR networks, their specs and checkpoints, inputs and simulation settings.
+
+Every network drawn here builds and simulates. Sizes are bounded by the parameters, and the draws
+are structural (the number of blocks, each layer's size, each weight), so a failing example
+shrinks to a small net with few non-zero weights. With ``dyadic=True`` (the default) weights are
+multiples of 1/64, biases of 1/16, inputs of 1/16 and thresholds powers of two: every sum the
+simulators form is exact in float32, so spike trains of two correct simulators are equal and
+can be compared with ``==`` (``eventsnn.testing.assert_same_spikes``).
+
+    from hypothesis import given
+    from eventsnn.testing import strategies as es
+
+    @given(es.networks_and_inputs(), es.simulation_configs())
+    def test_my_simulator(net_x, config): ...
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("eventsnn.testing.strategies needs hypothesis: pip install 'eventsnn[testing]'") from err
+
+from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from ..snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig
+
+__all__ = ["weights", "networks", "chain_networks", "residual_networks", "inputs", "networks_and_inputs",
+           "simulation_configs", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
+
+ACTIVATION_KINDS = ("relu", "clip_relu", "qcfs")
+POOL_KINDS = ("maxpool", "avgpool")
+WEIGHT_DENOMINATOR, BIAS_DENOMINATOR, INPUT_DENOMINATOR = 64, 16, 16
+
+
+def weights(shape: tuple[int, ...], dyadic: bool = True, denominator: int = WEIGHT_DENOMINATOR,
+            limit: int = 64) -> st.SearchStrategy[np.ndarray]:
+    """float32 arrays of ``shape``: k / denominator with |k| <= limit (dyadic), else floats in
+    [-limit/denominator, limit/denominator]. Both shrink towards zero."""
+    if dyadic:
+        return arrays(np.int16, shape, elements=st.integers(-limit, limit)).map(
+            lambda k: k.astype(np.float32) / np.float32(denominator))
+    bound = limit / denominator
+    return arrays(np.float32, shape, elements=st.floats(-bound, bound, width=32))
+
+
+def _bias(n: int, dyadic: bool) -> st.SearchStrategy[np.ndarray]:
+    return weights((n,), dyadic, BIAS_DENOMINATOR, 16)
+
+
+@st.composite
+def _activation(draw, kinds: Sequence[str], name: str, dyadic: bool):
+    kind = draw(st.sampled_from(kinds))
+    if kind == "relu":
+        return ReLU(name)
+    threshold = draw(st.sampled_from([1.0, 0.5, 2.0]) if dyadic else st.floats(0.25, 4.0))
+    if kind == "clip_relu":
+        return ClipReLU(threshold, name)
+    return QCFS(draw(st.sampled_from([1, 2, 4, 8])), threshold, name)
+
+
+def _check_kinds(activations: Sequence[str], pools: Sequence[str]) -> None:
+    if not activations or set(activations) - set(ACTIVATION_KINDS):
+        raise ValueError(f"activations must be a non-empty subset of {ACTIVATION_KINDS}, not {activations!r}")
+    if set(pools) - set(POOL_KINDS):
+        raise ValueError(f"pools must be a subset of {POOL_KINDS}, not {pools!r}")
+
+
+@st.composite
+def chain_networks(draw, max_conv: int = 2, max_dense: int = 1, max_channels: int = 3, min_size: int = 4,
+                   max_size: int = 8, max_outputs: int = 5, activations: Sequence[str] = ("relu",),
+                   pools: Sequence[str] = POOL_KINDS, softmax: bool | None = None, dyadic: bool = True) -> Network:
+    """A chain: [conv - activation - [pool]] x 0..max_conv - flatten - [linear - activation] x
+    0..max_dense - linear [- softmax]. Images are (1..max_channels, min_size..max_size, ...);
+    without conv blocks the input may also be a vector. ``softmax=None`` draws whether the
+    net ends in a softmax."""
+    _check_kinds(activations, pools)
+    n_conv = draw(st.integers(0, max_conv))
+    image = n_conv > 0 or draw(st.booleans())
+    c = draw(st.integers(1, max_channels))
+    if image:
+        shape: tuple[int, ...] = (c, draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size)))
+    else:
+        shape = (draw(st.integers(1, max_size)),)
+    input_shape, layers = shape, []
+    for block in range(n_conv):
+        k = draw(st.integers(1, 3))
+        stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 1))
+        if (min(shape[1:]) + 2 * padding - k) // stride + 1 < 2:
+            stride, padding = 1, 1
+        out_c = draw(st.integers(1, max_channels))
+        conv = Conv2d(draw(weights((out_c, shape[0], k, k), dyadic)), draw(_bias(out_c, dyadic)), stride, padding,
+                      f"conv{block}")
+        layers += [conv, draw(_activation(activations, f"act{block}", dyadic))]
+        shape = conv.output_shape(shape)
+        pool = draw(st.sampled_from((None,) + tuple(pools))) if min(shape[1:]) >= 2 else None
+        if pool is not None:
+            layer = MaxPool2d(2, draw(st.integers(1, 2)), f"pool{block}") if pool == "maxpool" else \
+                AvgPool2d(2, 2, f"pool{block}")
+            layers.append(layer)
+            shape = layer.output_shape(shape)
+    if len(shape) == 3:
+        layers.append(Flatten("flatten"))
+    features = int(np.prod(shape))
+    for i in range(draw(st.integers(0, max_dense))):
+        hidden = draw(st.integers(1, 8))
+        layers += [Linear(draw(weights((hidden, features), dyadic)), draw(_bias(hidden, dyadic)), f"fc{i}"),
+                   draw(_activation(activations, f"fc_act{i}", dyadic))]
+        features = hidden
+    n_out = draw(st.integers(2, max_outputs))
+    layers.append(Linear(draw(weights((n_out, features), dyadic)), draw(_bias(n_out, dyadic)), "out"))
+    if softmax if softmax is not None else draw(st.booleans()):
+        layers.append(Softmax("softmax"))
+    return Network(input_shape, tuple(layers))
+
+
+@st.composite
+def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: int = 6, max_outputs: int = 4,
+                      activations: Sequence[str] = ("relu",), pools: Sequence[str] = POOL_KINDS,
+                      dyadic: bool = True) -> Network:
+    """conv - act - conv - act - conv - add(skip) - act [- pool] - flatten - linear, the skip
+    being the first activation (identity), a 1x1 conv of it (projection shortcut) or the network
+    input; the add's branch weights are 1 or multiples of 1/4."""
+    _check_kinds(activations, pools)
+    skip = draw(st.sampled_from(("identity", "conv", "input")))
+    c = draw(st.integers(1, max_channels))
+    h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
+    width = c if skip == "input" else draw(st.integers(1, max_channels))
+
+    def conv(name: str, c_in: int, k: int = 3) -> Conv2d:
+        return Conv2d(draw(weights((width, c_in, k, k), dyadic, limit=32)),
+                      draw(_bias(width, dyadic)), 1, k // 2, name)
+
+    def act(name: str):
+        return draw(_activation(activations, name, dyadic))
+
+    layers = [conv("conv0", c), act("act0"), conv("conv1", width), act("act1"), conv("conv2", width)]
+    inputs = [(-1,), (0,), (1,), (2,), (3,)]
+    if skip == "conv":
+        layers.append(conv("shortcut", width, 1))
+        inputs.append((1,))
+    skip_from = {"identity": 1, "conv": 5, "input": -1}[skip]
+    branch_weights = draw(st.none() | st.tuples(st.integers(1, 8), st.integers(1, 8)).map(
+        lambda k: (k[0] / 4, k[1] / 4)))
+    layers += [Add("add", branch_weights), act("act2")]
+    inputs += [(4, skip_from), (len(layers) - 2,)]
+    shape: tuple[int, ...] = (width, h, w)
+    pool = draw(st.sampled_from((None,) + tuple(pools)))
+    if pool is not None:
+        layer = (MaxPool2d if pool == "maxpool" else AvgPool2d)(2, 2, "pool")
+        layers.append(layer)
+        inputs.append((len(layers) - 2,))
+        shape = layer.output_shape(shape)
+    n_out = draw(st.integers(2, max_outputs))
+    layers += [Flatten("flatten"), Linear(draw(weights((n_out, int(np.prod(shape))), dyadic)),
+                                          draw(_bias(n_out, dyadic)), "fc")]
+    inputs += [(len(layers) - 3,), (len(layers) - 2,)]
+    return Network((c, h, w), tuple(layers), tuple(inputs))
+
+
+def networks(residual: bool | None = None, dyadic: bool = True, activations: Sequence[str] = ("relu",),
+             pools: Sequence[str] = POOL_KINDS) -> st.SearchStrategy[Network]:
+    """Chains (``residual=False``), residual graphs (``True``) or either (``None``)."""
+    chains = chain_networks(activations=activations, pools=pools, dyadic=dyadic)
+    graphs = residual_networks(activations=activations, pools=pools, dyadic=dyadic)
+    return chains if residual is False else graphs if residual else chains | graphs
+
+
+def inputs(net: Network, min_samples: int = 1, max_samples: int = 4, dyadic: bool = True,
+           zeros: float = 0.3) -> st.SearchStrategy[np.ndarray]:
+    """(N, *input_shape) float32 intensities in [0, 1]: j/16 (dyadic) or any float; entries are
+    zero with probability ``zeros`` (as in images with a background)."""
+    if not 0 <= zeros < 1:
+        raise ValueError(f"zeros is a probability in [0, 1), not {zeros}")
+
+    @st.composite
+    def draw_inputs(draw):
+        n = draw(st.integers(min_samples, max_samples))
+        shape = (n,) + net.input_shape
+        if dyadic:
+            x = draw(arrays(np.int8, shape, elements=st.integers(0, INPUT_DENOMINATOR))).astype(np.float32)
+            x /= np.float32(INPUT_DENOMINATOR)
+        else:
+            x = draw(arrays(np.float32, shape, elements=st.floats(0, 1, width=32)))
+        keep = draw(arrays(np.float32, shape, elements=st.floats(0, 1, width=32))) >= zeros
+        return np.where(keep, x, np.float32(0))
+
+    return draw_inputs()
+
+
+@st.composite
+def networks_and_inputs(draw, residual: bool | None = None, dyadic: bool = True,
+                        activations: Sequence[str] = ("relu",), pools: Sequence[str] = POOL_KINDS,
+                        max_samples: int = 4) -> tuple[Network, np.ndarray]:
+    """A network and a batch of inputs that fit it."""
+    net = draw(networks(residual, dyadic, activations, pools))
+    return net, draw(inputs(net, 1, max_samples, dyadic))
+
+
+@st.composite
+def simulation_configs(draw, spikes: Sequence[str] = ("binary", "graded"), resets: Sequence[str] = RESETS,
+                       input_modes: Sequence[str] = INPUTS, outputs: Sequence[str] = OUTPUTS,
+                       shifts: Sequence[str] = SHIFTS, max_spikes: int = 5) -> SimulationConfig:
+    """Valid simulation settings drawn from the given choices (graded spikes get levels <= max_spikes)."""
+    mode = draw(st.sampled_from(spikes))
+    levels = draw(st.sampled_from([v for v in (1, 2, 4) if v <= max_spikes])) if mode == "graded" else 1
+    return SimulationConfig(
+        reset=draw(st.sampled_from(resets)), input=draw(st.sampled_from(input_modes)),
+        output=draw(st.sampled_from(outputs)), shift=draw(st.sampled_from(shifts)),
+        maxpool_decay=draw(st.sampled_from([1.0, 0.75, 0.5])), softmax_rate=0.75, spikes=mode,
+        max_spikes=draw(st.integers(levels, max_spikes)), levels=levels)
+
+
+@st.composite
+def specs_and_state_dicts(draw, residual: bool | None = None, batchnorm: bool = True,
+                          activations: Sequence[str] = ACTIVATION_KINDS) -> tuple[dict, dict[str, np.ndarray]]:
+    """An architecture spec (as ``eventsnn convert --arch`` reads) and the state_dict that
+    matches it (name -> float32 array, as a PyTorch checkpoint holds), optionally with
+    batch-norm after every conv and hidden linear layer: for testing a loader end to end."""
+    from ..spec import network_to_spec
+
+    net = draw(networks(residual, dyadic=False, activations=activations))
+    if batchnorm and draw(st.booleans()):
+        net = _with_batchnorm(draw, net)
+    return network_to_spec(net)
+
+
+def _with_batchnorm(draw, net: Network) -> Network:
+    """The network with a batch-norm inserted after every affine layer that feeds an activation."""
+    from ..ir import ACTIVATIONS, BatchNorm
+
+    layers, inputs, moved = [], [], {}
+    for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
+        inputs.append(tuple(moved.get(j, j) for j in sources))
+        layers.append(layer)
+        moved[i] = len(layers) - 1
+        readers = net.consumers(i)
+        if isinstance(layer, (Conv2d, Linear)) and len(readers) == 1 and isinstance(net.layers[readers[0]], ACTIVATIONS):
+            n = layer.weight.shape[0]
+            positive = st.floats(0.25, 2.0, width=32)
+            stats = [draw(arrays(np.float32, n, elements=e)) for e in (positive, st.floats(-1, 1, width=32),
+                                                                       st.floats(-1, 1, width=32), positive)]
+            layers.append(BatchNorm(*stats, 1e-5, f"{layer.name}_bn"))
+            inputs.append((len(layers) - 2,))
+            moved[i] = len(layers) - 1
+    return Network(net.input_shape, tuple(layers), tuple(inputs))
