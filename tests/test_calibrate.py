@@ -14,8 +14,9 @@ from eventsnn.calibrate import calibrate_biases, shiftable_populations
 from eventsnn.cli import main
 from eventsnn.model import convert, load, save
 from eventsnn.snn import SimulationConfig
+from eventsnn.testing import strategies as es
 
-from .conftest import random_inputs, random_network, random_residual_network, seeds
+from .conftest import examples
 
 
 def channel_gap(model, index: int, x: np.ndarray, steps: int) -> float:
@@ -36,11 +37,10 @@ def channel_gap(model, index: int, x: np.ndarray, steps: int) -> float:
 
 @pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
 @settings(max_examples=25, deadline=None)
-@given(seed=seeds, residual=st.booleans(), graded=st.booleans(), steps=st.sampled_from([4, 8, 16]))
-def test_calibration_never_makes_a_population_worse(seed, residual, graded, steps):
-    rng = np.random.default_rng(seed)
-    net = (random_residual_network if residual else random_network)(rng)
-    x = random_inputs(rng, net, 12)
+@given(net_x=es.networks_and_inputs(min_samples=12, max_samples=12), graded=st.booleans(),
+       steps=st.sampled_from([4, 8, 16]))
+def test_calibration_never_makes_a_population_worse(net_x, graded, steps):
+    net, x = net_x
     config = SimulationConfig(**(dict(spikes="graded", max_spikes=4, levels=2) if graded else dict(spikes="binary")))
     model = calibrate_biases(convert(net, x, 99.0, config), x, steps)
     for i in shiftable_populations(model.ann):
@@ -52,10 +52,7 @@ def test_calibration_never_makes_a_population_worse(seed, residual, graded, step
 def test_calibration_shifts_some_layer_of_random_nets():
     """Guard against a vacuous property: on most nets calibration does keep shifts."""
     kept = 0
-    for seed in range(6):
-        rng = np.random.default_rng(seed)
-        net = random_network(rng)
-        x = random_inputs(rng, net, 12)
+    for net, x in examples(es.networks_and_inputs(residual=False, min_samples=12, max_samples=12), 6):
         kept += len(calibrate_biases(convert(net, x, 99.0), x, 8).bias_shift)
     assert kept >= 3
 

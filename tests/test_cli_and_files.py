@@ -14,8 +14,9 @@ from eventsnn.ir import QCFS, Conv2d, Flatten, Linear, Network, ReLU
 from eventsnn.model import ModelFileError, convert, default_config, load, save
 from eventsnn.snn import SimulationConfig
 from eventsnn.spec import network_to_spec
+from eventsnn.testing import strategies as es
 
-from .conftest import random_inputs, random_residual_network
+from .conftest import examples
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,9 @@ def test_model_file_round_trip_without_pickle(tmp_path, demo):
     np.testing.assert_array_equal(simulate(loaded.build(), x, 10).decisions, simulate(model.build(), x, 10).decisions)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_residual_model_file_round_trip(tmp_path, seed):
-    rng = np.random.default_rng(seed)
-    net = random_residual_network(rng)
-    x = random_inputs(rng, net, 20)
+@pytest.mark.parametrize("net_x", examples(es.networks_and_inputs(residual=True, min_samples=20, max_samples=20), 4))
+def test_residual_model_file_round_trip(tmp_path, net_x):
+    net, x = net_x
     model = convert(net, x)
     save(model, tmp_path / "res.npz")
     loaded = load(tmp_path / "res.npz")

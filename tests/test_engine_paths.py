@@ -12,16 +12,13 @@ from eventsnn.engine import simulate
 from eventsnn.ann import synaptic_input
 from eventsnn.ir import Conv2d, Linear
 from eventsnn.snn import GATE, INPUT, INPUTS, SimulationConfig, build
-
-from .conftest import random_inputs, random_network, random_residual_network, seeds
+from eventsnn.testing import strategies as es
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=seeds, input_mode=st.sampled_from(INPUTS))
-def test_csr_and_kernel_direct_paths_give_identical_spike_trains(seed, input_mode):
-    rng = np.random.default_rng(seed)
-    net = random_network(rng)
-    x = random_inputs(rng, net, 3)
+@given(net_x=es.networks_and_inputs(residual=False), input_mode=st.sampled_from(INPUTS))
+def test_csr_and_kernel_direct_paths_give_identical_spike_trains(net_x, input_mode):
+    net, x = net_x
     config = SimulationConfig(input=input_mode)
     csr = simulate(build(net, config, path="csr"), x, 16, seed=1, record=True)
     direct = simulate(build(net, config, path="direct"), x, 16, seed=1, record=True)
@@ -139,14 +136,12 @@ def real_fan_out(projection) -> np.ndarray:
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=seeds, residual=st.booleans(), spikes=st.sampled_from(["binary", "graded"]))
-def test_synops_recounted_from_the_raster_and_the_connectivity(seed, residual, spikes):
+@given(net_x=es.networks_and_inputs(), spikes=st.sampled_from(["binary", "graded"]))
+def test_synops_recounted_from_the_raster_and_the_connectivity(net_x, spikes):
     """SynOps of every stage = events received (from the recorded raster; the analog input once)
     times the real fan-out of the sender; a graded event counts once per synapse."""
-    rng = np.random.default_rng(seed)
-    net = (random_residual_network if residual else random_network)(rng)
+    net, x = net_x
     snn = build(net, SimulationConfig(spikes=spikes, levels=2, max_spikes=3, input="analog"))
-    x = random_inputs(rng, net, 3)
     result = simulate(snn, x, 10, record=True)
     offsets = np.cumsum([0] + [s.size for s in snn.stages])
     received = (result.raster != 0).sum(axis=1).astype(np.int64)  # (N, neurons) events over the run

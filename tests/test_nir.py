@@ -16,22 +16,18 @@ from eventsnn.ir import MaxPool2d  # noqa: E402
 from eventsnn.loaders.nir_graph import NirError, from_nir, load_nir, save_nir, to_nir  # noqa: E402
 from eventsnn.snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, build  # noqa: E402
 
-from .conftest import random_inputs, random_network, random_residual_network, seeds  # noqa: E402
+from eventsnn.testing import strategies as es  # noqa: E402
 
+from .conftest import examples  # noqa: E402
 
-def without_maxpool(make, rng):
-    while True:
-        net = make(rng)
-        if not any(isinstance(layer, MaxPool2d) for layer in net.layers):
-            return net
+WITHOUT_MAXPOOL = dict(pools=("avgpool",))  # NIR has no gated max-pool node
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=seeds, residual=st.booleans(), reset=st.sampled_from(RESETS), input_mode=st.sampled_from(INPUTS),
-       output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS))
-def test_round_trip_gives_identical_spike_trains(tmp_path_factory, seed, residual, reset, input_mode, output, shift):
-    rng = np.random.default_rng(seed)
-    net = without_maxpool(random_residual_network if residual else random_network, rng)
+@given(net_x=es.networks_and_inputs(**WITHOUT_MAXPOOL), reset=st.sampled_from(RESETS),
+       input_mode=st.sampled_from(INPUTS), output=st.sampled_from(OUTPUTS), shift=st.sampled_from(SHIFTS))
+def test_round_trip_gives_identical_spike_trains(tmp_path_factory, net_x, reset, input_mode, output, shift):
+    net, x = net_x
     config = SimulationConfig(reset=reset, input=input_mode, output=output, shift=shift, threshold=0.75, spikes="binary")
     snn = build(net, config)
     path = tmp_path_factory.mktemp("nir") / "net.nir"
@@ -40,7 +36,6 @@ def test_round_trip_gives_identical_spike_trains(tmp_path_factory, seed, residua
         save_nir(snn, path)
     back = load_nir(path)
     assert back.config == config
-    x = random_inputs(rng, net, 3)
     original, again = simulate(snn, x, 12, seed=5, record=True), simulate(back.build(), x, 12, seed=5, record=True)
     np.testing.assert_array_equal(original.raster, again.raster)
     np.testing.assert_array_equal(original.decisions, again.decisions)
@@ -48,7 +43,7 @@ def test_round_trip_gives_identical_spike_trains(tmp_path_factory, seed, residua
 
 
 def test_reset_by_subtraction_is_explicit():
-    net = without_maxpool(random_network, np.random.default_rng(0))
+    net, _ = examples(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
     with pytest.warns(UserWarning, match="reset by subtraction is recorded only in the graph metadata"):
         graph = to_nir(build(net, SimulationConfig(reset="subtract", spikes="binary", shift="none")))
     assert graph.metadata["reset"] == "subtract"
@@ -57,17 +52,14 @@ def test_reset_by_subtraction_is_explicit():
 
 
 def test_max_pool_gates_cannot_be_exported():
-    rng = np.random.default_rng(0)
-    while True:
-        net = random_network(rng)
-        if any(isinstance(layer, MaxPool2d) for layer in net.layers):
-            break
+    net = next(net for net, _ in examples(es.networks_and_inputs(pools=("maxpool",)), 20)
+               if any(isinstance(layer, MaxPool2d) for layer in net.layers))
     with pytest.raises(NirError, match="max-pool"):
         to_nir(build(net, SimulationConfig(reset="zero", spikes="binary")))
 
 
 def test_graded_spikes_cannot_be_exported():
-    net = without_maxpool(random_network, np.random.default_rng(0))
+    net, _ = examples(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
     with pytest.raises(NirError, match="binary spikes"):
         to_nir(build(net, SimulationConfig(reset="zero", spikes="graded")))
 
@@ -93,9 +85,7 @@ def test_export_and_run_from_the_command_line(tmp_path, demo, capsys):
     from eventsnn.cli import main
     from eventsnn.model import convert, save
 
-    rng = np.random.default_rng(2)
-    net = without_maxpool(random_residual_network, rng)
-    x = random_inputs(rng, net, 10)
+    net, x = examples(es.networks_and_inputs(residual=True, min_samples=10, max_samples=10, **WITHOUT_MAXPOOL), 1)[0]
     save(convert(net, x), tmp_path / "m.npz")
     np.savez(tmp_path / "data.npz", x=x, y=np.zeros(10, np.int64))
     assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.nir"), "--reset", "zero"]) == 2

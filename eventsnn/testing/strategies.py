@@ -30,7 +30,7 @@ from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Conv2d, Flatten, Linear, MaxPoo
 from ..snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig
 
 __all__ = ["weights", "networks", "chain_networks", "residual_networks", "inputs", "networks_and_inputs",
-           "simulation_configs", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
+           "simulation_configs", "batchnorm_networks", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
 
 ACTIVATION_KINDS = ("relu", "clip_relu", "qcfs")
 POOL_KINDS = ("maxpool", "avgpool")
@@ -195,10 +195,10 @@ def inputs(net: Network, min_samples: int = 1, max_samples: int = 4, dyadic: boo
 @st.composite
 def networks_and_inputs(draw, residual: bool | None = None, dyadic: bool = True,
                         activations: Sequence[str] = ("relu",), pools: Sequence[str] = POOL_KINDS,
-                        max_samples: int = 4) -> tuple[Network, np.ndarray]:
+                        min_samples: int = 1, max_samples: int = 4) -> tuple[Network, np.ndarray]:
     """A network and a batch of inputs that fit it."""
     net = draw(networks(residual, dyadic, activations, pools))
-    return net, draw(inputs(net, 1, max_samples, dyadic))
+    return net, draw(inputs(net, min_samples, max_samples, dyadic))
 
 
 @st.composite
@@ -216,24 +216,14 @@ def simulation_configs(draw, spikes: Sequence[str] = ("binary", "graded"), reset
 
 
 @st.composite
-def specs_and_state_dicts(draw, residual: bool | None = None, batchnorm: bool = True,
-                          activations: Sequence[str] = ACTIVATION_KINDS) -> tuple[dict, dict[str, np.ndarray]]:
-    """An architecture spec (as ``eventsnn convert --arch`` reads) and the state_dict that
-    matches it (name -> float32 array, as a PyTorch checkpoint holds), optionally with
-    batch-norm after every conv and hidden linear layer: for testing a loader end to end."""
-    from ..spec import network_to_spec
-
-    net = draw(networks(residual, dyadic=False, activations=activations))
-    if batchnorm and draw(st.booleans()):
-        net = _with_batchnorm(draw, net)
-    return network_to_spec(net)
-
-
-def _with_batchnorm(draw, net: Network) -> Network:
-    """The network with a batch-norm inserted after every affine layer that feeds an activation."""
+def batchnorm_networks(draw, residual: bool | None = None, activations: Sequence[str] = ("relu",),
+                       pools: Sequence[str] = POOL_KINDS) -> Network:
+    """Networks (float weights) with a batch-norm of random statistics between every affine layer
+    and its activation, as trained nets come: for testing folding and loaders."""
     from ..ir import ACTIVATIONS, BatchNorm
 
-    layers, inputs, moved = [], [], {}
+    net = draw(networks(residual, dyadic=False, activations=activations, pools=pools))
+    layers, inputs, moved = [], [], {}  # moved: old index -> new index of what consumers read
     for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
         inputs.append(tuple(moved.get(j, j) for j in sources))
         layers.append(layer)
@@ -241,10 +231,23 @@ def _with_batchnorm(draw, net: Network) -> Network:
         readers = net.consumers(i)
         if isinstance(layer, (Conv2d, Linear)) and len(readers) == 1 and isinstance(net.layers[readers[0]], ACTIVATIONS):
             n = layer.weight.shape[0]
-            positive = st.floats(0.25, 2.0, width=32)
-            stats = [draw(arrays(np.float32, n, elements=e)) for e in (positive, st.floats(-1, 1, width=32),
-                                                                       st.floats(-1, 1, width=32), positive)]
-            layers.append(BatchNorm(*stats, 1e-5, f"{layer.name}_bn"))
+            positive, centred = st.floats(0.25, 2.0, width=32), st.floats(-1, 1, width=32)
+            gamma, beta, mean, var = (draw(arrays(np.float32, n, elements=e)) for e in (positive, centred, centred,
+                                                                                          positive))
+            layers.append(BatchNorm(gamma, beta, mean, var, 1e-5, f"{layer.name}_bn"))
             inputs.append((len(layers) - 2,))
             moved[i] = len(layers) - 1
     return Network(net.input_shape, tuple(layers), tuple(inputs))
+
+
+@st.composite
+def specs_and_state_dicts(draw, residual: bool | None = None, batchnorm: bool = True,
+                          activations: Sequence[str] = ACTIVATION_KINDS) -> tuple[dict, dict[str, np.ndarray]]:
+    """An architecture spec (as ``eventsnn convert --arch`` reads) and the state_dict that
+    matches it (name -> float32 array, as a PyTorch checkpoint holds), with batch-norm layers
+    (``batchnorm=True``) or without: for testing a loader end to end."""
+    from ..spec import network_to_spec
+
+    if batchnorm:
+        return network_to_spec(draw(batchnorm_networks(residual, activations)))
+    return network_to_spec(draw(networks(residual, dyadic=False, activations=activations)))
