@@ -47,8 +47,9 @@ have sinabs "$SINABS_VERSION" || "${PIP[@]}" install --no-deps "sinabs==$SINABS_
     numpy scipy tqdm packaging requests "loguru>=0.7,<1" \
     pbr "nir<=1.0.4" nirtorch matplotlib pillow
 
-# 3. eventsnn itself (editable), for its data loaders.
-"$PY" -I -c "import eventsnn.loaders" 2>/dev/null || "${PIP[@]}" install -q -c "$CONSTRAINTS" -e "$REPO"
+# 3. eventsnn itself (editable), for its data loaders, with hypothesis for its testing strategies
+#    (examples/differential_sinabs.py).
+"$PY" -I -c "import eventsnn.loaders, hypothesis" 2>/dev/null || "${PIP[@]}" install -q -c "$CONSTRAINTS" -e "$REPO[testing]"
 
 # 4. Check: the pinned torch survived and both converters import.
 "$PY" -I - <<'EOF'

@@ -17,6 +17,7 @@ writes such a graph. Max-pool gates have no NIR node: ``to_nir`` refuses them.
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 
@@ -66,7 +67,7 @@ def to_nir(snn: SpikingNetwork):
         if stage.kind == OUTPUT and cfg.output != "spikes":
             nodes[neuron] = nir.I(r=ones)
         else:
-            nodes[neuron] = nir.IF(r=ones, v_threshold=ones * np.float32(cfg.threshold), v_reset=0 * ones)
+            nodes[neuron] = _if_node(nir, ones, np.float32(cfg.threshold))
         for k, projection in enumerate(stage.projections):
             source = population[projection.source]
             if projection.in_shape != projection.source_shape:
@@ -82,6 +83,13 @@ def to_nir(snn: SpikingNetwork):
     edges.append((population[len(snn.stages) - 1], "output"))
     metadata = {key: getattr(cfg, key) for key in METADATA_KEYS} | {"threshold": cfg.threshold, "producer": "eventsnn"}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _if_node(nir, ones: np.ndarray, threshold: np.float32):
+    """An IF node resetting to 0 (NIR before 1.0.5 has no ``v_reset``: its IF always resets to 0)."""
+    if "v_reset" in inspect.signature(nir.IF).parameters:
+        return nir.IF(r=ones, v_threshold=ones * threshold, v_reset=0 * ones)
+    return nir.IF(r=ones, v_threshold=ones * threshold)
 
 
 def _synapse_node(nir, layer: Layer | None, weight: float, in_shape: Shape):
@@ -212,7 +220,7 @@ def _population(nir, name, node, feeds, index, add_weight, layers, emit, thresho
     """An IF (or output I) node: the synapse layers feeding it become an add if several, then a relu."""
     if isinstance(node, nir.IF):
         thresholds.add(_uniform(node.v_threshold, "v_threshold", name))
-        if np.any(np.asarray(node.v_reset) != 0) or np.any(np.asarray(node.r) != 1):
+        if np.any(np.asarray(getattr(node, "v_reset", 0)) != 0) or np.any(np.asarray(node.r) != 1):
             raise NirError("IF nodes need r = 1 and v_reset = 0")
     elif np.any(np.asarray(node.r) != 1):
         raise NirError("I nodes need r = 1")

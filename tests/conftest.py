@@ -8,28 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from eventsnn.loaders import load_network
 from eventsnn.model import convert
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def examples(strategy: st.SearchStrategy, n: int) -> list:
-    """A fixed sample of n draws (the same on every run): for guards that a property test is not
-    vacuous, which look at the distribution of draws rather than at one."""
-    drawn: list = []
-
-    @settings(max_examples=n, database=None, derandomize=True, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(value):
-        drawn.append(value)
-
-    collect()
-    return drawn
 
 
 @pytest.fixture(scope="session")

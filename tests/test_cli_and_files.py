@@ -16,8 +16,6 @@ from eventsnn.snn import SimulationConfig
 from eventsnn.spec import network_to_spec
 from eventsnn.testing import strategies as es
 
-from .conftest import examples
-
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory, demo):
@@ -43,7 +41,7 @@ def test_model_file_round_trip_without_pickle(tmp_path, demo):
     np.testing.assert_array_equal(simulate(loaded.build(), x, 10).decisions, simulate(model.build(), x, 10).decisions)
 
 
-@pytest.mark.parametrize("net_x", examples(es.networks_and_inputs(residual=True, min_samples=20, max_samples=20), 4))
+@pytest.mark.parametrize("net_x", es.fixed_sample(es.networks_and_inputs(residual=True, min_samples=20, max_samples=20), 4))
 def test_residual_model_file_round_trip(tmp_path, net_x):
     net, x = net_x
     model = convert(net, x)

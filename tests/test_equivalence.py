@@ -15,8 +15,6 @@ from eventsnn.snn import SimulationConfig, build
 from eventsnn.testing import assert_same_spikes
 from eventsnn.testing import strategies as es
 
-from .conftest import examples
-
 
 def assert_identical(a, b, snn=None):
     assert_same_spikes(a, b, snn, labels=("engine", "reference"))
@@ -48,7 +46,7 @@ def test_engine_equals_reference(net_x, config, steps, seed):
 def test_random_networks_actually_spike():
     """Guard against a vacuous equivalence test: the generated networks do produce spikes."""
     total = 0
-    for net, x in examples(es.networks_and_inputs(residual=False), 10):
+    for net, x in es.fixed_sample(es.networks_and_inputs(residual=False), 10):
         result = simulate(build(net), x, 16)
         total += int(result.spikes[:, :-1].sum())
     assert total > 100
@@ -57,7 +55,7 @@ def test_random_networks_actually_spike():
 def test_graded_events_actually_carry_several_spikes():
     """Guard against a vacuous graded test: events carrying k > 1 occur, in IF layers and in gates."""
     carried = {"IF": 0, "gate": 0}
-    for net, x in examples(es.networks_and_inputs(residual=False), 24):
+    for net, x in es.fixed_sample(es.networks_and_inputs(residual=False), 24):
         snn = build(net, SimulationConfig(spikes="graded", max_spikes=4, levels=1))
         result = simulate(snn, x, 16, record=True)
         offsets = np.cumsum([0] + [s.size for s in snn.stages])
@@ -94,7 +92,7 @@ def test_engine_equals_reference_on_residual_networks(net_x, config, steps, seed
 def test_residual_populations_actually_spike():
     """Guard against a vacuous test: the populations where branches meet do fire."""
     total = 0
-    for net, x in examples(es.networks_and_inputs(residual=True), 10):
+    for net, x in es.fixed_sample(es.networks_and_inputs(residual=True), 10):
         total += int(simulate(build(net), x, 16).spikes[:, 2].sum())
     assert total > 50
 

@@ -18,7 +18,6 @@ from eventsnn.snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, buil
 
 from eventsnn.testing import strategies as es  # noqa: E402
 
-from .conftest import examples  # noqa: E402
 
 WITHOUT_MAXPOOL = dict(pools=("avgpool",))  # NIR has no gated max-pool node
 
@@ -43,7 +42,7 @@ def test_round_trip_gives_identical_spike_trains(tmp_path_factory, net_x, reset,
 
 
 def test_reset_by_subtraction_is_explicit():
-    net, _ = examples(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
+    net, _ = es.fixed_sample(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
     with pytest.warns(UserWarning, match="reset by subtraction is recorded only in the graph metadata"):
         graph = to_nir(build(net, SimulationConfig(reset="subtract", spikes="binary", shift="none")))
     assert graph.metadata["reset"] == "subtract"
@@ -52,14 +51,14 @@ def test_reset_by_subtraction_is_explicit():
 
 
 def test_max_pool_gates_cannot_be_exported():
-    net = next(net for net, _ in examples(es.networks_and_inputs(pools=("maxpool",)), 20)
+    net = next(net for net, _ in es.fixed_sample(es.networks_and_inputs(pools=("maxpool",)), 20)
                if any(isinstance(layer, MaxPool2d) for layer in net.layers))
     with pytest.raises(NirError, match="max-pool"):
         to_nir(build(net, SimulationConfig(reset="zero", spikes="binary")))
 
 
 def test_graded_spikes_cannot_be_exported():
-    net, _ = examples(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
+    net, _ = es.fixed_sample(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
     with pytest.raises(NirError, match="binary spikes"):
         to_nir(build(net, SimulationConfig(reset="zero", spikes="graded")))
 
@@ -85,7 +84,7 @@ def test_export_and_run_from_the_command_line(tmp_path, demo, capsys):
     from eventsnn.cli import main
     from eventsnn.model import convert, save
 
-    net, x = examples(es.networks_and_inputs(residual=True, min_samples=10, max_samples=10, **WITHOUT_MAXPOOL), 1)[0]
+    net, x = es.fixed_sample(es.networks_and_inputs(residual=True, min_samples=10, max_samples=10, **WITHOUT_MAXPOOL), 1)[0]
     save(convert(net, x), tmp_path / "m.npz")
     np.savez(tmp_path / "data.npz", x=x, y=np.zeros(10, np.int64))
     assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.nir"), "--reset", "zero"]) == 2

@@ -179,3 +179,39 @@ def test_differential_testing_through_nir():
         compare_with_nir_simulator(snn, x, 12, lambda g, x, t: faithful(g, x, t, reset="zero"), name="plain")
     with pytest.raises(ValueError, match="IF nodes"):
         compare_with_nir_simulator(snn, x, 12, lambda g, x, t: {"nonsense": np.zeros(1)})
+
+
+def test_the_worked_example_in_the_docs_finds_its_planted_bug():
+    """docs/testing.md: the test fails on the planted bug with a small counterexample and passes
+    once the bug is fixed."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "testing.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    buggy = {}
+    exec(compile(code, "docs/testing.md", "exec"), buggy)
+    with pytest.raises(AssertionError) as caught:
+        buggy["test_normalization_only_rescales_the_output"]()
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert re.search("Falsifying example|Failing test case", notes) and "Network(" in notes
+    fixed_code = code.replace("weight=net.layers[i].weight / peak", "weight=net.layers[i].weight * previous / peak")
+    assert fixed_code != code
+    fixed = {}
+    exec(compile(fixed_code, "docs/testing.md", "exec"), fixed)
+    fixed["test_normalization_only_rescales_the_output"]()
+
+
+def test_nir_export_works_with_nir_releases_whose_if_node_has_no_v_reset():
+    """nir < 1.0.5 (what sinabs 3.1 installs) has IF(r, v_threshold) only and always resets to 0."""
+    pytest.importorskip("nir")
+    from types import SimpleNamespace
+
+    from eventsnn.loaders.nir_graph import _if_node
+
+    class OldIF:
+        def __init__(self, r, v_threshold):
+            self.r, self.v_threshold = r, v_threshold
+
+    node = _if_node(SimpleNamespace(IF=OldIF), np.ones(3, np.float32), np.float32(0.5))
+    np.testing.assert_array_equal(node.v_threshold, [0.5, 0.5, 0.5])
+    assert set(vars(node)) == {"r", "v_threshold"}

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 try:
+    from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
 except ImportError as err:  # pragma: no cover - depends on the environment
@@ -29,7 +30,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 from ..snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig
 
-__all__ = ["weights", "networks", "chain_networks", "residual_networks", "inputs", "networks_and_inputs",
+__all__ = ["fixed_sample", "weights", "networks", "chain_networks", "residual_networks", "inputs", "networks_and_inputs",
            "simulation_configs", "batchnorm_networks", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
 
 ACTIVATION_KINDS = ("relu", "clip_relu", "qcfs")
@@ -251,3 +252,18 @@ def specs_and_state_dicts(draw, residual: bool | None = None, batchnorm: bool = 
     if batchnorm:
         return network_to_spec(draw(batchnorm_networks(residual, activations)))
     return network_to_spec(draw(networks(residual, dyadic=False, activations=activations)))
+
+
+def fixed_sample(strategy: st.SearchStrategy, n: int) -> list:
+    """n draws of ``strategy``, the same on every run (derandomized, no example database): for
+    scripts and for guards that look at a spread of draws rather than at one counterexample."""
+    drawn: list = []
+
+    @settings(max_examples=n, database=None, derandomize=True, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(value):
+        drawn.append(value)
+
+    collect()
+    return drawn
