@@ -1,4 +1,4 @@
-"""Command line: ``eventsnn convert``, ``eventsnn run``, ``eventsnn export``, ``eventsnn demo``."""
+"""Command line: ``eventsnn convert``, ``run``, ``analyze``, ``export``, ``demo``, ``warmup``."""
 
 from __future__ import annotations
 
@@ -261,6 +261,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warmup(args: argparse.Namespace) -> int:
+    import numba
+
+    from .engine import compile_kernels
+
+    print("compiling the engine's kernels into the cache...", flush=True)
+    seconds = compile_kernels()
+    where = numba.config.CACHE_DIR or "next to the installed package (or the user cache if that is read-only)"
+    print(f"done in {seconds:.1f} s; cache: {where}. Later processes start without compiling.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventsnn", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
@@ -331,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--percentile", type=float, default=99.9)
     _add_settings(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("warmup", help="compile the engine's kernels into the on-disk cache (e.g. when building "
+                                      "an image), so that the first run answers at once")
+    p.set_defaults(func=cmd_warmup)
     return parser
 
 

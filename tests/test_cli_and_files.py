@@ -238,3 +238,8 @@ def test_qcfs_nets_default_to_their_own_levels(tmp_path, small_data):
     assert load(tmp_path / "b.npz").config.levels == 2
     assert default_config(Network((3,), (Linear(np.eye(3), None, "h"), ReLU(), Linear(np.eye(3), None, "o")))) \
         == SimulationConfig()
+
+
+def test_warmup_compiles_the_kernels(capsys):
+    assert main(["warmup"]) == 0
+    assert "cache:" in capsys.readouterr().out

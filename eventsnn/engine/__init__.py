@@ -6,8 +6,8 @@ kernel scattered into the outputs a spike reaches (channel-last, so the innermos
 output channels is contiguous and vectorizes), or a dense row. A stage with several projections
 (a residual add) takes the events of each of its sources in turn. Graded events carry their
 spike count in ``amounts`` (indexed by neuron), and a delivery adds that many times the weights.
-Samples run in parallel with ``prange`` over contiguous chunks, one per thread, each with scratch
-allocated once. Random numbers come from ``rng`` keyed by sample and step, so results do not
+Samples run in chunks on a pool of threads (the compiled chunk releases the GIL), each chunk
+with scratch allocated once; a thread that finishes early takes the next chunk. Random numbers come from ``rng`` keyed by sample and step, so results do not
 depend on the thread count or the batch size. Equations: see ``snn``.
 
 By concern: ``packing`` (network and settings as flat arrays), ``delivery`` (synaptic delivery),
@@ -25,11 +25,11 @@ import numpy as np
 from ..progress import Progress
 from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops
 from .delivery import _deliver, _deliver_dense, _deliver_direct
-from .loop import _run_batch
+from .loop import run_batch
 from .neurons import _fire
 from .packing import _NO_AMOUNTS, NetArrays, Settings, _neuron_order, pack, settings, with_drive
 
-__all__ = ["simulate", "check_simulation_args", "fastest_projection", "pack", "settings", "with_drive", "NetArrays",
+__all__ = ["simulate", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
            "Settings",
            # kernels the benchmarks and tests call directly
            "_deliver", "_deliver_dense", "_deliver_direct", "_fire", "_neuron_order"]
@@ -91,9 +91,9 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
         began = time.perf_counter()
-        _run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
-                   exit_step, counts, v_out, raster, membrane, record, tally, count_neurons,
-                   threads or numba.config.NUMBA_NUM_THREADS)
+        run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
+                  exit_step, counts, v_out, raster, membrane, record, tally, count_neurons,
+                  n_threads=threads or numba.config.NUMBA_NUM_THREADS)
         elapsed = time.perf_counter() - began
         parts.append(SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
@@ -122,3 +122,18 @@ def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4
         if elapsed < best_time:
             best, best_time = projection, elapsed
     return best
+
+
+def compile_kernels() -> float:
+    """Compile every kernel into Numba's on-disk cache (the first run of a fresh install pays this,
+    later processes load the cache in well under a second); returns the seconds it took. Settings
+    are run-time values, so one small net covering conv, max-pool gate and dense delivery compiles
+    what any net needs."""
+    from ..ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
+    from ..snn import build
+
+    began = time.perf_counter()
+    net = Network((1, 4, 4), (Conv2d(np.ones((2, 1, 3, 3), np.float32), None, 1, 1, "conv"), ReLU(),
+                              MaxPool2d(2, 2, "pool"), Flatten(), Linear(np.ones((2, 8), np.float32), None, "out")))
+    simulate(build(net), np.ones((1, 1, 4, 4), np.float32), 2, record=True, count_neurons=True)
+    return time.perf_counter() - began

@@ -1,9 +1,11 @@
-"""The time loop of one sample, all stages, compiled; and a batch of samples in parallel."""
+"""The time loop of one sample, all stages, compiled; and a batch of samples on several threads."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform
 from ..snn import GATE, IF, INPUT
@@ -12,6 +14,8 @@ from .gates import _gate
 from .neurons import _integrate, _integrate_fire
 from .packing import SOFTMAX, SPIKES
 from .readout import _decide, _should_stop, _softmax_draw
+
+START = np.int64(0)  # a typed zero: a literal 0 would compile the delivery kernels once more
 
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
@@ -44,7 +48,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
         for s in range(n_stages):
             for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
                 if net.proj_src[p] == INPUT:
-                    step_synops[s, 0] += _deliver(p, input_queue, 0, n_events, x, net, input_drive, off[s])  # once
+                    step_synops[s, 0] += _deliver(p, input_queue, START, np.int64(n_events), x, net, input_drive, off[s])  # once
         stage_drive = input_drive
 
     out0 = off[n_stages - 1]
@@ -77,7 +81,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                         step_synops[s, t] += _deliver(p, queue, off[src], qlen[src], carried, net, v, v0)
                         received += qlen[src]
                     elif poisson:
-                        step_synops[s, t] += _deliver(p, input_queue, 0, n_events, no_amounts, net, v, v0)
+                        step_synops[s, t] += _deliver(p, input_queue, START, np.int64(n_events), no_amounts, net, v, v0)
                         received += n_events
                 if kinds[s] == IF or readout == SPIKES:
                     constant = net.has_drive[s] or (net.input_fed[s] and not poisson)
@@ -131,29 +135,44 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     return first_spike, exit_step
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _run_batch(x, first_sample, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike, exit_step, counts,
-               v_out, raster, membrane, record, tally, tallying, n_threads):
-    n_samples = x.shape[0]
-    n_chunks = min(n_samples, n_threads)
+@njit(cache=True, nogil=True, error_model="numpy")
+def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike, exit_step,
+               counts, v_out, raster, membrane, record, tally, tallying):
+    """Samples lo .. hi-1 of a batch, one after the other, with scratch allocated once. Releases
+    the GIL, so threads run chunks side by side."""
     n_total = net.off[net.kinds.size]
-    for chunk in prange(n_chunks):
-        # scratch allocated once per chunk (one chunk per thread), reused for its samples
-        v = np.empty(n_total, dtype=np.float32)
-        est = np.empty(n_total)  # gate inputs' rate estimates, by neuron
-        window_est = np.empty(n_total)  # gate windows' own estimates (apart: a gate may read a gate)
-        best = np.empty(n_total)  # gate windows: best input estimate this step
-        queue = np.empty(n_total, dtype=np.int32)
-        amounts = np.empty(n_total, dtype=np.float32)  # graded spikes: what each neuron's event carries
-        qlen = np.empty(net.kinds.size, dtype=np.int64)
-        input_queue = np.empty(x.shape[1], dtype=np.int32)
-        input_drive = np.empty(n_total, dtype=np.float32)
-        residual = np.empty(net.kinds.size, dtype=np.bool_)
-        words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
-        for b in range(chunk * n_samples // n_chunks, (chunk + 1) * n_samples // n_chunks):
-            r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
-            c = np.int64(b) if tallying else np.int64(0)
-            first_spike[b], exit_step[b] = _run_sample(
-                x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
-                residual, words, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b], v_out[b],
-                raster[r], membrane[r], record, tally[c], tallying)
+    v = np.empty(n_total, dtype=np.float32)
+    est = np.empty(n_total)  # gate inputs' rate estimates, by neuron
+    window_est = np.empty(n_total)  # gate windows' own estimates (apart: a gate may read a gate)
+    best = np.empty(n_total)  # gate windows: best input estimate this step
+    queue = np.empty(n_total, dtype=np.int32)
+    amounts = np.empty(n_total, dtype=np.float32)  # graded spikes: what each neuron's event carries
+    qlen = np.empty(net.kinds.size, dtype=np.int64)
+    input_queue = np.empty(x.shape[1], dtype=np.int32)
+    input_drive = np.empty(n_total, dtype=np.float32)
+    residual = np.empty(net.kinds.size, dtype=np.bool_)
+    words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
+    for b in range(lo, hi):
+        r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
+        c = np.int64(b) if tallying else np.int64(0)
+        first_spike[b], exit_step[b] = _run_sample(
+            x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
+            residual, words, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b], v_out[b],
+            raster[r], membrane[r], record, tally[c], tallying)
+
+
+CHUNKS_PER_THREAD = 4  # samples differ in cost (early exit, activity): small chunks keep threads busy
+
+
+def run_batch(x, first_sample, net, cfg, *outputs, n_threads: int) -> None:
+    """All samples of a batch, in chunks that ``n_threads`` threads take in turn (dynamic
+    scheduling: a thread that finishes early takes the next chunk)."""
+    n = len(x)
+    if n_threads <= 1 or n <= 1:
+        _run_chunk(x, 0, n, first_sample, net, cfg, *outputs)
+        return
+    size = max(1, -(-n // (n_threads * CHUNKS_PER_THREAD)))
+    with ThreadPoolExecutor(n_threads) as pool:
+        for done in [pool.submit(_run_chunk, x, lo, min(lo + size, n), first_sample, net, cfg, *outputs)
+                     for lo in range(0, n, size)]:
+            done.result()  # re-raises a chunk's exception here
