@@ -88,7 +88,8 @@ def _assert_same_readout(a: SimulationResult, b: SimulationResult, labels: tuple
 
 
 def _tolerance(atol: float | None, steps: int, *magnitudes: np.ndarray) -> np.ndarray | float:
-    """Float32 rounding over ``steps`` additions of terms of these sizes; exact inputs can ask for atol=0."""
+    """Float32 rounding: ``steps`` additions to a sum whose terms total these magnitudes (a few
+    float32 epsilons of each per step); exact inputs can ask for atol=0."""
     if atol is not None:
         return atol
     return 1e-6 * steps * (sum(np.abs(m) for m in magnitudes) + 1.0)
@@ -125,7 +126,7 @@ def assert_conversion_bounds(snn: SpikingNetwork, x: np.ndarray, steps: int, ato
         drive = stage_drive(stage, config, steps).astype(np.float64)
         v_end = result.membrane[:, offsets[s]:offsets[s + 1]].astype(np.float64)
         expected = v0 + incoming + steps * drive - tau * n
-        tol = _tolerance(atol, steps, v_end / steps, incoming / steps, drive, tau * limit)
+        tol = _tolerance(atol, steps, v_end, incoming, steps * drive, tau * n, tau)
         _report(stage.name, "V(T) = V(0) + W N_in + T b - tau N(T)", v_end, expected, tol)
         if fires and all(p.source == INPUT for p in stage.projections):
             a = np.clip((incoming / steps + drive) / tau, 0, limit)
