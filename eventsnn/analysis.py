@@ -27,6 +27,7 @@ from .engine import simulate
 from .ir import ACTIVATIONS
 from .model import ConvertedModel
 from .progress import Progress
+from .early_exit import stable_exit_steps
 from .report import WITHIN_POINTS, stable_decision_step, steps_to_within
 from .snn import GATE, IF, OUTPUT, SpikingNetwork
 
@@ -129,20 +130,6 @@ def stage_layer(model: ConvertedModel, stage_name: str) -> int:
     return i  # a gate or an avg-pool population: the layer itself
 
 
-def _exit_stable(decisions: np.ndarray, k: int) -> np.ndarray:
-    """Per sample, the step (1-based) at which early exit with ``stable_steps=k`` stops, T if never."""
-    n, steps = decisions.shape
-    stop = np.full(n, steps)
-    same = np.ones_like(decisions, dtype=bool)
-    for back in range(1, k):
-        same[:, back:] &= decisions[:, back:] == decisions[:, :-back]
-        same[:, :back] = False
-    same &= decisions >= 0
-    hit = same.any(axis=1)
-    stop[hit] = np.argmax(same[hit], axis=1) + 1
-    return stop
-
-
 class _Totals:
     """What the analysis accumulates over batches: sums over samples, per stage and step."""
 
@@ -193,7 +180,7 @@ class _Totals:
         spent = np.cumsum(result.synops_per_step.sum(axis=1), axis=1)
         rows = np.arange(len(x))
         for k in EXIT_STABLE:
-            stop = _exit_stable(result.decisions, k)
+            stop = stable_exit_steps(result.decisions, k)
             self.exits[k] += [(result.decisions[rows, stop - 1] == y).sum(), stop.sum(), spent[rows, stop - 1].sum()]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -14,6 +15,7 @@ import numpy as np
 from . import ann
 from .atomic import check_writable, write_text
 from .calibrate import calibrate_biases
+from .early_exit import choose_exit
 from .model import convert, default_config, load, save
 from .progress import terminal_progress
 from .reference import simulate_reference
@@ -94,6 +96,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise ValueError("--calibrate bias needs --steps T, the run length to calibrate for")
     if args.calibrate == "bias" and args.no_normalization:
         raise ValueError("--calibrate bias needs calibration data (--calib), not --no-normalization")
+    if args.exit == "auto" and args.no_normalization:
+        raise ValueError("--exit auto needs calibration data (--calib), not --no-normalization")
     net = _load_network(args.checkpoint, args.arch)
     x_calib = None
     if not args.no_normalization:
@@ -107,6 +111,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print(f"bias calibration for T={args.steps} on {model.calibration['images']} images: shifted "
               f"{', '.join(model.calibration['shifted']) or 'no layer'}"
               + (f" (no gain, left alone: {', '.join(model.calibration['skipped'])})" if model.calibration['skipped'] else ""))
+    if args.exit == "auto":
+        steps = args.steps or _default_steps(model, {})
+        rule = choose_exit(model, np.asarray(x_calib.head(args.exit_images)), steps, args.exit_loss / 100,
+                           progress=terminal_progress(f"choosing the early exit for T={steps}"))
+        model = dataclasses.replace(model, early_exit=rule)
+        print(f"early exit for T={steps}: {_exit_rule_text(rule)}, mean stop step {rule['mean_stop_step']:.1f}; "
+              f"{rule['changed']:.2%} of {rule['images']} calibration decisions change (budget {args.exit_loss} points)")
     save(model, args.output_file)
     scales = ", ".join(f"{layer.name} {s:.4g}" for layer, s in zip(model.ann.layers, model.scales) if s is not None)
     print(f"converted {args.checkpoint} -> {args.output_file} (percentile {model.percentile}; scales: {scales})")
@@ -161,9 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     x, y = _load_data(args.data, args.limit)
     snn = model.build(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
     ann_accuracy = _ann_accuracy(model.ann, x, y)
-    options = {"threads": args.threads, "stable_steps": args.exit_stable, "exit_margin": args.exit_margin}
-    if args.engine == "reference" and (args.exit_stable or args.exit_margin):
-        raise ValueError("early exit is an option of the event engine")
+    options = {"threads": args.threads, **_exit_options(args, model)}
+    if args.engine == "reference" and (options["stable_steps"] or options["exit_margin"]):
+        raise ValueError("early exit is an option of the event engine (--exit-stable 0 turns off a stored rule)")
     result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine,
                               **(options if args.engine == "event" else {}))
     report = efficiency_report(snn, result, y, ann_accuracy)
@@ -205,6 +216,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} plots"
           + (f" (skipped without matplotlib, `pip install eventsnn[plot]`: {', '.join(skipped)})" if skipped else ""))
     return 0
+
+
+def _exit_rule_text(rule: dict) -> str:
+    if rule["stable_steps"]:
+        return f"stop once the decision is unchanged for {rule['stable_steps']} steps"
+    if rule["exit_margin"]:
+        return f"stop once the leading class is {rule['exit_margin']} output spikes ahead"
+    return "none (no rule kept the loss within the budget)"
+
+
+def _exit_options(args: argparse.Namespace, model) -> dict:
+    """The early-exit rule of a run: the flags if given, else the rule chosen at conversion."""
+    if args.exit_stable is not None or args.exit_margin is not None or not model.early_exit:
+        return {"stable_steps": args.exit_stable or 0, "exit_margin": args.exit_margin or 0}
+    print(f"early exit chosen at conversion: {_exit_rule_text(model.early_exit)} (--exit-stable 0 turns it off)")
+    return {key: model.early_exit[key] for key in ("stable_steps", "exit_margin")}
 
 
 def _calibrated_steps(model) -> int | None:
@@ -291,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "ANN's on calibration images (Li et al. 2021)")
     p.add_argument("--steps", type=POSITIVE, help="the run length T to calibrate for (stored in the model file)")
     p.add_argument("--calibrate-images", type=POSITIVE, default=256, help="calibration images used for --calibrate")
+    p.add_argument("--exit", choices=("none", "auto"), default="none",
+                   help="auto: choose a per-sample early-exit rule on calibration images for runs of --steps steps "
+                        "(stored in the model file; `run` applies it)")
+    p.add_argument("--exit-loss", type=float, default=0.2,
+                   help="--exit auto: accuracy, in points, the rule may cost (measured as changed decisions)")
+    p.add_argument("--exit-images", type=POSITIVE, default=1000, help="calibration images used for --exit auto")
     p.add_argument("-o", "--output-file", required=True, help="the spiking model (.npz)")
     _add_settings(p)
     p.set_defaults(func=cmd_convert)
@@ -309,9 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="conv connectivity: unrolled CSR, kernel-direct, or the faster one measured here")
     p.add_argument("--max-connectivity-mib", type=float, default=4096,
                    help="refuse an unrolled CSR layer larger than this")
-    p.add_argument("--exit-stable", type=NON_NEGATIVE, default=0,
-                   help="early exit: stop a sample once its decision is unchanged for this many steps")
-    p.add_argument("--exit-margin", type=NON_NEGATIVE, default=0,
+    p.add_argument("--exit-stable", type=NON_NEGATIVE,
+                   help="early exit: stop a sample once its decision is unchanged for this many steps (0: off; "
+                        "default: the rule chosen by `convert --exit auto`, else off)")
+    p.add_argument("--exit-margin", type=NON_NEGATIVE,
                    help="early exit: stop once the leading class has this many more output spikes")
     p.add_argument("--json", help="write the report as JSON to this file")
     _add_settings(p)

@@ -40,6 +40,7 @@ class ConvertedModel:
     config: SimulationConfig
     bias_shift: dict[str, np.ndarray] = field(default_factory=dict)  # per population, per channel (normalized units)
     calibration: dict | None = None  # how the shifts were calibrated (method, steps, images), see ``calibrate``
+    early_exit: dict | None = None  # the early-exit rule chosen for it (``early_exit.choose_exit``)
 
     def __post_init__(self):
         spiking_roles(self.ann)  # raises for a network that cannot become an SNN
@@ -100,7 +101,8 @@ def save(model: ConvertedModel, path: str | os.PathLike) -> None:
         if scale is not None:
             entry["scale"] = scale
     description = {"format": FORMAT, "version": VERSION, "percentile": model.percentile,
-                   "simulation": dataclasses.asdict(model.config), "calibration": model.calibration, **spec}
+                   "simulation": dataclasses.asdict(model.config), "calibration": model.calibration,
+                   "early_exit": model.early_exit, **spec}
     if "__model__" in params:
         raise ValueError("a layer may not be called '__model__'")
     params.update({SHIFT_PREFIX + name: shift for name, shift in model.bias_shift.items()})
@@ -128,6 +130,16 @@ def load(path: str | os.PathLike) -> ConvertedModel:
         # files written before graded spikes existed simulate binary spikes
         config = SimulationConfig(**{"spikes": "binary", "levels": 1, **description.get("simulation", {})})
         return ConvertedModel(net, tuple(scales), description.get("percentile"), config, shifts,
-                              description.get("calibration"))
+                              description.get("calibration"), _early_exit(description.get("early_exit")))
     except (SpecError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: {err}") from err
+
+
+def _early_exit(rule) -> dict | None:
+    """A stored early-exit rule, checked (the engine takes its two numbers as they are)."""
+    if rule is None:
+        return None
+    if not isinstance(rule, dict) or not all(isinstance(rule.get(k), int) and not isinstance(rule.get(k), bool)
+                                             and rule[k] >= 0 for k in ("stable_steps", "exit_margin")):
+        raise ValueError(f"early_exit must give non-negative integers stable_steps and exit_margin, not {rule!r}")
+    return rule

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from eventsnn import simulate
-from eventsnn.analysis import EXIT_STABLE, _exit_stable, analyze, load_energy_model
+from eventsnn.analysis import EXIT_STABLE, analyze, load_energy_model
+from eventsnn.early_exit import stable_exit_steps
 from eventsnn.cli import main
 from eventsnn.ir import Linear, Network, ReLU
 from eventsnn.model import ConvertedModel, save
@@ -119,7 +120,7 @@ def test_early_exit_table_matches_the_engines_early_exit(demo, k):
     snn = demo.model.build(spikes="binary")
     x = demo.x[:60]
     full, stopped = simulate(snn, x, 24), simulate(snn, x, 24, stable_steps=k)
-    stop = _exit_stable(full.decisions, k)
+    stop = stable_exit_steps(full.decisions, k)
     np.testing.assert_array_equal(stop, np.where(stopped.exit_step > 0, stopped.exit_step, 24))
     np.testing.assert_array_equal(full.decisions[np.arange(len(x)), stop - 1], stopped.predictions())
     assert np.any(stop < 24)
