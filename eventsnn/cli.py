@@ -1,4 +1,4 @@
-"""Command line: ``eventsnn convert``, ``run``, ``analyze``, ``export``, ``demo``, ``warmup``."""
+"""Command line: ``eventsnn convert``, ``run``, ``analyze``, ``sweep``, ``export``, ``demo``, ``warmup``."""
 
 from __future__ import annotations
 
@@ -145,6 +145,74 @@ def simulate_dataset(snn: SpikingNetwork, x, steps: int, seed: int, batch: int, 
     return SimulationResult.concatenate(parts) if parts else simulate(snn, x[:0], steps, seed=seed)
 
 
+def _run_report(snn: SpikingNetwork, result: SimulationResult, y, ann_accuracy: float, engine: str) -> dict:
+    report = efficiency_report(snn, result, y, ann_accuracy)
+    report["engine"] = engine
+    report["connectivity"] = [{"name": s.name, "path": s.path, "bytes": s.connectivity_bytes} for s in snn.stages]
+    return report
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .convert import fold_batchnorm
+    from .sweep import read_spec, run_sweep, summary_table
+
+    spec = read_spec(args.spec)
+    check_writable(args.output_file)
+    x, y = _load_data(spec["data"], spec.get("limit"))
+    build_options = dict(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20))
+
+    def load_calibration(entry):
+        return _load_data(entry["calib"], entry.get("calib_limit"), split="train")[0]
+
+    def run_local(model, steps, seed):
+        snn = model.build(**build_options)
+        return snn, simulate_dataset(snn, x, steps, seed, args.batch, "event", threads=args.threads)
+
+    def sweep_with(run):
+        return run_sweep(spec, lambda entry: _load_network(entry["checkpoint"], entry.get("arch")), load_calibration,
+                         run, lambda net: _ann_accuracy(fold_batchnorm(net), x, y),
+                         lambda snn, result, accuracy: _run_report(snn, result, y, accuracy, "event"))
+
+    if args.scheduler or args.workers:
+        from .scaleout import dask_client, simulate_on_cluster
+
+        with dask_client(args.scheduler, args.workers) as client:
+            def run_on_cluster(model, steps, seed):
+                result = simulate_on_cluster(client, model, spec["data"], len(x), steps, seed=seed, batch=args.batch,
+                                             chunk=args.chunk, build_options=build_options,
+                                             progress=terminal_progress("simulating"))
+                return model.build(**build_options), result
+
+            sweep = sweep_with(run_on_cluster)
+    else:
+        sweep = sweep_with(run_local)
+    table = summary_table(sweep)
+    print(table)
+    write_text(args.output_file, json.dumps(sweep, indent=1))
+    write_text(Path(args.output_file).with_suffix(".md"), table + "\n")
+    print(f"wrote {args.output_file} and {Path(args.output_file).with_suffix('.md')} ({len(sweep['cells'])} cells)")
+    return 0
+
+
+def _simulate_on_cluster(args: argparse.Namespace, model, build_options: dict, n: int, steps: int, seed: int,
+                         engine_options: dict) -> SimulationResult:
+    from .scaleout import dask_client, simulate_on_cluster
+
+    with dask_client(args.scheduler, args.workers) as client:
+        where = args.scheduler or f"a local cluster of {args.workers} worker processes"
+        print(f"simulating on {where} ({len(client.scheduler_info()['workers'])} workers, chunks of {args.chunk})")
+        return simulate_on_cluster(client, model, args.data, n, steps, seed=seed, batch=args.batch, chunk=args.chunk,
+                                   build_options=build_options, engine_options=engine_options,
+                                   progress=terminal_progress("simulating"))
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", help="run on the Dask cluster at this address (tcp://host:port; extra 'dask'); "
+                                       "the data path must be readable by the workers")
+    p.add_argument("--workers", type=POSITIVE, help="run on a local Dask cluster of this many worker processes")
+    p.add_argument("--chunk", type=POSITIVE, default=256, help="samples per Dask task")
+
+
 def _summary(report: dict) -> str:
     lines = [f"SNN accuracy at T={report['steps']}: {report['accuracy']:.4f}   "
              f"ANN accuracy: {report['ann_accuracy']:.4f}   ({report['samples']} samples)"]
@@ -170,16 +238,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"note: {args.model} was calibrated for T={calibrated_for}; running T={args.steps} works, "
               "but the calibrated biases fit best at their own T")
     x, y = _load_data(args.data, args.limit)
-    snn = model.build(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
+    build_options = dict(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
+    snn = model.build(**build_options)
     ann_accuracy = _ann_accuracy(model.ann, x, y)
     options = {"threads": args.threads, **_exit_options(args, model)}
     if args.engine == "reference" and (options["stable_steps"] or options["exit_margin"]):
         raise ValueError("early exit is an option of the event engine (--exit-stable 0 turns off a stored rule)")
-    result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine,
-                              **(options if args.engine == "event" else {}))
-    report = efficiency_report(snn, result, y, ann_accuracy)
-    report["engine"] = args.engine
-    report["connectivity"] = [{"name": s.name, "path": s.path, "bytes": s.connectivity_bytes} for s in snn.stages]
+    if args.scheduler or args.workers:
+        if args.engine != "event":
+            raise ValueError("a Dask cluster runs the event engine")
+        result = _simulate_on_cluster(args, model, build_options, len(x), args.steps, args.seed,
+                                      {k: v for k, v in options.items() if k != "threads"})
+    else:
+        result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine,
+                                  **(options if args.engine == "event" else {}))
+    report = _run_report(snn, result, y, ann_accuracy, args.engine)
     if result.exit_step is not None and np.any(result.exit_step > 0):
         report["exit_step_mean"] = float(np.where(result.exit_step > 0, result.exit_step, args.steps).mean())
         print(f"early exit: {np.mean(result.exit_step > 0):.1%} of samples stopped, mean stop step "
@@ -348,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exit-margin", type=NON_NEGATIVE,
                    help="early exit: stop once the leading class has this many more output spikes")
     p.add_argument("--json", help="write the report as JSON to this file")
+    _add_cluster_options(p)
     _add_settings(p)
     p.set_defaults(func=cmd_run)
 
@@ -377,6 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--percentile", type=float, default=99.9)
     _add_settings(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sweep", help="run a grid of conversion and simulation settings over checkpoints "
+                                     "(SPEC.json, see eventsnn/sweep.py); one JSON report and a summary table")
+    p.add_argument("spec", help="the sweep spec (JSON)")
+    p.add_argument("-o", "--output-file", required=True, help="the JSON of all cells (a .md table goes beside it)")
+    p.add_argument("--batch", type=POSITIVE, default=256, help="samples per batch")
+    p.add_argument("--threads", type=POSITIVE, help="threads of the event engine (default: all cores)")
+    p.add_argument("--path", choices=("auto", "csr", "direct"), default="auto", help="conv connectivity (as for run)")
+    p.add_argument("--max-connectivity-mib", type=float, default=4096,
+                   help="refuse an unrolled CSR layer larger than this")
+    _add_cluster_options(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("warmup", help="compile the engine's kernels into the on-disk cache (e.g. when building "
                                       "an image), so that the first run answers at once")

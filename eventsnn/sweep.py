@@ -1,0 +1,132 @@
+"""``eventsnn sweep SPEC.json``: a grid of conversion and simulation settings over checkpoints.
+
+The spec (paths relative to the spec file)::
+
+    {"checkpoints": [{"name": "demo", "checkpoint": "mnist_cnn.pt", "arch": "mnist_cnn.json",
+                      "calib": "mnist_sample.npz", "calib_limit": 1000}],
+     "data": "mnist_sample.npz", "limit": 500,
+     "grid": {"percentile": [99.9, 99.99], "calibrate": ["none", "bias"], "steps": [4, 16],
+              "spikes": ["graded", "binary"], "shift": ["membrane"], "seed": [0]}}
+
+Grid keys: ``percentile``, ``calibrate`` (none | bias), ``steps``, ``seed`` and any simulation
+setting (``reset``, ``input``, ``output``, ``shift``, ``spikes``, ``max_spikes``, ``levels``,
+``softmax_rate``, ``maxpool_decay``); a key left out takes its default. Every cell is the
+product of one value per key. Each checkpoint is loaded once and each percentile's conversion done
+once and shared by the cells; bias calibration, which depends on the settings and T, once per
+such combination. A cell is exactly what ``eventsnn convert`` + ``eventsnn run`` with the same
+settings give (same report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+from typing import Callable
+
+from .calibrate import calibrate_biases
+from .model import ConvertedModel, convert, default_config
+from .snn import SimulationConfig, SimulationResult, SpikingNetwork
+
+CONVERSION_KEYS = ("percentile", "calibrate")
+RUN_KEYS = ("steps", "seed")
+SETTING_KEYS = tuple(f.name for f in dataclasses.fields(SimulationConfig) if f.name != "threshold")
+DEFAULTS = {"percentile": 99.9, "calibrate": "none", "steps": 16, "seed": 0}
+CALIBRATION_IMAGES = 256  # as `eventsnn convert --calibrate bias`
+
+Runner = Callable[[ConvertedModel, int, int], tuple[SpikingNetwork, SimulationResult]]  # (model, steps, seed)
+
+
+class SweepError(ValueError):
+    """A sweep spec that cannot be run."""
+
+
+def read_spec(path: str | Path) -> dict:
+    """The spec at ``path``, checked, with paths made absolute (relative to the spec's folder)."""
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SweepError(f"{path}: cannot read the sweep spec ({err})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("checkpoints"), list) or not spec["checkpoints"] \
+            or not isinstance(spec.get("data"), str):
+        raise SweepError(f"{path}: a sweep spec needs 'checkpoints' (a non-empty list) and 'data' (a path)")
+    grid = spec.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise SweepError(f"{path}: 'grid' maps each setting to a non-empty list of values")
+    unknown = set(grid) - set(CONVERSION_KEYS + RUN_KEYS + SETTING_KEYS)
+    if unknown:
+        raise SweepError(f"{path}: unknown grid keys {sorted(unknown)}; known: "
+                         f"{sorted(CONVERSION_KEYS + RUN_KEYS + SETTING_KEYS)}")
+    if not set(grid.get("calibrate", ["none"])) <= {"none", "bias"}:
+        raise SweepError(f"{path}: calibrate takes 'none' or 'bias'")
+    base = path.resolve().parent
+    checkpoints = []
+    for i, entry in enumerate(spec["checkpoints"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("checkpoint"), str):
+            raise SweepError(f"{path}: checkpoint {i} needs at least 'checkpoint' (and 'arch', 'calib')")
+        entry = dict(entry)
+        for key in ("checkpoint", "arch", "calib"):
+            if entry.get(key) is not None:
+                entry[key] = str(base / entry[key])
+        entry.setdefault("name", Path(entry["checkpoint"]).stem)
+        checkpoints.append(entry)
+    return dict(spec, checkpoints=checkpoints, data=str(base / spec["data"]), grid=grid)
+
+
+def cells(grid: dict) -> list[dict]:
+    """Every combination of one value per grid key, defaults filled in."""
+    keys = sorted(grid)
+    return [{**DEFAULTS, **dict(zip(keys, values))} for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def run_sweep(spec: dict, load_network: Callable, load_calibration: Callable, run: Runner,
+              ann_accuracy: Callable, report: Callable, log: Callable[[str], None] = print) -> dict:
+    """All cells of a read spec: ``load_network(entry)``, ``load_calibration(entry)``,
+    ``run(model, steps, seed) -> (snn, result)``, ``ann_accuracy(net)`` and ``report(snn, result,
+    ann_accuracy)`` are supplied by the caller (the CLI: on one process or a cluster)."""
+    grid_cells = cells(spec["grid"])
+    results = []
+    for entry in spec["checkpoints"]:
+        net = load_network(entry)
+        x_calib = load_calibration(entry)
+        accuracy = ann_accuracy(net)
+        conversions: dict[float, ConvertedModel] = {}
+        calibrated: dict[tuple, ConvertedModel] = {}
+        for cell in grid_cells:
+            settings = {k: cell[k] for k in SETTING_KEYS if k in cell}
+            config = default_config(net).updated(**settings)
+            percentile = cell["percentile"]
+            if percentile not in conversions:
+                log(f"{entry['name']}: converting (percentile {percentile})")
+                conversions[percentile] = convert(net, x_calib, percentile, config)
+            model = dataclasses.replace(conversions[percentile], config=config)
+            if cell["calibrate"] == "bias":
+                key = (percentile, config, cell["steps"])
+                if key not in calibrated:
+                    log(f"{entry['name']}: calibrating biases for T={cell['steps']}")
+                    calibrated[key] = calibrate_biases(model, x_calib.head(CALIBRATION_IMAGES), cell["steps"])
+                model = calibrated[key]
+            log(f"{entry['name']}: {_describe(cell)}")
+            snn, result = run(model, cell["steps"], cell["seed"])
+            results.append({"checkpoint": entry["name"], "cell": cell, "report": report(snn, result, accuracy)})
+    return {"spec": spec, "cells": results}
+
+
+def _describe(cell: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(cell.items()))
+
+
+def summary_table(sweep: dict) -> str:
+    """One markdown row per cell: the settings that vary, accuracy, ANN accuracy, SynOps, time."""
+    varying = [k for k in sorted(sweep["spec"]["grid"]) if len(sweep["spec"]["grid"][k]) > 1]
+    head = ["checkpoint", *varying, "accuracy", "ANN", "SynOps/sample", "samples/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in sweep["cells"]:
+        r = row["report"]
+        rate = f"{r['samples_per_second']:.0f}" if r.get("samples_per_second") else "-"
+        lines.append("| " + " | ".join([row["checkpoint"], *(str(row["cell"][k]) for k in varying),
+                                        f"{r['accuracy']:.4f}", f"{r['ann_accuracy']:.4f}",
+                                        f"{r['synops_per_sample']:.4g}", rate]) + " |")
+    return "\n".join(lines)

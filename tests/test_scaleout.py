@@ -1,0 +1,123 @@
+"""Runs on a local Dask cluster of real worker processes equal single-process runs bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from eventsnn.cli import main  # noqa: E402
+from eventsnn.engine import simulate  # noqa: E402
+from eventsnn.model import convert, save  # noqa: E402
+from eventsnn.scaleout import dask_client, simulate_on_cluster  # noqa: E402
+from eventsnn.testing import strategies as es  # noqa: E402
+
+TIMING = ("seconds", "samples_per_second")
+PATH = ["--path", "direct"]  # 'auto' times the paths on each machine: the choice (not the spikes) may differ
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask_client(workers=2) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def residual(tmp_path_factory):
+    """A residual model file and a data file of 60 images for it."""
+    net, x = es.fixed_sample(es.networks_and_inputs(residual=True, min_samples=60, max_samples=60), 3)[-1]
+    folder = tmp_path_factory.mktemp("residual")
+    save(convert(net, x), folder / "model.npz")
+    np.savez(folder / "data.npz", x=x, y=np.arange(60) % net.output_shape[0])
+    return folder
+
+
+def same_report(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
+
+
+def run_json(tmp_path, name: str, *args: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    assert main(["run", *args, "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("settings", [[], ["--input", "poisson", "--spikes", "binary", "--steps", "20"],
+                                      ["--spikes", "binary", "--output", "softmax", "--steps", "30", "--exit-stable", "3"]])
+def test_the_cli_on_a_local_cluster_equals_one_process(tmp_path, residual, settings):
+    args = [str(residual / "model.npz"), "--data", str(residual / "data.npz"), *PATH, *settings]
+    one = run_json(tmp_path, "one", *args)
+    cluster = run_json(tmp_path, "cluster", *args, "--workers", "2", "--chunk", "7")
+    assert same_report(one, cluster)
+
+
+@pytest.mark.parametrize("chunk", [1, 64, 1000])
+def test_any_chunk_size_gives_the_single_process_result(client, demo, demo_files, chunk):
+    snn = demo.model.build()
+    single = simulate(snn, demo.x[:64], 8, seed=3)
+    merged = simulate_on_cluster(client, demo.model, str(demo_files["mnist_sample.npz"]), 64, 8, seed=3, chunk=chunk)
+    for field in ("decisions", "spikes", "synops", "synops_per_step", "first_spike", "output_counts",
+                  "output_membrane", "spike_amounts", "input_synops", "exit_step"):
+        np.testing.assert_array_equal(getattr(single, field), getattr(merged, field), err_msg=field)
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, demo, demo_files):
+    model = demo.model
+    snn = model.build(spikes="binary")
+    n, steps = 600, 200
+    single = simulate(snn, demo.x[:n], steps)
+    started = threading.Event()
+    outcome = {}
+
+    def run():
+        outcome["result"] = simulate_on_cluster(client, model, str(demo_files["mnist_sample.npz"]), n, steps, chunk=10,
+                                                build_options={"spikes": "binary"},
+                                                progress=lambda done, n: started.set())
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(60)
+    victim = next(iter(client.run(os.getpid).values()))
+    assert worker.is_alive()  # killed mid-run
+    os.kill(victim, signal.SIGKILL)
+    worker.join(120)
+    assert "result" in outcome, "the run did not finish after a worker was killed"
+    for field in ("decisions", "spikes", "synops", "output_membrane"):
+        np.testing.assert_array_equal(getattr(single, field), getattr(outcome["result"], field), err_msg=field)
+
+
+def test_a_sweep_equals_the_individual_runs(tmp_path, demo_files):
+    spec = {"checkpoints": [{"name": "demo", "checkpoint": str(demo_files["mnist_cnn.pt"]),
+                             "arch": str(demo_files["mnist_cnn.json"]), "calib": str(demo_files["mnist_sample.npz"]),
+                             "calib_limit": 300}],
+            "data": str(demo_files["mnist_sample.npz"]), "limit": 80,
+            "grid": {"spikes": ["graded", "binary"], "steps": [3], "calibrate": ["none", "bias"]}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["sweep", str(tmp_path / "spec.json"), "-o", str(tmp_path / "sweep.json"), "--workers", "2",
+                 "--chunk", "30", *PATH]) == 0
+    cells = json.loads((tmp_path / "sweep.json").read_text())["cells"]
+    assert len(cells) == 4 and (tmp_path / "sweep.md").exists()
+    for cell in cells:
+        settings = cell["cell"]
+        model = tmp_path / f"{settings['spikes']}_{settings['calibrate']}.npz"
+        assert main(["convert", spec["checkpoints"][0]["checkpoint"], "--arch", spec["checkpoints"][0]["arch"],
+                     "--calib", spec["data"], "--calib-limit", "300", "--spikes", settings["spikes"],
+                     "--calibrate", settings["calibrate"], "--steps", "3", "-o", str(model)]) == 0
+        alone = run_json(tmp_path, "alone", str(model), "--data", spec["data"], "--limit", "80", "--steps", "3", *PATH)
+        assert same_report(cell["report"], alone), settings
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, demo, demo_files, capsys):
+    save(demo.model, tmp_path / "m.npz")
+    began = time.perf_counter()
+    code = main(["run", str(tmp_path / "m.npz"), "--data", str(demo_files["mnist_sample.npz"]),
+                 "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2 and time.perf_counter() - began < 15
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
