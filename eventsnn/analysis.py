@@ -29,7 +29,7 @@ from .model import ConvertedModel
 from .progress import Progress
 from .early_exit import stable_exit_steps
 from .report import WITHIN_POINTS, stable_decision_step, steps_to_within
-from .snn import GATE, IF, OUTPUT, SpikingNetwork
+from .snn import GATE, IF, OUTPUT, SimulationResult, SpikingNetwork
 
 ENERGY_DEFAULTS = COMMON
 MEMORY_CONVENTION = ("arithmetic as the common convention, plus SRAM accesses at 10 pJ x sqrt(array bytes / 8 KiB) "
@@ -185,9 +185,12 @@ class _Totals:
 
 
 def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int = 256, seed: int = 0,
-            energy: dict | None = None, progress: Progress | None = None, **settings) -> dict:
+            energy: dict | None = None, progress: Progress | None = None,
+            batches: Iterator[SimulationResult] | None = None, **settings) -> dict:
     """The analysis report of one model on labelled data (see the module docstring); ``settings``
-    override the model's simulation settings."""
+    override the model's simulation settings. ``batches``: the simulation results of consecutive
+    batches of ``batch_size`` samples (``count_neurons=True``), computed elsewhere (a Dask
+    cluster, ``scaleout.results_in_order``); None: simulated here."""
     y = np.asarray(y)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as images, and at least one: {len(x)} images, {len(y)} labels")
@@ -198,7 +201,8 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
     for start in range(0, len(x), batch_size):
         xb = ann.check_input(model.ann, x[start:start + batch_size])
         yb = y[start:start + batch_size]
-        result = simulate(snn, xb, steps, seed=seed, first_sample=start, count_neurons=True)
+        result = simulate(snn, xb, steps, seed=seed, first_sample=start, count_neurons=True) if batches is None \
+            else next(batches)
         totals.add(result, xb, yb, ann.activations(reference, xb))
         if progress is not None:
             progress(totals.n, len(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -210,7 +211,7 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", help="run on the Dask cluster at this address (tcp://host:port; extra 'dask'); "
                                        "the data path must be readable by the workers")
     p.add_argument("--workers", type=POSITIVE, help="run on a local Dask cluster of this many worker processes")
-    p.add_argument("--chunk", type=POSITIVE, default=256, help="samples per Dask task")
+    p.add_argument("--chunk", type=POSITIVE, default=256, help="samples per Dask task (analyze: --batch)")
 
 
 def _summary(report: dict) -> str:
@@ -275,11 +276,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     energy = load_energy_model(args.energy_model)
     x, y = _load_data(args.data, args.limit)
     reports = {}
-    for path in [args.model, *args.compare]:
-        model = _load_model(path)
-        args.steps = args.steps or _default_steps(model, _settings(args))  # the first model's, for all
-        reports[Path(path).name] = analyze(model, x, y, args.steps, args.batch, args.seed, energy,
-                                           terminal_progress(f"analyzing {Path(path).name}"), **_settings(args))
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler or args.workers:
+            from .scaleout import dask_client
+
+            client = stack.enter_context(dask_client(args.scheduler, args.workers))
+        for path in [args.model, *args.compare]:
+            model = _load_model(path)
+            args.steps = args.steps or _default_steps(model, _settings(args))  # the first model's, for all
+            batches = None
+            if client is not None:  # the cluster simulates batch by batch, the analysis follows in order
+                from .scaleout import results_in_order
+
+                batches = results_in_order(client, model, args.data, len(x), args.steps, seed=args.seed,
+                                           batch=args.batch, chunk=args.batch,
+                                           build_options={"path": args.path, **_settings(args)},
+                                           engine_options={"count_neurons": True})
+            reports[Path(path).name] = analyze(model, x, y, args.steps, args.batch, args.seed, energy,
+                                               terminal_progress(f"analyzing {Path(path).name}"), batches,
+                                               path=args.path, **_settings(args))
     plots, skipped = write_report(reports, out)
     report = reports[Path(args.model).name]
     print(_summary({**report, "samples_per_second": report["samples"] / report["seconds"] if report["seconds"] else None}))
@@ -435,7 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson input and softmax streams")
     p.add_argument("--compare", nargs="*", default=[], help="more model files, in the same table and plots")
     p.add_argument("--energy-model", help="JSON file {\"e_ac_pj\": ..., \"e_mac_pj\": ..., \"source\": ...}")
+    p.add_argument("--path", choices=("auto", "csr", "direct"), default="auto",
+                   help="conv connectivity (as for run; the memory-aware energy prices what is stored)")
     p.add_argument("-o", "--output-dir", required=True, help="directory for report.json, report.md and the plots")
+    _add_cluster_options(p)
     _add_settings(p)
     p.set_defaults(func=cmd_analyze)
 

@@ -86,36 +86,40 @@ def _simulate_chunk(model: ConvertedModel, build_options: dict, data: str, split
                     threads=1, **engine_options)
 
 
+def results_in_order(client, model: ConvertedModel, data: str, n: int, steps: int, split: str = "test",
+                     seed: int = 0, batch: int = 256, chunk: int = DEFAULT_CHUNK, build_options: dict | None = None,
+                     engine_options: dict | None = None) -> Iterator[SimulationResult]:
+    """The results of consecutive chunks of the first ``n`` samples at ``data``, in sample order,
+    all chunks submitted at once (so the workers run ahead of the consumer). Closing the iterator
+    early, or Ctrl-C, cancels what is left."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of samples, not {chunk}")
+    shared = client.scatter(model, broadcast=True, hash=False)  # a new key: an earlier scatter may be on its way out
+    data = os.path.abspath(data)
+    futures = [client.submit(_simulate_chunk, shared, build_options or {}, data, split, start, min(start + chunk, n),
+                             steps, seed, batch, engine_options or {}, pure=False) for start in range(0, n, chunk)]
+    try:
+        for future in futures:
+            yield future.result()  # re-raises a task's error here
+            future.release()
+    finally:
+        client.cancel(futures)
+
+
 def simulate_on_cluster(client, model: ConvertedModel, data: str, n: int, steps: int, split: str = "test",
                         seed: int = 0, batch: int = 256, chunk: int = DEFAULT_CHUNK, build_options: dict | None = None,
                         engine_options: dict | None = None, progress: Progress | None = None) -> SimulationResult:
     """The first ``n`` samples of the data set at ``data`` simulated by the cluster's workers;
-    equal to ``engine.simulate`` on the same samples (see the module docstring). Ctrl-C cancels
-    the tasks."""
-    distributed = _distributed()
+    equal to ``engine.simulate`` on the same samples (see the module docstring)."""
     began = time.perf_counter()
-    if chunk < 1:
-        raise ValueError(f"chunk must be a positive number of samples, not {chunk}")
-    data = os.path.abspath(data)
-    shared = client.scatter(model, broadcast=True, hash=False)  # a new key: an earlier scatter may be on its way out
-    bounds = [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
-    futures = [client.submit(_simulate_chunk, shared, build_options or {}, data, split, start, stop, steps, seed,
-                             batch, engine_options or {}, pure=False) for start, stop in bounds]
-    parts: dict[int, SimulationResult] = {}
-    index = {future.key: i for i, future in enumerate(futures)}
-    try:
-        done = 0
-        for future in distributed.as_completed(futures):
-            result = future.result()  # re-raises a task's error here
-            parts[index[future.key]] = result
-            done += len(result.decisions)
-            if progress is not None:
-                progress(done, n)
-    except BaseException:
-        client.cancel(futures)
-        raise
+    parts = []
+    for result in results_in_order(client, model, data, n, steps, split, seed, batch, chunk, build_options,
+                                   engine_options):
+        parts.append(result)
+        if progress is not None:
+            progress(sum(len(p.decisions) for p in parts), n)
     if not parts:
         raise ValueError("no samples to simulate")
-    merged = SimulationResult.concatenate([parts[i] for i in range(len(bounds))])
+    merged = SimulationResult.concatenate(parts)
     merged.seconds = time.perf_counter() - began  # wall-clock of the whole cluster run, not the sum over tasks
     return merged

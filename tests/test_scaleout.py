@@ -121,3 +121,15 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, demo, demo_files, c
                  "--scheduler", "tcp://127.0.0.1:9"])
     assert code == 2 and time.perf_counter() - began < 15
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_analyze_on_a_local_cluster_equals_one_process(tmp_path, residual):
+    reports = []
+    for name, extra in (("one", []), ("cluster", ["--workers", "2"])):
+        out = tmp_path / name
+        assert main(["analyze", str(residual / "model.npz"), "--data", str(residual / "data.npz"), "--batch", "16",
+                     "--steps", "8", *PATH, "-o", str(out), *extra]) == 0
+        reports.append(json.loads((out / "report.json").read_text()))
+    one, cluster = ({k: v for k, v in r.items() if k not in ("seconds", "samples_per_second")} for r in reports)
+    assert one.keys() == cluster.keys()
+    assert one == cluster
