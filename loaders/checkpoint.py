@@ -31,16 +31,22 @@ _STORAGE_DTYPES = {
 
 
 class _StorageType:
+    """Stands in for torch.FloatStorage and the like; immutable, and made fresh for every load, so
+    nothing a pickle does to it can reach another checkpoint."""
+
+    __slots__ = ("name", "dtype")
+
     def __init__(self, name: str):
-        self.name = name
-        self.dtype = _STORAGE_DTYPES[name]
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dtype", _STORAGE_DTYPES[name])
 
-
-class _TensorType:
-    """Stands in for torch.Tensor / torch.nn.Parameter when a pickle names them."""
+    def __setattr__(self, name, value):
+        raise CheckpointError("checkpoint tries to modify a storage type")
 
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, *_ignored) -> np.ndarray:
+    if not isinstance(storage, np.ndarray):
+        raise CheckpointError("tensor rebuilt from something that is not a storage")
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     if len(size) != len(stride) or any(s < 0 for s in size) or any(s < 0 for s in stride) or offset < 0:
         raise CheckpointError(f"tensor with invalid size {size} / stride {stride}")
@@ -53,26 +59,33 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, *_ignored) -
     return np.array(view)
 
 
-def _rebuild_parameter(data, requires_grad=None, backward_hooks=None, *_ignored):
-    return data
+def _allowed_for_one_load() -> dict[tuple[str, str], object]:
+    """What a checkpoint's pickle may name, as fresh objects for this load only (a pickle can set
+    attributes on what it names; fresh stand-ins keep that from reaching any other load)."""
+    tensor_type = type("Tensor", (), {})  # torch.Tensor / torch.nn.Parameter
 
+    def rebuild_tensor(*args):
+        return _rebuild_tensor(*args)
 
-def _rebuild_from_type(func, new_type, args, state):
-    if func is not _rebuild_tensor or new_type is not _TensorType:
-        raise CheckpointError("checkpoint rebuilds a tensor subclass, which a weights file does not need")
-    return func(*args)
+    def rebuild_parameter(data, *_ignored):
+        return data
 
+    def rebuild_from_type(func, new_type, args, state):
+        if func is not rebuild_tensor or new_type is not tensor_type:
+            raise CheckpointError("checkpoint rebuilds a tensor subclass, which a weights file does not need")
+        return rebuild_tensor(*args)
 
-_ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
-    ("torch", "Tensor"): _TensorType,
-    ("torch.nn.parameter", "Parameter"): _TensorType,
-}
-_ALLOWED.update({("torch", name): _StorageType(name) for name in _STORAGE_DTYPES})
+    allowed = {
+        ("collections", "OrderedDict"): collections.OrderedDict,  # a built-in type: its attributes cannot be set
+        ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor"): rebuild_tensor,
+        ("torch._utils", "_rebuild_parameter"): rebuild_parameter,
+        ("torch._tensor", "_rebuild_from_type_v2"): rebuild_from_type,
+        ("torch", "Tensor"): tensor_type,
+        ("torch.nn.parameter", "Parameter"): tensor_type,
+    }
+    allowed.update({("torch", name): _StorageType(name) for name in _STORAGE_DTYPES})
+    return allowed
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -80,10 +93,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file)
         self._read_storage = read_storage
         self._storages: dict[str, np.ndarray] = {}
+        self._allowed = _allowed_for_one_load()
 
     def find_class(self, module: str, name: str):
         try:
-            return _ALLOWED[(module, name)]
+            return self._allowed[(module, name)]
         except KeyError:
             raise CheckpointError(f"checkpoint refers to '{module}.{name}', which a weights file may not use; "
                                   "refused without running it (only tensors and dicts are allowed)") from None

@@ -106,3 +106,25 @@ def test_npz_checkpoint_and_spec_errors(tmp_path):
         network_from_spec({"input_shape": [4], "layers": [{"type": "lstm"}]}, {})
     with pytest.raises(SpecError, match=r"expects \(4,\) input, found \(5,\)"):
         network_from_spec({"input_shape": [5], "layers": spec["layers"]}, {"fc.weight": np.ones((3, 4))})
+
+
+def _unicode(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+@pytest.mark.parametrize("target", [b"ctorch\nFloatStorage\n", b"ctorch._utils\n_rebuild_tensor_v2\n",
+                                    b"ctorch\nTensor\n"])
+def test_a_refused_checkpoint_cannot_change_how_later_ones_are_read(tmp_path, demo_files, target):
+    """Regression: a pickle that sets attributes on what it may name (here: FloatStorage's dtype to
+    int32, the rebuild function's defaults, the tensor stand-in) is refused, and every later load in
+    the same process decodes float weights as floats."""
+    slot_state = b"N}(" + _unicode("__defaults__" if b"rebuild" in target else "dtype") + _unicode("<i4") + b"u\x86"
+    payload = b"\x80\x02" + target + slot_state + b"b."
+    _zip_with_pickle(tmp_path / "evil.pt", payload)
+    try:
+        load_checkpoint(tmp_path / "evil.pt")
+    except CheckpointError:
+        pass  # refused, or accepted as a non-dict: either way it must leave nothing behind
+    params = load_checkpoint(demo_files["mnist_cnn.pt"])
+    assert params["conv1.weight"].dtype == np.float32 and np.abs(params["conv1.weight"]).max() < 10
