@@ -189,12 +189,25 @@ class _ArrayUnpickler:
             raise DatasetError(f"{source}: malformed CIFAR python batch ({type(err).__name__}: {err})") from None
 
 
+def _plain_array(value, source: str, what: str) -> np.ndarray:
+    """An unpickled array, accepted only with a plain numeric dtype: a structured dtype from a
+    pickle can place its fields outside the element, and casting it would read stray memory."""
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return np.array(value, np.int64)
+    if not isinstance(value, np.ndarray) or value.dtype.fields is not None or value.dtype.subdtype is not None \
+            or value.dtype.hasobject or value.dtype.kind not in "uif":
+        kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+        raise DatasetError(f"{source}: CIFAR {what} must be a plain integer or float array, not {kind}")
+    return value
+
+
 def _cifar_python_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     batch = _ArrayUnpickler.load(raw, source)
     if not isinstance(batch, dict) or b"data" not in batch:
         raise DatasetError(f"{source}: not a CIFAR python batch (no b'data')")
     labels = batch.get(b"labels", batch.get(b"fine_labels"))
-    data = np.asarray(batch[b"data"])
+    data = _plain_array(batch[b"data"], source, "data")
+    labels = None if labels is None else _plain_array(labels, source, "labels")
     if labels is None or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DatasetError(f"{source}: CIFAR batch has data {data.shape} and {0 if labels is None else len(labels)} labels")
     return data.reshape(-1, 3, 32, 32).astype(np.uint8), np.asarray(labels, np.int64)
@@ -292,6 +305,15 @@ def load_image_folder(path: str | os.PathLike, split: str | None = None, lazy: b
     return _finish(np.stack(xs), np.array(ys), lazy, str(path))
 
 
+def _looks_like_cifar(names: list[str]) -> bool:
+    """CIFAR-10 batches (data_batch_*, test_batch), or CIFAR-100's train/test files beside its
+    'meta' file (a folder that merely holds a file called 'test' is not CIFAR)."""
+    if any(Path(n).name.startswith(("data_batch", "test_batch")) for n in names):
+        return True
+    folders_with_meta = {Path(n).parent for n in names if Path(n).name == "meta"}
+    return any(Path(n).name in ("train", "test") and Path(n).parent in folders_with_meta for n in names)
+
+
 def load_dataset(path: str | os.PathLike, split: str = "test", lazy: bool = False):
     """Any supported data set, recognised by its layout: ``.npz``; a CIFAR ``.bin`` batch; MNIST or
     Fashion-MNIST IDX files; CIFAR-10/100 batches (python or binary) or ``[split/]class/image``
@@ -308,7 +330,7 @@ def load_dataset(path: str | os.PathLike, split: str = "test", lazy: bool = Fals
     if path.is_dir() and any("-idx" in p.name for p in path.iterdir()):
         return load_mnist(path, split, lazy)
     names = list(_archive_members(path))
-    if any(Path(n).name.startswith(("data_batch", "test_batch")) or Path(n).name in ("train", "test") for n in names):
+    if _looks_like_cifar(names):
         return load_cifar(path, split, lazy)
     has_split = any(Path(n).parts[0] == split for n in names)
     return load_image_folder(path, split if has_split else None, lazy)

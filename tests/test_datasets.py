@@ -68,6 +68,18 @@ def test_cifar_pickle_with_code_is_refused(tmp_path):
         load_dataset(tmp_path, "test")
 
 
+def test_cifar_pickle_with_a_structured_dtype_is_refused_before_any_cast(tmp_path):
+    """Regression: a batch whose array has a structured dtype (whose fields a pickle may place
+    outside the element) is refused, not cast (which read stray memory or crashed)."""
+    data = np.zeros((2, 3072), np.dtype([("a", np.uint8)]))
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": data, b"labels": [0, 1]}))
+    with pytest.raises(DatasetError, match="plain integer or float array"):
+        load_dataset(tmp_path, "test")
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": "ab"}))
+    with pytest.raises(DatasetError, match="labels"):
+        load_dataset(tmp_path, "test")
+
+
 def test_cifar_binary_batches(tmp_path):
     rng = np.random.default_rng(2)
     records = rng.integers(0, 256, (4, 3073)).astype(np.uint8)
@@ -145,3 +157,23 @@ def test_truncated_uncompressed_npz_is_refused_lazily_too(tmp_path):
     (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
     with pytest.raises(DatasetError, match="cut.npz"):
         load_dataset(tmp_path / "cut.npz", lazy=True)
+
+
+def test_a_file_called_test_does_not_make_a_folder_cifar(tmp_path):
+    """Regression: an image-folder tree that holds some file named 'test' is read as images; the
+    CIFAR-100 layout (train, test beside meta) still is CIFAR."""
+    from PIL import Image
+
+    for c in ("cats", "dogs"):
+        (tmp_path / "images" / c).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / c / "a.png")
+    (tmp_path / "images" / "dogs" / "test").write_text("notes")
+    x, y = load_dataset(tmp_path / "images", "test")
+    assert x.shape == (2, 3, 8, 8) and list(y) == [0, 1]
+    cifar = tmp_path / "cifar-100-python"
+    cifar.mkdir()
+    for split, n in (("train", 4), ("test", 3)):
+        (cifar / split).write_bytes(pickle.dumps({b"data": np.zeros((n, 3072), np.uint8), b"fine_labels": list(range(n))}))
+    (cifar / "meta").write_bytes(pickle.dumps({b"fine_label_names": []}))
+    x, y = load_dataset(tmp_path / "cifar-100-python", "test")
+    assert x.shape == (3, 3, 32, 32) and list(y) == [0, 1, 2]
