@@ -192,6 +192,9 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
         if value is None:
             warnings.warn(f"layer '{net.layers[i].name}' had no positive activation on the calibration set; using scale 1")
             value = 1.0
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"layer '{net.layers[i].name}': its activations give the scale {value} (overflow in "
+                             "float32? check the weights and the calibration data)")
         scales[i] = value
     for i, role in enumerate(roles):
         if role == "projection":

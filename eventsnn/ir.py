@@ -18,12 +18,22 @@ import numpy as np
 Shape = tuple[int, ...]
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _array(value, name: str, ndim: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float32)
+    raw = np.asarray(value)
+    if raw.dtype.kind not in "biuf":  # complex, strings, objects: not silently cast to float32
+        raise ValueError(f"{name} must be real numbers, not {raw.dtype}")
+    with np.errstate(over="ignore"):
+        arr = raw.astype(np.float32)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, found shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or Inf")
+        raise ValueError(f"{name} contains NaN or Inf" + (" (values beyond float32's range)"
+                                                          if np.all(np.isfinite(raw)) else ""))
     arr = arr.copy()
     arr.flags.writeable = False
     return arr
@@ -136,8 +146,8 @@ class ClipReLU:
     name: str = "clip_relu"
 
     def __post_init__(self):
-        if not (np.isfinite(self.threshold) and self.threshold > 0):
-            raise ValueError(f"{self.name}: threshold must be a positive number, not {self.threshold}")
+        if not 0 < self.threshold <= FLOAT32_MAX:  # float32: what the engine computes with
+            raise ValueError(f"{self.name}: threshold must be a positive float32 number, not {self.threshold}")
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return in_shape
@@ -157,8 +167,8 @@ class QCFS:
     def __post_init__(self):
         if isinstance(self.levels, bool) or not isinstance(self.levels, (int, np.integer)) or not 1 <= self.levels <= 255:
             raise ValueError(f"{self.name}: levels must be an integer in [1, 255], not {self.levels!r}")
-        if not (np.isfinite(self.threshold) and self.threshold > 0):
-            raise ValueError(f"{self.name}: threshold must be a positive number, not {self.threshold}")
+        if not 0 < self.threshold <= FLOAT32_MAX:  # float32: what the engine computes with
+            raise ValueError(f"{self.name}: threshold must be a positive float32 number, not {self.threshold}")
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return in_shape

@@ -161,3 +161,30 @@ def test_batchnorm_shared_by_two_readers_cannot_be_folded():
                          Linear(np.ones((2, 3)), None, "out")), ((-1,), (0,), (1,), (1, 2), (3,), (4,)))
     with pytest.raises(ValueError, match="batch-norm 'bn' after 'r' cannot be folded"):
         fold_batchnorm(net)
+
+
+@pytest.mark.parametrize("weight, message", [(np.ones((2, 3)) * (1 + 1j), "real numbers"),
+                                             (np.full((2, 3), 1e40), "beyond float32's range"),
+                                             (np.zeros((0, 3)), "empty"),
+                                             (np.array([["a", "b", "c"]] * 2), "real numbers")])
+def test_weights_that_float32_cannot_hold_are_refused(weight, message):
+    """Regression: complex weights lost their imaginary part, huge ones became inf, empty layers passed."""
+    with pytest.raises(ValueError, match=message):
+        Linear(weight)
+
+
+def test_thresholds_beyond_float32_are_refused():
+    from eventsnn.snn import SimulationConfig
+
+    for make in (lambda t: ClipReLU(t), lambda t: SimulationConfig(threshold=t)):
+        with pytest.raises(ValueError, match="float32"):
+            make(1e39)
+        with pytest.raises(ValueError, match="float32"):
+            make(float("nan"))
+
+
+def test_a_scale_that_overflows_is_an_error_not_a_nan_model():
+    """Regression: `convert` wrote a model with a NaN scale and exited 0."""
+    net = Network((3,), (Linear(np.full((4, 3), 3e38, np.float32), None, "big"), ReLU(), Linear(np.ones((2, 4)), None, "out")))
+    with pytest.raises(ValueError, match="'big'.*scale"):
+        compute_scales(net, np.ones((4, 3), np.float32))
