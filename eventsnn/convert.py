@@ -189,7 +189,7 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
             progress(min(start + batch_size, n), n)
     for watched, i in watch.items():
         value = streams[watched].value()
-        if value is None:
+        if value is None or value < np.finfo(np.float32).tiny:  # none, or subnormal: dividing by it overflows
             warnings.warn(f"layer '{net.layers[i].name}' had no positive activation on the calibration set; using scale 1")
             value = 1.0
         if not (np.isfinite(value) and value > 0):

@@ -46,7 +46,7 @@ def weights(shape: tuple[int, ...], dyadic: bool = True, denominator: int = WEIG
         return arrays(np.int16, shape, elements=st.integers(-limit, limit)).map(
             lambda k: k.astype(np.float32) / np.float32(denominator))
     bound = limit / denominator
-    return arrays(np.float32, shape, elements=st.floats(-bound, bound, width=32))
+    return arrays(np.float32, shape, elements=st.floats(-bound, bound, width=32, allow_subnormal=False))
 
 
 def _bias(n: int, dyadic: bool) -> st.SearchStrategy[np.ndarray]:
