@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from importlib import resources
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ann
+from . import ann, memory
 from .atomic import check_writable, write_text
 from .calibrate import calibrate_biases
 from .early_exit import choose_exit
@@ -21,7 +22,7 @@ from .model import convert, default_config, load, save
 from .progress import terminal_progress
 from .reference import simulate_reference
 from .report import efficiency_report, format_table
-from .engine import simulate
+from .engine import simulate, simulation_bytes
 from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SPIKES, SimulationResult, SpikingNetwork
 
 
@@ -78,6 +79,13 @@ def _load_data(path: str, limit: int | None = None, split: str = "test"):
     return (x.head(limit), y[:limit]) if limit else (x, y)
 
 
+def _check_labels(y: np.ndarray, n_classes: int, path: str) -> None:
+    """Labels must name an output of the net (a label it cannot output would count as wrong silently)."""
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{path}: labels must lie in [0, {n_classes - 1}] for this {n_classes}-class net, "
+                         f"found [{y.min()}, {y.max()}]")
+
+
 def _ann_accuracy(net, x, y: np.ndarray) -> float:
     predictions = [ann.forward(net, x[start:start + CHUNK]).argmax(axis=1) for start in range(0, len(x), CHUNK)]
     return float(np.mean(np.concatenate(predictions) == y)) if predictions else float("nan")
@@ -131,6 +139,8 @@ def simulate_dataset(snn: SpikingNetwork, x, steps: int, seed: int, batch: int, 
     keyed by the sample's index in the whole set, so chunking does not change the result."""
     progress = terminal_progress(label)
     n = len(x)
+    memory.check(simulation_bytes(snn, n, steps, threads=engine_options.get("threads") or 1),
+                 f"simulating {n} samples for {steps} steps")
     chunk = CHUNK if engine == "event" else batch
     parts = []
     for start in range(0, n, chunk):
@@ -239,6 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"note: {args.model} was calibrated for T={calibrated_for}; running T={args.steps} works, "
               "but the calibrated biases fit best at their own T")
     x, y = _load_data(args.data, args.limit)
+    _check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
     build_options = dict(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
     snn = model.build(**build_options)
     ann_accuracy = _ann_accuracy(model.ann, x, y)
@@ -284,6 +295,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             client = stack.enter_context(dask_client(args.scheduler, args.workers))
         for path in [args.model, *args.compare]:
             model = _load_model(path)
+            _check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
             args.steps = args.steps or _default_steps(model, _settings(args))  # the first model's, for all
             batches = None
             if client is not None:  # the cluster simulates batch by batch, the analysis follows in order
@@ -392,6 +404,9 @@ def cmd_warmup(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventsnn", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
+    parser.add_argument("--memory-limit-mib", type=float,
+                        help=f"refuse work estimated to need more memory than this (default: "
+                             f"{memory.DEFAULT_FRACTION:.0%} of the memory available; or ${memory.ENV})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="convert a trained CNN into a spiking model file")
@@ -491,6 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.memory_limit_mib is not None:
+        if not args.memory_limit_mib > 0:
+            raise SystemExit("eventsnn: --memory-limit-mib must be positive")
+        os.environ[memory.ENV] = str(args.memory_limit_mib)
     if getattr(args, "calib", "x") is None and not getattr(args, "no_normalization", True):
         raise SystemExit("eventsnn convert: --calib DATA is required (or --no-normalization)")
     try:

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .ir import AvgPool2d, Conv2d, MaxPool2d, Shape
+from .memory import csr_build_bytes
 
 DEFAULT_MAX_BYTES = 4 << 30
 
@@ -137,16 +138,20 @@ def window_pairs(in_hw: tuple[int, int], kernel: tuple[int, int], stride: int, p
     return (y * w + x)[valid], (oy * wo + ox)[valid], (i * kw + j)[valid], (ho, wo)
 
 
-def csr_bytes_estimate(layer, in_shape: Shape) -> int:
-    """Upper bound of the bytes an unrolled CSR of a conv or avg-pool layer takes, before it is built."""
+def csr_synapses(layer, in_shape: Shape) -> int:
+    """Synapses (an upper bound: padding excluded later) of the unrolled CSR of a conv, avg-pool or
+    max-pool layer, known before it is built."""
     n_out = int(np.prod(layer.output_shape(in_shape)))
     if isinstance(layer, Conv2d):
-        nnz = n_out * int(np.prod(layer.weight.shape[1:]))
-    elif isinstance(layer, AvgPool2d):
-        nnz = n_out * layer.kernel_size ** 2
-    else:
-        raise TypeError(f"no unrolled CSR for {type(layer).__name__}")
-    return 8 * (int(np.prod(in_shape)) + 1) + 8 * nnz
+        return n_out * int(np.prod(layer.weight.shape[1:]))
+    if isinstance(layer, (AvgPool2d, MaxPool2d)):
+        return n_out * layer.kernel_size ** 2
+    raise TypeError(f"no unrolled CSR for {type(layer).__name__}")
+
+
+def csr_build_bytes_estimate(layer, in_shape: Shape) -> int:
+    """The peak memory while the unrolled CSR of a layer is built (what a cap must bound)."""
+    return csr_build_bytes(csr_synapses(layer, in_shape), int(np.prod(in_shape)))
 
 
 def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:

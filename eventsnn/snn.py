@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from . import ann
-from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_bytes_estimate, direct_kernel,
+from . import ann, memory
+from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_build_bytes_estimate, direct_kernel,
                            engine_order, identity_csr, kernel_target_table, maxpool_windows, permuted, validate)
 from .convert import normalize, spiking_roles, unit_scales
 from .ir import FLOAT32_MAX, ACTIVATIONS, AFFINE, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape
@@ -198,11 +198,11 @@ def _csr_projection(synapses: CSR, common: dict, out_shape: Shape, fan_out: np.n
 def _conv_projections(layer: Conv2d, common: dict, out_shape: Shape, path: str, max_bytes: int) -> list[Projection]:
     """The candidate projections of a conv layer, refusing an unrolled CSR over the cap."""
     in_shape = common["in_shape"]
-    estimate = csr_bytes_estimate(layer, in_shape)
+    estimate = csr_build_bytes_estimate(layer, in_shape)  # the peak while building, not only the result
     if path == "csr" and estimate > max_bytes:
-        raise ValueError(f"layer '{layer.name}' would need {estimate / 2**20:.0f} MiB of unrolled connectivity, "
-                         f"over the cap of {max_bytes / 2**20:.0f} MiB; raise max_bytes or use the kernel-direct "
-                         "path (path='direct' or 'auto')")
+        raise ValueError(f"layer '{layer.name}' would need {estimate / 2**20:.0f} MiB to build its unrolled "
+                         f"connectivity, over the cap of {max_bytes / 2**20:.0f} MiB; raise max_bytes or use the "
+                         "kernel-direct path (path='direct' or 'auto')")
     fan_out = conv_fan_out(layer, in_shape)
     candidates = []
     if path == "csr" or (path == "auto" and estimate <= max_bytes):
@@ -317,6 +317,7 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
+    memory.check(build_bytes_estimate(net, path, max_bytes), f"building the spiking network of {net.input_shape} input")
     config = config or SimulationConfig()
     if config.spike_levels > 1:
         net = normalize(net, [None if s is None else 1.0 / config.spike_levels for s in unit_scales(net)])
@@ -324,6 +325,28 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]
     return SpikingNetwork(tuple(stages), config, net.input_shape)
+
+
+NEURON_BYTES = 64  # per neuron: bias, drive, index maps, state and scratch (float32/int64)
+
+
+def build_bytes_estimate(net: Network, path: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """An upper bound of what ``build`` allocates, from the shapes alone (checked before building):
+    per-neuron arrays, dense weights (and their transposed copy), and the unrolled CSRs at their
+    build peak (a conv's only where ``path`` and ``max_bytes`` allow it)."""
+    total = NEURON_BYTES * (int(np.prod(net.input_shape)) + sum(int(np.prod(s)) for s in net.shapes))
+    for i, layer in enumerate(net.layers):
+        in_shape = net.input_shape_of(i)
+        if isinstance(layer, Linear):
+            total += 2 * layer.weight.nbytes
+        elif isinstance(layer, (AvgPool2d, MaxPool2d)):
+            total += csr_build_bytes_estimate(layer, in_shape)
+        elif isinstance(layer, Conv2d):
+            csr = csr_build_bytes_estimate(layer, in_shape)
+            total += 150 * int(np.prod(in_shape[1:])) * int(np.prod(layer.weight.shape[2:]))  # direct path's table, built in Python
+            if path == "csr" or (path == "auto" and csr <= max_bytes):
+                total += csr
+    return total
 
 
 def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarray:

@@ -14,9 +14,12 @@ import io
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from eventsnn import memory
 
 
 class CheckpointError(ValueError):
@@ -146,14 +149,18 @@ def _load_torch_zip(path: Path) -> object:
             member = f"{prefix}data/{key}"
             if member not in names:
                 raise CheckpointError(f"{path}: storage '{member}' is missing (truncated file?)")
+            memory.check(archive.getinfo(member).file_size, f"{path}: reading storage '{member}'")
             return _decode(archive.read(member), dtype, numel, big_endian, f"{path}:{member}")
 
         try:
+            memory.check(archive.getinfo(pickles[0]).file_size, f"{path}: reading {pickles[0]}")
             return _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), read_storage).load()
+        except memory.MemoryLimitError:
+            raise
         except CheckpointError as err:
             raise CheckpointError(f"{path}: {err}") from None
         except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, TypeError, ValueError, KeyError,
-                AttributeError, IndexError) as err:
+                AttributeError, IndexError, zlib.error, NotImplementedError, OverflowError) as err:
             raise CheckpointError(f"{path}: malformed checkpoint ({type(err).__name__}: {err})") from None
 
 

@@ -13,9 +13,12 @@ import io
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from eventsnn import memory
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -62,12 +65,15 @@ def read_idx(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     mapped = mmap and path.suffix != ".gz"
+    limit = memory.limit_bytes()
     try:
         with opener(path, "rb") as f:
-            raw = f.read(4 + 4 * 255) if mapped else f.read()
+            raw = f.read(4 + 4 * 255) if mapped else f.read(limit + 1)  # a gzip member may inflate without bound
         size = path.stat().st_size if mapped else len(raw)
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise DatasetError(f"{path}: cannot read IDX file ({err})") from err
+    if size > limit:
+        raise DatasetError(f"{path}: holds (or decompresses to) more than the memory limit of {limit / 2**20:.0f} MiB")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -104,6 +110,8 @@ def load_mnist(directory: str | os.PathLike, split: str = "test", lazy: bool = F
         raise DatasetError(f"{directory}: images {images.shape} and labels {labels.shape} do not match")
     if images.dtype != np.uint8:
         raise DatasetError(f"{directory}: MNIST images must be uint8, found {images.dtype}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(f"{directory}: MNIST labels must be integers, found {labels.dtype}")
     return _finish(images[:, None], labels, lazy, str(directory))
 
 
@@ -141,6 +149,15 @@ def _npz_memmap(path: Path, name: str) -> np.ndarray | None:
     return np.memmap(path, dtype, "r", offset, shape, order="F" if fortran else "C")
 
 
+def _npz_array_bytes(path: Path, name: str) -> int:
+    """What one array of an .npz takes once read, from its header (before anything is read)."""
+    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize
+
+
 def load_npz(path: str | os.PathLike, lazy: bool = False):
     """A data file: ``.npz`` with ``x`` (N, C, H, W) and integer labels ``y`` (N,)."""
     path = Path(path)
@@ -148,8 +165,10 @@ def load_npz(path: str | os.PathLike, lazy: bool = False):
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f.files or "y" not in f.files:
                 raise DatasetError(f"{path}: needs arrays 'x' and 'y', found {sorted(f.files)}")
-            y = f["y"]
             x = _npz_memmap(path, "x") if lazy else None
+            memory.check(_npz_array_bytes(path, "y") + (0 if x is not None else _npz_array_bytes(path, "x")),
+                         f"{path}: reading the arrays")
+            y = f["y"]
             x = f["x"] if x is None else x
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         if isinstance(err, DatasetError):
@@ -252,6 +271,25 @@ def load_cifar(path: str | os.PathLike, split: str = "test", lazy: bool = False)
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
+def _check_members(path: Path, sizes: list[int]) -> None:
+    """The declared sizes of an archive's members, checked before any is read (zip and tar members
+    never yield more than they declare)."""
+    memory.check(sum(sizes), f"{path}: unpacking {len(sizes)} archive members")
+
+
+def _reader(path: Path, name: str, read):
+    """A function reading one member, with corrupt or unsupported compression as a DatasetError."""
+    import tarfile
+
+    def read_member() -> bytes:
+        try:
+            return read(name)
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, NotImplementedError) as err:
+            raise DatasetError(f"{path}: cannot read member '{name}' ({type(err).__name__}: {err})") from None
+
+    return read_member
+
+
 def _archive_members(path: Path) -> dict:
     """name -> a function returning the bytes, for a directory, a .zip or a .tar(.gz)."""
     import tarfile
@@ -261,10 +299,14 @@ def _archive_members(path: Path) -> dict:
     try:
         if zipfile.is_zipfile(path):
             archive = zipfile.ZipFile(path)
-            return {n: (lambda n=n: archive.read(n)) for n in archive.namelist() if not n.endswith("/")}
+            infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
+            _check_members(path, [i.file_size for i in infos])
+            return {i.filename: _reader(path, i.filename, archive.read) for i in infos}
         if tarfile.is_tarfile(path):
             tar = tarfile.open(path)
-            return {m.name: (lambda m=m: tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()}
+            members = [m for m in tar.getmembers() if m.isfile()]
+            _check_members(path, [m.size for m in members])
+            return {m.name: _reader(path, m.name, lambda name, m=m: tar.extractfile(m).read()) for m in members}
     except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
         raise DatasetError(f"{path}: cannot read archive ({err})") from None
     raise DatasetError(f"{path}: not a directory, zip or tar archive")

@@ -130,11 +130,32 @@ def test_invalid_settings_are_refused(demo):
 
 
 def test_connectivity_cap_is_enforced_before_building(demo):
-    with pytest.raises(ValueError, match="conv2.*MiB.*kernel-direct"):
+    with pytest.raises(ValueError, match="conv1.*MiB to build.*kernel-direct"):
         demo.model.build(max_bytes=1 << 20, path="csr")
     snn = demo.model.build(max_bytes=1 << 20)  # 'auto' falls back to the kernel-direct path
     assert [s.path for s in snn.stages if s.name.startswith("conv")] == ["direct", "direct"]
     assert max(s.connectivity_bytes for s in snn.stages) < 1 << 20
+
+
+@pytest.mark.parametrize("layer, shape", [("conv", (8, 40, 40)), ("avgpool", (8, 40, 40)), ("maxpool", (8, 41, 41))])
+def test_the_connectivity_estimate_bounds_the_real_peak(layer, shape):
+    """Regression: the cap compared the finished CSR (8 bytes a synapse) while building one peaked
+    at about 6 times that; the estimate now covers the peak, measured here."""
+    import tracemalloc
+
+    from eventsnn.connectivity import avgpool_csr, conv_csr, csr_build_bytes_estimate, maxpool_windows
+    from eventsnn.ir import AvgPool2d, MaxPool2d
+
+    make = {"conv": (Conv2d(np.ones((16, 8, 3, 3), np.float32), None, 1, 1), conv_csr),
+            "avgpool": (AvgPool2d(2, 2), avgpool_csr), "maxpool": (MaxPool2d(3, 2), maxpool_windows)}
+    ir_layer, build = make[layer]
+    tracemalloc.start()
+    try:
+        build(ir_layer, shape)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= csr_build_bytes_estimate(ir_layer, shape)
 
 
 def test_run_with_early_exit_and_kernel_direct_path(tmp_path, small_data, demo, capsys):

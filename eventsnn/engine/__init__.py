@@ -22,6 +22,7 @@ import time
 import numba
 import numpy as np
 
+from .. import memory
 from ..progress import Progress
 from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops
 from .delivery import _deliver, _deliver_dense, _deliver_direct
@@ -29,7 +30,7 @@ from .loop import run_batch
 from .neurons import _fire
 from .packing import _NO_AMOUNTS, NetArrays, Settings, _neuron_order, pack, settings, with_drive
 
-__all__ = ["simulate", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
+__all__ = ["simulate", "simulation_bytes", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
            "Settings",
            # kernels the benchmarks and tests call directly
            "_deliver", "_deliver_dense", "_deliver_direct", "_fire", "_neuron_order"]
@@ -49,6 +50,18 @@ def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: 
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer in [0, 2**63), not {seed!r}")
     return x
+
+
+def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = False, count_neurons: bool = False,
+                     threads: int = 1) -> int:
+    """What simulating n samples allocates: per-sample results (counts per stage and step, decisions;
+    the raster and membranes when recorded, the spike counts when counted), held twice while the
+    batches are joined, and each thread's scratch."""
+    stages, neurons = len(snn.stages), snn.n_neurons
+    per_sample = stages * steps * 12 + steps * 4 + stages * 24 + snn.n_classes * 8 + 16
+    per_sample += (steps + 4) * neurons if record else 0
+    per_sample += 4 * neurons if count_neurons else 0
+    return 2 * n * per_sample + threads * 48 * neurons
 
 
 def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
@@ -71,6 +84,9 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raise ValueError("stable_steps and exit_margin must be >= 0 (0 turns the criterion off)")
     if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
+    n_threads = threads or numba.config.NUMBA_NUM_THREADS
+    memory.check(simulation_bytes(snn, len(x), steps, record, count_neurons, n_threads),
+                 f"simulating {len(x)} samples for {steps} steps" + (" with record=True" if record else ""))
     net = with_drive(pack(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
     x_ir, x = x, x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
@@ -93,7 +109,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         began = time.perf_counter()
         run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
                   exit_step, counts, v_out, raster, membrane, record, tally, count_neurons,
-                  n_threads=threads or numba.config.NUMBA_NUM_THREADS)
+                  n_threads=n_threads)
         elapsed = time.perf_counter() - began
         parts.append(SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,

@@ -1,0 +1,110 @@
+"""Memory limits: what would not fit is refused, with its estimate, before anything large is allocated."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from eventsnn.cli import main
+from eventsnn.ir import AvgPool2d, Conv2d, Flatten, Linear, Network, ReLU
+from eventsnn.loaders import load_dataset
+from eventsnn.loaders.datasets import DatasetError
+from eventsnn.memory import ENV, MemoryLimitError
+from eventsnn.model import convert, save
+from eventsnn.snn import build
+
+
+@pytest.fixture
+def small_limit(monkeypatch):
+    monkeypatch.setenv(ENV, "64")  # MiB
+
+
+def npy_bytes(shape, dtype="|u1", payload=b"") -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return out.getvalue() + payload
+
+
+def test_too_many_steps_is_refused_with_the_estimate(tmp_path, demo, capsys):
+    """Regression: --steps 10**9 allocated until MemoryError."""
+    save(demo.model, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", x=(demo.x[:2] * 255).astype(np.uint8), y=demo.y[:2])
+    assert main(["run", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"), "--steps", str(10**9)]) == 2
+    err = capsys.readouterr().err
+    assert "simulating 2 samples for 1000000000 steps would need about" in err and "GiB" in err
+    with pytest.raises(MemoryLimitError, match="record=True"):
+        from eventsnn.engine import simulate
+
+        simulate(demo.model.build(), demo.x[:1000], 100_000, record=True)
+
+
+def test_a_tiny_model_file_asking_for_a_huge_input_is_refused_before_building(tmp_path, capsys):
+    """Regression: a 1 KB model file for a 40000x40000 input grew to 24 GB before anything checked."""
+    net = Network((1, 40000, 40000), (Conv2d(np.ones((1, 1, 1, 1), np.float32), None, 1, 0, "c"), ReLU(),
+                                      AvgPool2d(40000, 40000, "p"), Flatten(), Linear(np.ones((2, 1)), None, "o")))
+    save(convert(net, None, percentile=None), tmp_path / "huge.npz")
+    assert (tmp_path / "huge.npz").stat().st_size < 4096
+    np.savez(tmp_path / "d.npz", x=np.zeros((1, 1, 2, 2), np.uint8), y=np.zeros(1, np.int64))
+    assert main(["run", str(tmp_path / "huge.npz"), "--data", str(tmp_path / "d.npz")]) == 2
+    assert "building the spiking network of (1, 40000, 40000) input would need about" in capsys.readouterr().err
+    with pytest.raises(MemoryLimitError):
+        build(net)
+
+
+def test_the_limit_is_configurable(tmp_path, demo, small_limit, capsys):
+    with pytest.raises(MemoryLimitError, match="64 MiB"):
+        from eventsnn.engine import simulate
+
+        simulate(demo.model.build(), demo.x[:500], 2000)
+    save(demo.model, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", x=(demo.x[:2] * 255).astype(np.uint8), y=demo.y[:2])
+    assert main(["--memory-limit-mib", "0.001", "run", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz")]) == 2
+    assert "memory limit" in capsys.readouterr().err
+
+
+def test_an_npz_header_claiming_a_huge_array_is_refused_before_reading(tmp_path, small_limit):
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("x.npy", npy_bytes((100_000, 3, 1000, 1000)))
+        z.writestr("y.npy", npy_bytes((100_000,), "<i8"))
+    with pytest.raises(DatasetError, match="would need about"):
+        load_dataset(path, "test")
+
+
+def test_a_gzip_bomb_is_cut_off_at_the_limit(tmp_path, small_limit):
+    """An IDX .gz that inflates to 80 MiB (> the 64 MiB limit) from well under 1 MiB."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    n = 80 * 2**20 // 784
+    header = bytes([0, 0, 8, 3]) + b"".join(v.to_bytes(4, "big") for v in (n, 28, 28))
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write(header)
+        for _ in range(80):
+            f.write(bytes(2**20))
+    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(n))
+    assert (folder / "t10k-images-idx3-ubyte.gz").stat().st_size < 2**20
+    with pytest.raises(DatasetError, match="memory limit"):
+        load_dataset(folder, "test")
+
+
+def test_archive_members_declaring_more_than_the_limit_are_refused(tmp_path, small_limit):
+    path = tmp_path / "images.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(3):
+            z.writestr(f"test/cats/{i}.png", bytes(30 * 2**20))  # 90 MiB declared, a few KB stored
+    with pytest.raises(MemoryLimitError, match="unpacking 3 archive members"):
+        load_dataset(path, "test")
+
+
+@pytest.mark.parametrize("labels", [[-1, 0], [0, 10]])
+def test_labels_the_net_cannot_output_are_refused(tmp_path, demo, capsys, labels):
+    """Regression: negative or out-of-range labels were silently counted as wrong answers."""
+    save(demo.model, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", x=(demo.x[:2] * 255).astype(np.uint8), y=np.array(labels))
+    assert main(["run", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz")]) == 2
+    assert "labels must lie in [0, 9]" in capsys.readouterr().err
