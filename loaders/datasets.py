@@ -27,8 +27,61 @@ class DatasetError(ValueError):
     """A dataset file is missing, malformed or truncated."""
 
 
+class FileRows:
+    """An array of rows read from a file on demand, with ordinary reads rather than a memory map:
+    a file truncated while a run reads it then gives a clear error instead of a SIGBUS. Row i
+    (``shape[1:]`` of ``dtype``) starts at ``offset + i * stride`` bytes."""
+
+    def __init__(self, path: str | os.PathLike, offset: int, dtype, shape: tuple[int, ...], stride: int | None = None):
+        self.path, self.offset, self.dtype, self.shape = Path(path), int(offset), np.dtype(dtype), tuple(shape)
+        self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self.stride = stride or self.row_bytes
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def head(self, n: int) -> "FileRows":
+        return FileRows(self.path, self.offset, self.dtype, (min(n, len(self)),) + self.shape[1:], self.stride)
+
+    def with_row_shape(self, row_shape: tuple[int, ...]) -> "FileRows":
+        """The same rows seen with another shape of as many elements (e.g. a channel axis added)."""
+        if int(np.prod(row_shape)) * self.dtype.itemsize != self.row_bytes:
+            raise ValueError(f"rows of shape {self.shape[1:]} cannot be seen as {row_shape}")
+        return FileRows(self.path, self.offset, self.dtype, (len(self),) + tuple(row_shape), self.stride)
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        n = max(stop - start, 0)
+        if n == 0:
+            return np.zeros((0,) + self.shape[1:], self.dtype)
+        span = (n - 1) * self.stride + self.row_bytes
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset + start * self.stride)
+                raw = f.read(span)
+        except OSError as err:
+            raise DatasetError(f"{self.path}: cannot read ({err})") from None
+        if len(raw) != span:
+            raise DatasetError(f"{self.path}: the file is shorter than when it was opened (changed during the run?)")
+        rows = np.frombuffer(raw + bytes(self.stride - self.row_bytes), np.uint8).reshape(n, self.stride)
+        return np.ascontiguousarray(rows[:, :self.row_bytes]).view(self.dtype).reshape((n,) + self.shape[1:])
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice) and key.step in (None, 1):
+            start, stop, _ = key.indices(len(self))
+            return self._rows(start, stop)
+        rows = np.arange(len(self))[key]  # an index, a strided slice or an index array: read the span it covers
+        if rows.size == 0:
+            return np.zeros(rows.shape + self.shape[1:], self.dtype)
+        lo = int(rows.min())
+        return self._rows(lo, int(rows.max()) + 1)[rows - lo]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
+
+
 class Images:
-    """N images (N, C, H, W) kept as stored (uint8, possibly memory-mapped, or floats in [0, 1]);
+    """N images (N, C, H, W) kept as stored (uint8, possibly read from the file on demand, or floats in [0, 1]);
     indexing returns float32 in [0, 1] for just the selected images. ``np.asarray`` reads all."""
 
     def __init__(self, data: np.ndarray, source: str):
@@ -53,15 +106,16 @@ class Images:
 
     def head(self, n: int) -> "Images":
         """The first n images, still lazy."""
-        return Images(self.data[:n], self.source)
+        return Images(self.data.head(n) if isinstance(self.data, FileRows) else self.data[:n], self.source)
 
 
 def _finish(x: np.ndarray, y: np.ndarray, lazy: bool, source: str):
     return (Images(x, source) if lazy else as_unit_interval(np.asarray(x), source)), np.asarray(y, np.int64)
 
 
-def read_idx(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
-    """Read one IDX file (MNIST format), gzip-compressed or raw; ``mmap``: memory-map a raw file."""
+def read_idx(path: str | os.PathLike, mmap: bool = False) -> np.ndarray | FileRows:
+    """Read one IDX file (MNIST format), gzip-compressed or raw; ``mmap``: leave a raw file on disk
+    and read its rows on demand (``FileRows``)."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     mapped = mmap and path.suffix != ".gz"
@@ -86,7 +140,7 @@ def read_idx(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     if size != expected:
         raise DatasetError(f"{path}: expected {expected} bytes for shape {shape}, found {size} (truncated?)")
     if mapped:
-        return np.memmap(path, dtype, "r", header, shape)
+        return FileRows(path, header, dtype, shape)
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -112,7 +166,8 @@ def load_mnist(directory: str | os.PathLike, split: str = "test", lazy: bool = F
         raise DatasetError(f"{directory}: MNIST images must be uint8, found {images.dtype}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise DatasetError(f"{directory}: MNIST labels must be integers, found {labels.dtype}")
-    return _finish(images[:, None], labels, lazy, str(directory))
+    images = images.with_row_shape((1,) + images.shape[1:]) if isinstance(images, FileRows) else images[:, None]
+    return _finish(images, labels, lazy, str(directory))
 
 
 def as_unit_interval(x: np.ndarray, source: str = "data") -> np.ndarray:
@@ -129,8 +184,9 @@ def as_unit_interval(x: np.ndarray, source: str = "data") -> np.ndarray:
     return x
 
 
-def _npz_memmap(path: Path, name: str) -> np.ndarray | None:
-    """Memory-map one array of an uncompressed .npz (np.savez); None if it is compressed."""
+def _npz_memmap(path: Path, name: str) -> FileRows | None:
+    """One array of an uncompressed .npz (np.savez) left on disk, its rows read on demand; None if
+    it is compressed (or in Fortran order)."""
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(f"{name}.npy")
     if info.compress_type != zipfile.ZIP_STORED:
@@ -146,7 +202,9 @@ def _npz_memmap(path: Path, name: str) -> np.ndarray | None:
         if dtype.hasobject:
             raise DatasetError(f"{path}: '{name}' holds Python objects, which a data file may not")
         offset = f.tell()
-    return np.memmap(path, dtype, "r", offset, shape, order="F" if fortran else "C")
+    if fortran or len(shape) == 0:
+        return None
+    return FileRows(path, offset, dtype, shape)
 
 
 def _npz_array_bytes(path: Path, name: str) -> int:
@@ -234,7 +292,7 @@ def _cifar_python_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray
 
 def _cifar_binary_batch(raw, source: str) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10 records are 1 label byte + 3072 pixels; CIFAR-100 records 2 label bytes (coarse,
-    fine). ``raw``: the bytes, or a uint8 memory map of the file."""
+    fine). ``raw``: the bytes of the file."""
     for label_bytes in (1, 2):
         record = label_bytes + 3072
         if len(raw) % record == 0 and len(raw) and (label_bytes == 2 or (len(raw) % 3074 != 0)):
@@ -367,8 +425,12 @@ def load_dataset(path: str | os.PathLike, split: str = "test", lazy: bool = Fals
     if path.suffix == ".npz":
         return load_npz(path, lazy)
     if path.suffix == ".bin":
-        raw = np.memmap(path, np.uint8, "r") if lazy and path.stat().st_size else path.read_bytes()
-        return _finish(*_cifar_binary_batch(raw, str(path)), lazy, str(path))
+        raw = path.read_bytes()
+        x, y = _cifar_binary_batch(raw, str(path))
+        if lazy and len(x):  # leave the pixels on disk, read by rows of records on demand
+            label_bytes = len(raw) // len(x) - 3072
+            x = FileRows(path, label_bytes, np.uint8, x.shape, label_bytes + 3072)
+        return _finish(x, y, lazy, str(path))
     if path.is_dir() and any("-idx" in p.name for p in path.iterdir()):
         return load_mnist(path, split, lazy)
     names = list(_archive_members(path))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from eventsnn.loaders import DatasetError, load_dataset, read_idx
+from eventsnn.loaders.datasets import FileRows
 
 from .conftest import SHARED_DATA
 
@@ -121,24 +122,38 @@ def _lazy_equals_eager(path, split="test"):
     return lazy_x
 
 
-def test_lazy_images_are_memory_mapped_where_the_format_allows(tmp_path):
+def test_lazy_images_stay_on_disk_where_the_format_allows(tmp_path):
     rng = np.random.default_rng(5)
     images, labels = rng.integers(0, 256, (6, 28, 28)), rng.integers(0, 10, 6)
     mnist = tmp_path / "mnist"
     mnist.mkdir()
     (mnist / "t10k-images-idx3-ubyte").write_bytes(_idx(images))
     (mnist / "t10k-labels-idx1-ubyte").write_bytes(_idx(labels))
-    assert isinstance(_lazy_equals_eager(mnist).data, np.memmap)
+    assert isinstance(_lazy_equals_eager(mnist).data, FileRows)
 
     x = rng.integers(0, 256, (7, 3, 4, 4)).astype(np.uint8)
     np.savez(tmp_path / "plain.npz", x=x, y=np.arange(7))
     np.savez_compressed(tmp_path / "packed.npz", x=x, y=np.arange(7))
-    assert isinstance(_lazy_equals_eager(tmp_path / "plain.npz").data, np.memmap)
-    assert not isinstance(_lazy_equals_eager(tmp_path / "packed.npz").data, np.memmap)
+    assert isinstance(_lazy_equals_eager(tmp_path / "plain.npz").data, FileRows)
+    assert not isinstance(_lazy_equals_eager(tmp_path / "packed.npz").data, FileRows)
 
     records = rng.integers(0, 256, (4, 3073)).astype(np.uint8)
     (tmp_path / "test_batch.bin").write_bytes(records.tobytes())
-    _lazy_equals_eager(tmp_path / "test_batch.bin")
+    assert isinstance(_lazy_equals_eager(tmp_path / "test_batch.bin").data, FileRows)
+    lazy = load_dataset(tmp_path / "test_batch.bin", "test", lazy=True)[0]
+    np.testing.assert_array_equal(lazy[[3, 0]], load_dataset(tmp_path / "test_batch.bin", "test")[0][[3, 0]])
+
+
+def test_a_data_file_truncated_during_a_run_is_an_error_not_a_crash(tmp_path):
+    """Regression: memory-mapped data that shrank under a run ended it with SIGBUS."""
+    x = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8)).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(50, np.int64))
+    lazy, _ = load_dataset(tmp_path / "d.npz", "test", lazy=True)
+    np.testing.assert_array_equal(lazy[:10], x[:10] / np.float32(255))
+    raw = (tmp_path / "d.npz").read_bytes()
+    (tmp_path / "d.npz").write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(DatasetError, match="shorter than when it was opened"):
+        lazy[40:50]
 
 
 def test_lazy_float_images_are_checked_when_read(tmp_path):
