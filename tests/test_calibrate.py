@@ -44,7 +44,8 @@ def test_calibration_never_makes_a_population_worse(net_x, graded, steps):
     for i in shiftable_populations(model.ann):
         name = model.ann.layers[i].name
         without_own = dataclasses.replace(model, bias_shift={k: v for k, v in model.bias_shift.items() if k != name})
-        assert channel_gap(model, i, x, steps) <= channel_gap(without_own, i, x, steps) + 1e-12, name
+        without = channel_gap(without_own, i, x, steps)
+        assert channel_gap(model, i, x, steps) <= without * (1 + 1e-6) + 1e-12, name  # up to float rounding
 
 
 def test_calibration_shifts_some_layer_of_random_nets():
