@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,6 +28,11 @@ from .spec import SpecError, network_from_spec, network_to_spec
 FORMAT = "eventsnn-model"
 SHIFT_PREFIX = "__bias_shift__/"  # calibrated bias shifts, one array per population
 VERSION = 1
+
+
+# what reading a damaged .npz can raise (zip, deflate, and numpy's header parser, which tokenizes Python)
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                   SyntaxError, tokenize.TokenError, OverflowError, MemoryError)
 
 
 class ModelFileError(ValueError):
@@ -120,7 +127,7 @@ def load(path: str | os.PathLike) -> ConvertedModel:
             shifts = {k[len(SHIFT_PREFIX):]: f[k] for k in f.files if k.startswith(SHIFT_PREFIX)}
     except ModelFileError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+    except NPZ_READ_ERRORS as err:
         raise ModelFileError(f"{path}: cannot read model file ({err})") from err
     if description.get("format") != FORMAT or description.get("version") != VERSION:
         raise ModelFileError(f"{path}: unsupported format {description.get('format')!r} version {description.get('version')!r}")

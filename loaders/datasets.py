@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from eventsnn import memory
+from eventsnn.model import NPZ_READ_ERRORS
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -228,10 +229,10 @@ def load_npz(path: str | os.PathLike, lazy: bool = False):
                          f"{path}: reading the arrays")
             y = f["y"]
             x = f["x"] if x is None else x
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except NPZ_READ_ERRORS as err:
         if isinstance(err, DatasetError):
             raise
-        raise DatasetError(f"{path}: cannot read npz ({err})") from err
+        raise DatasetError(f"{path}: cannot read npz ({type(err).__name__}: {err})") from None
     if x.ndim != 4:
         raise DatasetError(f"{path}: x must have shape (N, C, H, W), found {x.shape}")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
