@@ -133,6 +133,10 @@ def _load_torch_zip(path: Path) -> object:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
+        with open(path, "rb") as f:
+            starts_like_zip = f.read(4) == b"PK\x03\x04"
+        if starts_like_zip:  # a zip whose end (the central directory) is missing or damaged
+            raise CheckpointError(f"{path}: damaged or truncated checkpoint (its zip directory is unreadable)") from None
         raise CheckpointError(f"{path}: not a zip-format PyTorch checkpoint; legacy (pre-1.6) files are not "
                               "supported, re-save with a current torch.save") from None
     with archive:

@@ -128,3 +128,11 @@ def test_a_refused_checkpoint_cannot_change_how_later_ones_are_read(tmp_path, de
         pass  # refused, or accepted as a non-dict: either way it must leave nothing behind
     params = load_checkpoint(demo_files["mnist_cnn.pt"])
     assert params["conv1.weight"].dtype == np.float32 and np.abs(params["conv1.weight"]).max() < 10
+
+
+def test_a_truncated_checkpoint_is_called_truncated_not_legacy(tmp_path, demo_files):
+    """Regression: a truncated .pt was reported as a legacy (pre-1.6) file."""
+    raw = demo_files["mnist_cnn.pt"].read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_checkpoint(tmp_path / "cut.pt")
