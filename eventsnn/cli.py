@@ -113,7 +113,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         x_calib, _ = _load_data(args.calib, args.calib_limit, split="train")
     config = default_config(net).updated(**_settings(args))  # what the user gave, over the net's defaults
     model = convert(net, x_calib, None if args.no_normalization else args.percentile, config,
-                    progress=terminal_progress("computing scales"))
+                    progress=terminal_progress("computing scales"), scale_per=args.scale_per)
     if args.calibrate == "bias":
         model = calibrate_biases(model, x_calib.head(args.calibrate_images), args.steps,
                                  progress=terminal_progress(f"calibrating biases for T={args.steps}"))
@@ -128,9 +128,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print(f"early exit for T={steps}: {_exit_rule_text(rule)}, mean stop step {rule['mean_stop_step']:.1f}; "
               f"{rule['changed']:.2%} of {rule['images']} calibration decisions change (budget {args.exit_loss} points)")
     save(model, args.output_file)
-    scales = ", ".join(f"{layer.name} {s:.4g}" for layer, s in zip(model.ann.layers, model.scales) if s is not None)
+    scales = ", ".join(f"{layer.name} {_scale_text(s)}" for layer, s in zip(model.ann.layers, model.scales) if s is not None)
     print(f"converted {args.checkpoint} -> {args.output_file} (percentile {model.percentile}; scales: {scales})")
     return 0
+
+
+def _scale_text(scale) -> str:
+    return f"{scale:.4g}" if np.ndim(scale) == 0 else f"{np.min(scale):.3g}..{np.max(scale):.3g} ({np.size(scale)} channels)"
 
 
 def simulate_dataset(snn: SpikingNetwork, x, steps: int, seed: int, batch: int, engine: str,
@@ -417,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-limit", type=POSITIVE, help="use only the first N calibration images")
     p.add_argument("--percentile", type=float, default=99.9, help="normalization percentile (100 = max-norm)")
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
+    p.add_argument("--scale-per", choices=("layer", "channel"), default="layer",
+                   help="one normalization scale per layer, or per channel of each hidden layer (chains only)")
     p.add_argument("--calibrate", choices=("none", "bias"), default="none",
                    help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
                         "ANN's on calibration images (Li et al. 2021)")

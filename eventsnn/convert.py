@@ -160,11 +160,21 @@ class StreamingPercentile:
         return a + (b - a) * (position - low)
 
 
+SCALE_PER = ("layer", "channel")
+
+
 def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, batch_size: int = 128,
-                   progress: Callable[[int, int], None] | None = None) -> list[float | None]:
+                   progress: Callable[[int, int], None] | None = None, per: str = "layer") -> list:
     """lambda for each layer of a folded network: a float for affine and add layers, None for the others.
 
-    Branches that meet at an add share its scale (their sum is one population)."""
+    Branches that meet at an add share its scale (their sum is one population). ``per="channel"``
+    (chains only): each hidden population gets one lambda per channel (an array), the percentile
+    of that channel's activations; the output layer keeps one (per-class scales would change the
+    readout's argmax)."""
+    if per not in SCALE_PER:
+        raise ValueError(f"per must be one of {SCALE_PER}, not {per!r}")
+    if per == "channel" and any(isinstance(layer, Add) for layer in net.layers):
+        raise ValueError("channel-wise normalization supports chains; use per='layer' for residual networks")
     roles = spiking_roles(net)
     n = len(x_calib)  # any array-like that slices into batches (e.g. loaders' lazy Images)
     if n == 0:
@@ -180,26 +190,40 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
                 watch[activation] = i
         elif role == "output":
             watch[i] = i
-    streams = {i: StreamingPercentile(percentile, n * int(np.prod(net.shapes[i]))) for i in watch}
+    channels = {w: net.shapes[w][0] if per == "channel" and roles[i] != "output" else 1 for w, i in watch.items()}
+    streams = {w: [StreamingPercentile(percentile, n * int(np.prod(net.shapes[w])) // channels[w])
+                   for _ in range(channels[w])] for w in watch}
     for start in range(0, n, batch_size):
         for i, out in ann.activations(net, ann.check_input(net, x_calib[start:start + batch_size])):
             if i in streams:
-                streams[i].add(out)
+                per_channel = out.reshape(len(out), channels[i], -1)
+                for c, stream in enumerate(streams[i]):
+                    stream.add(per_channel[:, c])
         if progress is not None:
             progress(min(start + batch_size, n), n)
     for watched, i in watch.items():
-        value = streams[watched].value()
-        if value is None or value < np.finfo(np.float32).tiny:  # none, or subnormal: dividing by it overflows
-            warnings.warn(f"layer '{net.layers[i].name}' had no positive activation on the calibration set; using scale 1")
-            value = 1.0
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"layer '{net.layers[i].name}': its activations give the scale {value} (overflow in "
-                             "float32? check the weights and the calibration data)")
-        scales[i] = value
+        values = [_checked_scale(stream.value(), net.layers[i].name) for stream in streams[watched]]
+        silent = sum(v is None for v in values)
+        if silent:
+            what = "" if channels[watched] == 1 else f" in {silent} of its {channels[watched]} channels"
+            warnings.warn(f"layer '{net.layers[i].name}' had no positive activation on the calibration set{what}; "
+                          "using scale 1")
+        values = [1.0 if v is None else v for v in values]
+        scales[i] = values[0] if channels[watched] == 1 else np.array(values)
     for i, role in enumerate(roles):
         if role == "projection":
             scales[i] = scales[net.consumers(i)[0]]
     return scales
+
+
+def _checked_scale(value: float | None, name: str) -> float | None:
+    """A percentile as a scale; None where there was no activation (or a subnormal one: dividing by it overflows)."""
+    if value is None or value < np.finfo(np.float32).tiny:
+        return None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"layer '{name}': its activations give the scale {value} (overflow in "
+                         "float32? check the weights and the calibration data)")
+    return value
 
 
 def unit_scales(net: Network) -> list[float | None]:
@@ -220,12 +244,26 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
     for i, layer in enumerate(net.layers):
         if isinstance(layer, AFFINE + (Add,)):
             scale = scales[i]
-            if scale is None or not (math.isfinite(scale) and scale > 0):
+            if scale is None or not np.all(np.isfinite(scale) & (np.asarray(scale) > 0)):
                 raise ValueError(f"layer '{layer.name}' needs a positive finite scale, got {scale}")
+            if np.ndim(scale) and (isinstance(layer, Add) or np.shape(scale) != (net.shapes[i][0],)):
+                raise ValueError(f"layer '{layer.name}': one scale, or one per output channel "
+                                 f"({net.shapes[i][0]}), not shape {np.shape(scale)}")
 
-    def scale_of(index: int) -> float:
+    def scale_of(index: int):
+        """The scale of what layer ``index`` outputs: a float, or one per channel."""
         owner = scale_owner(net, index)
         return 1.0 if owner < 0 else scales[owner]
+
+    def input_factor(i: int) -> np.ndarray | float:
+        """The input scale of affine layer i, shaped to multiply its weight (per input channel or feature)."""
+        s_in = scale_of(net.inputs[i][0])
+        if not np.ndim(s_in):
+            return s_in
+        layer = net.layers[i]
+        if isinstance(layer, Conv2d):
+            return np.asarray(s_in)[None, :, None, None]
+        return np.repeat(np.asarray(s_in), layer.weight.shape[1] // np.size(s_in))[None, :]  # through a flatten
 
     add_weight = {}  # affine layer -> the weight its add gives it
     for i, layer in enumerate(net.layers):
@@ -236,8 +274,9 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
     layers = []
     for i, layer in enumerate(net.layers):
         if isinstance(layer, AFFINE):
-            factor = add_weight.get(i, 1.0) / scales[i]
-            weight = layer.weight.astype(np.float64) * (scale_of(net.inputs[i][0]) * factor)
+            factor = add_weight.get(i, 1.0) / np.asarray(scales[i], np.float64)  # scalar, or per output channel
+            out_factor = factor.reshape((-1,) + (1,) * (layer.weight.ndim - 1)) if factor.ndim else factor
+            weight = layer.weight.astype(np.float64) * input_factor(i) * out_factor
             layer = with_params(layer, weight, layer.bias.astype(np.float64) * factor)
         elif isinstance(layer, Add):
             weights = [1.0 if j in add_weight else w * scale_of(j) / scales[i]

@@ -42,7 +42,7 @@ class ModelFileError(ValueError):
 @dataclass(frozen=True, eq=False)
 class ConvertedModel:
     ann: Network  # batch-norm folded, original scale
-    scales: tuple[float | None, ...]  # lambda per layer (None for layers without weights)
+    scales: tuple  # lambda per layer: a float, an array (one per channel), or None for layers without weights
     percentile: float | None  # None: not normalized (all scales 1)
     config: SimulationConfig
     bias_shift: dict[str, np.ndarray] = field(default_factory=dict)  # per population, per channel (normalized units)
@@ -79,15 +79,16 @@ class ConvertedModel:
 
 def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = 99.9,
             config: SimulationConfig | None = None, batch_size: int = 128,
-            progress: Callable[[int, int], None] | None = None) -> ConvertedModel:
-    """Fold batch-norm and compute the data-based scales (``percentile=None``: no normalization)."""
+            progress: Callable[[int, int], None] | None = None, scale_per: str = "layer") -> ConvertedModel:
+    """Fold batch-norm and compute the data-based scales (``percentile=None``: no normalization;
+    ``scale_per="channel"``: one scale per channel of each hidden population, chains only)."""
     folded = fold_batchnorm(net)
     if percentile is None:
         scales = unit_scales(folded)
     else:
         if x_calib is None:
             raise ValueError("data-based normalization needs calibration data")
-        scales = compute_scales(folded, x_calib, percentile, batch_size, progress)
+        scales = compute_scales(folded, x_calib, percentile, batch_size, progress, scale_per)
     return ConvertedModel(folded, tuple(scales), percentile, config or default_config(folded))
 
 
@@ -106,7 +107,7 @@ def save(model: ConvertedModel, path: str | os.PathLike) -> None:
     spec, params = network_to_spec(model.ann)
     for entry, scale in zip(spec["layers"], model.scales):
         if scale is not None:
-            entry["scale"] = scale
+            entry["scale"] = np.asarray(scale).tolist()  # a number, or a list (one per channel)
     description = {"format": FORMAT, "version": VERSION, "percentile": model.percentile,
                    "simulation": dataclasses.asdict(model.config), "calibration": model.calibration,
                    "early_exit": model.early_exit, **spec}
@@ -133,13 +134,20 @@ def load(path: str | os.PathLike) -> ConvertedModel:
         raise ModelFileError(f"{path}: unsupported format {description.get('format')!r} version {description.get('version')!r}")
     try:
         net = network_from_spec(description, params)
-        scales = [entry.get("scale") for entry in description["layers"]]
+        scales = [_scale(entry.get("scale")) for entry in description["layers"]]
         # files written before graded spikes existed simulate binary spikes
         config = SimulationConfig(**{"spikes": "binary", "levels": 1, **description.get("simulation", {})})
         return ConvertedModel(net, tuple(scales), description.get("percentile"), config, shifts,
                               description.get("calibration"), _early_exit(description.get("early_exit")))
     except (SpecError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: {err}") from err
+
+
+def _scale(value):
+    """A stored scale: None, a number, or a list of numbers (one per channel)."""
+    if isinstance(value, list):
+        return np.asarray(value, np.float64)
+    return value
 
 
 def _early_exit(rule) -> dict | None:

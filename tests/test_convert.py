@@ -188,3 +188,38 @@ def test_a_scale_that_overflows_is_an_error_not_a_nan_model():
     net = Network((3,), (Linear(np.full((4, 3), 3e38, np.float32), None, "big"), ReLU(), Linear(np.ones((2, 4)), None, "out")))
     with pytest.raises(ValueError, match="'big'.*scale"):
         compute_scales(net, np.ones((4, 3), np.float32))
+
+
+@pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_channel_wise_scales_keep_the_function_and_peak_at_one_per_channel(data):
+    """per='channel': every hidden channel's activation peaks at 1 under max-norm (or stays 0), and
+    the normalized net computes the original function divided by the output's single lambda."""
+    net = data.draw(es.chain_networks(softmax=False, dyadic=False, max_dense=2))
+    x = data.draw(es.inputs(net, 16, 16, dyadic=False, zeros=0))
+    scales = compute_scales(net, x, 100.0, per="channel")
+    normalized = normalize(net, scales)
+    expected = ann.forward(net, x).astype(np.float64)
+    np.testing.assert_allclose(ann.forward(normalized, x) * scales[-1], expected, rtol=1e-4,
+                               atol=1e-4 * (np.abs(expected).max() + 1e-6))
+    for i, out in ann.activations(normalized, x):
+        if isinstance(normalized.layers[i], ReLU):
+            peaks = out.reshape(len(out), out.shape[1], -1).max(axis=(0, 2))
+            assert np.all(np.isclose(peaks, 1, atol=1e-5) | (peaks == 0)), normalized.layers[i].name
+
+
+def test_channel_wise_scales_round_trip_and_refuse_residual_nets(tmp_path, demo):
+    from eventsnn.model import convert, load, save
+
+    model = convert(demo.net, demo.x_calib[:200], scale_per="channel")
+    assert np.ndim(model.scales[0]) == 1 and np.ndim(model.scales[-1]) == 0  # hidden per channel, output one
+    save(model, tmp_path / "m.npz")
+    again = load(tmp_path / "m.npz")
+    for a, b in zip(model.normalized().layers, again.normalized().layers):
+        if hasattr(a, "weight"):
+            np.testing.assert_array_equal(a.weight, b.weight)
+    residual = Network((1, 4, 4), (Conv2d(np.ones((1, 1, 3, 3)), None, 1, 1, "c"), ReLU("r1"), Add("add"), ReLU("r2"),
+                                   Flatten(), Linear(np.ones((2, 16)), None, "o")), ((-1,), (0,), (1, -1), (2,), (3,), (4,)))
+    with pytest.raises(ValueError, match="chains"):
+        compute_scales(residual, np.ones((2, 1, 4, 4), np.float32), per="channel")
