@@ -10,6 +10,7 @@ Methods (all with reset by subtraction, analog input, p99.9 normalization):
   graded L4      graded spikes, 4 levels per scale, at most 8 spikes per event
   graded L8      the default: 8 levels, at most 16 spikes per event
   graded L4+bias graded L4 with biases calibrated for each T
+  binary channel binary with one scale per channel of each hidden layer (chains only)
 Methods without calibration run once for 64 steps (one run gives every T); calibrated ones run once
 per T. Writes docs/results/short_latency.json (accuracy and mean cumulative SynOps per sample at each
 T, steps to within 0.5 / 1 point of the ANN) and short_latency.png.
@@ -44,6 +45,7 @@ METHODS = {
     "graded L4": (dict(spikes="graded", levels=4, max_spikes=8), False),
     "graded L8": (dict(spikes="graded", levels=8, max_spikes=16), False),
     "graded L4+bias": (dict(spikes="graded", levels=4, max_spikes=8), True),
+    "binary channel": (dict(BINARY, scale_per="channel"), False),
 }
 
 
@@ -67,19 +69,26 @@ def mnist_cnn(calib: int):
 
 
 NETS = {"mnist_cnn": mnist_cnn, "mnist7": mnist7, "mnist_resnet": mnist_resnet, "cifar10_relu": lambda n: cifar10("relu", n),
-        "cifar10_clip": lambda n: cifar10("clip", n), "cifar10_qcfs": lambda n: cifar10("qcfs", n)}
+        "cifar10_clip": lambda n: cifar10("clip", n), "cifar10_qcfs": lambda n: cifar10("qcfs", n),
+        "cifar10_resnet20": lambda n: cifar10("resnet20", n)}
 
 
-def sweep(name: str, limit: int, n_calib: int) -> dict:
+def sweep(name: str, limit: int, n_calib: int, methods: list[str], out: dict | None = None) -> dict:
     net, x_calib, x, y = NETS[name](max(n_calib, 1000))
     x, y = x[:limit], y[:limit]
     base = convert(net, x_calib, 99.9)
     ann_accuracy = ann.accuracy(base.ann, x, y)
     print(f"{name}: ANN {ann_accuracy:.4f} on {len(x)} test images", flush=True)
-    out = {"ann_accuracy": ann_accuracy, "samples": len(x), "methods": {}}
-    for method, (settings, calibrated) in METHODS.items():
+    out = out or {"methods": {}}
+    out.update(ann_accuracy=ann_accuracy, samples=len(x))
+    for method in methods:
+        settings, calibrated = METHODS[method]
+        settings = dict(settings)
+        scale_per = settings.pop("scale_per", "layer")
+        if scale_per == "channel" and not net.is_chain:
+            continue  # channel-wise scales are for chains
         began = time.perf_counter()
-        model = convert(net, x_calib, 99.9, SimulationConfig(**settings))
+        model = convert(net, x_calib, 99.9, SimulationConfig(**settings), scale_per=scale_per)
         accuracy, synops = {}, {}
         if calibrated:
             for t in STEPS:
@@ -92,7 +101,7 @@ def sweep(name: str, limit: int, n_calib: int) -> dict:
             spent = np.cumsum(result.synops_per_step.sum(axis=1).mean(axis=0))
             accuracy = {str(t): float(curve[t - 1]) for t in STEPS}
             synops = {str(t): float(spent[t - 1]) for t in STEPS}
-        row = {"settings": settings, "calibrated": calibrated, "accuracy": accuracy, "synops_per_sample": synops,
+        row = {"settings": METHODS[method][0], "calibrated": calibrated, "accuracy": accuracy, "synops_per_sample": synops,
                "seconds": time.perf_counter() - began}
         if not calibrated:
             row["steps_to_within"] = {p: steps_to_within(curve, ann_accuracy, float(p)) for p in ("0.5", "1")}
@@ -123,11 +132,12 @@ def main() -> None:
     parser.add_argument("--nets", default=",".join(NETS), help="nets to run; others already in the JSON file stay")
     parser.add_argument("--limit", type=int, default=1000, help="test images per net")
     parser.add_argument("--calib", type=int, default=256, help="calibration images for the bias calibration")
+    parser.add_argument("--methods", default=",".join(METHODS), help="methods to run; others already in the JSON stay")
     args = parser.parse_args()
     previous = RESULTS / "short_latency.json"
     results = json.loads(previous.read_text())["nets"] if previous.exists() else {}
     for name in args.nets.split(","):  # written after each net, so a stopped run keeps what it finished
-        results[name] = sweep(name, args.limit, args.calib)
+        results[name] = sweep(name, args.limit, args.calib, args.methods.split(","), results.get(name))
         write("short_latency", {"steps": list(STEPS), "nets": results}, "python " + " ".join(sys.argv))
     plot("short_latency", draw(results))
 
