@@ -5,7 +5,9 @@
 For each net and system setting: T*, the smallest T from which the accuracy stays within 0.5
 (and 1) point of the ANN up to T = 64 (read off one 64-step run), then the wall time of
 simulating the same 1,000 test images for T* steps, measured on this machine in this run
-(eventsnn: best of 3 in this process, 2 threads; the peers: `benchmarks/peers.py` in the peer
+(eventsnn: best of 3 in this process, 2 threads; with ``exit auto``, one 64-step run whose
+samples stop by the early-exit rule chosen on the calibration images for a 0.5-point budget, its
+mean stop step in place of T*; the peers: `benchmarks/peers.py` in the peer
 environment, `benchmarks/make_peer_env.sh`, torch with 2 threads, one run at T*). Run it on an
 idle machine. Writes docs/results/time_to_accuracy.json and prints a table with each system's
 seconds and the ratio to eventsnn's fastest setting.
@@ -27,24 +29,27 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from eventsnn import ann, simulate  # noqa: E402
+from eventsnn.early_exit import choose_exit  # noqa: E402
 from eventsnn.model import convert  # noqa: E402
 from eventsnn.report import steps_to_within  # noqa: E402
 from eventsnn.snn import SimulationConfig  # noqa: E402
 from examples.reproduce_short_latency import NETS  # noqa: E402
 
-OURS = {"eventsnn defaults (graded, 8 levels)": {}, "eventsnn binary": {"spikes": "binary"}}
+OURS = {"eventsnn defaults (graded, 8 levels)": {}, "eventsnn binary": {"spikes": "binary"},
+        "eventsnn binary, channel-wise scales": {"spikes": "binary", "scale_per": "channel"}}
+EXITS = {"eventsnn defaults + exit auto": {}, "eventsnn binary + exit auto": {"spikes": "binary"}}
 PEERS = ("spikingjelly_99.9%", "spikingjelly_max", "spikingjelly_ltb", "sinabs_multispike", "sinabs_singlespike")
 CHECKPOINTS = {"mnist_cnn": "eventsnn/data/mnist_cnn", "mnist7": "examples/models/mnist7",
                "cifar10_relu": "examples/models/cifar10_relu"}
 LONGEST = 64
 
 
-def best_seconds(snn, x, steps: int, repeats: int = 3) -> float:
+def best_seconds(snn, x, steps: int, repeats: int = 3, **options) -> float:
     simulate(snn, x[:8], steps)  # warm
     times = []
     for _ in range(repeats):
         began = time.perf_counter()
-        simulate(snn, x, steps)
+        simulate(snn, x, steps, **options)
         times.append(time.perf_counter() - began)
     return min(times)
 
@@ -55,7 +60,11 @@ def ours(name: str, limit: int) -> tuple[dict, tuple]:
     ann_accuracy = ann.accuracy(net, x, y)
     rows = {}
     for label, settings in OURS.items():
-        snn = convert(net, x_calib, 99.9, SimulationConfig(**settings)).build()
+        settings = dict(settings)
+        scale_per = settings.pop("scale_per", "layer")
+        if scale_per == "channel" and not net.is_chain:
+            continue
+        snn = convert(net, x_calib, 99.9, SimulationConfig(**settings), scale_per=scale_per).build()
         curve = simulate(snn, x, LONGEST).accuracy_per_step(y)
         row = {"accuracy_per_step": curve.tolist()}
         for points in ("0.5", "1"):
@@ -64,6 +73,22 @@ def ours(name: str, limit: int) -> tuple[dict, tuple]:
             row[f"seconds_within_{points}"] = best_seconds(snn, x, t) if t else None
         rows[label] = row
         print(f"  {label}: T*(0.5) = {row['steps_within_0.5']}, {row['seconds_within_0.5']} s", flush=True)
+    for label, settings in EXITS.items():  # one run of 64 steps, each sample stopped by the rule chosen on calibration data
+        model = convert(net, x_calib, 99.9, SimulationConfig(**settings))
+        rule = choose_exit(model, x_calib, LONGEST, max_loss=0.005)
+        snn, options = model.build(), {"stable_steps": rule["stable_steps"], "exit_margin": rule["exit_margin"]}
+        result = simulate(snn, x, LONGEST, **options)
+        accuracy = result.accuracy(y)
+        stop = float(np.where(result.exit_step > 0, result.exit_step, LONGEST).mean())
+        seconds = best_seconds(snn, x, LONGEST, **options)
+        row = {"rule": rule, "accuracy": accuracy, "mean_stop_step": stop}
+        for points in ("0.5", "1"):
+            within = accuracy >= ann_accuracy - float(points) / 100 - 1e-12
+            row[f"steps_within_{points}"] = round(stop, 1) if within else None
+            row[f"seconds_within_{points}"] = seconds if within else None
+        rows[label] = row
+        print(f"  {label}: {rule['stable_steps'] or rule['exit_margin']} -> accuracy {accuracy:.4f}, mean stop {stop:.1f}, "
+              f"{seconds:.2f} s", flush=True)
     return {"ann_accuracy": ann_accuracy, "samples": len(x), "systems": rows}, (x, y)
 
 
@@ -124,17 +149,22 @@ def main() -> None:
     parser.add_argument("--nets", default=",".join(CHECKPOINTS))
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--peer-python", default="/work/peer-venv/bin/python")
+    parser.add_argument("--ours-only", action="store_true", help="rerun eventsnn's rows, keep the stored peers' rows")
     args = parser.parse_args()
-    results = {}
+    out = REPO / "docs" / "results" / "time_to_accuracy.json"
+    stored = json.loads(out.read_text())["nets"] if out.exists() else {}
+    results = dict(stored)
     with tempfile.TemporaryDirectory() as folder:
         for name in args.nets.split(","):
             print(name, flush=True)
             results[name], (x, y) = ours(name, args.limit)
-            if Path(args.peer_python).exists():
+            if args.ours_only:
+                peers_before = stored.get(name, {}).get("systems", {})
+                results[name]["systems"].update({k: v for k, v in peers_before.items() if not k.startswith("eventsnn")})
+            elif Path(args.peer_python).exists():
                 peers(name, x, y, args.peer_python, results[name], Path(folder))
             else:
                 print(f"  no peer environment at {args.peer_python} (benchmarks/make_peer_env.sh): peers skipped")
-    out = REPO / "docs" / "results" / "time_to_accuracy.json"
     out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
                                "nets": results}, indent=1))
     print(table(results))

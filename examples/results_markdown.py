@@ -172,7 +172,9 @@ def time_to_accuracy() -> list[str]:
     if r is None:
         return lines + ["Not run yet: `python benchmarks/bench_time_to_accuracy.py` (idle machine).", ""]
     lines += [_header(r) + " Each system runs the test images for T* steps, the smallest T from which its "
-              "accuracy stays within 0.5 points of the ANN (up to 64); wall time on this 2-core machine, 2 threads.", ""]
+              "accuracy stays within 0.5 points of the ANN (up to 64); wall time on this 2-core machine, 2 threads. "
+              "Rows with 'exit auto': one 64-step run in which each sample stops by the early-exit rule `convert "
+              "--exit auto` chose on calibration images; T* is then the mean stop step.", ""]
     for name, net in r["nets"].items():
         ours = [s["seconds_within_0.5"] for k, s in net["systems"].items() if k.startswith("eventsnn") and s["seconds_within_0.5"]]
         best = min(ours) if ours else None
