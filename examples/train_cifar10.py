@@ -51,6 +51,25 @@ def augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return out
 
 
+def train_epoch(model: nn.Module, optimizer, scheduler, x_train: np.ndarray, y_train: torch.Tensor, batch: int,
+                rng: np.random.Generator) -> float:
+    """One pass over the shuffled, augmented training images (cross-entropy); the mean loss."""
+    model.train()
+    order = rng.permutation(len(x_train))
+    steps = len(x_train) // batch
+    total = 0.0
+    for i in range(steps):
+        idx = order[i * batch:(i + 1) * batch]
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(augment(torch.from_numpy(x_train[idx].astype(np.float32) / 255), rng)),
+                                           y_train[idx])
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.item()
+    return total / steps
+
+
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     model.eval()
     correct = 0
@@ -132,21 +151,9 @@ def main() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                     pct_start=0.15 if not (args.resume or args.clip_from) else 0.01)
-    loss_fn = nn.CrossEntropyLoss()
     began = time.time()
     for epoch in range(args.epochs):
-        model.train()
-        order = rng.permutation(len(x_train))
-        total = 0.0
-        for i in range(steps_per_epoch):
-            idx = order[i * args.batch:(i + 1) * args.batch]
-            batch = augment(torch.from_numpy(x_train[idx].astype(np.float32) / 255), rng)
-            optimizer.zero_grad()
-            loss = loss_fn(model(batch), y_train[idx])
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item()
+        mean_loss = train_epoch(model, optimizer, scheduler, x_train, y_train, args.batch, rng)
         torch.save(model.state_dict(), out)
         if args.qcfs_levels:  # the trained thresholds go into the architecture spec
             learned = iter(float(m.threshold.detach()) for _, m in model.steps if isinstance(m, QCFS))
@@ -154,7 +161,7 @@ def main() -> None:
                               for layer in spec["layers"]]
             out.with_suffix(".json").write_text(json.dumps(spec, indent=1))
         acc = evaluate(model, data["x_test"], data["y_test"])
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {total / steps_per_epoch:.4f}, test accuracy {acc:.4f}, "
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {mean_loss:.4f}, test accuracy {acc:.4f}, "
               f"{time.time() - began:.0f} s", flush=True)
     print(f"final test accuracy {acc:.4f}, weights in {out}")
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eventsnn.atomic import atomic_output  # noqa: E402
 from eventsnn.spec import network_to_spec  # noqa: E402
 from examples.cifar10_data import load_cifar10  # noqa: E402
-from examples.train_cifar10 import augment, evaluate  # noqa: E402
+from examples.train_cifar10 import evaluate, train_epoch  # noqa: E402
 from examples.train_mnist_resnet import Block  # noqa: E402
 from loaders.torch_module import from_torch  # noqa: E402
 
@@ -91,27 +91,15 @@ def main() -> None:
         scheduler.load_state_dict(state["scheduler"])
         first_epoch = state["epoch"]
         print(f"resumed after epoch {first_epoch}", flush=True)
-    loss_fn = nn.CrossEntropyLoss()
     began = time.time()
     for epoch in range(first_epoch, args.epochs):
-        model.train()
         rng = np.random.default_rng([args.seed, epoch])  # per epoch, so a resumed run sees the same batches
-        order = rng.permutation(len(x_train))
-        total = 0.0
-        for i in range(steps_per_epoch):
-            idx = order[i * args.batch:(i + 1) * args.batch]
-            batch = augment(torch.from_numpy(x_train[idx].astype(np.float32) / 255), rng)
-            optimizer.zero_grad()
-            loss = loss_fn(model(batch), y_train[idx])
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item()
+        mean_loss = train_epoch(model, optimizer, scheduler, x_train, y_train, args.batch, rng)
         save(model.state_dict(), out)
         save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
               "scheduler": scheduler.state_dict(), "epoch": epoch + 1}, state_path)
         acc = evaluate(model, data["x_test"], data["y_test"])
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {total / steps_per_epoch:.4f}, test accuracy {acc:.4f}, "
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {mean_loss:.4f}, test accuracy {acc:.4f}, "
               f"{time.time() - began:.0f} s", flush=True)
     print(f"weights in {out}")
 
