@@ -22,7 +22,8 @@ from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
 from .convert import bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
 from .ir import ACTIVATIONS, QCFS, Network
-from .snn import SimulationConfig, SpikingNetwork, build
+from .engine import build  # with the conv paths timed on this machine
+from .snn import SimulationConfig, SpikingNetwork
 from .spec import SpecError, network_from_spec, network_to_spec
 
 FORMAT = "eventsnn-model"

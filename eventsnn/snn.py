@@ -25,6 +25,7 @@ spike ('membrane': argmax V).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from typing import Callable
 
 import numpy as np
 
@@ -224,8 +225,8 @@ def _population_of(net: Network, index: int) -> int:
 class _Builder:
     """Turns the layers of a folded, normalized network into stages, in the network's order."""
 
-    def __init__(self, net: Network, path: str, max_bytes: int):
-        self.net, self.path, self.max_bytes = net, path, max_bytes
+    def __init__(self, net: Network, path: str, max_bytes: int, choose: Chooser | None):
+        self.net, self.path, self.max_bytes, self.choose = net, path, max_bytes, choose
         self.macs = ann.macs(net)
         self.stage_of: dict[int, int] = {INPUT: INPUT}  # IR layer of a population -> stage index
         self.n_stages = 0
@@ -251,10 +252,8 @@ class _Builder:
             return Projection(path="dense", fan_out=np.full(dense.shape[0], dense.shape[1], np.int64), dense=dense,
                               **common)
         candidates = _conv_projections(layer, common, out_shape, self.path, self.max_bytes)
-        if len(candidates) > 1:
-            from .engine import fastest_projection  # measured with the engine's own kernels
-
-            return fastest_projection(candidates, int(np.prod(out_shape)))
+        if len(candidates) > 1:  # 'auto': the chooser measures them; without one, kernel-direct (usually faster)
+            return self.choose(candidates, int(np.prod(out_shape))) if self.choose else candidates[-1]
         return candidates[0]
 
     def identity(self, index: int, weight: float, out_shape: Shape) -> Projection:
@@ -300,8 +299,11 @@ def _neuron_bias(layer: Conv2d | Linear, n_out: int) -> np.ndarray:
     return np.repeat(layer.bias, n_out // layer.bias.size).astype(np.float32)
 
 
+Chooser = Callable[[list[Projection], int], Projection]  # (candidate paths of one layer, its outputs) -> the one to use
+
+
 def build(net: Network, config: SimulationConfig | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
-          path: str = "auto") -> SpikingNetwork:
+          path: str = "auto", choose: Chooser | None = None) -> SpikingNetwork:
     """Populations and connectivity of a folded, normalized network.
 
     With graded spikes and ``config.levels`` = L > 1 every population's scale is divided by L (inputs and biases
@@ -311,8 +313,9 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     levels).
 
     ``path`` for conv layers: 'csr' (unrolled; refused with a ValueError before building when it
-    would exceed ``max_bytes``), 'direct' (kernel scatter), or 'auto' (whichever is measured to be
-    faster on this machine; the two give identical results). Linear layers use dense rows,
+    would exceed ``max_bytes``), 'direct' (kernel scatter), or 'auto': ``choose`` picks among the
+    candidates (``engine.build`` passes one that times the engine's own kernels on this machine;
+    without it, kernel-direct); the paths give identical results. Linear layers use dense rows,
     avg-pools, max-pool gates and the identity branches of residual adds CSR.
     """
     if path not in PATHS:
@@ -321,7 +324,7 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     config = config or SimulationConfig()
     if config.spike_levels > 1:
         net = normalize(net, [None if s is None else 1.0 / config.spike_levels for s in unit_scales(net)])
-    builder = _Builder(net, path, max_bytes)
+    builder = _Builder(net, path, max_bytes, choose)
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]
     return SpikingNetwork(tuple(stages), config, net.input_shape)

@@ -24,13 +24,16 @@ import numpy as np
 
 from .. import memory
 from ..progress import Progress
+from ..connectivity import DEFAULT_MAX_BYTES
+from ..ir import Network
 from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops
+from ..snn import build as build_populations
 from .delivery import _deliver, _deliver_dense, _deliver_direct
 from .loop import run_batch
 from .neurons import _fire
 from .packing import _NO_AMOUNTS, NetArrays, Settings, _neuron_order, pack, settings, with_drive
 
-__all__ = ["simulate", "simulation_bytes", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
+__all__ = ["build", "simulate", "simulation_bytes", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
            "Settings",
            # kernels the benchmarks and tests call directly
            "_deliver", "_deliver_dense", "_deliver_direct", "_fire", "_neuron_order"]
@@ -121,6 +124,12 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     return SimulationResult.concatenate(parts)
 
 
+def build(net: Network, config: SimulationConfig | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+          path: str = "auto") -> SpikingNetwork:
+    """``snn.build`` with path 'auto' decided by timing each candidate with this engine's kernels."""
+    return build_populations(net, config, max_bytes, path, choose=fastest_projection)
+
+
 def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4000, repeats: int = 3) -> Projection:
     """The candidate (same layer, different paths) that delivers random events fastest here."""
     rng = np.random.default_rng(0)
@@ -145,8 +154,7 @@ def compile_kernels() -> float:
     later processes load the cache in well under a second); returns the seconds it took. Settings
     are run-time values, so one small net covering conv, max-pool gate and dense delivery compiles
     what any net needs."""
-    from ..ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
-    from ..snn import build
+    from ..ir import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
     began = time.perf_counter()
     net = Network((1, 4, 4), (Conv2d(np.ones((2, 1, 3, 3), np.float32), None, 1, 1, "conv"), ReLU(),
