@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("eventsnn convert: --calib DATA is required (or --no-normalization)")
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:  # bad input: a clear message, no traceback
+    except (ValueError, OSError, ImportError) as err:  # bad input or a missing extra: a clear message
         print(f"eventsnn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
