@@ -264,3 +264,17 @@ def test_qcfs_nets_default_to_their_own_levels(tmp_path, small_data):
 def test_warmup_compiles_the_kernels(capsys):
     assert main(["warmup"]) == 0
     assert "cache:" in capsys.readouterr().out
+
+
+def test_atomic_writes_give_files_the_usual_mode(tmp_path):
+    """Regression: files written through a temporary file were private (0600), unlike a plain write."""
+    import os
+
+    from eventsnn.atomic import write_text
+
+    write_text(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == os.stat(tmp_path / "b.txt").st_mode & 0o777
+    os.chmod(tmp_path / "a.txt", 0o640)
+    write_text(tmp_path / "a.txt", "y")  # an existing file keeps its mode
+    assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o640
