@@ -138,7 +138,9 @@ def main() -> None:
     results = json.loads(previous.read_text())["nets"] if previous.exists() else {}
     for name in args.nets.split(","):  # written after each net, so a stopped run keeps what it finished
         results[name] = sweep(name, args.limit, args.calib, args.methods.split(","), results.get(name))
-        write("short_latency", {"steps": list(STEPS), "nets": results}, "python " + " ".join(sys.argv))
+        write("short_latency", {"steps": list(STEPS), "nets": results},
+              "python examples/reproduce_short_latency.py (runs with --nets/--methods add to the stored results; "
+              "the latest: " + " ".join(sys.argv[1:]) + ")")
     plot("short_latency", draw(results))
 
 

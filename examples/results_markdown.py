@@ -105,6 +105,14 @@ def deng_gu() -> list[str]:
     return lines
 
 
+def _within(steps_to_within: dict) -> str:
+    """The step from which a curve stays within 0.5 points; 'never' within the run, '-' when not measured
+    (calibrated methods run once per T)."""
+    if "0.5" not in steps_to_within:
+        return "-"
+    return "never" if steps_to_within["0.5"] is None else str(steps_to_within["0.5"])
+
+
 def short_latency() -> list[str]:
     r = _load("short_latency")
     lines = ["## Short latency: graded spikes, levels, bias calibration", ""]
@@ -120,7 +128,7 @@ def short_latency() -> list[str]:
         for method, row in net["methods"].items():
             within = row.get("steps_to_within", {})
             rows.append([method] + [_pct(row["accuracy"][str(t)]) for t in steps]
-                        + [str(within.get("0.5", "-")), f"{row['synops_per_sample'][str(steps[-1])]:.3g}"])
+                        + [_within(within), f"{row['synops_per_sample'][str(steps[-1])]:.3g}"])
         lines += _table(["method"] + [f"T={t}" for t in steps] + ["within 0.5 pt from", "SynOps at T=64"], rows)
         lines.append("")
     lines += ["![short latency](results/short_latency.png)", ""]
