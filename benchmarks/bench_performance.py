@@ -226,6 +226,21 @@ def render_markdown(report: dict) -> str:
                   f"A fresh process classifying one MNIST image (`eventsnn run`, T = 8): {su['cold_seconds']:.1f} s the "
                   f"first time on a machine (the kernels compile into Numba's on-disk cache; `eventsnn warmup` does "
                   f"this ahead, e.g. when building an image), {su['warm_seconds']:.2f} s every time after."]
+    equal = OUT / "equal_steps.json"
+    if equal.exists():  # benchmarks/bench_equal_steps.py: the peers at equal T, measured in its own run
+        eq = json.loads(equal.read_text())
+        lines += ["", "## Against the peers at equal T", "",
+                  f"`{eq['command']}` ({eq['date']}, {eq['samples']} test images, 2 threads; the peers in their own "
+                  "environment, whole-run samples/s). eventsnn binary is the like-for-like row (one-bit spikes, as the "
+                  "peers' single-spike neurons); its defaults fire graded events and need only 1-2 steps "
+                  "(docs/results.md), so per step they cost more.", "",
+                  "| network | T | eventsnn binary | eventsnn defaults | fastest peer | eventsnn binary / fastest peer |",
+                  "|---|---|---|---|---|---|"]
+        for name, by_steps in eq["nets"].items():
+            for steps, row in by_steps.items():
+                peer, rate = max(((k, v) for k, v in row.items() if not k.startswith("eventsnn")), key=lambda kv: kv[1])
+                lines.append(f"| {name} | {steps} | {row['eventsnn binary']:.1f}/s | {row['eventsnn defaults']:.1f}/s | "
+                             f"{rate:.1f}/s ({peer}) | {row['eventsnn binary'] / rate:.1f}x |")
     bandwidth = report["memory_bandwidth_bytes_per_second"]
     lines += ["", "## SynOps per second per core", "",
               f"Each layer's real input events (recorded from a run) replayed through its delivery kernel on one core. "
@@ -282,7 +297,12 @@ def render_markdown(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite docs/performance.md from the stored JSON files, measuring nothing")
     args = parser.parse_args()
+    if args.render_only:
+        (REPO / "docs" / "performance.md").write_text(render_markdown(json.loads((OUT / "performance.json").read_text())))
+        return
     try:
         import torch
 
