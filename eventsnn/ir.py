@@ -21,6 +21,12 @@ Shape = tuple[int, ...]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def check_threshold(value: float, what: str) -> None:
+    """A threshold is a positive number that float32 (what the engine computes with) can hold."""
+    if not 0 < value <= FLOAT32_MAX:
+        raise ValueError(f"{what} must be a positive float32 number, not {value}")
+
+
 def _array(value, name: str, ndim: int) -> np.ndarray:
     raw = np.asarray(value)
     if raw.dtype.kind not in "biuf":  # complex, strings, objects: not silently cast to float32
@@ -146,8 +152,7 @@ class ClipReLU:
     name: str = "clip_relu"
 
     def __post_init__(self):
-        if not 0 < self.threshold <= FLOAT32_MAX:  # float32: what the engine computes with
-            raise ValueError(f"{self.name}: threshold must be a positive float32 number, not {self.threshold}")
+        check_threshold(self.threshold, f"{self.name}: threshold")
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return in_shape
@@ -167,8 +172,7 @@ class QCFS:
     def __post_init__(self):
         if isinstance(self.levels, bool) or not isinstance(self.levels, (int, np.integer)) or not 1 <= self.levels <= 255:
             raise ValueError(f"{self.name}: levels must be an integer in [1, 255], not {self.levels!r}")
-        if not 0 < self.threshold <= FLOAT32_MAX:  # float32: what the engine computes with
-            raise ValueError(f"{self.name}: threshold must be a positive float32 number, not {self.threshold}")
+        check_threshold(self.threshold, f"{self.name}: threshold")
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return in_shape

@@ -33,7 +33,8 @@ from . import ann, memory
 from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_build_bytes_estimate, direct_kernel,
                            engine_order, identity_csr, kernel_target_table, maxpool_windows, permuted, validate)
 from .convert import normalize, spiking_roles, unit_scales
-from .ir import FLOAT32_MAX, ACTIVATIONS, AFFINE, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape
+from .ir import (ACTIVATIONS, AFFINE, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape,
+                 check_threshold)
 
 RESETS = ("subtract", "zero")
 INPUTS = ("analog", "poisson")
@@ -65,8 +66,7 @@ class SimulationConfig:
                               ("spikes", SPIKES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
-        if not 0 < self.threshold <= FLOAT32_MAX:  # float32: what the engine computes with
-            raise ValueError(f"threshold must be a positive float32 number, not {self.threshold}")
+        check_threshold(self.threshold, "threshold")
         if not 0 < self.softmax_rate <= 1:
             raise ValueError(f"softmax_rate is a probability per step in (0, 1], not {self.softmax_rate}")
         if not 0 < self.maxpool_decay <= 1:
