@@ -72,7 +72,7 @@ CHUNK = 4096  # samples read from disk, scaled and simulated at a time
 
 
 def _load_data(path: str, limit: int | None = None, split: str = "test"):
-    """x as lazy Images (memory-mapped where the format allows), y as an array."""
+    """x as lazy Images (read from disk by slice where the format allows), y as an array."""
     from .loaders import load_dataset
 
     x, y = load_dataset(path, split, lazy=True)

@@ -7,7 +7,7 @@ the merged result equals a single-process run bit for bit, for any number of wor
 chunk size, also when a worker dies and Dask reruns its tasks elsewhere.
 
 The model is sent to every worker once (``scatter``); the data is not sent: each worker opens the
-data path itself and reads only its chunks (memory-mapped where the format allows), so the path
+data path itself and reads only its chunks (read by slice where the format allows), so the path
 must be visible to the workers under the same name (a shared file system, or the same files on
 every machine).
 """

@@ -1,8 +1,9 @@
 """Dataset readers: every reader returns ``x`` (N, C, H, W) float32 in [0, 1] and ``y`` (N,) int64.
 
 With ``lazy=True`` a reader returns ``x`` as ``Images`` instead: the stored uint8 pixels (or
-floats), memory-mapped where the file allows it (raw IDX files, CIFAR ``.bin`` batches,
-uncompressed ``.npz``), scaled to float32 only for the slices that are read. That keeps a large
+floats), left on disk where the file allows it (raw IDX files, CIFAR ``.bin`` batches,
+uncompressed ``.npz``; ``FileRows`` reads the rows asked for), scaled to float32 only for the
+slices that are read. That keeps a large
 set on disk while it is streamed through in chunks (``eventsnn run`` does).
 """
 
@@ -56,16 +57,18 @@ class FileRows:
         if n == 0:
             return np.zeros((0,) + self.shape[1:], self.dtype)
         span = (n - 1) * self.stride + self.row_bytes
+        data = np.empty(span, np.uint8)  # read straight into a writable array: no extra copy
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset + start * self.stride)
-                raw = f.read(span)
+                got = f.readinto(data)
         except OSError as err:
             raise DatasetError(f"{self.path}: cannot read ({err})") from None
-        if len(raw) != span:
+        if got != span:
             raise DatasetError(f"{self.path}: the file is shorter than when it was opened (changed during the run?)")
-        rows = np.frombuffer(raw + bytes(self.stride - self.row_bytes), np.uint8).reshape(n, self.stride)
-        return np.ascontiguousarray(rows[:, :self.row_bytes]).view(self.dtype).reshape((n,) + self.shape[1:])
+        if self.stride != self.row_bytes:  # rows with gaps (CIFAR records' label bytes): gather them, one copy
+            data = np.lib.stride_tricks.as_strided(data, (n, self.row_bytes), (self.stride, 1)).copy()
+        return data.view(self.dtype).reshape((n,) + self.shape[1:])
 
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, slice) and key.step in (None, 1):
@@ -185,7 +188,7 @@ def as_unit_interval(x: np.ndarray, source: str = "data") -> np.ndarray:
     return x
 
 
-def _npz_memmap(path: Path, name: str) -> FileRows | None:
+def _npz_rows(path: Path, name: str) -> FileRows | None:
     """One array of an uncompressed .npz (np.savez) left on disk, its rows read on demand; None if
     it is compressed (or in Fortran order)."""
     with zipfile.ZipFile(path) as archive:
@@ -224,7 +227,7 @@ def load_npz(path: str | os.PathLike, lazy: bool = False):
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f.files or "y" not in f.files:
                 raise DatasetError(f"{path}: needs arrays 'x' and 'y', found {sorted(f.files)}")
-            x = _npz_memmap(path, "x") if lazy else None
+            x = _npz_rows(path, "x") if lazy else None
             memory.check(_npz_array_bytes(path, "y") + (0 if x is not None else _npz_array_bytes(path, "x")),
                          f"{path}: reading the arrays")
             y = f["y"]
@@ -419,7 +422,7 @@ def load_dataset(path: str | os.PathLike, split: str = "test", lazy: bool = Fals
     """Any supported data set, recognised by its layout: ``.npz``; a CIFAR ``.bin`` batch; MNIST or
     Fashion-MNIST IDX files; CIFAR-10/100 batches (python or binary) or ``[split/]class/image``
     folders, each as a directory or an archive (.zip, .tar, .tar.gz). ``lazy``: ``x`` as
-    ``Images`` (memory-mapped where possible, scaled per slice), see the module docstring."""
+    ``Images`` (left on disk where possible, scaled per slice), see the module docstring."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or directory")
