@@ -188,19 +188,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                          run, lambda net: _ann_accuracy(fold_batchnorm(net), x, y),
                          lambda snn, result, accuracy: _run_report(snn, result, y, accuracy, "event"))
 
-    if args.scheduler or args.workers:
-        from .scaleout import dask_client, simulate_on_cluster
+    with _cluster(args) as client:
+        def run_on_cluster(model, steps, seed):
+            from .scaleout import simulate_on_cluster
 
-        with dask_client(args.scheduler, args.workers) as client:
-            def run_on_cluster(model, steps, seed):
-                result = simulate_on_cluster(client, model, spec["data"], len(x), steps, seed=seed, batch=args.batch,
-                                             chunk=args.chunk, build_options=build_options,
-                                             progress=terminal_progress("simulating"))
-                return model.build(**build_options), result
+            result = simulate_on_cluster(client, model, spec["data"], len(x), steps, seed=seed, batch=args.batch,
+                                         chunk=args.chunk, build_options=build_options,
+                                         progress=terminal_progress("simulating"))
+            return model.build(**build_options), result
 
-            sweep = sweep_with(run_on_cluster)
-    else:
-        sweep = sweep_with(run_local)
+        sweep = sweep_with(run_local if client is None else run_on_cluster)
     table = summary_table(sweep)
     print(table)
     write_text(args.output_file, json.dumps(sweep, indent=1))
@@ -209,16 +206,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate_on_cluster(args: argparse.Namespace, model, build_options: dict, n: int, steps: int, seed: int,
-                         engine_options: dict) -> SimulationResult:
-    from .scaleout import dask_client, simulate_on_cluster
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace):
+    """A Dask client when --scheduler or --workers is given (closed afterwards), else None."""
+    if not (args.scheduler or args.workers):
+        yield None
+        return
+    from .scaleout import dask_client
 
     with dask_client(args.scheduler, args.workers) as client:
         where = args.scheduler or f"a local cluster of {args.workers} worker processes"
-        print(f"simulating on {where} ({len(client.scheduler_info()['workers'])} workers, chunks of {args.chunk})")
-        return simulate_on_cluster(client, model, args.data, n, steps, seed=seed, batch=args.batch, chunk=args.chunk,
-                                   build_options=build_options, engine_options=engine_options,
-                                   progress=terminal_progress("simulating"))
+        print(f"simulating on {where} ({len(client.scheduler_info()['workers'])} workers)")
+        yield client
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -260,14 +259,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = {"threads": args.threads, **_exit_options(args, model)}
     if args.engine == "reference" and (options["stable_steps"] or options["exit_margin"]):
         raise ValueError("early exit is an option of the event engine (--exit-stable 0 turns off a stored rule)")
-    if args.scheduler or args.workers:
-        if args.engine != "event":
-            raise ValueError("a Dask cluster runs the event engine")
-        result = _simulate_on_cluster(args, model, build_options, len(x), args.steps, args.seed,
-                                      {k: v for k, v in options.items() if k != "threads"})
-    else:
-        result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine,
-                                  **(options if args.engine == "event" else {}))
+    if (args.scheduler or args.workers) and args.engine != "event":
+        raise ValueError("a Dask cluster runs the event engine")
+    with _cluster(args) as client:
+        if client is not None:
+            from .scaleout import simulate_on_cluster
+
+            result = simulate_on_cluster(client, model, args.data, len(x), args.steps, seed=args.seed, batch=args.batch,
+                                         chunk=args.chunk, build_options=build_options,
+                                         engine_options={k: v for k, v in options.items() if k != "threads"},
+                                         progress=terminal_progress("simulating"))
+        else:
+            result = simulate_dataset(snn, x, args.steps, args.seed, args.batch, args.engine,
+                                      **(options if args.engine == "event" else {}))
     report = _run_report(snn, result, y, ann_accuracy, args.engine)
     if result.exit_step is not None and np.any(result.exit_step > 0):
         report["exit_step_mean"] = float(np.where(result.exit_step > 0, result.exit_step, args.steps).mean())
@@ -291,12 +295,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     energy = load_energy_model(args.energy_model)
     x, y = _load_data(args.data, args.limit)
     reports = {}
-    with contextlib.ExitStack() as stack:
-        client = None
-        if args.scheduler or args.workers:
-            from .scaleout import dask_client
-
-            client = stack.enter_context(dask_client(args.scheduler, args.workers))
+    with _cluster(args) as client:
         for path in [args.model, *args.compare]:
             model = _load_model(path)
             _check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
