@@ -397,6 +397,7 @@ class SimulationResult:
     neuron_counts: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) int32 spikes, when counted
     synops_per_step: np.ndarray | None = field(default=None, repr=False)  # (N, S, T) int64 SynOps into each stage per step
     input_synops: np.ndarray | None = field(default=None, repr=False)  # (N, S) int64 of those, the analog input's (step 1)
+    phase_seconds: np.ndarray | None = field(default=None, repr=False)  # (N, S, phases) CPU seconds, when profiled
 
     def __post_init__(self):
         if self.spike_amounts is None:  # binary spikes: every event carries one
@@ -420,7 +421,7 @@ class SimulationResult:
         first = parts[0]
         recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
                     for f in ("raster", "membrane", "exit_step", "spike_amounts", "neuron_counts", "synops_per_step",
-                              "input_synops")}
+                              "input_synops", "phase_seconds")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

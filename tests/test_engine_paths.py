@@ -154,3 +154,37 @@ def test_synops_recounted_from_the_raster_and_the_connectivity(net_x, spikes):
                 received[:, offsets[p.source]:offsets[p.source + 1]]
             expected += events.astype(np.int64) @ real_fan_out(p)
         np.testing.assert_array_equal(result.synops[:, s], expected, err_msg=stage.name)
+
+
+@settings(max_examples=60, deadline=None)
+@given(flags=st.lists(st.integers(0, 255), min_size=0, max_size=70), offset_words=st.integers(0, 2))
+def test_compaction_queues_exactly_the_non_zero_flags_in_order(flags, offset_words):
+    """The branch-free compaction (mask -> lane table, 8 writes per word) against flatnonzero,
+    for stages of any length (partial last word) starting at any word of the flag array."""
+    from eventsnn.engine.neurons import _compact, lane_table
+
+    n = len(flags)
+    words = np.zeros(offset_words + (n + 7) // 8 + 1, np.uint64)
+    words.view(np.uint8)[8 * offset_words:8 * offset_words + n] = flags
+    queue = np.full(n + 5, -1, np.int32)
+    count = _compact(n, queue, 5, words, offset_words, lane_table())
+    expected = np.flatnonzero(np.array(flags, np.int64))
+    assert count == expected.size
+    np.testing.assert_array_equal(queue[5:5 + count], expected)
+    assert np.all(queue[:5] == -1)  # nothing written before the stage's queue
+
+
+def test_profile_charges_the_run_to_phases_without_changing_it(demo):
+    from eventsnn.engine import PHASES
+
+    snn, x = demo.model.build(spikes="binary"), demo.x
+    plain = simulate(snn, x[:6], 12, threads=1, record=True)
+    profiled = simulate(snn, x[:6], 12, threads=1, record=True, profile=True)
+    np.testing.assert_array_equal(plain.raster, profiled.raster)
+    assert plain.phase_seconds is None
+    assert profiled.phase_seconds.shape == (6, len(snn.stages), len(PHASES))
+    total = profiled.phase_seconds.sum()
+    assert 0.5 * profiled.seconds < total <= 1.01 * profiled.seconds  # the phases cover the run, one thread
+    delivery = profiled.phase_seconds[:, :, PHASES.index("delivery")].sum(axis=0)
+    synaptic = [s for s, stage in enumerate(snn.stages) if stage.kind != GATE and s > 0]
+    assert np.all(delivery[synaptic] > 0)  # every stage that receives events spent time delivering them

@@ -28,12 +28,13 @@ from ..connectivity import DEFAULT_MAX_BYTES
 from ..ir import Network
 from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops
 from ..snn import build as build_populations
+from .profiling import PHASES, ticks_now
 from .delivery import _deliver, _deliver_dense, _deliver_direct
 from .loop import run_batch
 from .neurons import _fire
 from .packing import _NO_AMOUNTS, NetArrays, Settings, _neuron_order, pack, settings, with_drive
 
-__all__ = ["build", "simulate", "simulation_bytes", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
+__all__ = ["build", "simulate", "PHASES", "simulation_bytes", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
            "Settings",
            # kernels the benchmarks and tests call directly
            "_deliver", "_deliver_dense", "_deliver_direct", "_fire", "_neuron_order"]
@@ -70,7 +71,7 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
 def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
              record: bool = False, threads: int | None = None, progress: Progress | None = None,
              first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0,
-             count_neurons: bool = False) -> SimulationResult:
+             count_neurons: bool = False, profile: bool = False) -> SimulationResult:
     """Run the event-driven SNN on inputs x (N, *input_shape) for ``steps`` steps.
 
     ``first_sample`` numbers the samples for the random streams (sample i uses first_sample + i),
@@ -80,7 +81,9 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     spike count (weighted by what graded events carry; N * neurons * 4 bytes). Early exit (off by
     default): a sample stops once its decision has not changed for ``stable_steps`` steps, or once
     the leading class has ``exit_margin`` more output spikes than the runner-up; its later
-    decisions repeat the last one.
+    decisions repeat the last one. ``profile`` times each phase of each stage (``PHASES``: input,
+    delivery, fire, compaction, gate, count, readout) with the CPU's cycle counter, into the
+    result's ``phase_seconds`` (N, S, phases; CPU seconds, summed over all threads).
     """
     x = check_simulation_args(snn, x, steps, seed)
     if stable_steps < 0 or exit_margin < 0:
@@ -109,16 +112,19 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
-        began = time.perf_counter()
+        ticks = np.zeros((b if profile else 1, n_stages, len(PHASES)), np.int64)
+        began, began_ticks = time.perf_counter(), ticks_now()
         run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
-                  exit_step, counts, v_out, raster, membrane, record, tally, count_neurons,
+                  exit_step, counts, v_out, raster, membrane, record, tally, count_neurons, ticks, profile,
                   n_threads=n_threads)
         elapsed = time.perf_counter() - began
+        seconds_per_tick = elapsed / max(ticks_now() - began_ticks, 1)
         parts.append(SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v_out,
                                       tuple(s.name for s in snn.stages), elapsed, exit_step,
                                       raster if record else None, membrane if record else None, spike_amounts,
                                       tally if count_neurons else None, step_synops,
-                                      analog_input_synops(snn, x_ir[start:start + batch_size])))
+                                      analog_input_synops(snn, x_ir[start:start + batch_size]),
+                                      ticks * seconds_per_tick if profile else None))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)

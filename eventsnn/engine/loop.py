@@ -9,9 +9,11 @@ from numba import njit
 
 from ..rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform
 from ..snn import GATE, IF, INPUT
+from .profiling import COMPACTION, COUNT, DELIVERY, FIRE, GATE_PHASE, INPUT_PHASE, READOUT, _lap
+from .intrinsics import _ticks
 from .delivery import _deliver
 from .gates import _gate
-from .neurons import _integrate, _integrate_fire
+from .neurons import _compact, _fire_pass, _integrate, lane_table
 from .packing import SOFTMAX, SPIKES
 from .readout import _decide, _should_stop, _softmax_draw
 
@@ -19,10 +21,11 @@ START = np.int64(0)  # a typed zero: a literal 0 would compile the delivery kern
 
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
-                words, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record, tally,
-                tallying):
-    """Simulate one sample; the scratch arrays (v ... words) are reused across samples. Returns
-    (first output spike step or -1, the step after which the sample stopped early or -1)."""
+                words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record, tally,
+                tallying, ticks, profiling):
+    """Simulate one sample; the scratch arrays (v ... lanes) are reused across samples. Returns
+    (first output spike step or -1, the step after which the sample stopped early or -1). When
+    profiling, ticks[stage, phase] accumulates the cycles each phase took (``clock.PHASES``)."""
     kinds, off, drive = net.kinds, net.off, net.drive
     threshold, subtract, poisson, readout = cfg.threshold, cfg.subtract, cfg.poisson, cfg.readout
     graded, max_spikes = cfg.graded, cfg.max_spikes
@@ -37,6 +40,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     qlen[:] = 0
     residual[:] = False
 
+    since = _ticks() if profiling else 0
     stage_drive = drive
     if not poisson:  # analog input: projections from the input add a constant W x, computed once
         n_events = 0
@@ -50,6 +54,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 if net.proj_src[p] == INPUT:
                     step_synops[s, 0] += _deliver(p, input_queue, START, np.int64(n_events), x, net, input_drive, off[s])  # once
         stage_drive = input_drive
+        since = _lap(ticks, 0, INPUT_PHASE, since, profiling)
 
     out0 = off[n_stages - 1]
     n_out = off[n_stages] - out0
@@ -63,6 +68,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 if uniform(key, net.input_index[j]) < x[j]:
                     input_queue[n_events] = j
                     n_events += 1
+            since = _lap(ticks, 0, INPUT_PHASE, since, profiling)
         for s in range(n_stages):
             v0 = off[s]
             n = off[s + 1] - v0
@@ -72,6 +78,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 src = net.proj_src[p]
                 qlen[s] = _gate(p, queue, off[src], qlen[src], amounts, est, window_est, best, cfg.decay, graded,
                                 max_spikes, off[src + 1] - off[src], net, v0, n)
+                since = _lap(ticks, s, GATE_PHASE, since, profiling)
             else:
                 received = 0
                 for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
@@ -83,15 +90,20 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                     elif poisson:
                         step_synops[s, t] += _deliver(p, input_queue, START, np.int64(n_events), no_amounts, net, v, v0)
                         received += n_events
+                since = _lap(ticks, s, DELIVERY, since, profiling)
                 if kinds[s] == IF or readout == SPIKES:
                     constant = net.has_drive[s] or (net.input_fed[s] and not poisson)
                     if received == 0 and not constant and not residual[s]:
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
-                        qlen[s], residual[s] = _integrate_fire(v, v0, n, stage_drive, v0, threshold, subtract, graded,
-                                                               max_spikes, queue, amounts, words, net.word_off[s])
+                        residual[s] = _fire_pass(v, v0, n, stage_drive, v0, threshold, subtract, graded, max_spikes,
+                                                 amounts, words, net.word_off[s])
+                        since = _lap(ticks, s, FIRE, since, profiling)
+                        qlen[s] = _compact(n, queue, v0, words, net.word_off[s], lanes)
+                        since = _lap(ticks, s, COMPACTION, since, profiling)
                 else:
                     _integrate(v, v0, n, stage_drive, v0)
+                    since = _lap(ticks, s, FIRE, since, profiling)
             spikes[s, t] = qlen[s]
             if graded:
                 for e in range(qlen[s]):
@@ -106,6 +118,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                         raster[t, net.ir_index[j]] = emitted
                     if tallying:
                         tally[net.ir_index[j]] += emitted
+            since = _lap(ticks, s, COUNT, since, profiling)
         if readout == SOFTMAX:
             if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
                 k = _softmax_draw(v, out0, n_out, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
@@ -123,7 +136,9 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
         if first_spike < 0 and spikes[n_stages - 1, t] > 0:
             first_spike = t + 1
         decisions[t] = _decide(counts, v, out0, n_out, readout, first_spike > 0)
-        if _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
+        stop = _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out)
+        since = _lap(ticks, n_stages - 1, READOUT, since, profiling)
+        if stop:
             exit_step = t + 1
             decisions[t + 1:] = decisions[t]
             break
@@ -137,7 +152,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike, exit_step,
-               counts, v_out, raster, membrane, record, tally, tallying):
+               counts, v_out, raster, membrane, record, tally, tallying, ticks, profiling):
     """Samples lo .. hi-1 of a batch, one after the other, with scratch allocated once. Releases
     the GIL, so threads run chunks side by side."""
     n_total = net.off[net.kinds.size]
@@ -152,13 +167,15 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
     input_drive = np.empty(n_total, dtype=np.float32)
     residual = np.empty(net.kinds.size, dtype=np.bool_)
     words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
+    lanes = lane_table()
     for b in range(lo, hi):
         r = np.int64(b) if record else np.int64(0)  # one shared dummy raster when not recording
         c = np.int64(b) if tallying else np.int64(0)
+        k = np.int64(b) if profiling else np.int64(0)
         first_spike[b], exit_step[b] = _run_sample(
             x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
-            residual, words, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b], v_out[b],
-            raster[r], membrane[r], record, tally[c], tallying)
+            residual, words, lanes, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b], v_out[b],
+            raster[r], membrane[r], record, tally[c], tallying, ticks[k], profiling)
 
 
 CHUNKS_PER_THREAD = 4  # samples differ in cost (early exit, activity): small chunks keep threads busy

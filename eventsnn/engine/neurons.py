@@ -6,55 +6,88 @@ import numpy as np
 from numba import njit
 
 from .delivery import _add_row
+from .intrinsics import _popcount
+
 
 @njit(cache=True, error_model="numpy")
-def _integrate_fire(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, queue, amounts, words, f0):
-    """V += drive; spike where V >= threshold, reset, queue the spiking indices (graded spikes:
-    and what each event carries, in ``amounts``).
-
-    Two passes: a branch-free one that vectorizes (integrate, threshold, reset, the spikes each
-    neuron emits as one byte into ``words``, starting at word f0), then a compaction that skips 8
-    silent neurons per zero word and appends without branches; ``amounts`` is indexed by neuron,
-    like the queue's entries. Returns (event count, whether some V is still >= threshold after
-    its reset)."""
+def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amounts, words, f0):
+    """V += drive; spike where V >= threshold and reset. Branch-free, so it vectorizes: the spikes
+    each neuron emits go as one byte into ``words`` (from word f0) for ``_compact``, and graded,
+    also into ``amounts`` (what its event carries; indexed by neuron, like the queue's entries).
+    Returns whether some V is still >= threshold after its reset (it fires again without input)."""
     flags = words.view(np.uint8)
     if graded:
-        _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract, max_spikes)
-    else:
-        _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract)
-    count = 0
-    residual = False
-    for w in range((n + 7) // 8):
-        if words[f0 + w] != 0:
-            for i in range(8 * w, min(8 * w + 8, n)):
-                queue[v0 + count] = i
-                emitted = flags[8 * f0 + i]
-                spiked = emitted != 0
-                if graded:
-                    amounts[v0 + i] = emitted
-                residual |= spiked & (v[v0 + i] >= threshold)
-                count += spiked
-    return count, residual
+        return _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], amounts[v0:v0 + n], threshold,
+                            subtract, max_spikes) > 0
+    return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract) > 0
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _fire(v, drive, flags, threshold, subtract):
+    still_above = 0
     for i in range(v.size):
         u = v[i] + drive[i]
         spike = u >= threshold
         reset = u - threshold if subtract else np.float32(0.0)
         v[i] = reset if spike else u
         flags[i] = np.uint8(1) if spike else np.uint8(0)
+        still_above += v[i] >= threshold
+    return still_above
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _fire_graded(v, drive, flags, threshold, subtract, max_spikes):
+def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes):
+    still_above = 0
     for i in range(v.size):
         u = v[i] + drive[i]
         k = min(np.floor(u / threshold), max_spikes) if u >= threshold else np.float32(0.0)
         reset = u - k * threshold if subtract else np.float32(0.0)
         v[i] = reset if k > 0 else u
         flags[i] = np.uint8(k)
+        amounts[i] = k
+        still_above += v[i] >= threshold
+    return still_above
+
+
+LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+HIGH = np.uint64(0x8080808080808080)
+GATHER_HIGH_BITS = np.uint64(0x0102040810204080)  # moves bit 8k + 7 of a word to bit 56 + k
+
+
+@njit(cache=True)
+def lane_table():
+    """lanes[8 * m + k] = position of the k-th set bit of the byte m (the rest 0)."""
+    lanes = np.zeros(256 * 8, np.uint8)
+    for m in range(256):
+        k = 0
+        for bit in range(8):
+            if m >> bit & 1:
+                lanes[8 * m + k] = bit
+                k += 1
+    return lanes
+
+
+@njit(cache=True, error_model="numpy")
+def _compact(n, queue, q0, words, f0, lanes):
+    """Turn the spike bytes of ``_fire_pass`` into the event queue (neuron indices, in order),
+    without branches: per word of 8 neurons, the non-zero bytes give an 8-bit mask, whose
+    ``lanes`` row holds their positions; all 8 are written (the queue is as long as the stage,
+    and only full words are done this way, so the writes stay inside it) and the count moves on
+    by the word's spikes. Bytes are little-endian in a word. Returns the event count."""
+    count = 0
+    full = n // 8
+    for w in range(full):
+        word = words[f0 + w]
+        spiking = (((word & LOW7) + LOW7) | word) & HIGH  # the high bit of each non-zero byte
+        row = 8 * np.int64((spiking >> np.uint64(7)) * GATHER_HIGH_BITS >> np.uint64(56))
+        for k in range(8):
+            queue[q0 + count + k] = 8 * w + lanes[row + k]
+        count += np.int64(_popcount(spiking))
+    flags = words.view(np.uint8)
+    for i in range(8 * full, n):  # the last, partial word
+        queue[q0 + count] = i
+        count += flags[8 * f0 + i] != 0
+    return count
 
 
 @njit(cache=True, error_model="numpy")
