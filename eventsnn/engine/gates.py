@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from .neurons import _scale
@@ -14,7 +15,8 @@ def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, ma
     rate estimate above the window's own (its passed spikes, same filter), at most one event per
     step; graded, the event carries the gap to the best such input (rounded up, at most
     ``max_spikes``). With decay 1 (spike counts) a window's count is exactly the largest input
-    count. ``best`` holds -1 for windows that have not passed anything this step."""
+    count. ``best`` holds -1 for windows that have not passed anything this step. Returns (events
+    passed, spikes passed)."""
     windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p]
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
@@ -32,10 +34,12 @@ def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, ma
                     queue[out_q0 + passed] = windows[a]
                     passed += 1
                 best[w] = max(best[w], est[q0 + i])
+    emitted = 0
     for e in range(passed):
         w = out_q0 + queue[out_q0 + e]
         amount = min(math.ceil(best[w] - window_est[w]), max_spikes) if graded else 1.0
         window_est[w] += amount
         amounts[w] = amount
         best[w] = -1.0
-    return passed
+        emitted += np.int64(amount)
+    return passed, emitted

@@ -76,11 +76,12 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 # the gate's inputs are its source's neurons, whose queue (and estimates) start at off[src]
                 p = net.proj_ptr[s]
                 src = net.proj_src[p]
-                qlen[s] = _gate(p, queue, off[src], qlen[src], amounts, est, window_est, best, cfg.decay, graded,
+                qlen[s], emitted = _gate(p, queue, off[src], qlen[src], amounts, est, window_est, best, cfg.decay, graded,
                                 max_spikes, off[src + 1] - off[src], net, v0, n)
                 since = _lap(ticks, s, GATE_PHASE, since, profiling)
             else:
                 received = 0
+                emitted = 0
                 for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
                     src = net.proj_src[p]
                     if src != INPUT:
@@ -96,8 +97,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                     if received == 0 and not constant and not residual[s]:
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
-                        residual[s] = _fire_pass(v, v0, n, stage_drive, v0, threshold, subtract, graded, max_spikes,
-                                                 amounts, words, net.word_off[s])
+                        residual[s], emitted = _fire_pass(v, v0, n, stage_drive, v0, threshold, subtract, graded,
+                                                          max_spikes, amounts, words, net.word_off[s])
                         since = _lap(ticks, s, FIRE, since, profiling)
                         qlen[s] = _compact(n, queue, v0, words, net.word_off[s], lanes)
                         since = _lap(ticks, s, COMPACTION, since, profiling)
@@ -105,11 +106,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                     _integrate(v, v0, n, stage_drive, v0)
                     since = _lap(ticks, s, FIRE, since, profiling)
             spikes[s, t] = qlen[s]
-            if graded:
-                for e in range(qlen[s]):
-                    spike_amounts[s] += amounts[v0 + queue[v0 + e]]
-            else:
-                spike_amounts[s] += qlen[s]
+            spike_amounts[s] += emitted
             if record or tallying:
                 for e in range(qlen[s]):
                     j = v0 + queue[v0 + e]

@@ -14,17 +14,20 @@ def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amo
     """V += drive; spike where V >= threshold and reset. Branch-free, so it vectorizes: the spikes
     each neuron emits go as one byte into ``words`` (from word f0) for ``_compact``, and graded,
     also into ``amounts`` (what its event carries; indexed by neuron, like the queue's entries).
-    Returns whether some V is still >= threshold after its reset (it fires again without input)."""
+    Returns (whether some V is still >= threshold after its reset, so it fires again without
+    input; the spikes emitted, graded events counted with what they carry)."""
     flags = words.view(np.uint8)
     if graded:
-        return _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], amounts[v0:v0 + n], threshold,
-                            subtract, max_spikes) > 0
-    return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract) > 0
+        still_above, emitted = _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n],
+                                            amounts[v0:v0 + n], threshold, subtract, max_spikes)
+    else:
+        still_above, emitted = _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract)
+    return still_above > 0, emitted
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _fire(v, drive, flags, threshold, subtract):
-    still_above = 0
+    still_above, emitted = 0, 0
     for i in range(v.size):
         u = v[i] + drive[i]
         spike = u >= threshold
@@ -32,12 +35,13 @@ def _fire(v, drive, flags, threshold, subtract):
         v[i] = reset if spike else u
         flags[i] = np.uint8(1) if spike else np.uint8(0)
         still_above += v[i] >= threshold
-    return still_above
+        emitted += spike
+    return still_above, emitted
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes):
-    still_above = 0
+    still_above, emitted = 0, 0
     for i in range(v.size):
         u = v[i] + drive[i]
         k = min(np.floor(u / threshold), max_spikes) if u >= threshold else np.float32(0.0)
@@ -46,7 +50,8 @@ def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes):
         flags[i] = np.uint8(k)
         amounts[i] = k
         still_above += v[i] >= threshold
-    return still_above
+        emitted += np.int64(k)
+    return still_above, emitted
 
 
 LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
