@@ -21,19 +21,18 @@ def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, ma
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
         _scale(window_est[out_q0:out_q0 + n_out], decay)
-    for e in range(count):
+    passed = 0
+    for e in range(count):  # branch-free: whether a window passes is as good as random
         i = queue[q0 + e]
         est[q0 + i] += amounts[q0 + i] if graded else 1.0
-    passed = 0
-    for e in range(count):
-        i = queue[q0 + e]
+        rate = est[q0 + i]
         for a in range(wi0 + windows_ptr[wp0 + i], wi0 + windows_ptr[wp0 + i + 1]):
             w = out_q0 + windows[a]
-            if est[q0 + i] > window_est[w]:
-                if best[w] < 0:
-                    queue[out_q0 + passed] = windows[a]
-                    passed += 1
-                best[w] = max(best[w], est[q0 + i])
+            above = rate > window_est[w]
+            if passed < n_out:  # the slot after a full queue would be the next stage's
+                queue[out_q0 + passed] = windows[a]
+            passed += above & (best[w] < 0)  # the window's first passing input this step queues it
+            best[w] = max(best[w], rate if above else -1.0)
     emitted = 0
     for e in range(passed):
         w = out_q0 + queue[out_q0 + e]
