@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from eventsnn import convert, simulate, simulate_reference  # noqa: E402
-from eventsnn.engine import _deliver, _neuron_order, pack  # noqa: E402
+from eventsnn.engine import PHASES, _deliver, _neuron_order, pack  # noqa: E402
 from eventsnn.loaders import load_network  # noqa: E402
 
 OUT = REPO / "docs" / "results"
@@ -194,6 +194,17 @@ def defaults_table(nets: dict, scale: float) -> list[dict]:
     return rows
 
 
+def phase_breakdown(snn, x: np.ndarray, steps: int) -> dict:
+    """Where one thread's time goes, by phase (shares of the profiled total) and by stage and phase."""
+    result = simulate(snn, x, steps, threads=1, profile=True)
+    seconds = result.phase_seconds.sum(axis=0)  # (stages, phases)
+    total = seconds.sum()
+    return {"steps": steps, "samples": len(x), "samples_per_second": len(x) / result.seconds,
+            "share": {p: float(seconds[:, k].sum() / total) for k, p in enumerate(PHASES)},
+            "by_stage": {name: {p: float(seconds[s, k] / total) for k, p in enumerate(PHASES) if seconds[s, k] > 0.005 * total}
+                         for s, name in enumerate(result.stage_names)}}
+
+
 def end_to_end_share(report: dict) -> tuple[float, float]:
     """(end-to-end SynOps/s on one core, delivery-only SynOps/s) for the CIFAR-10 net at T = 100."""
     t100 = [r for r in report["engines_vs_steps"] if r["network"] == "cifar10" and r["steps"] == 100][0]
@@ -274,9 +285,22 @@ def render_markdown(report: dict) -> str:
               f"End to end the engine does {e2e:.3g} SynOps/s on one core (SynOps per sample at T = 100 times the "
               f"one-thread samples/s above); replaying the same layers' real events through the delivery kernels alone "
               f"runs at {delivery:.3g} SynOps/s (the table above, weighted by each layer's SynOps). So delivery is about "
-              f"{e2e / delivery:.0%} of the time; the rest is the per-step integrate-and-fire pass over every neuron, "
-              "the compaction of spike flags into event queues, the max-pool gates and the first layer's constant "
-              "input. A breakdown of that rest, phase by phase, is still to be built."]
+              f"{e2e / delivery:.0%} of the time."]
+    if "phases" in report:
+        lines += ["", "The engine's own profile (`simulate(..., profile=True)`: the CPU's cycle counter read around each "
+                  "phase of each stage, one thread) splits the time of a run into delivery (synaptic events into "
+                  "membranes), fire (the vectorized integrate-and-fire pass over every neuron), compaction (spike bytes "
+                  "into event queues), gate (max-pool gates), input (the analog input's constant drive, or Poisson "
+                  "draws), count (per-neuron tallies, when kept) and readout:", "",
+                  "| run | samples/s (1 thread) | " + " | ".join(PHASES) + " |", "|---|---|" + "---|" * len(PHASES)]
+        for label, row in report["phases"].items():
+            lines.append(f"| {label} | {row['samples_per_second']:.1f} | " +
+                         " | ".join(f"{row['share'][p]:.1%}" for p in PHASES) + " |")
+        lines += ["", "By stage (shares of the whole run above 0.5%):", ""]
+        for label, row in report["phases"].items():
+            parts = [f"{name} " + ", ".join(f"{p} {v:.1%}" for p, v in phases.items())
+                     for name, phases in row["by_stage"].items() if phases]
+            lines.append(f"- {label}: " + "; ".join(parts))
     cifar300 = [r for r in report["engines_vs_steps"] if r["network"] == "cifar10" and r["steps"] == 300][0]
     conv_rates = [r["synops_per_second"] for r in report["synops_per_core"]["cifar10"] if r["layer"].startswith("conv")]
     threads = sc["threads"][-1]["samples_per_second"] / sc["threads"][0]["samples_per_second"]
@@ -381,6 +405,14 @@ def main() -> None:
         scaling["threads"].append({"threads": threads, "samples_per_second": len(xs) / seconds})
         print(f"  threads {threads}  {len(xs) / seconds:7.1f} samples/s")
     report["scaling"] = scaling
+    print("\nwhere the time goes (engine profile, 1 thread):")
+    report["phases"] = {}
+    for label, (name, binary, steps) in {"cifar10 binary, T=100": ("cifar10", True, 100),
+                                         "cifar10 defaults, T=8": ("cifar10", False, 8),
+                                         "mnist defaults, T=8": ("mnist", False, 8)}.items():
+        model, snn, x, _ = nets[name]
+        report["phases"][label] = row = phase_breakdown(snn if binary else model.build(), x[:int(100 * scale)], steps)
+        print(f"  {label:<24}" + "  ".join(f"{p} {row['share'][p]:.1%}" for p in PHASES))
     print("\ndefault settings (graded spikes):")
     report["defaults"] = defaults_table(nets, scale)
     import tempfile
