@@ -1,7 +1,9 @@
 """ONNX files into the IR, without torch (needs the ``onnx`` extra for the protobuf reader).
 
 Operators: Conv, Gemm, MatMul (+ Add of a constant bias), BatchNormalization, Relu, Clip(0, y)
-(threshold ReLU), MaxPool, AveragePool, GlobalAveragePool (square maps), Flatten, Reshape to
+(threshold ReLU), chains of elementwise Mul, Div, Add, Sub, Floor, Clip and Relu with scalar
+constants that compute ReLU, clip(0, y) or QCFS (the quantization-clip-floor-shift activation
+torch exports as Div, Clip, Mul, Add, Floor, ..., in whatever order it was written), MaxPool, AveragePool, GlobalAveragePool (square maps), Flatten, Reshape to
 (batch, -1) (including the Shape/Gather/Unsqueeze/Concat chain ``x.view(x.size(0), -1)``
 exports to), Add of two tensors (residual), Softmax over the classes, Dropout and Identity. Any
 other operator raises ``OnnxError`` naming the node and its operator. Nothing in the file is
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Callable
 
 import numpy as np
 
-from eventsnn.ir import (Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
-                         Shape, Softmax)
+from eventsnn import ann
+from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
+                         ReLU, Shape, Softmax)
 
 from .optional import require
 
@@ -67,6 +71,9 @@ class _Reader:
             input_shape = tuple(dims[1:])
         self.input_shape = tuple(int(d) for d in input_shape)
         self.index = {self.input_name: -1}  # tensor name -> IR index
+        # tensors that are an elementwise function of an IR tensor, not yet a layer: name -> (source
+        # name, function, first node's name); they become one activation layer when something reads them
+        self.pending: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray], str]] = {}
         self.layers: list[Layer] = []
         self.inputs: list[tuple[int, ...]] = []
         self.shapes: list[Shape] = []
@@ -76,6 +83,8 @@ class _Reader:
         return self.input_shape if index < 0 else self.shapes[index]
 
     def tensor(self, name: str) -> int:
+        if name in self.pending:
+            self.materialize(name)
         if name not in self.index:
             raise OnnxError(f"'{name}' is not a tensor the network computes")
         return self.index[name]
@@ -85,11 +94,11 @@ class _Reader:
             raise OnnxError(f"'{name}' must be a constant (an initializer)")
         return self.constants[name]
 
-    def emit(self, node, layer: Layer, sources: tuple[int, ...]) -> None:
+    def emit(self, node, layer: Layer, sources: tuple[int, ...], output: str | None = None) -> None:
         self.shapes.append(layer.output_shape(*(self.shape(j) for j in sources)))
         self.layers.append(layer)
         self.inputs.append(sources)
-        self.index[node.output[0]] = len(self.layers) - 1
+        self.index[output or node.output[0]] = len(self.layers) - 1
 
     def name(self, node, position: int) -> str:
         base = re.sub(r"[^A-Za-z0-9_.]+", ".", node.name).strip(".") or f"{node.op_type.lower()}{position}"
@@ -108,6 +117,9 @@ class _Reader:
                 raise OnnxError(f"node '{node.name}' ({node.op_type}) is malformed: a missing input, output or "
                                 f"attribute ({type(err).__name__}: {err})") from None
         outputs = [o.name for o in self.graph.output]
+        for name in outputs:
+            if name in self.pending:
+                self.tensor(name)
         if len(outputs) != 1 or self.index.get(outputs[0]) != len(self.layers) - 1:
             raise OnnxError(f"the graph must have one output, computed by its last layer; found {outputs}")
         return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
@@ -126,6 +138,8 @@ class _Reader:
             else:
                 self.index[node.output[0]] = self.tensor(args[0])
             return
+        if op in ELEMENTWISE and self.is_elementwise_chain(op, args):
+            return self.extend_chain(node, op, args, a)
         if op == "Add" and any(x in self.constants for x in args):
             return self.add_bias(node, args)
         if op == "Add":
@@ -190,6 +204,58 @@ class _Reader:
             raise OnnxError(f"unsupported operator {op}")
         self.emit(node, layer, (src,))
 
+    def is_elementwise_chain(self, op: str, args: list[str]) -> bool:
+        """Whether this node continues (or starts) an elementwise chain rather than being a layer of
+        its own: it reads a pending tensor, or it is arithmetic with a scalar no layer can absorb."""
+        tensors = [x for x in args if x and x not in self.constants]
+        if any(x in self.pending for x in tensors):
+            return True
+        if op in ("Relu", "Clip", "Add"):  # a layer of their own on an IR tensor (Add: residual or bias)
+            return False
+        return len(tensors) >= 1
+
+    def extend_chain(self, node, op: str, args: list[str], a: dict) -> None:
+        """Record the node as a step of its tensor's elementwise function."""
+        tensors = [x for x in args if x and x not in self.constants]
+        sources = {self.pending[x][0] if x in self.pending else x for x in tensors}
+        if len(sources) != 1:
+            raise OnnxError("an elementwise operation of two different tensors is not supported")
+        source = sources.pop()
+        self.tensor(source)  # the source must be a tensor the network computes
+        first = next((self.pending[x][2] for x in tensors if x in self.pending), node.name)
+        operands = [self.operand(x) if x else None for x in args]
+        if op == "Clip":
+            low = a.get("min", self.scalar(args[1]) if len(args) > 1 and args[1] else -np.inf)
+            high = a.get("max", self.scalar(args[2]) if len(args) > 2 and args[2] else np.inf)
+            step = _clip_step(operands[0], np.float32(low), np.float32(high))
+        else:
+            step = _ARITHMETIC[op](*(operands + [None])[:2])  # unary operations ignore the second
+        self.pending[node.output[0]] = (source, step, first)
+
+    def operand(self, name: str) -> Callable[[np.ndarray], np.ndarray]:
+        """A chain operand as a function of the chain's source: a scalar constant, or a tensor."""
+        if name in self.constants:
+            value = self.scalar(name)
+            return lambda z: value
+        if name in self.pending:
+            return self.pending[name][1]
+        return lambda z: z
+
+    def scalar(self, name: str) -> np.float32:
+        value = np.asarray(self.constant(name))
+        if value.size != 1:
+            raise OnnxError(f"elementwise arithmetic with '{name}' of shape {value.shape}: only scalars are supported")
+        return np.float32(value.ravel()[0])
+
+    def materialize(self, name: str) -> None:
+        """Turn a pending elementwise function into the activation layer it computes."""
+        source, function, first = self.pending.pop(name)
+        layer = _activation(function, self.name(_Named(first), len(self.layers)))
+        if layer is None:  # the function is the identity
+            self.index[name] = self.tensor(source)
+        else:
+            self.emit(None, layer, (self.tensor(source),), output=name)
+
     def flatten(self, node, src: int, name: str) -> None:
         if len(self.shape(src)) == 1:
             self.index[node.output[0]] = src
@@ -236,6 +302,57 @@ class _Reader:
             value = self.constants[args[0]]
         self.constants[node.output[0]] = value
         return True
+
+
+ELEMENTWISE = ("Mul", "Div", "Add", "Sub", "Floor", "Clip", "Relu")
+_ARITHMETIC = {
+    "Mul": lambda f, g: lambda z: f(z) * g(z),
+    "Div": lambda f, g: lambda z: f(z) / g(z),
+    "Add": lambda f, g: lambda z: f(z) + g(z),
+    "Sub": lambda f, g: lambda z: f(z) - g(z),
+    "Floor": lambda f, _: lambda z: np.floor(f(z)),
+    "Relu": lambda f, _: lambda z: np.maximum(f(z), np.float32(0)),
+}
+
+
+def _clip_step(f, low: np.float32, high: np.float32):
+    return lambda z: np.clip(f(z), low, high)
+
+
+class _Named:
+    def __init__(self, name: str):
+        self.name, self.op_type = name, "activation"
+
+
+def _activation(function: Callable[[np.ndarray], np.ndarray], name: str) -> Layer | None:
+    """The activation an elementwise function of one tensor computes, found by evaluating it:
+    None for the identity, ReLU, ClipReLU(y) or QCFS(L, lambda); anything else is refused."""
+    def same(layer_or_none, z) -> bool:
+        expected = z if layer_or_none is None else ann.layer_forward(layer_or_none, z)
+        got = np.asarray(function(z), np.float32)
+        return got.shape == z.shape and bool(np.allclose(got, expected, rtol=1e-5, atol=1e-6 * max(1.0, top)))
+
+    with np.errstate(all="ignore"):
+        top = float(np.max(function(np.float32([1e6]))))
+        z = np.linspace(-4, 4, 8001, dtype=np.float32)
+        for layer in (None, ReLU(name)):
+            if same(layer, z):
+                return layer
+        if not np.isfinite(top) or top <= 0:
+            raise OnnxError(f"the elementwise operations from '{name}' are not ReLU, clip(0, y) or QCFS")
+        if same(ClipReLU(top, name), z * np.float32(top)):
+            return ClipReLU(top, name)
+        grid = np.linspace(-top, 2 * top, 20001, dtype=np.float32)
+        levels = np.unique(np.round(np.asarray(function(grid), np.float64) / top, 5))
+        levels = int(np.sum(levels > 0))
+        if 1 <= levels <= 255:
+            qcfs = QCFS(levels, top, name)
+            # compare away from the step edges, where the order of float operations may round differently
+            steps = np.arange(-2 * levels, 2 * levels + 1, dtype=np.float32)
+            probes = np.concatenate([steps, steps + np.float32(0.25), steps - np.float32(0.25)]) * np.float32(top / levels)
+            if same(qcfs, probes):
+                return qcfs
+    raise OnnxError(f"the elementwise operations from '{name}' are not ReLU, clip(0, y) or QCFS")
 
 
 def load_onnx(path: str | os.PathLike, input_shape: Shape | None = None) -> Network:

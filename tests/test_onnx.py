@@ -12,7 +12,7 @@ from torch import nn  # noqa: E402
 
 from eventsnn import ann  # noqa: E402
 from eventsnn.cli import main  # noqa: E402
-from eventsnn.ir import Add, Linear  # noqa: E402
+from eventsnn.ir import QCFS, Add, BatchNorm, Linear  # noqa: E402
 from eventsnn.loaders import OnnxError, load_onnx  # noqa: E402
 
 from .test_torch_module import Functional, TinyResNet, randomize_batchnorm, torch_forward  # noqa: E402
@@ -88,3 +88,58 @@ def test_convert_an_onnx_file_from_the_command_line(tmp_path, demo, capsys):
                  "-o", str(tmp_path / "f_snn.npz")]) == 0
     assert "converted" in capsys.readouterr().out
     assert (tmp_path / "f_snn.npz").exists()
+
+
+class PlainQCFS(nn.Module):
+    """QCFS written another way round: multiply, shift, floor, clip, scale back."""
+
+    def __init__(self, levels: int, threshold: float):
+        super().__init__()
+        self.levels, self.threshold = levels, threshold
+
+    def forward(self, x):
+        return torch.clamp(torch.floor(x * (self.levels / self.threshold) + 0.5), 0, self.levels) * (
+            self.threshold / self.levels)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("activation", ["archnet", "plain"])
+def test_qcfs_chains_read_back_as_one_qcfs_layer(tmp_path, activation):
+    """torch exports QCFS as a chain of elementwise nodes (Div, Clip, Mul, Add, Floor, Sub, ...);
+    the reader turns the chain back into one QCFS layer with the trained levels and threshold."""
+    from examples.archnet import QCFS as TorchQCFS
+
+    torch.manual_seed(0)
+    act = TorchQCFS(4, 1.25) if activation == "archnet" else PlainQCFS(8, 0.75)
+    module = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), act, nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    randomize_batchnorm(module)
+    export(module, (1, 8, 8), tmp_path / "q.onnx")
+    net = load_onnx(tmp_path / "q.onnx")
+    kinds = [type(layer).__name__ for layer in net.layers if not isinstance(layer, BatchNorm)]  # export may fold it
+    assert kinds == ["Conv2d", "QCFS", "Flatten", "Linear"]
+    qcfs = [layer for layer in net.layers if isinstance(layer, QCFS)][0]
+    assert (qcfs.levels, qcfs.threshold) == ((4, 1.25) if activation == "archnet" else (8, 0.75))
+    x = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+
+
+def test_elementwise_chains_that_are_no_activation_are_refused(tmp_path):
+    doubled = _model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+                      helper.make_node("Mul", ["h", "two"], ["d"], name="double"),
+                      helper.make_node("Gemm", ["d", "W2"], ["y"], name="out")],
+                     {"W": np.ones((4, 3)), "two": np.float32(2), "W2": np.ones((3, 2))})
+    onnx.save(doubled, tmp_path / "double.onnx")
+    with pytest.raises(OnnxError, match=r"elementwise operations from 'double' are not ReLU, clip\(0, y\) or QCFS"):
+        load_onnx(tmp_path / "double.onnx")
+    squared = _model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+                      helper.make_node("Relu", ["h"], ["r"]),
+                      helper.make_node("Mul", ["h", "r"], ["y"], name="square")], {"W": np.ones((4, 3))})
+    onnx.save(squared, tmp_path / "square.onnx")
+    with pytest.raises(OnnxError, match="two different tensors"):
+        load_onnx(tmp_path / "square.onnx")
+    per_channel = _model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+                          helper.make_node("Mul", ["h", "s"], ["y"], name="scale")],
+                         {"W": np.ones((4, 3)), "s": np.ones(3)})
+    onnx.save(per_channel, tmp_path / "scale.onnx")
+    with pytest.raises(OnnxError, match="only scalars"):
+        load_onnx(tmp_path / "scale.onnx")
