@@ -236,8 +236,8 @@ def page(report: dict) -> str:
         "faster, and what would it cost? Measured by `benchmarks/bench_precision.py` (see its docstring for the "
         "method).", "", render(report),
         f"Conv layers, which carry most SynOps in these nets, deliver {min(conv):.2f}x to {max(conv):.2f}x faster in "
-        "int16 than in float32: the kernel rows of a spike are short (one output pixel's channels, 16 to 64 values), "
-        "so loop overhead and the scattered row starts cost as much as the adds; wide dense rows gain most. "
+        "int16 than in float32, most likely because the kernel rows of a spike are short (one output pixel's channels, 16 to 64 values), "
+        "so loop overhead and the scattered row starts weigh as much as the adds (not profiled further); wide dense rows gain most. "
         "Weights rounded to 8 bits keep the accuracy within a few tenths of a point, 4 bits do not.", ""])
 
 
