@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from eventsnn.ir import AvgPool2d, Conv2d, Linear, MaxPool2d
-from eventsnn.snn import GATE, IF, SpikingNetwork, initial_membrane, stage_drive
+from eventsnn.snn import GATE, IF, SpikingNetwork, stage_drive, stage_initial_membrane
 
 
 def _windows(a: torch.Tensor, pool: MaxPool2d) -> torch.Tensor:
@@ -51,7 +51,8 @@ class TorchSimulator:
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         n = len(x)
         thr = float(cfg.threshold)
-        v = [torch.full((n,) + s.out_shape, float(initial_membrane(cfg))) for s in stages]
+        v = [torch.from_numpy(stage_initial_membrane(s, cfg)).reshape(s.out_shape).repeat(n, *(1,) * len(s.out_shape))
+             for s in stages]
         est = [(torch.zeros((n,) + s.projections[0].in_shape, dtype=torch.float64),
                 torch.zeros((n,) + s.out_shape, dtype=torch.float64)) if s.kind == GATE else None for s in stages]
         drive = [torch.from_numpy(stage_drive(s, cfg, steps).reshape(s.out_shape)) for s in stages]

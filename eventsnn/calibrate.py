@@ -1,5 +1,5 @@
-"""Bias calibration without retraining (Li et al., ICML 2021, "A free lunch from ANN: towards
-efficient, accurate spiking neural networks calibration", bias correction).
+"""Calibration without retraining (Li et al., ICML 2021, "A free lunch from ANN: towards
+efficient, accurate spiking neural networks calibration": bias and potential correction).
 
 A converted net run for T steps misses its ANN's activations by a systematic amount per channel
 (quantization, the time the spikes need to arrive, clipping at the largest rate). After
@@ -9,6 +9,11 @@ ANN's normalized activation (clipped to what the population can emit per step) a
 the SNN's value (spikes / (T levels)):
 
     b_c <- b_c + mean(clip(a_c, 0, a_max)) - mean(N_c / (T levels))
+
+Potential calibration puts the same correction into the initial membrane potential instead: the
+charge of T steps at once, V_c(0) <- V_c(0) + T levels (mean(clip(a_c)) - mean(N_c / (T levels))),
+which moves the spike count of a T-step run by the same amount without adding a current every
+step (``ConvertedModel.potential_shift``, V units; ``Stage.potential`` in the built network).
 
 A population's shift is kept only when the same measurement, repeated with it, shows a smaller
 mean absolute channel gap, so calibration never makes that statistic worse on the calibration
@@ -75,31 +80,46 @@ def snn_values(model: ConvertedModel, populations: list[int], x, steps: int, bat
     return {i: sums[i] / (len(x) * _positions(net.shapes[i]) * steps * model.config.spike_levels) for i in populations}
 
 
-def calibrate_biases(model: ConvertedModel, x, steps: int, batch_size: int = 128,
-                     progress: Progress | None = None) -> ConvertedModel:
-    """The model with per-channel bias shifts calibrated for runs of ``steps`` steps (see the module
-    docstring); ``x``: calibration images (an array or lazy Images)."""
+METHODS = ("bias", "potential")
+
+
+def calibrate(model: ConvertedModel, x, steps: int, method: str = "bias", batch_size: int = 128,
+              progress: Progress | None = None) -> ConvertedModel:
+    """The model calibrated for runs of ``steps`` steps (see the module docstring): per-channel bias
+    shifts (``method="bias"``) or offsets of the initial membrane potential (``"potential"``);
+    ``x``: calibration images (an array or lazy Images)."""
+    if method not in METHODS:
+        raise ValueError(f"calibration method must be one of {METHODS}, not {method!r}")
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"calibration needs the run length it is meant for, a positive number of steps, not {steps!r}")
     if len(x) == 0:
         raise ValueError("the calibration set is empty")
-    model = dataclasses.replace(model, bias_shift={}, calibration=None)
+    model = dataclasses.replace(model, bias_shift={}, potential_shift={}, calibration=None)
     populations = shiftable_populations(model.ann)
     ceiling = model.config.spike_limit / model.config.spike_levels
     targets = ann_targets(model.normalized(), populations, x, ceiling, batch_size)
     values = snn_values(model, populations, x, steps, batch_size)
+    # a bias shift adds the gap every step; an offset of V(0) adds the charge of T steps at once
+    per_gap = 1.0 if method == "bias" else float(steps * model.config.spike_levels)
+    field = "bias_shift" if method == "bias" else "potential_shift"
     shifts: dict[str, np.ndarray] = {}
     kept = []
     for done, i in enumerate(populations):
         name = model.ann.layers[i].name
         gap = targets[i] - values[i]
-        trial = dict(shifts, **{name: gap.astype(np.float32)})
-        trial_values = snn_values(dataclasses.replace(model, bias_shift=trial), populations, x, steps, batch_size)
+        trial = dict(shifts, **{name: (per_gap * gap).astype(np.float32)})
+        trial_values = snn_values(dataclasses.replace(model, **{field: trial}), populations, x, steps, batch_size)
         if np.abs(targets[i] - trial_values[i]).mean() < np.abs(gap).mean():
             shifts, values = trial, trial_values
             kept.append(name)
         if progress is not None:
             progress(done + 1, len(populations))
-    info = {"method": "bias", "steps": int(steps), "images": len(x), "shifted": kept,
+    info = {"method": method, "steps": int(steps), "images": len(x), "shifted": kept,
             "skipped": [model.ann.layers[i].name for i in populations if model.ann.layers[i].name not in kept]}
-    return dataclasses.replace(model, bias_shift=shifts, calibration=info)
+    return dataclasses.replace(model, calibration=info, **{field: shifts})
+
+
+def calibrate_biases(model: ConvertedModel, x, steps: int, batch_size: int = 128,
+                     progress: Progress | None = None) -> ConvertedModel:
+    """``calibrate`` with per-channel bias shifts."""
+    return calibrate(model, x, steps, "bias", batch_size, progress)

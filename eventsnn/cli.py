@@ -16,7 +16,7 @@ import numpy as np
 
 from . import ann, memory
 from .atomic import check_writable, write_text
-from .calibrate import calibrate_biases
+from .calibrate import METHODS, calibrate
 from .early_exit import choose_exit
 from .model import convert, default_config, load, save
 from .progress import terminal_progress
@@ -101,10 +101,10 @@ def _load_network(checkpoint: str, arch: str | None):
 
 def cmd_convert(args: argparse.Namespace) -> int:
     check_writable(args.output_file)
-    if args.calibrate == "bias" and args.steps is None:
-        raise ValueError("--calibrate bias needs --steps T, the run length to calibrate for")
-    if args.calibrate == "bias" and args.no_normalization:
-        raise ValueError("--calibrate bias needs calibration data (--calib), not --no-normalization")
+    if args.calibrate != "none" and args.steps is None:
+        raise ValueError(f"--calibrate {args.calibrate} needs --steps T, the run length to calibrate for")
+    if args.calibrate != "none" and args.no_normalization:
+        raise ValueError(f"--calibrate {args.calibrate} needs calibration data (--calib), not --no-normalization")
     if args.exit == "auto" and args.no_normalization:
         raise ValueError("--exit auto needs calibration data (--calib), not --no-normalization")
     net = _load_network(args.checkpoint, args.arch)
@@ -114,10 +114,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     config = default_config(net).updated(**_settings(args))  # what the user gave, over the net's defaults
     model = convert(net, x_calib, None if args.no_normalization else args.percentile, config,
                     progress=terminal_progress("computing scales"), scale_per=args.scale_per)
-    if args.calibrate == "bias":
-        model = calibrate_biases(model, x_calib.head(args.calibrate_images), args.steps,
-                                 progress=terminal_progress(f"calibrating biases for T={args.steps}"))
-        print(f"bias calibration for T={args.steps} on {model.calibration['images']} images: shifted "
+    if args.calibrate != "none":
+        model = calibrate(model, x_calib.head(args.calibrate_images), args.steps, args.calibrate,
+                          progress=terminal_progress(f"calibrating {args.calibrate} for T={args.steps}"))
+        print(f"{args.calibrate} calibration for T={args.steps} on {model.calibration['images']} images: shifted "
               f"{', '.join(model.calibration['shifted']) or 'no layer'}"
               + (f" (no gain, left alone: {', '.join(model.calibration['skipped'])})" if model.calibration['skipped'] else ""))
     if args.exit == "auto":
@@ -422,9 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
     p.add_argument("--scale-per", choices=("layer", "channel"), default="layer",
                    help="one normalization scale per layer, or per channel of each hidden layer (chains only)")
-    p.add_argument("--calibrate", choices=("none", "bias"), default="none",
+    p.add_argument("--calibrate", choices=("none",) + METHODS, default="none",
                    help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
-                        "ANN's on calibration images (Li et al. 2021)")
+                        "ANN's on calibration images (Li et al. 2021); potential: the same correction as an "
+                        "offset of each channel's initial membrane potential")
     p.add_argument("--steps", type=POSITIVE, help="the run length T to calibrate for (stored in the model file)")
     p.add_argument("--calibrate-images", type=POSITIVE, default=256, help="calibration images used for --calibrate")
     p.add_argument("--exit", choices=("none", "auto"), default="none",

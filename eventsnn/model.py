@@ -28,6 +28,7 @@ from .spec import SpecError, network_from_spec, network_to_spec
 
 FORMAT = "eventsnn-model"
 SHIFT_PREFIX = "__bias_shift__/"  # calibrated bias shifts, one array per population
+POTENTIAL_PREFIX = "__potential_shift__/"  # calibrated offsets of V(0), one array per population
 VERSION = 1
 
 
@@ -49,16 +50,18 @@ class ConvertedModel:
     bias_shift: dict[str, np.ndarray] = field(default_factory=dict)  # per population, per channel (normalized units)
     calibration: dict | None = None  # how the shifts were calibrated (method, steps, images), see ``calibrate``
     early_exit: dict | None = None  # the early-exit rule chosen for it (``early_exit.choose_exit``)
+    potential_shift: dict[str, np.ndarray] = field(default_factory=dict)  # V(0) offsets, per population, per channel
 
     def __post_init__(self):
         spiking_roles(self.ann)  # raises for a network that cannot become an SNN
         object.__setattr__(self, "scales", tuple(self.scales))
         channels_of = {layer.name: shape[0] for layer, shape in zip(self.ann.layers, self.ann.shapes)}
-        for name, shift in self.bias_shift.items():
-            channels = channels_of.get(name)
-            if channels is None or np.shape(shift) != (channels,) or not np.all(np.isfinite(shift)):
-                raise ValueError(f"bias shift '{name}' must be {channels or 'a layer of the network with'} finite "
-                                 "values, one per channel")
+        for what, shifts in (("bias shift", self.bias_shift), ("potential shift", self.potential_shift)):
+            for name, shift in shifts.items():
+                channels = channels_of.get(name)
+                if channels is None or np.shape(shift) != (channels,) or not np.all(np.isfinite(shift)):
+                    raise ValueError(f"{what} '{name}' must be {channels or 'a layer of the network with'} finite "
+                                     "values, one per channel")
 
     def normalized(self) -> Network:
         """The normalized network, with any calibrated bias shifts added."""
@@ -75,7 +78,12 @@ class ConvertedModel:
     def build(self, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto", **overrides) -> SpikingNetwork:
         """The spiking network, with any simulation setting overridden (e.g. ``reset="zero"``);
         ``path`` and ``max_bytes`` choose the conv connectivity (see ``snn.build``)."""
-        return build(self.normalized(), self.config.updated(**overrides), max_bytes, path)
+        snn = build(self.normalized(), self.config.updated(**overrides), max_bytes, path)
+        if not self.potential_shift:
+            return snn
+        stages = tuple(dataclasses.replace(s, potential=_per_neuron(self.potential_shift[s.name], s.out_shape))
+                       if s.name in self.potential_shift else s for s in snn.stages)
+        return dataclasses.replace(snn, stages=stages)
 
 
 def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = 99.9,
@@ -115,6 +123,7 @@ def save(model: ConvertedModel, path: str | os.PathLike) -> None:
     if "__model__" in params:
         raise ValueError("a layer may not be called '__model__'")
     params.update({SHIFT_PREFIX + name: shift for name, shift in model.bias_shift.items()})
+    params.update({POTENTIAL_PREFIX + name: shift for name, shift in model.potential_shift.items()})
     with atomic_output(path) as f:  # exactly this path (np.savez would append .npz to a name), never half written
         np.savez_compressed(f, __model__=np.array(json.dumps(description)), **params)
 
@@ -125,8 +134,10 @@ def load(path: str | os.PathLike) -> ConvertedModel:
             if "__model__" not in f.files:
                 raise ModelFileError(f"{path}: not an eventsnn model file (no '__model__' description)")
             description = json.loads(str(f["__model__"]))
-            params = {k: f[k] for k in f.files if k != "__model__" and not k.startswith(SHIFT_PREFIX)}
+            params = {k: f[k] for k in f.files
+                      if k != "__model__" and not k.startswith((SHIFT_PREFIX, POTENTIAL_PREFIX))}
             shifts = {k[len(SHIFT_PREFIX):]: f[k] for k in f.files if k.startswith(SHIFT_PREFIX)}
+            potentials = {k[len(POTENTIAL_PREFIX):]: f[k] for k in f.files if k.startswith(POTENTIAL_PREFIX)}
     except ModelFileError:
         raise
     except NPZ_READ_ERRORS as err:
@@ -139,9 +150,15 @@ def load(path: str | os.PathLike) -> ConvertedModel:
         # files written before graded spikes existed simulate binary spikes
         config = SimulationConfig(**{"spikes": "binary", "levels": 1, **description.get("simulation", {})})
         return ConvertedModel(net, tuple(scales), description.get("percentile"), config, shifts,
-                              description.get("calibration"), _early_exit(description.get("early_exit")))
+                              description.get("calibration"), _early_exit(description.get("early_exit")), potentials)
     except (SpecError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: {err}") from err
+
+
+def _per_neuron(per_channel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-channel value for every neuron of a (C, ...) population, IR order."""
+    positions = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    return np.repeat(np.asarray(per_channel, np.float32), positions)
 
 
 def _scale(value):

@@ -18,7 +18,7 @@ from .ann import synaptic_input
 from .engine import check_simulation_args
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
 from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
-                  initial_membrane, stage_drive)
+                  stage_drive, stage_initial_membrane)
 
 
 def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
@@ -80,7 +80,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     n, n_stages = len(x), len(stages)
     samples = np.arange(first_sample, first_sample + n)
     threshold = np.float32(cfg.threshold)
-    v = [np.full((n, s.size), initial_membrane(cfg), np.float32) for s in stages]
+    v = [np.tile(stage_initial_membrane(s, cfg), (n, 1)) for s in stages]
     est = [(np.zeros((n, s.projections[0].n_in)), np.zeros((n, s.size))) for s in stages]  # gates: inputs, windows
     drive = [stage_drive(s, cfg, steps) for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)

@@ -146,6 +146,7 @@ class Stage:
     out_shape: Shape
     bias: np.ndarray  # float32 per neuron, IR order (zeros for gates and avg-pools)
     projections: tuple[Projection, ...]
+    potential: np.ndarray | None = None  # calibrated offset of V(0), float32 per neuron, IR order (``calibrate``)
 
     @property
     def size(self) -> int:
@@ -376,6 +377,12 @@ def analog_input_synops(snn: SpikingNetwork, x: np.ndarray) -> np.ndarray:
 
 def initial_membrane(config: SimulationConfig) -> np.float32:
     return np.float32(config.threshold / 2 if config.shift == "membrane" else 0.0)
+
+
+def stage_initial_membrane(stage: Stage, config: SimulationConfig) -> np.ndarray:
+    """V(0) of each neuron of a stage (IR order): the setting's, plus any calibrated offset."""
+    v0 = np.full(stage.size, initial_membrane(config), np.float32)
+    return v0 if stage.potential is None else v0 + stage.potential
 
 
 @dataclass(eq=False)

@@ -8,11 +8,11 @@ The spec (paths relative to the spec file)::
      "grid": {"percentile": [99.9, 99.99], "calibrate": ["none", "bias"], "steps": [4, 16],
               "spikes": ["graded", "binary"], "shift": ["membrane"], "seed": [0]}}
 
-Grid keys: ``percentile``, ``calibrate`` (none | bias), ``steps``, ``seed`` and any simulation
+Grid keys: ``percentile``, ``calibrate`` (none | bias | potential), ``steps``, ``seed`` and any simulation
 setting (``reset``, ``input``, ``output``, ``shift``, ``spikes``, ``max_spikes``, ``levels``,
 ``softmax_rate``, ``maxpool_decay``); a key left out takes its default. Every cell is the
 product of one value per key. Each checkpoint is loaded once and each percentile's conversion done
-once and shared by the cells; bias calibration, which depends on the settings and T, once per
+once and shared by the cells; calibration, which depends on the settings and T, once per
 such combination. A cell is exactly what ``eventsnn convert`` + ``eventsnn run`` with the same
 settings give (same report).
 """
@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from .calibrate import calibrate_biases
+from .calibrate import METHODS, calibrate
 from .model import ConvertedModel, convert, default_config
 from .snn import SimulationConfig, SimulationResult, SpikingNetwork
 
@@ -59,8 +59,8 @@ def read_spec(path: str | Path) -> dict:
     if unknown:
         raise SweepError(f"{path}: unknown grid keys {sorted(unknown)}; known: "
                          f"{sorted(CONVERSION_KEYS + RUN_KEYS + SETTING_KEYS)}")
-    if not set(grid.get("calibrate", ["none"])) <= {"none", "bias"}:
-        raise SweepError(f"{path}: calibrate takes 'none' or 'bias'")
+    if not set(grid.get("calibrate", ["none"])) <= {"none", *METHODS}:
+        raise SweepError(f"{path}: calibrate takes 'none', {', '.join(repr(m) for m in METHODS)}")
     base = path.resolve().parent
     checkpoints = []
     for i, entry in enumerate(spec["checkpoints"]):
@@ -102,11 +102,12 @@ def run_sweep(spec: dict, load_network: Callable, load_calibration: Callable, ru
                 log(f"{entry['name']}: converting (percentile {percentile})")
                 conversions[percentile] = convert(net, x_calib, percentile, config)
             model = dataclasses.replace(conversions[percentile], config=config)
-            if cell["calibrate"] == "bias":
-                key = (percentile, config, cell["steps"])
+            if cell["calibrate"] != "none":
+                key = (percentile, config, cell["steps"], cell["calibrate"])
                 if key not in calibrated:
-                    log(f"{entry['name']}: calibrating biases for T={cell['steps']}")
-                    calibrated[key] = calibrate_biases(model, x_calib.head(CALIBRATION_IMAGES), cell["steps"])
+                    log(f"{entry['name']}: calibrating {cell['calibrate']} for T={cell['steps']}")
+                    calibrated[key] = calibrate(model, x_calib.head(CALIBRATION_IMAGES), cell["steps"],
+                                                cell["calibrate"])
                 model = calibrated[key]
             log(f"{entry['name']}: {_describe(cell)}")
             snn, result = run(model, cell["steps"], cell["seed"])

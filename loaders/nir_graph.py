@@ -55,6 +55,10 @@ def to_nir(snn: SpikingNetwork):
     if cfg.spikes == "graded":
         raise NirError("NIR's IF node emits binary spikes; a network with graded spikes cannot be exported "
                        "(convert or run it with --spikes binary)")
+    calibrated = [stage.name for stage in snn.stages if stage.potential is not None]
+    if calibrated:
+        raise NirError(f"NIR's IF node has no initial membrane potential; {', '.join(calibrated)} start from calibrated "
+                       "potentials (convert with --calibrate none or bias to export)")
     if cfg.reset == "subtract":
         warnings.warn("NIR's IF node resets to v_reset: reset by subtraction is recorded only in the graph metadata "
                       "(from_nir honours it; other simulators may reset to zero)", stacklevel=2)

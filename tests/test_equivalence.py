@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numba
 import numpy as np
 import pytest
@@ -108,3 +110,33 @@ def test_a_max_pool_reading_a_max_pool(decay):
     snn = build(net, SimulationConfig(maxpool_decay=decay, output="spikes"))
     event = assert_engine_equals_reference(snn, rng.integers(0, 17, (3, 1, 6, 6)) / 16, 24, 0)
     assert event.spikes[:, 2].sum() > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(net_x=es.networks_and_inputs(), config=es.simulation_configs(), steps=st.sampled_from([1, 2, 8]), data=st.data())
+def test_engine_equals_reference_with_calibrated_initial_potentials(net_x, config, steps, data):
+    """Per-neuron V(0) offsets (``--calibrate potential``), dyadic, some at or above the threshold
+    so a population fires at step 1 without any input (T a power of two keeps the bias shift dyadic)."""
+    net, x = net_x
+    snn = build(net, config)
+    stages = []
+    for stage in snn.stages:
+        offsets = data.draw(st.lists(st.sampled_from([-1.5, -0.25, 0.0, 0.5, 1.0, 2.25]), min_size=stage.size,
+                                     max_size=stage.size))
+        stages.append(dataclasses.replace(stage, potential=np.float32(config.threshold) * np.array(offsets, np.float32)))
+    snn = dataclasses.replace(snn, stages=tuple(stages))
+    assert_same_spikes(simulate(snn, x, steps, record=True), simulate_reference(snn, x, steps, record=True))
+
+
+def test_a_population_above_threshold_from_its_initial_potential_fires_without_input():
+    """Nothing reaches the hidden layer (zero input, no bias), but its calibrated V(0) is above the
+    threshold: it must fire at step 1 and, reset by subtraction, keep firing what it holds."""
+    net = Network((4,), (Linear(np.ones((3, 4), np.float32), None, "hidden"), ReLU(),
+                         Linear(np.ones((2, 3), np.float32), None, "out")))
+    snn = build(net, SimulationConfig(spikes="binary"))
+    hidden = dataclasses.replace(snn.stages[0], potential=np.float32([1.5, 0.0, 2.5]))  # V(0) = 2, 0.5, 3
+    snn = dataclasses.replace(snn, stages=(hidden,) + snn.stages[1:])
+    x = np.zeros((1, 4), np.float32)
+    event = simulate(snn, x, 4, record=True)
+    assert_same_spikes(event, simulate_reference(snn, x, 4, record=True))
+    np.testing.assert_array_equal(event.spikes[0, 0], [2, 2, 1, 0])  # 2 and 3 thresholds' worth, one per step

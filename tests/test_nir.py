@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 
 import numpy as np
@@ -61,6 +63,14 @@ def test_graded_spikes_cannot_be_exported():
     net, _ = es.fixed_sample(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
     with pytest.raises(NirError, match="binary spikes"):
         to_nir(build(net, SimulationConfig(reset="zero", spikes="graded")))
+
+
+def test_calibrated_initial_potentials_cannot_be_exported():
+    net, _ = es.fixed_sample(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL), 1)[0]
+    snn = build(net, SimulationConfig(reset="zero", spikes="binary"))
+    first = dataclasses.replace(snn.stages[0], potential=np.full(snn.stages[0].size, 0.25, np.float32))
+    with pytest.raises(NirError, match="initial membrane potential"):
+        to_nir(dataclasses.replace(snn, stages=(first,) + snn.stages[1:]))
 
 
 def test_unsupported_nodes_are_named():

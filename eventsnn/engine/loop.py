@@ -33,12 +33,13 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     n_stages = kinds.size
     n_input = x.size
     no_amounts = np.empty(0, dtype=np.float32)  # spikes carry no amount (a global array would block caching)
-    v[:] = cfg.v_init
+    v[:] = net.v_init
     est[:] = 0.0
     window_est[:] = 0.0
     best[:] = -1.0
     qlen[:] = 0
-    residual[:] = False
+    for s in range(n_stages):  # a calibrated V(0) may start at or above the threshold
+        residual[s] = np.any(v[off[s]:off[s + 1]] >= threshold)
 
     since = _ticks() if profiling else 0
     stage_drive = drive

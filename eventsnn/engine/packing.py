@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..connectivity import engine_order
-from ..snn import INPUT, Projection, SpikingNetwork, initial_membrane, stage_drive
+from ..snn import INPUT, Projection, SpikingNetwork, stage_drive, stage_initial_membrane
 
 SOFTMAX, SPIKES, MEMBRANE = 0, 1, 2  # readout codes
 _READOUTS = {"softmax": SOFTMAX, "spikes": SPIKES, "membrane": MEMBRANE}
@@ -36,6 +36,7 @@ class NetArrays(NamedTuple):
     syn_w: np.ndarray  # CSR weights, kernels, dense matrices
     syn_w0: np.ndarray
     drive: np.ndarray  # constant current per neuron (bias, shift)
+    v_init: np.ndarray  # V(0) per neuron
     has_drive: np.ndarray
     input_index: np.ndarray  # IR index of each input (keys the Poisson stream)
     ir_index: np.ndarray  # IR index (stages concatenated) of each neuron: rasters and counts are kept in IR order
@@ -52,7 +53,6 @@ class Settings(NamedTuple):
     readout: int
     rate: float
     decay: float
-    v_init: np.float32
     stable_steps: int
     exit_margin: int
 
@@ -111,6 +111,7 @@ def pack(snn: SpikingNetwork) -> NetArrays:
         geometry=np.array([_geometry(p, t.size) for p, t in zip(projections, targets)], np.int64).reshape(-1, 3),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
+        v_init=np.concatenate([stage_initial_membrane(s, snn.config)[engine_order(s.out_shape)] for s in stages]),
         input_index=engine_order(snn.input_shape), ir_index=_neuron_order(snn))
 
 
@@ -126,7 +127,7 @@ def settings(snn: SpikingNetwork, seed: int, steps: int, stable_steps: int = 0, 
     return Settings(seed=int(seed), steps=int(steps), threshold=np.float32(cfg.threshold),
                     subtract=cfg.reset == "subtract", graded=cfg.spikes == "graded",
                     max_spikes=np.float32(cfg.spike_limit), poisson=cfg.input == "poisson", readout=_READOUTS[cfg.output],
-                    rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay), v_init=initial_membrane(cfg),
+                    rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay),
                     stable_steps=int(stable_steps), exit_margin=int(exit_margin))
 
 

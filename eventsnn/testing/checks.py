@@ -12,7 +12,7 @@ from ..analysis import stage_layer
 from ..engine import simulate
 from ..model import ConvertedModel
 from ..reference import synaptic
-from ..snn import GATE, IF, INPUT, OUTPUT, SimulationResult, SpikingNetwork, initial_membrane, stage_drive
+from ..snn import GATE, IF, INPUT, OUTPUT, SimulationResult, SpikingNetwork, stage_drive, stage_initial_membrane
 
 SpikeTrains = Mapping[str, np.ndarray]  # layer name -> (N, T, *layer shape) spikes per step
 
@@ -110,7 +110,7 @@ def assert_conversion_bounds(snn: SpikingNetwork, x: np.ndarray, steps: int, ato
                          f"not reset={config.reset!r}, input={config.input!r}")
     result = simulate(snn, x, steps, seed=seed, record=True, count_neurons=True)
     x = np.asarray(x, np.float32).reshape(len(x), -1)
-    tau, v0, limit = float(config.threshold), float(initial_membrane(config)), config.spike_limit
+    tau, limit = float(config.threshold), config.spike_limit
     offsets = np.concatenate([[0], np.cumsum([s.size for s in snn.stages])])
     counts = [result.neuron_counts[:, offsets[s]:offsets[s + 1]].astype(np.float64) for s in range(len(snn.stages))]
     for s, stage in enumerate(snn.stages):
@@ -122,10 +122,11 @@ def assert_conversion_bounds(snn: SpikingNetwork, x: np.ndarray, steps: int, ato
                        for p in stage.projections)
         drive = stage_drive(stage, config, steps).astype(np.float64)
         v_end = result.membrane[:, offsets[s]:offsets[s + 1]].astype(np.float64)
+        v0 = stage_initial_membrane(stage, config).astype(np.float64)
         expected = v0 + incoming + steps * drive - tau * n
         tol = _tolerance(atol, steps, v_end, incoming, steps * drive, tau * n, tau)
         _report(stage.name, "V(T) = V(0) + W N_in + T b - tau N(T)", v_end, expected, tol)
-        if fires and all(p.source == INPUT for p in stage.projections):
+        if fires and all(p.source == INPUT for p in stage.projections) and stage.potential is None:  # V(0) in [0, tau)
             a = np.clip((incoming / steps + drive) / tau, 0, limit)
             _report(stage.name, "|N(T)/T - clip(z, 0, K)| <= 1/T", n / steps, a, 1.0 / steps + _tolerance(
                 atol, steps, a) / steps)
