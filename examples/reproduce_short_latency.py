@@ -7,6 +7,7 @@ Methods (all with reset by subtraction, analog input, p99.9 normalization):
   paper          binary spikes, Poisson-triggered softmax readout, V(0) = 0 (Rueckauer et al.)
   binary         binary spikes, V(0) = threshold/2 (Deng & Gu), membrane readout
   binary+bias    the same with biases calibrated for each T (Li et al. 2021), a separate conversion per T
+  binary+potential  the same with initial membrane potentials calibrated for each T instead (Li et al. 2021)
   graded L4      graded spikes, 4 levels per scale, at most 8 spikes per event
   graded L8      the default: 8 levels, at most 16 spikes per event
   graded L4+bias graded L4 with biases calibrated for each T
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.reproduce_common import MODELS, RESULTS, cifar10, mnist7, plot, write  # noqa: E402
 from eventsnn import ann, simulate  # noqa: E402
-from eventsnn.calibrate import calibrate_biases  # noqa: E402
+from eventsnn.calibrate import calibrate  # noqa: E402
 from eventsnn.loaders import load_mnist, load_network  # noqa: E402
 from eventsnn.model import convert  # noqa: E402
 from eventsnn.report import steps_to_within  # noqa: E402
@@ -39,13 +40,14 @@ from eventsnn.snn import SimulationConfig  # noqa: E402
 STEPS = (1, 2, 4, 8, 16, 32, 64)
 BINARY = dict(spikes="binary")
 METHODS = {
-    "paper": (dict(spikes="binary", output="softmax", shift="none"), False),
-    "binary": (BINARY, False),
-    "binary+bias": (BINARY, True),
-    "graded L4": (dict(spikes="graded", levels=4, max_spikes=8), False),
-    "graded L8": (dict(spikes="graded", levels=8, max_spikes=16), False),
-    "graded L4+bias": (dict(spikes="graded", levels=4, max_spikes=8), True),
-    "binary channel": (dict(BINARY, scale_per="channel"), False),
+    "paper": (dict(spikes="binary", output="softmax", shift="none"), None),
+    "binary": (BINARY, None),
+    "binary+bias": (BINARY, "bias"),
+    "binary+potential": (BINARY, "potential"),
+    "graded L4": (dict(spikes="graded", levels=4, max_spikes=8), None),
+    "graded L8": (dict(spikes="graded", levels=8, max_spikes=16), None),
+    "graded L4+bias": (dict(spikes="graded", levels=4, max_spikes=8), "bias"),
+    "binary channel": (dict(BINARY, scale_per="channel"), None),
 }
 
 
@@ -92,7 +94,7 @@ def sweep(name: str, limit: int, n_calib: int, methods: list[str], out: dict | N
         accuracy, synops = {}, {}
         if calibrated:
             for t in STEPS:
-                result = simulate(calibrate_biases(model, x_calib[:n_calib], t).build(), x, t)
+                result = simulate(calibrate(model, x_calib[:n_calib], t, calibrated).build(), x, t)
                 accuracy[str(t)] = result.accuracy(y)
                 synops[str(t)] = float(result.synops.sum(axis=1).mean())
         else:
