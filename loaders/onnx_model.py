@@ -3,11 +3,12 @@
 Operators: Conv, Gemm, MatMul (+ Add of a constant bias), BatchNormalization, Relu, Clip(0, y)
 (threshold ReLU), chains of elementwise Mul, Div, Add, Sub, Floor, Clip and Relu with scalar
 constants that compute ReLU, clip(0, y) or QCFS (the quantization-clip-floor-shift activation
-torch exports as Div, Clip, Mul, Add, Floor, ..., in whatever order it was written), MaxPool, AveragePool, GlobalAveragePool (square maps), Flatten, Reshape to
-(batch, -1) (including the Shape/Gather/Unsqueeze/Concat chain ``x.view(x.size(0), -1)``
-exports to), Add of two tensors (residual), Softmax over the classes, Dropout and Identity. Any
-other operator raises ``OnnxError`` naming the node and its operator. Nothing in the file is
-executed: the graph is read as data.
+torch exports as Div, Clip, Mul, Add, Floor, ..., in whatever order it was written), MaxPool,
+AveragePool, GlobalAveragePool (square maps), Flatten, Reshape to (batch, -1) (including the
+Shape/Gather/Unsqueeze/Concat chain ``x.view(x.size(0), -1)`` exports to), Add of two tensors
+(residual), Softmax over the classes, Dropout and Identity. Any other operator raises
+``OnnxError`` naming the node and its operator. Nothing in the file is executed: the graph is
+read as data.
 """
 
 from __future__ import annotations
@@ -101,7 +102,11 @@ class _Reader:
         self.index[output or node.output[0]] = len(self.layers) - 1
 
     def name(self, node, position: int) -> str:
-        base = re.sub(r"[^A-Za-z0-9_.]+", ".", node.name).strip(".") or f"{node.op_type.lower()}{position}"
+        return self.unique(node.name, f"{node.op_type.lower()}{position}")
+
+    def unique(self, raw: str, fallback: str) -> str:
+        """A layer name from a node name (or the fallback), not yet taken."""
+        base = re.sub(r"[^A-Za-z0-9_.]+", ".", raw).strip(".") or fallback
         name, taken = base, {layer.name for layer in self.layers}
         while name in taken:
             name += "_"
@@ -250,7 +255,7 @@ class _Reader:
     def materialize(self, name: str) -> None:
         """Turn a pending elementwise function into the activation layer it computes."""
         source, function, first = self.pending.pop(name)
-        layer = _activation(function, self.name(_Named(first), len(self.layers)))
+        layer = _activation(function, self.unique(first, f"activation{len(self.layers)}"))
         if layer is None:  # the function is the identity
             self.index[name] = self.tensor(source)
         else:
@@ -317,11 +322,6 @@ _ARITHMETIC = {
 
 def _clip_step(f, low: np.float32, high: np.float32):
     return lambda z: np.clip(f(z), low, high)
-
-
-class _Named:
-    def __init__(self, name: str):
-        self.name, self.op_type = name, "activation"
 
 
 def _activation(function: Callable[[np.ndarray], np.ndarray], name: str) -> Layer | None:

@@ -21,11 +21,11 @@ START = np.int64(0)  # a typed zero: a literal 0 would compile the delivery kern
 
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
-                words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record, tally,
-                tallying, ticks, profiling):
+                words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record,
+                tally, tallying, ticks, profiling):
     """Simulate one sample; the scratch arrays (v ... lanes) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1). When
-    profiling, ticks[stage, phase] accumulates the cycles each phase took (``clock.PHASES``)."""
+    profiling, ticks[stage, phase] accumulates the cycles each phase took (``profiling.PHASES``)."""
     kinds, off, drive = net.kinds, net.off, net.drive
     threshold, subtract, poisson, readout = cfg.threshold, cfg.subtract, cfg.poisson, cfg.readout
     graded, max_spikes = cfg.graded, cfg.max_spikes
@@ -77,8 +77,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 # the gate's inputs are its source's neurons, whose queue (and estimates) start at off[src]
                 p = net.proj_ptr[s]
                 src = net.proj_src[p]
-                qlen[s], emitted = _gate(p, queue, off[src], qlen[src], amounts, est, window_est, best, cfg.decay, graded,
-                                max_spikes, off[src + 1] - off[src], net, v0, n)
+                qlen[s], emitted = _gate(p, queue, off[src], qlen[src], amounts, est, window_est, best, cfg.decay,
+                                         graded, max_spikes, off[src + 1] - off[src], net, v0, n)
                 since = _lap(ticks, s, GATE_PHASE, since, profiling)
             else:
                 received = 0
@@ -111,11 +111,11 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
             if record or tallying:
                 for e in range(qlen[s]):
                     j = v0 + queue[v0 + e]
-                    emitted = amounts[j] if graded else 1
+                    carried = amounts[j] if graded else 1
                     if record:
-                        raster[t, net.ir_index[j]] = emitted
+                        raster[t, net.ir_index[j]] = carried
                     if tallying:
-                        tally[net.ir_index[j]] += emitted
+                        tally[net.ir_index[j]] += carried
             since = _lap(ticks, s, COUNT, since, profiling)
         if readout == SOFTMAX:
             if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
