@@ -18,6 +18,7 @@ def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, ma
     count. ``best`` holds -1 for windows that have not passed anything this step. Returns (events
     passed, spikes passed)."""
     windows_ptr, wp0, windows, wi0 = net.syn_ptr, net.syn_p0[p], net.syn_idx, net.syn_i0[p]
+    single = net.geometry[p, 0] == 1  # every input in one window (stride = kernel): no row pointers to read
     if decay != 1.0:
         _scale(est[q0:q0 + n_in], decay)
         _scale(window_est[out_q0:out_q0 + n_out], decay)
@@ -26,7 +27,9 @@ def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, ma
         i = queue[q0 + e]
         est[q0 + i] += amounts[q0 + i] if graded else 1.0
         rate = est[q0 + i]
-        for a in range(wi0 + windows_ptr[wp0 + i], wi0 + windows_ptr[wp0 + i + 1]):
+        first = i if single else windows_ptr[wp0 + i]
+        last = i + 1 if single else windows_ptr[wp0 + i + 1]
+        for a in range(wi0 + first, wi0 + last):
             w = out_q0 + windows[a]
             above = rate > window_est[w]
             if passed < n_out:  # the slot after a full queue would be the next stage's
@@ -42,3 +45,4 @@ def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, ma
         best[w] = -1.0
         emitted += np.int64(amount)
     return passed, emitted
+

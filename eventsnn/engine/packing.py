@@ -28,7 +28,7 @@ class NetArrays(NamedTuple):
     proj_src: np.ndarray  # source stage per projection, INPUT for the network input
     input_fed: np.ndarray  # per stage: some projection comes from the input
     paths: np.ndarray  # CSR_PATH, DIRECT_PATH or DENSE_PATH per projection
-    geometry: np.ndarray  # (n_projections, 3): input channels, outputs per target pixel, kernel channel stride
+    geometry: np.ndarray  # (n_projections, 3): input channels (CSR: 1 if one synapse per row), outputs per target pixel, kernel channel stride
     syn_ptr: np.ndarray  # CSR row pointers (or the kernel-direct target table's)
     syn_p0: np.ndarray
     syn_idx: np.ndarray  # CSR column indices (or target-table triples)
@@ -67,9 +67,11 @@ def _concat(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _geometry(projection: Projection, n_out: int) -> list[int]:
-    """Per projection: [input channels, outputs per target pixel, kernel stride between input channels]."""
+    """Per projection: [input channels, outputs per target pixel, kernel stride between input channels];
+    for CSR rows the first entry is 1 when every row holds exactly one synapse (row i is entry i)."""
     if projection.path != "direct":
-        return [0, n_out, 0]
+        single = projection.synapses is not None and bool(np.all(np.diff(projection.synapses.indptr) == 1))
+        return [int(single), n_out, 0]
     kh, c_in, kw, c_out = projection.kernel.shape
     return [c_in, c_out, kw * c_out]
 
