@@ -11,8 +11,10 @@ with scratch allocated once; a thread that finishes early takes the next chunk. 
 depend on the thread count or the batch size. Equations: see ``snn``.
 
 By concern: ``packing`` (network and settings as flat arrays), ``delivery`` (synaptic delivery),
-``neurons`` (integrate and fire), ``gates`` (max-pool gates), ``readout`` (softmax draw, decision,
-early exit), ``loop`` (one sample's time loop, batches in parallel); this module runs them.
+``neurons`` (integrate and fire, compaction of spikes into queues), ``gates`` (max-pool gates),
+``readout`` (softmax draw, decision, early exit), ``loop`` (one sample's time loop, batches in
+parallel), ``profiling`` (cycles per stage and phase) over ``intrinsics`` (LLVM's cycle counter
+and popcount); this module runs them.
 """
 
 from __future__ import annotations

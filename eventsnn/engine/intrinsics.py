@@ -1,4 +1,4 @@
-"""LLVM intrinsics that Numba does not expose: the cycle counter and count-trailing-zeros."""
+"""LLVM intrinsics that Numba does not expose: the cycle counter and population count."""
 
 from __future__ import annotations
 
@@ -17,19 +17,6 @@ def _ticks(typingctx):
                                                  "llvm.readcyclecounter")
         return builder.call(counter, [])
     return types.int64(), codegen
-
-
-@intrinsic
-def _ctz(typingctx, word):
-    """Trailing zero bits of a non-zero uint64 (one instruction on x86-64 and ARM64)."""
-    if word != types.uint64:
-        return None
-    def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        cttz = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64, ir.IntType(1)]),
-                                              "llvm.cttz.i64")
-        return builder.call(cttz, [args[0], ir.Constant(ir.IntType(1), 1)])  # 1: zero input is undefined
-    return types.uint64(types.uint64), codegen
 
 
 @intrinsic
