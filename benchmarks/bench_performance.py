@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from eventsnn import convert, simulate, simulate_reference  # noqa: E402
 from eventsnn.engine import PHASES, _deliver, _neuron_order, pack  # noqa: E402
 from eventsnn.loaders import load_network  # noqa: E402
+from eventsnn.report import phase_report  # noqa: E402
 
 OUT = REPO / "docs" / "results"
 
@@ -197,12 +198,11 @@ def defaults_table(nets: dict, scale: float) -> list[dict]:
 def phase_breakdown(snn, x: np.ndarray, steps: int) -> dict:
     """Where one thread's time goes, by phase (shares of the profiled total) and by stage and phase."""
     result = simulate(snn, x, steps, threads=1, profile=True)
-    seconds = result.phase_seconds.sum(axis=0)  # (stages, phases)
-    total = seconds.sum()
-    return {"steps": steps, "samples": len(x), "samples_per_second": len(x) / result.seconds,
-            "share": {p: float(seconds[:, k].sum() / total) for k, p in enumerate(PHASES)},
-            "by_stage": {name: {p: float(seconds[s, k] / total) for k, p in enumerate(PHASES) if seconds[s, k] > 0.005 * total}
-                         for s, name in enumerate(result.stage_names)}}
+    profile = phase_report(result)
+    total = profile["total_cpu_seconds"]
+    return {"steps": steps, "samples": len(x), "samples_per_second": len(x) / result.seconds, "share": profile["share"],
+            "by_stage": {name: {p: v / total for p, v in phases.items() if v > 0.005 * total}
+                         for name, phases in profile["stages"].items()}}
 
 
 def end_to_end_share(report: dict) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from .early_exit import choose_exit
 from .model import convert, default_config, load, save
 from .progress import terminal_progress
 from .reference import simulate_reference
-from .report import efficiency_report, format_table
+from .report import efficiency_report, format_phase_table, format_table, phase_report
 from .engine import simulate, simulation_bytes
 from .snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SPIKES, SimulationResult, SpikingNetwork
 
@@ -250,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     calibrated_for = _calibrated_steps(model)
     if calibrated_for is not None and calibrated_for != args.steps:
         print(f"note: {args.model} was calibrated for T={calibrated_for}; running T={args.steps} works, "
-              "but the calibrated biases fit best at their own T")
+              "but the calibration fits best at its own T")
     x, y = _load_data(args.data, args.limit)
     _check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
     build_options = dict(path=args.path, max_bytes=int(args.max_connectivity_mib * 2**20), **_settings(args))
@@ -261,6 +261,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("early exit is an option of the event engine (--exit-stable 0 turns off a stored rule)")
     if (args.scheduler or args.workers) and args.engine != "event":
         raise ValueError("a Dask cluster runs the event engine")
+    if args.profile and (args.engine != "event" or args.scheduler or args.workers):
+        raise ValueError("--profile times the event engine in this process (not the reference, not a cluster)")
+    if args.profile:
+        options["profile"] = True
     with _cluster(args) as client:
         if client is not None:
             from .scaleout import simulate_on_cluster
@@ -279,6 +283,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{report['exit_step_mean']:.1f} of {args.steps}")
     print(_summary(report))
     print(format_table(report))
+    if args.profile:
+        report["profile"] = phase_report(result)
+        print("where the time went (share of the run's CPU time, by stage and phase):")
+        print(format_phase_table(report["profile"]))
     if args.json:
         write_text(args.json, json.dumps(report, indent=1))
         print(f"wrote {args.json}")
@@ -445,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=POSITIVE, help="simulation steps T (default: the T the model was calibrated "
                                                 "for, else 16 with graded spikes, 100 with binary ones)")
     p.add_argument("--batch", type=POSITIVE, default=256, help="samples per batch")
+    p.add_argument("--profile", action="store_true",
+                   help="time each phase of each stage with the CPU's cycle counter and print where the time went "
+                        "(event engine in this process; also in the --json report)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson input and softmax streams")
     p.add_argument("--engine", choices=("event", "reference"), default="event")
     p.add_argument("--threads", type=POSITIVE, help="threads of the event engine (default: all cores)")

@@ -106,3 +106,29 @@ def format_table(report: dict) -> str:
     lines.append(f"energy per sample: SNN {report['energy_snn_uj_per_sample']:.2f} uJ, ANN {report['energy_ann_uj_per_sample']:.2f} uJ "
                  f"({report['energy_pj']['accumulate']} pJ/AC, {report['energy_pj']['mac']} pJ/MAC; the analog input's current as MACs)")
     return "\n".join(lines)
+
+
+def phase_report(result: SimulationResult) -> dict:
+    """Where a profiled run's time went (``simulate(..., profile=True)``): CPU seconds per stage and
+    phase, and each phase's share of the whole."""
+    from .engine.profiling import PHASES
+
+    if result.phase_seconds is None:
+        raise ValueError("the run was not profiled (simulate with profile=True)")
+    seconds = result.phase_seconds.sum(axis=0)
+    total = float(seconds.sum()) or 1.0
+    return {"total_cpu_seconds": float(seconds.sum()),
+            "share": {p: float(seconds[:, k].sum() / total) for k, p in enumerate(PHASES)},
+            "stages": {name: {p: float(seconds[s, k]) for k, p in enumerate(PHASES)}
+                       for s, name in enumerate(result.stage_names)}}
+
+
+def format_phase_table(profile: dict) -> str:
+    """The phase report as a text table: per stage, each phase's share of the whole run."""
+    phases = list(profile["share"])
+    total = profile["total_cpu_seconds"] or 1.0
+    lines = [f"{'stage':<14}" + "".join(f"{p:>11}" for p in phases)]
+    for name, by_phase in profile["stages"].items():
+        lines.append(f"{name:<14}" + "".join(f"{by_phase[p] / total:>11.1%}" for p in phases))
+    lines.append(f"{'all':<14}" + "".join(f"{profile['share'][p]:>11.1%}" for p in phases))
+    return "\n".join(lines) + f"\n({profile['total_cpu_seconds']:.3f} CPU seconds, all threads)"

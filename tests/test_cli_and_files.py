@@ -168,6 +168,23 @@ def test_run_with_early_exit_and_kernel_direct_path(tmp_path, small_data, demo, 
     assert "early exit" in capsys.readouterr().out
 
 
+def test_run_profile_says_where_the_time_went(tmp_path, small_data, demo, capsys):
+    save(demo.model, tmp_path / "m.npz")
+    args = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--steps", "8"]
+    assert main(args + ["--json", str(tmp_path / "plain.json")]) == 0
+    assert main(args + ["--profile", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "where the time went" in out and "compaction" in out
+    plain, report = (json.loads((tmp_path / name).read_text()) for name in ("plain.json", "r.json"))
+    assert report["accuracy_per_step"] == plain["accuracy_per_step"]  # profiling changes nothing
+    profile = report["profile"]
+    assert abs(sum(profile["share"].values()) - 1) < 1e-9
+    assert set(profile["stages"]) == {c["name"] for c in report["connectivity"]}
+    assert profile["share"]["delivery"] > 0 and profile["share"]["gate"] > 0  # the demo CNN has max-pool gates
+    assert main(args + ["--profile", "--engine", "reference"]) == 2
+    assert "--profile times the event engine" in capsys.readouterr().err
+
+
 def test_streaming_in_chunks_does_not_change_the_report(tmp_path, small_data, demo, monkeypatch):
     import eventsnn.cli as cli
 
