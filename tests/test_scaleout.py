@@ -98,12 +98,12 @@ def test_a_sweep_equals_the_individual_runs(tmp_path, demo_files):
                              "arch": str(demo_files["mnist_cnn.json"]), "calib": str(demo_files["mnist_sample.npz"]),
                              "calib_limit": 300}],
             "data": str(demo_files["mnist_sample.npz"]), "limit": 80,
-            "grid": {"spikes": ["graded", "binary"], "steps": [3], "calibrate": ["none", "bias"]}}
+            "grid": {"spikes": ["graded", "binary"], "steps": [3], "calibrate": ["none", "bias", "potential"]}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert main(["sweep", str(tmp_path / "spec.json"), "-o", str(tmp_path / "sweep.json"), "--workers", "2",
                  "--chunk", "30", *PATH]) == 0
     cells = json.loads((tmp_path / "sweep.json").read_text())["cells"]
-    assert len(cells) == 4 and (tmp_path / "sweep.md").exists()
+    assert len(cells) == 6 and (tmp_path / "sweep.md").exists()
     for cell in cells:
         settings = cell["cell"]
         model = tmp_path / f"{settings['spikes']}_{settings['calibrate']}.npz"
