@@ -102,6 +102,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                                                           max_spikes, amounts, words, net.word_off[s])
                         since = _lap(ticks, s, FIRE, since, profiling)
                         qlen[s] = _compact(n, queue, v0, words, net.word_off[s], lanes)
+                        emitted = qlen[s] if emitted < 0 else emitted  # binary: one spike per event
                         since = _lap(ticks, s, COMPACTION, since, profiling)
                 else:
                     _integrate(v, v0, n, stage_drive, v0)

@@ -15,33 +15,32 @@ def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amo
     each neuron emits go as one byte into ``words`` (from word f0) for ``_compact``, and graded,
     also into ``amounts`` (what its event carries; indexed by neuron, like the queue's entries).
     Returns (whether some V is still >= threshold after its reset, so it fires again without
-    input; the spikes emitted, graded events counted with what they carry)."""
+    input; graded: the spikes emitted, counted with what they carry, binary: -1, the event count
+    says it)."""
     flags = words.view(np.uint8)
     if graded:
         still_above, emitted = _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n],
                                             amounts[v0:v0 + n], threshold, subtract, max_spikes)
-    else:
-        still_above, emitted = _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract)
-    return still_above > 0, emitted
+        return still_above > 0, emitted
+    return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract) > 0, -1
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _fire(v, drive, flags, threshold, subtract):
-    still_above, emitted = 0, 0
+    still_above = np.uint8(0)  # a byte-wide max vectorizes 32 wide; an int64 count would run 4 wide
     for i in range(v.size):
         u = v[i] + drive[i]
         spike = u >= threshold
         reset = u - threshold if subtract else np.float32(0.0)
         v[i] = reset if spike else u
         flags[i] = np.uint8(1) if spike else np.uint8(0)
-        still_above += v[i] >= threshold
-        emitted += spike
-    return still_above, emitted
+        still_above = max(still_above, np.uint8(1) if v[i] >= threshold else np.uint8(0))
+    return still_above
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes):
-    still_above, emitted = 0, 0
+    still_above, emitted = np.uint8(0), 0
     for i in range(v.size):
         u = v[i] + drive[i]
         k = min(np.floor(u / threshold), max_spikes) if u >= threshold else np.float32(0.0)
@@ -49,7 +48,7 @@ def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes):
         v[i] = reset if k > 0 else u
         flags[i] = np.uint8(k)
         amounts[i] = k
-        still_above += v[i] >= threshold
+        still_above = max(still_above, np.uint8(1) if v[i] >= threshold else np.uint8(0))
         emitted += np.int64(k)
     return still_above, emitted
 
