@@ -170,12 +170,18 @@ def test_damaged_onnx_graphs(seeds, tmp_path):
     w1, w2 = rng.normal(0, 0.05, (16, 784)).astype(np.float32), rng.normal(0, 0.3, (10, 16)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["x"], ["f"], axis=1),
-         helper.make_node("Gemm", ["f", "w1", "b1"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("Gemm", ["f", "w1", "b1"], ["h"], transB=1),
+         # a QCFS activation (4 levels, threshold 0.5) as an elementwise chain, the way torch exports one
+         helper.make_node("Mul", ["h", "steps"], ["q1"]), helper.make_node("Add", ["q1", "half"], ["q2"]),
+         helper.make_node("Floor", ["q2"], ["q3"]), helper.make_node("Clip", ["q3", "zero", "levels"], ["q4"]),
+         helper.make_node("Div", ["q4", "steps"], ["r"]),
          helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1)],
         "fuzz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
         [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(np.zeros(16, np.float32), "b1"),
-         numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(10, np.float32), "b2")])
+         numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(10, np.float32), "b2"),
+         *(numpy_helper.from_array(np.float32(v), k) for k, v in
+           (("steps", 8.0), ("half", 0.5), ("zero", 0.0), ("levels", 4.0)))])
     onnx.save(helper.make_model(graph), seeds / "net.onnx")
     files = mutated_files((seeds / "net.onnx").read_bytes(), tmp_path, "net.onnx")
     common = ["--calib", str(seeds / "data.npz"), "-o", str(tmp_path / "out.npz")]
