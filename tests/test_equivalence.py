@@ -118,13 +118,7 @@ def test_engine_equals_reference_with_calibrated_initial_potentials(net_x, confi
     """Per-neuron V(0) offsets (``--calibrate potential``), dyadic, some at or above the threshold
     so a population fires at step 1 without any input (T a power of two keeps the bias shift dyadic)."""
     net, x = net_x
-    snn = build(net, config)
-    stages = []
-    for stage in snn.stages:
-        offsets = data.draw(st.lists(st.sampled_from([-1.5, -0.25, 0.0, 0.5, 1.0, 2.25]), min_size=stage.size,
-                                     max_size=stage.size))
-        stages.append(dataclasses.replace(stage, potential=np.float32(config.threshold) * np.array(offsets, np.float32)))
-    snn = dataclasses.replace(snn, stages=tuple(stages))
+    snn = data.draw(es.initial_potentials(build(net, config)))
     assert_same_spikes(simulate(snn, x, steps, record=True), simulate_reference(snn, x, steps, record=True))
 
 

@@ -16,6 +16,7 @@ can be compared with ``==`` (``eventsnn.testing.assert_same_spikes``).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -28,10 +29,10 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("eventsnn.testing.strategies needs hypothesis: pip install 'eventsnn[testing]'") from err
 
 from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
-from ..snn import INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig
+from ..snn import IF, INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
 
 __all__ = ["fixed_sample", "weights", "networks", "chain_networks", "residual_networks", "inputs", "networks_and_inputs",
-           "simulation_configs", "batchnorm_networks", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
+           "simulation_configs", "initial_potentials", "batchnorm_networks", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
 
 ACTIVATION_KINDS = ("relu", "clip_relu", "qcfs")
 POOL_KINDS = ("maxpool", "avgpool")
@@ -214,6 +215,24 @@ def simulation_configs(draw, spikes: Sequence[str] = ("binary", "graded"), reset
         output=draw(st.sampled_from(outputs)), shift=draw(st.sampled_from(shifts)),
         maxpool_decay=draw(st.sampled_from([1.0, 0.75, 0.5])), softmax_rate=0.75, spikes=mode,
         max_spikes=draw(st.integers(levels, max_spikes)), levels=levels)
+
+
+@st.composite
+def initial_potentials(draw, snn: SpikingNetwork, dyadic: bool = True) -> SpikingNetwork:
+    """``snn`` with a calibrated V(0) offset on some of its IF populations (what
+    ``convert --calibrate potential`` gives), between -1.5 and 2.25 thresholds; with offsets of
+    2.25 a population starts above its threshold and fires before any input arrives. Dyadic:
+    multiples of a quarter threshold."""
+    stages = []
+    for stage in snn.stages:
+        if stage.kind != IF or not draw(st.booleans()):
+            stages.append(stage)
+            continue
+        values = st.sampled_from([-1.5, -0.25, 0.0, 0.5, 1.0, 2.25]) if dyadic else \
+            st.floats(-1.5, 2.25, width=32)
+        offsets = draw(st.lists(values, min_size=stage.size, max_size=stage.size))
+        stages.append(dataclasses.replace(stage, potential=np.float32(snn.config.threshold) * np.float32(offsets)))
+    return dataclasses.replace(snn, stages=tuple(stages))
 
 
 @st.composite
