@@ -143,3 +143,31 @@ def test_elementwise_chains_that_are_no_activation_are_refused(tmp_path):
     onnx.save(per_channel, tmp_path / "scale.onnx")
     with pytest.raises(OnnxError, match="only scalars"):
         load_onnx(tmp_path / "scale.onnx")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_trained_qcfs_net_through_onnx_equals_its_checkpoint_route(tmp_path):
+    """The CIFAR-10 QCFS net of examples/, exported by torch to ONNX, reads back with the same
+    QCFS layers and gives the same ANN and SNN decisions (T = 1 .. 8) as loaded from its .pt."""
+    import json
+    from pathlib import Path
+
+    from eventsnn import convert, simulate
+    from eventsnn.loaders import load_network
+    from examples.archnet import ArchNet
+
+    models = Path(__file__).resolve().parents[1] / "examples" / "models"
+    module = ArchNet(json.loads((models / "cifar10_qcfs.json").read_text()))
+    module.load_state_dict(torch.load(models / "cifar10_qcfs.pt", weights_only=True))
+    export(module, (3, 32, 32), tmp_path / "qcfs.onnx")
+    via_onnx, via_pt = load_onnx(tmp_path / "qcfs.onnx"), load_network(models / "cifar10_qcfs.pt",
+                                                                        models / "cifar10_qcfs.json")
+    onnx_qcfs, pt_qcfs = ([layer for layer in net.layers if isinstance(layer, QCFS)] for net in (via_onnx, via_pt))
+    assert onnx_qcfs and [q.levels for q in onnx_qcfs] == [q.levels for q in pt_qcfs]
+    # the .json spec keeps thresholds to 5 decimals; ONNX carries the trained float32 values
+    np.testing.assert_allclose([q.threshold for q in onnx_qcfs], [q.threshold for q in pt_qcfs], rtol=1e-5)
+    with np.load(models / "cifar10_sample.npz", allow_pickle=False) as f:
+        x = f["x"][:100].astype(np.float32) / 255
+    np.testing.assert_array_equal(ann.forward(via_onnx, x).argmax(axis=1), ann.forward(via_pt, x).argmax(axis=1))
+    runs = [simulate(convert(net, x).build(), x, 8).decisions for net in (via_onnx, via_pt)]
+    assert np.mean(runs[0] == runs[1]) >= 0.99, np.mean(runs[0] == runs[1])
