@@ -23,7 +23,7 @@ from .connectivity import DEFAULT_MAX_BYTES
 from .convert import bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
 from .ir import ACTIVATIONS, QCFS, Network
 from .engine import build  # with the conv paths timed on this machine
-from .snn import SimulationConfig, SpikingNetwork
+from .snn import SimulationConfig, SpikingNetwork, per_neuron
 from .spec import SpecError, network_from_spec, network_to_spec
 
 FORMAT = "eventsnn-model"
@@ -81,7 +81,7 @@ class ConvertedModel:
         snn = build(self.normalized(), self.config.updated(**overrides), max_bytes, path)
         if not self.potential_shift:
             return snn
-        stages = tuple(dataclasses.replace(s, potential=_per_neuron(self.potential_shift[s.name], s.out_shape))
+        stages = tuple(dataclasses.replace(s, potential=per_neuron(self.potential_shift[s.name], s.size))
                        if s.name in self.potential_shift else s for s in snn.stages)
         return dataclasses.replace(snn, stages=stages)
 
@@ -153,12 +153,6 @@ def load(path: str | os.PathLike) -> ConvertedModel:
                               description.get("calibration"), _early_exit(description.get("early_exit")), potentials)
     except (SpecError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: {err}") from err
-
-
-def _per_neuron(per_channel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A per-channel value for every neuron of a (C, ...) population, IR order."""
-    positions = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-    return np.repeat(np.asarray(per_channel, np.float32), positions)
 
 
 def _scale(value):

@@ -297,7 +297,13 @@ class _Builder:
 
 def _neuron_bias(layer: Conv2d | Linear, n_out: int) -> np.ndarray:
     """The bias of every neuron (IR order: each channel's bias over its pixels)."""
-    return np.repeat(layer.bias, n_out // layer.bias.size).astype(np.float32)
+    return per_neuron(layer.bias, n_out)
+
+
+def per_neuron(per_channel: np.ndarray, n: int) -> np.ndarray:
+    """A per-channel value for each of the n neurons of a population, IR order (float32)."""
+    per_channel = np.asarray(per_channel)
+    return np.repeat(per_channel, n // per_channel.size).astype(np.float32)
 
 
 Chooser = Callable[[list[Projection], int], Projection]  # (candidate paths of one layer, its outputs) -> the one to use
