@@ -123,14 +123,17 @@ def test_engine_equals_reference_with_calibrated_initial_potentials(net_x, confi
 
 
 def test_a_population_above_threshold_from_its_initial_potential_fires_without_input():
-    """Nothing reaches the hidden layer (zero input, no bias), but its calibrated V(0) is above the
-    threshold: it must fire at step 1 and, reset by subtraction, keep firing what it holds."""
-    net = Network((4,), (Linear(np.ones((3, 4), np.float32), None, "hidden"), ReLU(),
+    """Nothing reaches the second hidden layer (the first stays silent, no biases), but its
+    calibrated V(0) is above the threshold: it must fire at step 1 and, reset by subtraction, keep
+    firing what it holds (the engine skips populations that receive nothing, unless they can fire)."""
+    net = Network((4,), (Linear(np.ones((3, 4), np.float32), None, "hidden1"), ReLU("act1"),
+                         Linear(np.ones((3, 3), np.float32), None, "hidden2"), ReLU("act2"),
                          Linear(np.ones((2, 3), np.float32), None, "out")))
     snn = build(net, SimulationConfig(spikes="binary"))
-    hidden = dataclasses.replace(snn.stages[0], potential=np.float32([1.5, 0.0, 2.5]))  # V(0) = 2, 0.5, 3
-    snn = dataclasses.replace(snn, stages=(hidden,) + snn.stages[1:])
+    hidden2 = dataclasses.replace(snn.stages[1], potential=np.float32([1.5, 0.0, 2.5]))  # V(0) = 2, 0.5, 3
+    snn = dataclasses.replace(snn, stages=(snn.stages[0], hidden2, snn.stages[2]))
     x = np.zeros((1, 4), np.float32)
     event = simulate(snn, x, 4, record=True)
     assert_same_spikes(event, simulate_reference(snn, x, 4, record=True))
-    np.testing.assert_array_equal(event.spikes[0, 0], [2, 2, 1, 0])  # 2 and 3 thresholds' worth, one per step
+    np.testing.assert_array_equal(event.spikes[0, 0], [0, 0, 0, 0])  # the first hidden layer is silent
+    np.testing.assert_array_equal(event.spikes[0, 1], [2, 2, 1, 0])  # 2 and 3 thresholds' worth, one per step

@@ -38,8 +38,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     window_est[:] = 0.0
     best[:] = -1.0
     qlen[:] = 0
-    for s in range(n_stages):  # a calibrated V(0) may start at or above the threshold
-        residual[s] = np.any(v[off[s]:off[s + 1]] >= threshold)
+    residual[:] = net.fires_at_start
 
     since = _ticks() if profiling else 0
     stage_drive = drive
@@ -102,7 +101,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                                                           max_spikes, amounts, words, net.word_off[s])
                         since = _lap(ticks, s, FIRE, since, profiling)
                         qlen[s] = _compact(n, queue, v0, words, net.word_off[s], lanes)
-                        emitted = qlen[s] if emitted < 0 else emitted  # binary: one spike per event
+                        if not graded:
+                            emitted = qlen[s]  # one spike per event
                         since = _lap(ticks, s, COMPACTION, since, profiling)
                 else:
                     _integrate(v, v0, n, stage_drive, v0)

@@ -15,14 +15,14 @@ def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amo
     each neuron emits go as one byte into ``words`` (from word f0) for ``_compact``, and graded,
     also into ``amounts`` (what its event carries; indexed by neuron, like the queue's entries).
     Returns (whether some V is still >= threshold after its reset, so it fires again without
-    input; graded: the spikes emitted, counted with what they carry, binary: -1, the event count
+    input; graded: the spikes emitted, counted with what they carry, binary: 0, the event count
     says it)."""
     flags = words.view(np.uint8)
     if graded:
         still_above, emitted = _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n],
                                             amounts[v0:v0 + n], threshold, subtract, max_spikes)
         return still_above > 0, emitted
-    return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract) > 0, -1
+    return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract) > 0, 0
 
 
 @njit(cache=True, inline="always", error_model="numpy")

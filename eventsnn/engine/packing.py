@@ -37,6 +37,7 @@ class NetArrays(NamedTuple):
     syn_w0: np.ndarray
     drive: np.ndarray  # constant current per neuron (bias, shift)
     v_init: np.ndarray  # V(0) per neuron
+    fires_at_start: np.ndarray  # per stage: some V(0) is at or above the threshold (a calibrated V(0) may be)
     has_drive: np.ndarray
     input_index: np.ndarray  # IR index of each input (keys the Poisson stream)
     ir_index: np.ndarray  # IR index (stages concatenated) of each neuron: rasters and counts are kept in IR order
@@ -114,6 +115,8 @@ def pack(snn: SpikingNetwork) -> NetArrays:
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
         v_init=np.concatenate([stage_initial_membrane(s, snn.config)[engine_order(s.out_shape)] for s in stages]),
+        fires_at_start=np.array([np.any(stage_initial_membrane(s, snn.config) >= np.float32(snn.config.threshold))
+                                 for s in stages], np.bool_),
         input_index=engine_order(snn.input_shape), ir_index=_neuron_order(snn))
 
 
