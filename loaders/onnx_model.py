@@ -332,19 +332,22 @@ def _activation(function: Callable[[np.ndarray], np.ndarray], name: str) -> Laye
         got = np.asarray(function(z), np.float32)
         return got.shape == z.shape and bool(np.allclose(got, expected, rtol=1e-5, atol=1e-6 * max(1.0, top)))
 
+    refused = OnnxError(f"the elementwise operations from '{name}' are not ReLU, clip(0, y) or QCFS")
     with np.errstate(all="ignore"):
-        top = float(np.max(function(np.float32([1e6]))))
+        top = float(np.max(function(np.float32([1e6]))))  # what a large input gives: the ceiling, if any
+        if not np.isfinite(top):  # (the tolerance below grows with it)
+            raise refused
         z = np.linspace(-4, 4, 8001, dtype=np.float32)
         for layer in (None, ReLU(name)):
             if same(layer, z):
                 return layer
-        if not np.isfinite(top) or top <= 0:
-            raise OnnxError(f"the elementwise operations from '{name}' are not ReLU, clip(0, y) or QCFS")
+        if top <= 0:
+            raise refused
         if same(ClipReLU(top, name), z * np.float32(top)):
             return ClipReLU(top, name)
         grid = np.linspace(-top, 2 * top, 20001, dtype=np.float32)
-        levels = np.unique(np.round(np.asarray(function(grid), np.float64) / top, 5))
-        levels = int(np.sum(levels > 0))
+        distinct = np.unique(np.round(np.asarray(function(grid), np.float64) / top, 5))
+        levels = int(np.sum(distinct > 0))
         if 1 <= levels <= 255:
             qcfs = QCFS(levels, top, name)
             # compare away from the step edges, where the order of float operations may round differently
@@ -352,7 +355,7 @@ def _activation(function: Callable[[np.ndarray], np.ndarray], name: str) -> Laye
             probes = np.concatenate([steps, steps + np.float32(0.25), steps - np.float32(0.25)]) * np.float32(top / levels)
             if same(qcfs, probes):
                 return qcfs
-    raise OnnxError(f"the elementwise operations from '{name}' are not ReLU, clip(0, y) or QCFS")
+    raise refused
 
 
 def load_onnx(path: str | os.PathLike, input_shape: Shape | None = None) -> Network:

@@ -131,6 +131,13 @@ def test_elementwise_chains_that_are_no_activation_are_refused(tmp_path):
     onnx.save(doubled, tmp_path / "double.onnx")
     with pytest.raises(OnnxError, match=r"elementwise operations from 'double' are not ReLU, clip\(0, y\) or QCFS"):
         load_onnx(tmp_path / "double.onnx")
+    overflowing = _model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+                          helper.make_node("Mul", ["h", "huge"], ["d"], name="blow_up"),
+                          helper.make_node("Gemm", ["d", "W2"], ["y"], name="out")],
+                         {"W": np.ones((4, 3)), "huge": np.float32(1e38), "W2": np.ones((3, 2))})
+    onnx.save(overflowing, tmp_path / "inf.onnx")  # infinite values must not pass as the identity
+    with pytest.raises(OnnxError, match="elementwise operations from 'blow_up'"):
+        load_onnx(tmp_path / "inf.onnx")
     squared = _model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
                       helper.make_node("Relu", ["h"], ["r"]),
                       helper.make_node("Mul", ["h", "r"], ["y"], name="square")], {"W": np.ones((4, 3))})
