@@ -206,7 +206,9 @@ def test_channel_wise_scales_keep_the_function_and_peak_at_one_per_channel(data)
     for i, out in ann.activations(normalized, x):
         if isinstance(normalized.layers[i], ReLU):
             peaks = out.reshape(len(out), out.shape[1], -1).max(axis=(0, 2))
-            assert np.all(np.isclose(peaks, 1, atol=1e-5) | (peaks == 0)), normalized.layers[i].name
+            # 1e-4: a channel's float32 sum may cancel terms ~400x larger than its result (found by hypothesis:
+            # 386 - 406 + 20.9 peaked at 0.99996)
+            assert np.all(np.isclose(peaks, 1, atol=1e-4) | (peaks == 0)), normalized.layers[i].name
 
 
 def test_channel_wise_scales_round_trip_and_refuse_residual_nets(tmp_path, demo):
