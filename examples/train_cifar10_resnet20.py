@@ -2,6 +2,8 @@
 
     python examples/train_cifar10_resnet20.py --epochs 16 --threads 1        # ~2 h on one core
     python examples/train_cifar10_resnet20.py --epochs 16 --resume           # continue a stopped run
+    python examples/train_cifar10_resnet20.py --epochs 30 --lr 0.05 --init examples/models/cifar10_resnet20.pt \
+        --out /tmp/resnet20_more.pt                                           # a second schedule from trained weights
 
 conv 16 3x3 - 3 stages of 3 residual blocks (16, 32, 64 channels; stride 2 and a 1x1 conv
 shortcut where a stage starts) - global average pool - dense 10, batch-norm everywhere, ReLU.
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--out", default=str(HERE / "models" / "cifar10_resnet20.pt"))
     parser.add_argument("--resume", action="store_true", help="continue from the training state next to --out")
+    parser.add_argument("--init", help="start from these weights with a fresh schedule (e.g. to train a finished run longer)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -84,6 +87,8 @@ def main() -> None:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                     pct_start=0.2)
     first_epoch = 0
+    if args.init:
+        model.load_state_dict(torch.load(args.init, weights_only=True))
     if args.resume:
         state = torch.load(state_path, weights_only=True)
         model.load_state_dict(state["model"])
