@@ -17,8 +17,11 @@ step (``ConvertedModel.potential_shift``, V units; ``Stage.potential`` in the bu
 
 A population's shift is kept only when the same measurement, repeated with it, shows a smaller
 mean absolute channel gap, so calibration never makes that statistic worse on the calibration
-set. Shifts live beside the ANN (``ConvertedModel.bias_shift``, normalized units), which stays
-as trained. Forward passes only: one simulation of the calibration images per population, plus one.
+set. The shifts are matched to means, not to decisions, so a last check compares how often the
+SNN decides as the ANN does on the calibration images with and without them, and keeps none if
+they lower it (at T = 1 with binary spikes, a residual net's means improve while its decisions
+collapse to one class). Shifts live beside the ANN (``ConvertedModel.bias_shift``, normalized
+units), which stays as trained. Forward passes only: one simulation of the calibration images per population, plus one.
 """
 
 from __future__ import annotations
@@ -65,19 +68,25 @@ def ann_targets(net: Network, populations: list[int], x, ceiling: float, batch_s
     return {i: sums[i] / (len(x) * _positions(net.shapes[i])) for i in populations}
 
 
-def snn_values(model: ConvertedModel, populations: list[int], x, steps: int, batch_size: int = 128) -> dict[int, np.ndarray]:
-    """Per population, the mean over samples and positions of each channel's spikes / (T levels)."""
+def snn_values(model: ConvertedModel, populations: list[int], x, steps: int,
+               batch_size: int = 128) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Per population, the mean over samples and positions of each channel's spikes / (T levels);
+    and the SNN's decision for each sample at step T."""
     snn = model.build()
     names = [stage.name for stage in snn.stages]
     offsets = np.concatenate([[0], np.cumsum([stage.size for stage in snn.stages])])
     net = model.ann
     sums = {i: np.zeros(net.shapes[i][0]) for i in populations}
+    decisions = []
     for start in range(0, len(x), batch_size):
-        counts = simulate(snn, x[start:start + batch_size], steps, count_neurons=True).neuron_counts
+        result = simulate(snn, x[start:start + batch_size], steps, count_neurons=True)
+        counts = result.neuron_counts
+        decisions.append(result.predictions())
         for i in populations:
             s = names.index(net.layers[i].name)
             sums[i] += _channel_sums(counts[:, offsets[s]:offsets[s + 1]], net.shapes[i][0])
-    return {i: sums[i] / (len(x) * _positions(net.shapes[i]) * steps * model.config.spike_levels) for i in populations}
+    scale = {i: len(x) * _positions(net.shapes[i]) * steps * model.config.spike_levels for i in populations}
+    return {i: sums[i] / scale[i] for i in populations}, np.concatenate(decisions)
 
 
 METHODS = ("bias", "potential")
@@ -98,7 +107,9 @@ def calibrate(model: ConvertedModel, x, steps: int, method: str = "bias", batch_
     populations = shiftable_populations(model.ann)
     ceiling = model.config.spike_limit / model.config.spike_levels
     targets = ann_targets(model.normalized(), populations, x, ceiling, batch_size)
-    values = snn_values(model, populations, x, steps, batch_size)
+    ann_decisions = ann.forward(model.normalized(), x).argmax(axis=1)
+    values, decisions = snn_values(model, populations, x, steps, batch_size)
+    uncalibrated_agreement = np.mean(decisions == ann_decisions)
     # a bias shift adds the gap every step; an offset of V(0) adds the charge of T steps at once
     per_gap = 1.0 if method == "bias" else float(steps * model.config.spike_levels)
     field = "bias_shift" if method == "bias" else "potential_shift"
@@ -108,14 +119,19 @@ def calibrate(model: ConvertedModel, x, steps: int, method: str = "bias", batch_
         name = model.ann.layers[i].name
         gap = targets[i] - values[i]
         trial = dict(shifts, **{name: (per_gap * gap).astype(np.float32)})
-        trial_values = snn_values(dataclasses.replace(model, **{field: trial}), populations, x, steps, batch_size)
+        trial_values, trial_decisions = snn_values(dataclasses.replace(model, **{field: trial}), populations, x, steps,
+                                                   batch_size)
         if np.abs(targets[i] - trial_values[i]).mean() < np.abs(gap).mean():
-            shifts, values = trial, trial_values
+            shifts, values, decisions = trial, trial_values, trial_decisions
             kept.append(name)
         if progress is not None:
             progress(done + 1, len(populations))
+    agreement = {"uncalibrated": float(uncalibrated_agreement), "calibrated": float(np.mean(decisions == ann_decisions))}
+    if agreement["calibrated"] < agreement["uncalibrated"]:  # better layer means, worse decisions: keep none
+        shifts, kept = {}, []
     info = {"method": method, "steps": int(steps), "images": len(x), "shifted": kept,
-            "skipped": [model.ann.layers[i].name for i in populations if model.ann.layers[i].name not in kept]}
+            "skipped": [model.ann.layers[i].name for i in populations if model.ann.layers[i].name not in kept],
+            "agreement_with_ann": agreement}
     return dataclasses.replace(model, calibration=info, **{field: shifts})
 
 

@@ -62,6 +62,17 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                         help="graded spikes: each spike is worth 1/LEVELS of its layer's scale (needs max-spikes >= levels)")
 
 
+def calibration_summary(method: str, info: dict) -> str:
+    """One line on what ``calibrate`` kept, and why it kept no shift when its decisions got worse."""
+    agreement = info["agreement_with_ann"]
+    line = (f"{method} calibration for T={info['steps']} on {info['images']} images: shifted "
+            f"{', '.join(info['shifted']) or 'no layer'}")
+    if agreement["calibrated"] < agreement["uncalibrated"]:
+        return line + (f" (with the shifts the SNN decided as the ANN on {100 * agreement['calibrated']:.1f}% of "
+                       f"the images, without on {100 * agreement['uncalibrated']:.1f}%: kept none)")
+    return line + (f" (no gain, left alone: {', '.join(info['skipped'])})" if info["skipped"] else "")
+
+
 def _settings(args: argparse.Namespace) -> dict:
     return {"reset": args.reset, "input": args.input, "output": args.output, "shift": args.shift,
             "softmax_rate": args.softmax_rate, "maxpool_decay": args.maxpool_decay, "spikes": args.spikes,
@@ -117,9 +128,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.calibrate != "none":
         model = calibrate(model, x_calib.head(args.calibrate_images), args.steps, args.calibrate,
                           progress=terminal_progress(f"calibrating {args.calibrate} for T={args.steps}"))
-        print(f"{args.calibrate} calibration for T={args.steps} on {model.calibration['images']} images: shifted "
-              f"{', '.join(model.calibration['shifted']) or 'no layer'}"
-              + (f" (no gain, left alone: {', '.join(model.calibration['skipped'])})" if model.calibration['skipped'] else ""))
+        print(calibration_summary(args.calibrate, model.calibration))
     if args.exit == "auto":
         steps = args.steps or _default_steps(model, {})
         rule = choose_exit(model, np.asarray(x_calib.head(args.exit_images)), steps, args.exit_loss / 100,

@@ -127,3 +127,25 @@ def test_potential_calibration_travels_through_the_model_file_and_the_command_li
     plain = dataclasses.replace(model, potential_shift={})
     assert not np.array_equal(simulate(snn, demo.x[:50], 2).output_membrane,
                               simulate(plain.build(), demo.x[:50], 2).output_membrane)  # the offsets act
+
+
+def agreement_with_ann(model, x: np.ndarray, steps: int) -> float:
+    return float(np.mean(simulate(model.build(), x, steps).predictions() == ann.forward(model.normalized(), x).argmax(1)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_calibration_that_worsens_decisions_keeps_no_shift(demo, method):
+    """The residual MNIST net, binary spikes, T = 1: matching each population's mean makes the
+    SNN decide one class for every image (8.9% on 1,000 test images, 17.7% uncalibrated); the last
+    check sees its decisions agree less with the ANN's and keeps no shift."""
+    from eventsnn.loaders import load_network
+    from tests.test_residual_mnist import MODELS
+
+    x = demo.x_calib[:256]
+    model = convert(load_network(MODELS / "mnist_resnet.pt", MODELS / "mnist_resnet.json"), x, 99.9,
+                    SimulationConfig(spikes="binary"))
+    calibrated = calibrate(model, x, 1, method)
+    info = calibrated.calibration["agreement_with_ann"]
+    assert info["calibrated"] < info["uncalibrated"]  # the case the check is for
+    assert calibrated.calibration["shifted"] == [] and not calibrated.bias_shift and not calibrated.potential_shift
+    assert agreement_with_ann(calibrated, x, 1) == pytest.approx(info["uncalibrated"])
