@@ -157,7 +157,7 @@ def main() -> None:
         torch.save(model.state_dict(), out)
         if args.qcfs_levels:  # the trained thresholds go into the architecture spec
             learned = iter(float(m.threshold.detach()) for _, m in model.steps if isinstance(m, QCFS))
-            spec["layers"] = [dict(layer, threshold=round(next(learned), 5)) if layer["type"] == "qcfs" else layer
+            spec["layers"] = [dict(layer, threshold=next(learned)) if layer["type"] == "qcfs" else layer
                               for layer in spec["layers"]]
             out.with_suffix(".json").write_text(json.dumps(spec, indent=1))
         acc = evaluate(model, data["x_test"], data["y_test"])
