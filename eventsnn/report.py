@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .energy import COMMON, common_energy
+from .engine.profiling import PHASES
 from .snn import GATE, IF, OUTPUT, SimulationResult, SpikingNetwork
 
 E_AC_PJ, E_MAC_PJ = COMMON["e_ac_pj"], COMMON["e_mac_pj"]
@@ -111,8 +112,6 @@ def format_table(report: dict) -> str:
 def phase_report(result: SimulationResult) -> dict:
     """Where a profiled run's time went (``simulate(..., profile=True)``): CPU seconds per stage and
     phase, and each phase's share of the whole."""
-    from .engine.profiling import PHASES
-
     if result.phase_seconds is None:
         raise ValueError("the run was not profiled (simulate with profile=True)")
     seconds = result.phase_seconds.sum(axis=0)
