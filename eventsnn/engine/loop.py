@@ -19,6 +19,14 @@ from .readout import _decide, _should_stop, _softmax_draw
 
 START = np.int64(0)  # a typed zero: a literal 0 would compile the delivery kernels once more
 
+
+@njit(cache=True, inline="always")
+def _copy(target, source):
+    """target[:] = source as a loop: Numba's array-to-array slice assignment compiles a shape-error
+    formatter (string code) that took about a quarter of the first run's compile time."""
+    for i in range(source.size):
+        target[i] = source[i]
+
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
                 words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record,
@@ -33,12 +41,12 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     n_stages = kinds.size
     n_input = x.size
     no_amounts = np.empty(0, dtype=np.float32)  # spikes carry no amount (a global array would block caching)
-    v[:] = net.v_init
+    _copy(v, net.v_init)
     est[:] = 0.0
     window_est[:] = 0.0
     best[:] = -1.0
     qlen[:] = 0
-    residual[:] = net.fires_at_start
+    _copy(residual, net.fires_at_start)
 
     since = _ticks() if profiling else 0
     stage_drive = drive
@@ -48,7 +56,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
             if x[j] != 0:
                 input_queue[n_events] = j
                 n_events += 1
-        input_drive[:] = drive
+        _copy(input_drive, drive)
         for s in range(n_stages):
             for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
                 if net.proj_src[p] == INPUT:
