@@ -7,7 +7,8 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .ir import QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU, Softmax,
+                 channel_weight)
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, int], stride: int) -> np.ndarray:
@@ -41,10 +42,10 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
     """One layer applied to a batch (an add: to the batches of all its inputs)."""
     if isinstance(layer, Add):
         terms = (x,) + more
-        weights = layer.input_weights(len(terms))
-        out = x * np.float32(weights[0])
+        weights = [channel_weight(w, x.shape[1:]) for w in layer.input_weights(len(terms))]
+        out = x * weights[0]
         for w, term in zip(weights[1:], terms[1:]):
-            out = out + np.float32(w) * term
+            out = out + w * term
         return out
     if isinstance(layer, (Conv2d, Linear, AvgPool2d)):
         return synaptic_input(layer, x)

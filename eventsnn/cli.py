@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--percentile", type=float, default=99.9, help="normalization percentile (100 = max-norm)")
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
     p.add_argument("--scale-per", choices=("layer", "channel"), default="layer",
-                   help="one normalization scale per layer, or per channel of each hidden layer (chains only)")
+                   help="one normalization scale per layer, or per channel of each hidden layer and residual add")
     p.add_argument("--calibrate", choices=("none",) + METHODS, default="none",
                    help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
                         "ANN's on calibration images (Li et al. 2021); potential: the same correction as an "

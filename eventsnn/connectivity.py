@@ -167,9 +167,10 @@ def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:
     return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_out * ho * wo)
 
 
-def identity_csr(n: int, weight: float) -> CSR:
-    """One synapse of the given weight from each neuron to the neuron with the same index."""
-    return CSR(np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32), np.full(n, weight, np.float32), n)
+def identity_csr(weights: np.ndarray) -> CSR:
+    """One synapse from each neuron to the neuron with the same index, of that neuron's weight."""
+    n = len(weights)
+    return CSR(np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32), np.asarray(weights, np.float32), n)
 
 
 def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:

@@ -167,14 +167,12 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
                    progress: Callable[[int, int], None] | None = None, per: str = "layer") -> list:
     """lambda for each layer of a folded network: a float for affine and add layers, None for the others.
 
-    Branches that meet at an add share its scale (their sum is one population). ``per="channel"``
-    (chains only): each hidden population gets one lambda per channel (an array), the percentile
+    Branches that meet at an add share its scale (their sum is one population). ``per="channel"``:
+    each hidden population (and each add) gets one lambda per channel (an array), the percentile
     of that channel's activations; the output layer keeps one (per-class scales would change the
     readout's argmax)."""
     if per not in SCALE_PER:
         raise ValueError(f"per must be one of {SCALE_PER}, not {per!r}")
-    if per == "channel" and any(isinstance(layer, Add) for layer in net.layers):
-        raise ValueError("channel-wise normalization supports chains; use per='layer' for residual networks")
     roles = spiking_roles(net)
     n = len(x_calib)  # any array-like that slices into batches (e.g. loaders' lazy Images)
     if n == 0:
@@ -216,9 +214,12 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, 
     return scales
 
 
+NEGLIGIBLE = 1e-30  # activations below this count as none: float32 dust (weights divided by such a scale overflow)
+
+
 def _checked_scale(value: float | None, name: str) -> float | None:
-    """A percentile as a scale; None where there was no activation (or a subnormal one: dividing by it overflows)."""
-    if value is None or value < np.finfo(np.float32).tiny:
+    """A percentile as a scale; None where there was no activation (or a negligible one)."""
+    if value is None or value < NEGLIGIBLE:
         return None
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"layer '{name}': its activations give the scale {value} (overflow in "
@@ -246,7 +247,7 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
             scale = scales[i]
             if scale is None or not np.all(np.isfinite(scale) & (np.asarray(scale) > 0)):
                 raise ValueError(f"layer '{layer.name}' needs a positive finite scale, got {scale}")
-            if np.ndim(scale) and (isinstance(layer, Add) or np.shape(scale) != (net.shapes[i][0],)):
+            if np.ndim(scale) and np.shape(scale) != (net.shapes[i][0],):
                 raise ValueError(f"layer '{layer.name}': one scale, or one per output channel "
                                  f"({net.shapes[i][0]}), not shape {np.shape(scale)}")
 
@@ -274,12 +275,12 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
     layers = []
     for i, layer in enumerate(net.layers):
         if isinstance(layer, AFFINE):
-            factor = add_weight.get(i, 1.0) / np.asarray(scales[i], np.float64)  # scalar, or per output channel
+            factor = np.asarray(add_weight.get(i, 1.0), np.float64) / np.asarray(scales[i], np.float64)  # per channel?
             out_factor = factor.reshape((-1,) + (1,) * (layer.weight.ndim - 1)) if factor.ndim else factor
             weight = layer.weight.astype(np.float64) * input_factor(i) * out_factor
             layer = with_params(layer, weight, layer.bias.astype(np.float64) * factor)
         elif isinstance(layer, Add):
-            weights = [1.0 if j in add_weight else w * scale_of(j) / scales[i]
+            weights = [1.0 if j in add_weight else np.asarray(w, np.float64) * scale_of(j) / scales[i]
                        for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i])))]
             layer = Add(layer.name, tuple(weights))
         elif isinstance(layer, THRESHOLDED):

@@ -238,19 +238,20 @@ class Softmax:
 
 @dataclass(frozen=True)
 class Add:
-    """Residual join: a = sum_k weights[k] * x_k over its inputs (all of the same shape; weights default to 1)."""
+    """Residual join: a = sum_k weights[k] * x_k over its inputs (all of the same shape; weights default to 1).
+    A weight is a number or one number per channel (a tuple; channel-wise normalization makes these)."""
 
     name: str = "add"
-    weights: tuple[float, ...] | None = None
+    weights: tuple[float | tuple[float, ...], ...] | None = None
 
     def __post_init__(self):
         if self.weights is not None:
-            weights = tuple(float(w) for w in self.weights)
-            if not all(np.isfinite(w) for w in weights):
-                raise ValueError(f"{self.name}: weights must be finite numbers, not {self.weights}")
+            weights = tuple(float(w) if np.ndim(w) == 0 else tuple(float(c) for c in np.ravel(w)) for w in self.weights)
+            if any(np.ndim(w) > 1 for w in self.weights) or not all(np.all(np.isfinite(w)) for w in weights):
+                raise ValueError(f"{self.name}: weights must be finite numbers or one per channel, not {self.weights}")
             object.__setattr__(self, "weights", weights)
 
-    def input_weights(self, n_inputs: int) -> tuple[float, ...]:
+    def input_weights(self, n_inputs: int) -> tuple[float | tuple[float, ...], ...]:
         return self.weights if self.weights is not None else (1.0,) * n_inputs
 
     def output_shape(self, *in_shapes: Shape) -> Shape:
@@ -260,7 +261,16 @@ class Add:
             raise ValueError(f"{self.name}: inputs must have the same shape, found {list(in_shapes)}")
         if self.weights is not None and len(self.weights) != len(in_shapes):
             raise ValueError(f"{self.name}: {len(self.weights)} weights for {len(in_shapes)} inputs")
+        channels = in_shapes[0][0]
+        if self.weights is not None and any(np.ndim(w) and len(w) != channels for w in self.weights):
+            raise ValueError(f"{self.name}: a per-channel weight needs {channels} values (one per channel)")
         return in_shapes[0]
+
+
+def channel_weight(weight: float | tuple[float, ...], shape: Shape) -> np.ndarray:
+    """An add's weight for one input, shaped to multiply a batch of that shape (N,) + shape."""
+    w = np.asarray(weight, np.float32)
+    return w if w.ndim == 0 else w.reshape((-1,) + (1,) * (len(shape) - 1))
 
 
 Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, MaxPool2d, AvgPool2d, Flatten, Softmax, Add]

@@ -90,7 +90,7 @@ def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None =
             config: SimulationConfig | None = None, batch_size: int = 128,
             progress: Callable[[int, int], None] | None = None, scale_per: str = "layer") -> ConvertedModel:
     """Fold batch-norm and compute the data-based scales (``percentile=None``: no normalization;
-    ``scale_per="channel"``: one scale per channel of each hidden population, chains only)."""
+    ``scale_per="channel"``: one scale per channel of each hidden population)."""
     folded = fold_batchnorm(net)
     if percentile is None:
         scales = unit_scales(folded)

@@ -28,7 +28,7 @@ def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
 def synaptic(projection: Projection, spikes: np.ndarray) -> np.ndarray:
     """W s of one projection for a batch of source spikes (or analog inputs), no bias."""
     if projection.layer is None:
-        return (spikes * np.float32(projection.weight)).astype(np.float32)
+        return (spikes * np.asarray(projection.weight, np.float32)).astype(np.float32)
     batch = spikes.reshape((len(spikes),) + projection.in_shape)
     return synaptic_input(projection.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(np.float32)
 

@@ -119,7 +119,7 @@ class Projection:
     in_shape: Shape  # what the layer reads (after any flatten)
     source_shape: Shape  # shape of the presynaptic population (before any flatten), sets its engine order
     fan_out: np.ndarray  # synapses per presynaptic neuron, IR order (0 for a gate)
-    weight: float = 1.0  # identity projections only
+    weight: float | np.ndarray = 1.0  # identity projections only: per neuron, IR order
     synapses: CSR | None = None  # 'csr' rows; for a gate: input -> windows that contain it
     kernel: np.ndarray | None = None  # 'direct': (kh, C_in, kw reversed, C_out) float32
     kernel_targets: CSR | None = None  # 'direct': per input pixel, (target, weight, length) runs
@@ -257,11 +257,13 @@ class _Builder:
             return self.choose(candidates, int(np.prod(out_shape))) if self.choose else candidates[-1]
         return candidates[0]
 
-    def identity(self, index: int, weight: float, out_shape: Shape) -> Projection:
-        """The identity branch of a residual add: each neuron of layer ``index`` to the same neuron."""
+    def identity(self, index: int, weight: float | tuple[float, ...], out_shape: Shape) -> Projection:
+        """The identity branch of a residual add: each neuron of layer ``index`` to the same neuron
+        (with the add's weight, one number or one per channel)."""
         common = self.source(index)
         n = int(np.prod(out_shape))
-        return _csr_projection(identity_csr(n, weight), dict(layer=None, weight=weight, macs=n, **common), out_shape)
+        weights = np.full(n, weight, np.float32) if np.ndim(weight) == 0 else per_neuron(weight, n)
+        return _csr_projection(identity_csr(weights), dict(layer=None, weight=weights, macs=n, **common), out_shape)
 
     def stage(self, i: int, role: str) -> Stage:
         net, layer, out_shape = self.net, self.net.layers[i], self.net.shapes[i]
@@ -329,8 +331,9 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     memory.check(build_bytes_estimate(net, path, max_bytes), f"building the spiking network of {net.input_shape} input")
     config = config or SimulationConfig()
-    if config.spike_levels > 1:
-        net = normalize(net, [None if s is None else 1.0 / config.spike_levels for s in unit_scales(net)])
+    # scales of 1 / levels (1 for binary spikes); this also folds an add's weight for an affine branch into
+    # that layer, where its projection applies it
+    net = normalize(net, [None if s is None else 1.0 / config.spike_levels for s in unit_scales(net)])
     builder = _Builder(net, path, max_bytes, choose)
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]

@@ -6,7 +6,7 @@ batchnorm, relu, clip_relu, maxpool2d, avgpool2d, flatten, softmax). Parameter l
 ``name.running_mean``, ``name.running_var`` and optional ``"eps"``) and their shape fields
 (``out_channels``, ``kernel_size``, ``stride``, ``padding``; ``out_features``). Pools carry
 ``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``, qcfs ``levels`` and ``threshold``; add carries optional
-``weights``. A layer reads the layer before it unless it names its sources in ``"inputs"``
+``weights`` (per input a number, or a list with one per channel). A layer reads the layer before it unless it names its sources in ``"inputs"``
 (layer names, ``"input"`` for the network input), e.g. a residual join
 ``{"type": "add", "name": "add1", "inputs": ["bn2", "relu0"]}``.
 """
@@ -117,8 +117,9 @@ def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]):
     if kind == "add":
         weights = entry.get("weights")
         if weights is not None and not (isinstance(weights, list) and all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)):
-            raise SpecError(f"{where}: 'weights' must be a list of numbers, not {weights!r}")
+                _number(w) or (isinstance(w, list) and w and all(_number(c) for c in w)) for w in weights)):
+            raise SpecError(f"{where}: 'weights' must list a number (or a list, one per channel) per input, "
+                            f"not {weights!r}")
         return Add(name, None if weights is None else tuple(weights))
     return Softmax(name)
 
@@ -140,6 +141,10 @@ def _inputs(entries: list, layers: list) -> tuple[tuple[int, ...], ...]:
             result.append(tuple(index[n] for n in names))
         index[layer.name] = i
     return tuple(result)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def network_from_spec(spec: dict, params: Mapping[str, np.ndarray]) -> Network:
@@ -189,7 +194,8 @@ def network_to_spec(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
             entry = {"type": "maxpool2d" if isinstance(layer, MaxPool2d) else "avgpool2d",
                      "kernel_size": layer.kernel_size, "stride": layer.stride}
         elif isinstance(layer, Add):
-            entry = {"type": "add"} if layer.weights is None else {"type": "add", "weights": list(layer.weights)}
+            entry = {"type": "add"} if layer.weights is None else {
+                "type": "add", "weights": [w if np.ndim(w) == 0 else list(w) for w in layer.weights]}
         else:
             entry = {"type": {ReLU: "relu", Flatten: "flatten", Softmax: "softmax"}[type(layer)]}
         entry["name"] = layer.name

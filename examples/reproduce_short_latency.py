@@ -11,7 +11,7 @@ Methods (all with reset by subtraction, analog input, p99.9 normalization):
   graded L4      graded spikes, 4 levels per scale, at most 8 spikes per event
   graded L8      the default: 8 levels, at most 16 spikes per event
   graded L4+bias graded L4 with biases calibrated for each T
-  binary channel binary with one scale per channel of each hidden layer (chains only)
+  binary channel binary with one scale per channel of each hidden layer
 Methods without calibration run once for 64 steps (one run gives every T); calibrated ones run once
 per T. Writes docs/results/short_latency.json (accuracy and mean cumulative SynOps per sample at each
 T, steps to within 0.5 / 1 point of the ANN) and short_latency.png.
@@ -87,8 +87,6 @@ def sweep(name: str, limit: int, n_calib: int, methods: list[str], out: dict | N
         settings, calibrated = METHODS[method]
         settings = dict(settings)
         scale_per = settings.pop("scale_per", "layer")
-        if scale_per == "channel" and not net.is_chain:
-            continue  # channel-wise scales are for chains
         began = time.perf_counter()
         model = convert(net, x_calib, 99.9, SimulationConfig(**settings), scale_per=scale_per)
         accuracy, synops = {}, {}

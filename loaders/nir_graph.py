@@ -96,9 +96,9 @@ def _if_node(nir, ones: np.ndarray, threshold: np.float32):
     return nir.IF(r=ones, v_threshold=ones * threshold)
 
 
-def _synapse_node(nir, layer: Layer | None, weight: float, in_shape: Shape):
-    if layer is None:  # identity branch of a residual add
-        return nir.Scale(scale=np.full(in_shape, weight, np.float32))
+def _synapse_node(nir, layer: Layer | None, weight: float | np.ndarray, in_shape: Shape):
+    if layer is None:  # identity branch of a residual add: its weight per neuron
+        return nir.Scale(scale=np.asarray(weight, np.float32).reshape(in_shape).copy())
     if isinstance(layer, Conv2d):
         return nir.Conv2d(input_shape=np.array(in_shape[1:]), weight=layer.weight.copy(), stride=layer.stride,
                           padding=layer.padding, dilation=1, groups=1, bias=layer.bias.copy())
@@ -148,6 +148,17 @@ def _uniform(values: np.ndarray, what: str, name: str) -> float:
     return float(values[0])
 
 
+def _channel_scale(values: np.ndarray, name: str) -> float | tuple[float, ...]:
+    """A Scale node's weight as an add takes it: one number, or one per channel (axis 0)."""
+    values = np.asarray(values, np.float64)
+    if values.size and np.all(values == values.flat[0]):
+        return float(values.flat[0])
+    per_channel = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
+    if per_channel.size == 0 or np.any(per_channel != per_channel[:, :1]):
+        raise NirError(f"node '{name}': the scale must be the same for every neuron, or for every neuron of a channel")
+    return tuple(float(c) for c in per_channel[:, 0])
+
+
 def from_nir(graph) -> ConvertedModel:
     """A NIR graph of the node types ``to_nir`` writes, as a converted model (scales 1: the graph's
     weights are used as they are), with simulation settings from its metadata."""
@@ -162,7 +173,7 @@ def from_nir(graph) -> ConvertedModel:
     layers: list[Layer] = []
     sources: list[tuple[int, ...]] = []
     index = {inputs[0]: -1}  # NIR node -> IR index of its output
-    add_weight: dict[str, float] = {}  # Scale node -> its weight, used by the add it feeds
+    add_weight: dict[str, float | tuple] = {}  # Scale node -> its weight, used by the add it feeds
     thresholds = set()
 
     def emit(name: str, layer: Layer, srcs: tuple[int, ...]) -> None:
@@ -202,7 +213,7 @@ def from_nir(graph) -> ConvertedModel:
                     raise NirError("only a flatten of the whole sample is supported")
                 emit(name, Flatten(name), (src,))
             elif isinstance(node, nir.Scale):
-                add_weight[name] = _uniform(node.scale, "the scale", name)
+                add_weight[name] = _channel_scale(node.scale, name)
                 index[name] = single(name)  # resolved by the IF node it feeds
             elif isinstance(node, (nir.IF, nir.I)):
                 _population(nir, name, node, incoming[name], index, add_weight, layers, emit, thresholds)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventsnn.engine import simulate
-from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
+from eventsnn.ir import Add, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
 from eventsnn.reference import simulate_reference
 from eventsnn.snn import SimulationConfig, build
 from eventsnn.testing import assert_same_spikes
@@ -137,3 +137,29 @@ def test_a_population_above_threshold_from_its_initial_potential_fires_without_i
     assert_same_spikes(event, simulate_reference(snn, x, 4, record=True))
     np.testing.assert_array_equal(event.spikes[0, 0], [0, 0, 0, 0])  # the first hidden layer is silent
     np.testing.assert_array_equal(event.spikes[0, 1], [2, 2, 1, 0])  # 2 and 3 thresholds' worth, one per step
+
+
+def _fold_affine_branch_weights(net: Network) -> Network:
+    """The same net with the add's weight for each affine branch multiplied into that layer (by hand)."""
+    add = next(i for i, layer in enumerate(net.layers) if isinstance(layer, Add))
+    layers, kept = list(net.layers), []
+    for j, w in zip(net.inputs[add], net.layers[add].input_weights(2)):
+        if j >= 0 and isinstance(layers[j], Conv2d):
+            w = np.asarray(w, np.float32)
+            layers[j] = dataclasses.replace(layers[j], weight=layers[j].weight * (w.reshape(-1, 1, 1, 1) if w.ndim else w),
+                                            bias=layers[j].bias * w)
+            w = 1.0
+        kept.append(w)
+    layers[add] = Add(layers[add].name, tuple(kept))
+    return net.replace_layers(layers)
+
+
+@settings(max_examples=30, deadline=None)
+@given(net_x=es.networks_and_inputs(residual=True), config=es.simulation_configs())
+def test_an_adds_weights_count_on_every_branch(net_x, config):
+    """An add's weights, one per branch or one per channel, on affine branches (folded into the
+    layer's synapses when built) as on identity ones: the same spikes as the net folded by hand
+    (dyadic, so exact). Both simulators once ignored the weight of an affine branch alike."""
+    net, x = net_x
+    by_hand = _fold_affine_branch_weights(net)
+    assert_same_spikes(*(simulate(build(n, config), x, 8, record=True) for n in (net, by_hand)))

@@ -105,3 +105,25 @@ def test_export_and_run_from_the_command_line(tmp_path, demo, capsys):
                  "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "exported" in out and "reset zero" in out and "SNN accuracy" in out
+
+
+@pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
+def test_channel_wise_residual_net_round_trips(tmp_path):
+    """A residual net with channel-wise scales: its identity shortcut carries one weight per
+    channel, a NIR Scale node that varies by channel, read back as the same add."""
+    from eventsnn.ir import Add
+    from eventsnn.model import convert
+
+    for net, x in es.fixed_sample(es.networks_and_inputs(residual=True, min_samples=8,
+                                                         max_samples=8, dyadic=False, **WITHOUT_MAXPOOL), 40):
+        model = convert(net, x, 100.0, SimulationConfig(spikes="binary"), scale_per="channel")
+        weights = [w for layer in model.normalized().layers if isinstance(layer, Add) for w in layer.weights]
+        if any(np.ndim(w) and len(set(w)) > 1 for w in weights):
+            break
+    else:
+        pytest.fail("no drawn residual net has an identity shortcut with channel-varying weights")
+    snn = model.build()
+    save_nir(snn, tmp_path / "m.nir")
+    original, again = (simulate(s, x, 8, record=True) for s in (snn, load_nir(tmp_path / "m.nir").build()))
+    np.testing.assert_array_equal(original.raster, again.raster)
+    np.testing.assert_array_equal(original.output_membrane, again.output_membrane)

@@ -126,7 +126,7 @@ def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: 
                       dyadic: bool = True) -> Network:
     """conv - act - conv - act - conv - add(skip) - act [- pool] - flatten - linear, the skip
     being the first activation (identity), a 1x1 conv of it (projection shortcut) or the network
-    input; the add's branch weights are 1 or multiples of 1/4."""
+    input; the add's branch weights are 1, or multiples of 1/4: one per branch or one per channel."""
     _check_kinds(activations, pools)
     skip = draw(st.sampled_from(("identity", "conv", "input")))
     c = draw(st.integers(1, max_channels))
@@ -146,8 +146,9 @@ def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: 
         layers.append(conv("shortcut", width, 1))
         inputs.append((1,))
     skip_from = {"identity": 1, "conv": 5, "input": -1}[skip]
-    branch_weights = draw(st.none() | st.tuples(st.integers(1, 8), st.integers(1, 8)).map(
-        lambda k: (k[0] / 4, k[1] / 4)))
+    quarters = st.integers(1, 8).map(lambda k: k / 4)
+    branch_weight = quarters | st.tuples(*[quarters] * width)  # one, or one per channel
+    branch_weights = draw(st.none() | st.tuples(branch_weight, branch_weight))
     layers += [Add("add", branch_weights), act("act2")]
     inputs += [(4, skip_from), (len(layers) - 2,)]
     shape: tuple[int, ...] = (width, h, w)
