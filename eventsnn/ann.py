@@ -7,8 +7,8 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU, Softmax,
-                 channel_weight)
+from .ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
+                 Softmax, channel_weight)
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, int], stride: int) -> np.ndarray:

@@ -21,7 +21,8 @@ set. The shifts are matched to means, not to decisions, so a last check compares
 SNN decides as the ANN does on the calibration images with and without them, and keeps none if
 they lower it (at T = 1 with binary spikes, a residual net's means improve while its decisions
 collapse to one class). Shifts live beside the ANN (``ConvertedModel.bias_shift``, normalized
-units), which stays as trained. Forward passes only: one simulation of the calibration images per population, plus one.
+units), which stays as trained. Forward passes only: one simulation of the calibration images
+per population, plus one.
 """
 
 from __future__ import annotations

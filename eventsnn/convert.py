@@ -275,7 +275,7 @@ def normalize(net: Network, scales: list[float | None]) -> Network:
     layers = []
     for i, layer in enumerate(net.layers):
         if isinstance(layer, AFFINE):
-            factor = np.asarray(add_weight.get(i, 1.0), np.float64) / np.asarray(scales[i], np.float64)  # per channel?
+            factor = np.asarray(add_weight.get(i, 1.0), np.float64) / np.asarray(scales[i], np.float64)  # or per out channel
             out_factor = factor.reshape((-1,) + (1,) * (layer.weight.ndim - 1)) if factor.ndim else factor
             weight = layer.weight.astype(np.float64) * input_factor(i) * out_factor
             layer = with_params(layer, weight, layer.bias.astype(np.float64) * factor)

@@ -27,6 +27,7 @@ def _copy(target, source):
     for i in range(source.size):
         target[i] = source[i]
 
+
 @njit(cache=True, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
                 words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record,
