@@ -135,10 +135,10 @@ def agreement_with_ann(model, x: np.ndarray, steps: int) -> float:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_calibration_that_worsens_decisions_keeps_no_shift(demo, method):
+def test_calibration_that_worsens_decisions_keeps_no_shift(tmp_path, capsys, demo, method):
     """The residual MNIST net, binary spikes, T = 1: matching each population's mean makes the
     SNN decide one class for every image (8.9% on 1,000 test images, 17.7% uncalibrated); the last
-    check sees its decisions agree less with the ANN's and keeps no shift."""
+    check sees its decisions agree less with the ANN's and keeps no shift, and `convert` says so."""
     from eventsnn.loaders import load_network
     from tests.test_residual_mnist import MODELS
 
@@ -150,3 +150,8 @@ def test_calibration_that_worsens_decisions_keeps_no_shift(demo, method):
     assert info["calibrated"] < info["uncalibrated"]  # the case the check is for
     assert calibrated.calibration["shifted"] == [] and not calibrated.bias_shift and not calibrated.potential_shift
     assert agreement_with_ann(calibrated, x, 1) == pytest.approx(info["uncalibrated"])
+    np.savez(tmp_path / "calib.npz", x=x, y=np.zeros(len(x), np.int64))
+    assert main(["convert", str(MODELS / "mnist_resnet.pt"), "--arch", str(MODELS / "mnist_resnet.json"), "--calib",
+                 str(tmp_path / "calib.npz"), "--calibrate", method, "--steps", "1", "--spikes", "binary",
+                 "-o", str(tmp_path / "m.npz")]) == 0
+    assert "kept none" in capsys.readouterr().out
