@@ -5,8 +5,9 @@ batchnorm, relu, clip_relu, maxpool2d, avgpool2d, flatten, softmax). Parameter l
 ``"name"``, the prefix of their parameters (``name.weight``, ``name.bias``; batch-norm also
 ``name.running_mean``, ``name.running_var`` and optional ``"eps"``) and their shape fields
 (``out_channels``, ``kernel_size``, ``stride``, ``padding``; ``out_features``). Pools carry
-``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``, qcfs ``levels`` and ``threshold``; add carries optional
-``weights`` (per input a number, or a list with one per channel). A layer reads the layer before it unless it names its sources in ``"inputs"``
+``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``, qcfs ``levels`` and
+``threshold``; add carries optional ``weights`` (per input a number, or a list with one per
+channel). A layer reads the layer before it unless it names its sources in ``"inputs"``
 (layer names, ``"input"`` for the network input), e.g. a residual join
 ``{"type": "add", "name": "add1", "inputs": ["bn2", "relu0"]}``.
 """
