@@ -1,6 +1,6 @@
 """Train ResNet-20 (He et al. 2016; the CIFAR-10 ResNet of Deng & Gu's table) on the CPU (needs torch).
 
-    python examples/train_cifar10_resnet20.py --epochs 16 --threads 1        # ~2 h on one core
+    python examples/train_cifar10_resnet20.py --epochs 16 --threads 1        # ~50 min on one core
     python examples/train_cifar10_resnet20.py --epochs 16 --resume           # continue a stopped run
     python examples/train_cifar10_resnet20.py --epochs 30 --lr 0.05 --init examples/models/cifar10_resnet20.pt \
         --out /tmp/resnet20_more.pt                                           # a second schedule from trained weights
@@ -12,6 +12,10 @@ Nesterov momentum and a one-cycle learning rate. After every epoch the weights
 (``examples/models/cifar10_resnet20.pt``), the traced architecture (``.json``) and the training
 state (``.state.pt``: optimizer, schedule, epoch) are written, so a stopped run loses at most one
 epoch. The test set is only reported, never used to pick an epoch.
+
+The shipped weights (examples/models/cifar10_resnet20.pt, 88.01% on the test set): 30 epochs with
+the defaults but --epochs 30 --threads 1 (86.95%, 91 min), then the second command above with
+--seed 1 --threads 1 (30 more epochs, about 100 min on one core beside other work).
 """
 
 from __future__ import annotations
