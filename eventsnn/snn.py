@@ -262,7 +262,7 @@ class _Builder:
         (with the add's weight, one number or one per channel)."""
         common = self.source(index)
         n = int(np.prod(out_shape))
-        weights = np.full(n, weight, np.float32) if np.ndim(weight) == 0 else per_neuron(weight, n)
+        weights = per_neuron(weight, n)
         return _csr_projection(identity_csr(weights), dict(layer=None, weight=weights, macs=n, **common), out_shape)
 
     def stage(self, i: int, role: str) -> Stage:

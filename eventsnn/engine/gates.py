@@ -45,4 +45,3 @@ def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, ma
         best[w] = -1.0
         emitted += np.int64(amount)
     return passed, emitted
-

@@ -28,7 +28,7 @@ class NetArrays(NamedTuple):
     proj_src: np.ndarray  # source stage per projection, INPUT for the network input
     input_fed: np.ndarray  # per stage: some projection comes from the input
     paths: np.ndarray  # CSR_PATH, DIRECT_PATH or DENSE_PATH per projection
-    geometry: np.ndarray  # (n_projections, 3): input channels (CSR: 1 if one synapse per row), outputs per target pixel, kernel channel stride
+    geometry: np.ndarray  # (n_projections, 3), see _geometry
     syn_ptr: np.ndarray  # CSR row pointers (or the kernel-direct target table's)
     syn_p0: np.ndarray
     syn_idx: np.ndarray  # CSR column indices (or target-table triples)
@@ -104,6 +104,7 @@ def pack(snn: SpikingNetwork) -> NetArrays:
     syn_idx, syn_i0 = _concat([t.indices if t is not None else none for t in tables], np.int32)
     syn_w, syn_w0 = _concat([_weights(p) for p in projections], np.float32)
     off = _offsets([s.size for s in stages])
+    initial = [stage_initial_membrane(s, snn.config) for s in stages]  # V(0) per neuron, IR order
     return NetArrays(
         kinds=np.array([s.kind for s in stages], np.int64), off=off,
         word_off=_offsets([(s.size + 7) // 8 for s in stages]),
@@ -114,9 +115,8 @@ def pack(snn: SpikingNetwork) -> NetArrays:
         geometry=np.array([_geometry(p, t.size) for p, t in zip(projections, targets)], np.int64).reshape(-1, 3),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
         drive=np.zeros(off[-1], np.float32), has_drive=np.zeros(len(stages), np.bool_),
-        v_init=np.concatenate([stage_initial_membrane(s, snn.config)[engine_order(s.out_shape)] for s in stages]),
-        fires_at_start=np.array([np.any(stage_initial_membrane(s, snn.config) >= np.float32(snn.config.threshold))
-                                 for s in stages], np.bool_),
+        v_init=np.concatenate([v[engine_order(s.out_shape)] for v, s in zip(initial, stages)]),
+        fires_at_start=np.array([np.any(v >= np.float32(snn.config.threshold)) for v in initial], np.bool_),
         input_index=engine_order(snn.input_shape), ir_index=_neuron_order(snn))
 
 
