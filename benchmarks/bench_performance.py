@@ -30,7 +30,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from eventsnn import convert, simulate, simulate_reference  # noqa: E402
-from eventsnn.engine import PHASES, _deliver, _neuron_order, pack  # noqa: E402
+from eventsnn.engine import PHASES  # noqa: E402
+from eventsnn.engine.delivery import _deliver  # noqa: E402
+from eventsnn.engine.packing import _neuron_order, pack  # noqa: E402
 from eventsnn.loaders import load_network  # noqa: E402
 from eventsnn.report import phase_report  # noqa: E402
 

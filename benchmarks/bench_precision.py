@@ -39,7 +39,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_performance import cifar_setup, mnist_setup  # noqa: E402
 from eventsnn import convert, simulate  # noqa: E402
 from eventsnn.convert import with_params  # noqa: E402
-from eventsnn.engine import _deliver_dense, _deliver_direct, _neuron_order, build, pack  # noqa: E402
+from eventsnn.engine import build  # noqa: E402
+from eventsnn.engine.delivery import _deliver_dense, _deliver_direct  # noqa: E402
+from eventsnn.engine.packing import _neuron_order, pack  # noqa: E402
 from eventsnn.engine.packing import DENSE_PATH, DIRECT_PATH  # noqa: E402
 from eventsnn.ir import Conv2d, Linear, Network  # noqa: E402
 

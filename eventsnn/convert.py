@@ -161,9 +161,10 @@ class StreamingPercentile:
 
 
 SCALE_PER = ("layer", "channel")
+DEFAULT_PERCENTILE = 99.9  # robust to a few outliers (Rueckauer et al. use 99.9-99.999)
 
 
-def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = 99.9, batch_size: int = 128,
+def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = DEFAULT_PERCENTILE, batch_size: int = 128,
                    progress: Callable[[int, int], None] | None = None, per: str = "layer") -> list:
     """lambda for each layer of a folded network: a float for affine and add layers, None for the others.
 

@@ -20,10 +20,9 @@ import numpy as np
 
 from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
-from .convert import bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
+from .convert import DEFAULT_PERCENTILE, bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
 from .ir import ACTIVATIONS, QCFS, Network
-from .engine import build  # with the conv paths timed on this machine
-from .snn import SimulationConfig, SpikingNetwork, per_neuron
+from .snn import Chooser, SimulationConfig, SpikingNetwork, build, per_neuron
 from .spec import SpecError, network_from_spec, network_to_spec
 
 FORMAT = "eventsnn-model"
@@ -75,10 +74,12 @@ class ConvertedModel:
                 layers[j] = with_params(layers[j], layers[j].weight, layers[j].bias + self.bias_shift[layer.name])
         return net.replace_layers(layers)
 
-    def build(self, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto", **overrides) -> SpikingNetwork:
+    def build(self, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto", choose: Chooser | None = None,
+              **overrides) -> SpikingNetwork:
         """The spiking network, with any simulation setting overridden (e.g. ``reset="zero"``);
-        ``path`` and ``max_bytes`` choose the conv connectivity (see ``snn.build``)."""
-        snn = build(self.normalized(), self.config.updated(**overrides), max_bytes, path)
+        ``path``, ``max_bytes`` and ``choose`` pick the conv connectivity (see ``snn.build``;
+        ``engine.fastest_projection`` times the candidates here)."""
+        snn = build(self.normalized(), self.config.updated(**overrides), max_bytes, path, choose)
         if not self.potential_shift:
             return snn
         stages = tuple(dataclasses.replace(s, potential=per_neuron(self.potential_shift[s.name], s.size))
@@ -86,7 +87,7 @@ class ConvertedModel:
         return dataclasses.replace(snn, stages=stages)
 
 
-def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = 99.9,
+def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = DEFAULT_PERCENTILE,
             config: SimulationConfig | None = None, batch_size: int = 128,
             progress: Callable[[int, int], None] | None = None, scale_per: str = "layer") -> ConvertedModel:
     """Fold batch-norm and compute the data-based scales (``percentile=None``: no normalization;

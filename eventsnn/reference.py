@@ -15,10 +15,9 @@ from itertools import accumulate
 import numpy as np
 
 from .ann import synaptic_input
-from .engine import check_simulation_args
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
 from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
-                  stage_drive, stage_initial_membrane)
+                  check_simulation_args, stage_drive, stage_initial_membrane)
 
 
 def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:

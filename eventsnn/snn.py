@@ -441,3 +441,20 @@ class SimulationResult:
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)
+
+
+def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int) -> np.ndarray:
+    """Validate what a simulator is given; return x as (N, n_input) float32 in IR (C) order."""
+    x = np.asarray(x)
+    if x.ndim != len(snn.input_shape) + 1 or tuple(x.shape[1:]) != snn.input_shape:
+        raise ValueError(f"input must have shape (N, {', '.join(map(str, snn.input_shape))}), found {x.shape}")
+    x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("input contains NaN or Inf")
+    if snn.config.input == "poisson" and x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError("Poisson input needs intensities in [0, 1] (they are spike probabilities per step)")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, not {steps!r}")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), not {seed!r}")
+    return x

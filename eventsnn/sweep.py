@@ -23,19 +23,19 @@ import dataclasses
 import itertools
 import json
 from pathlib import Path
-from typing import Callable
 
 from .calibrate import METHODS, calibrate
+from .convert import DEFAULT_PERCENTILE, fold_batchnorm
 from .model import ConvertedModel, convert, default_config
-from .snn import SimulationConfig, SimulationResult, SpikingNetwork
+from .pipeline import DEFAULTS, Log, ann_accuracy, load_data, load_network, run_report, simulate_model
+from .snn import SimulationConfig
 
 CONVERSION_KEYS = ("percentile", "calibrate")
 RUN_KEYS = ("steps", "seed")
 SETTING_KEYS = tuple(f.name for f in dataclasses.fields(SimulationConfig) if f.name != "threshold")
-DEFAULTS = {"percentile": 99.9, "calibrate": "none", "steps": 16, "seed": 0}
-CALIBRATION_IMAGES = 256  # as `eventsnn convert --calibrate bias`
-
-Runner = Callable[[ConvertedModel, int, int], tuple[SpikingNetwork, SimulationResult]]  # (model, steps, seed)
+CELL_DEFAULTS = {"percentile": DEFAULT_PERCENTILE, "calibrate": "none", "steps": DEFAULTS.steps_graded,
+                 "seed": DEFAULTS.seed}
+CALIBRATION_IMAGES = DEFAULTS.calibrate_images  # as `eventsnn convert --calibrate bias`
 
 
 class SweepError(ValueError):
@@ -78,20 +78,20 @@ def read_spec(path: str | Path) -> dict:
 def cells(grid: dict) -> list[dict]:
     """Every combination of one value per grid key, defaults filled in."""
     keys = sorted(grid)
-    return [{**DEFAULTS, **dict(zip(keys, values))} for values in itertools.product(*(grid[k] for k in keys))]
+    return [{**CELL_DEFAULTS, **dict(zip(keys, values))} for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def run_sweep(spec: dict, load_network: Callable, load_calibration: Callable, run: Runner,
-              ann_accuracy: Callable, report: Callable, log: Callable[[str], None] = print) -> dict:
-    """All cells of a read spec: ``load_network(entry)``, ``load_calibration(entry)``,
-    ``run(model, steps, seed) -> (snn, result)``, ``ann_accuracy(net)`` and ``report(snn, result,
-    ann_accuracy)`` are supplied by the caller (the CLI: on one process or a cluster)."""
+def run_sweep(spec: dict, build: dict, batch: int = DEFAULTS.batch, threads: int | None = None, client=None,
+              log: Log = print) -> dict:
+    """All cells of a read spec, simulated in this process or on the Dask cluster of ``client``;
+    ``build``: ``pipeline.build_options``."""
+    x, y = load_data(spec["data"], spec.get("limit"))
     grid_cells = cells(spec["grid"])
     results = []
     for entry in spec["checkpoints"]:
-        net = load_network(entry)
-        x_calib = load_calibration(entry)
-        accuracy = ann_accuracy(net)
+        net = load_network(entry["checkpoint"], entry.get("arch"))
+        x_calib = load_data(entry["calib"], entry.get("calib_limit"), split="train")[0]
+        accuracy = ann_accuracy(fold_batchnorm(net), x, y)
         conversions: dict[float, ConvertedModel] = {}
         calibrated: dict[tuple, ConvertedModel] = {}
         for cell in grid_cells:
@@ -110,8 +110,11 @@ def run_sweep(spec: dict, load_network: Callable, load_calibration: Callable, ru
                                                 cell["calibrate"])
                 model = calibrated[key]
             log(f"{entry['name']}: {_describe(cell)}")
-            snn, result = run(model, cell["steps"], cell["seed"])
-            results.append({"checkpoint": entry["name"], "cell": cell, "report": report(snn, result, accuracy)})
+            snn = model.build(**build)
+            result = simulate_model(model, snn, spec["data"], x, cell["steps"], build, cell["seed"], batch,
+                                    engine_options={"threads": threads}, client=client)
+            results.append({"checkpoint": entry["name"], "cell": cell,
+                            "report": run_report(snn, result, y, accuracy)})
     return {"spec": spec, "cells": results}
 
 

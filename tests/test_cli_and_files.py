@@ -186,13 +186,15 @@ def test_run_profile_says_where_the_time_went(tmp_path, small_data, demo, capsys
 
 
 def test_streaming_in_chunks_does_not_change_the_report(tmp_path, small_data, demo, monkeypatch):
-    import eventsnn.cli as cli
+    import dataclasses
+
+    from eventsnn import pipeline
 
     save(demo.model.__class__(demo.model.ann, demo.model.scales, demo.model.percentile,
                               SimulationConfig(input="poisson")), tmp_path / "m.npz")
     reports = []
     for chunk in (4096, 7):
-        monkeypatch.setattr(cli, "CHUNK", chunk)
+        monkeypatch.setattr(pipeline, "DEFAULTS", dataclasses.replace(pipeline.DEFAULTS, read_chunk=chunk))
         path = tmp_path / f"r{chunk}.json"
         assert main(["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--steps", "20",
                      "--batch", "5", "--json", str(path)]) == 0
@@ -250,7 +252,7 @@ def test_bad_arguments_and_outputs_fail_before_the_work(tmp_path, small_data, de
 def test_unexpected_errors_are_one_line_unless_debugging(tmp_path, small_data, demo, capsys, monkeypatch):
     save(demo.model, tmp_path / "m.npz")
     args = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--steps", "2"]
-    monkeypatch.setattr("eventsnn.cli.efficiency_report", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("eventsnn.pipeline.efficiency_report", lambda *a, **k: 1 / 0)
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "unexpected error: ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err
@@ -295,3 +297,39 @@ def test_atomic_writes_give_files_the_usual_mode(tmp_path):
     os.chmod(tmp_path / "a.txt", 0o640)
     write_text(tmp_path / "a.txt", "y")  # an existing file keeps its mode
     assert os.stat(tmp_path / "a.txt").st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("command", [[], ["convert"], ["run"], ["analyze"], ["sweep"], ["export"], ["demo"], ["warmup"]])
+def test_help_of_every_command_prints_and_shows_defaults(command, capsys):
+    """Regression: `eventsnn --help` crashed on a bare '%' in a help text."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(command + ["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: eventsnn") and "--memory-limit-mib" in out
+    if command in (["run"], ["analyze"]):
+        assert "(default: 256)" in out  # --batch
+
+
+def test_global_options_are_taken_after_the_command_too(tmp_path, small_data, demo, capsys):
+    save(demo.model, tmp_path / "m.npz")
+    run = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz")]
+    assert main(run + ["--memory-limit-mib", "0.001"]) == 2
+    assert "memory limit" in capsys.readouterr().err
+    assert main(["--memory-limit-mib", "0.001"] + run) == 2  # before the command, as before
+    assert "memory limit" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_the_run_quietly(tmp_path, small_data, demo):
+    """`eventsnn run ... | head` must exit 0 without an error message once head has gone."""
+    import subprocess
+    import sys
+
+    save(demo.model, tmp_path / "m.npz")
+    command = [sys.executable, "-m", "eventsnn", "run", str(tmp_path / "m.npz"), "--data",
+               str(small_data / "test.npz"), "--steps", "2", "--limit", "20"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader goes away before anything is written
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err

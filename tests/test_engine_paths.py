@@ -106,7 +106,8 @@ def test_inner_loops_vectorize():
 
     from numba import njit
 
-    from eventsnn.engine import _deliver_dense, _deliver_direct, _fire
+    from eventsnn.engine.delivery import _deliver_dense, _deliver_direct
+    from eventsnn.engine.neurons import _fire
 
     v, w = np.zeros(64, np.float32), np.ones(256, np.float32)
     queue, none = np.array([1, 2], np.int32), np.zeros(0, np.float32)

@@ -28,34 +28,15 @@ from .. import memory
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
 from ..ir import Network
-from ..snn import IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops
+from ..snn import (IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
+                   check_simulation_args)
 from ..snn import build as build_populations
 from .profiling import PHASES, ticks_now
-from .delivery import _deliver, _deliver_dense, _deliver_direct
+from .delivery import _deliver
 from .loop import run_batch
-from .neurons import _fire
-from .packing import _NO_AMOUNTS, NetArrays, Settings, _neuron_order, pack, settings, with_drive
+from .packing import _NO_AMOUNTS, pack, settings, with_drive
 
-__all__ = ["build", "simulate", "PHASES", "simulation_bytes", "check_simulation_args", "fastest_projection", "compile_kernels", "pack", "settings", "with_drive", "NetArrays",
-           "Settings",
-           # kernels the benchmarks and tests call directly
-           "_deliver", "_deliver_dense", "_deliver_direct", "_fire", "_neuron_order"]
-
-def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int) -> np.ndarray:
-    """Validate what a simulator is given; return x as (N, n_input) float32 in IR (C) order."""
-    x = np.asarray(x)
-    if x.ndim != len(snn.input_shape) + 1 or tuple(x.shape[1:]) != snn.input_shape:
-        raise ValueError(f"input must have shape (N, {', '.join(map(str, snn.input_shape))}), found {x.shape}")
-    x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("input contains NaN or Inf")
-    if snn.config.input == "poisson" and x.size and (x.min() < 0 or x.max() > 1):
-        raise ValueError("Poisson input needs intensities in [0, 1] (they are spike probabilities per step)")
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, not {steps!r}")
-    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2**63), not {seed!r}")
-    return x
+__all__ = ["build", "simulate", "simulation_bytes", "fastest_projection", "compile_kernels", "PHASES"]
 
 
 def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = False, count_neurons: bool = False,

@@ -1,0 +1,60 @@
+"""``eventsnn analyze``: efficiency analysis of one or more models; report.json, report.md, plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import check_writable
+from ..pipeline import check_labels, cluster, default_steps, load_data, load_model, results_on_cluster
+from ..progress import terminal_progress
+from .options import add_cluster, add_connectivity, add_data, add_settings, settings
+from .run import summary
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("analyze", help="efficiency analysis: accuracy vs steps, SynOps and energy, per-layer "
+                                       "fidelity; writes report.json, report.md and plots")
+    p.add_argument("model", help="spiking model file from `eventsnn convert`, or a NIR graph (.nir)")
+    add_data(p)
+    p.add_argument("--compare", nargs="*", default=[], help="more model files, in the same table and plots")
+    p.add_argument("--energy-model", help="JSON file {\"e_ac_pj\": ..., \"e_mac_pj\": ..., \"source\": ...}")
+    add_connectivity(p, limit=False)
+    p.add_argument("-o", "--output-dir", required=True, help="directory for report.json, report.md and the plots")
+    add_cluster(p)
+    add_settings(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze, load_energy_model
+    from ..analysis_report import write_report
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out / "report.json")  # before the long work
+    energy = load_energy_model(args.energy_model)
+    x, y = load_data(args.data, args.limit)
+    build = {"path": args.path, **settings(args)}
+    steps = args.steps
+    reports = {}
+    with cluster(args.scheduler, args.workers) as client:
+        for path in [args.model, *args.compare]:
+            model = load_model(path)
+            check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
+            steps = steps or default_steps(model, settings(args))  # the first model's, for all
+            batches = results_on_cluster(client, model, args.data, len(x), steps, args.seed, args.batch, build)
+            reports[Path(path).name] = analyze(model, x, y, steps, args.batch, args.seed, energy,
+                                               terminal_progress(f"analyzing {Path(path).name}"), batches, **build)
+    plots, skipped = write_report(reports, out)
+    report = reports[Path(args.model).name]
+    rate = report["samples"] / report["seconds"] if report["seconds"] else None
+    print(summary({**report, "samples_per_second": rate}))
+    e = report["energy"]
+    print(f"energy per sample: ANN {e['ann_uj_per_sample']:.3g} uJ; SNN at T=1: {e['snn_uj_per_sample_per_step'][0]:.3g} "
+          f"uJ, at T={steps}: {e['snn_uj_per_sample_per_step'][-1]:.3g} uJ; break-even step {e['break_even_step']}")
+    print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} plots"
+          + (f" (skipped without matplotlib, `pip install eventsnn[plot]`: {', '.join(skipped)})" if skipped else ""))
+    return 0

@@ -1,0 +1,69 @@
+"""``eventsnn convert``: a trained CNN into a spiking model file."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ..atomic import check_writable
+from ..calibrate import METHODS
+from ..convert import SCALE_PER
+from ..model import save
+from ..pipeline import DEFAULTS, ConversionOptions, convert_network, load_data, load_network
+from .options import POSITIVE, add_settings, settings
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("convert", help="convert a trained CNN into a spiking model file")
+    p.add_argument("checkpoint", help="state_dict checkpoint (.pt/.pth, read without torch), .npz of named arrays, "
+                                      "or an .onnx file (needs the onnx extra)")
+    p.add_argument("--arch", help="architecture spec (JSON); not for .onnx files")
+    p.add_argument("--calib", help="calibration data: .npz, MNIST IDX, CIFAR batches or image folders (training split)")
+    p.add_argument("--calib-limit", type=POSITIVE, help="use only the first N calibration images")
+    p.add_argument("--percentile", type=float, default=DEFAULTS.percentile,
+                   help="normalization percentile (100 = max-norm)")
+    p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
+    p.add_argument("--scale-per", choices=SCALE_PER, default="layer",
+                   help="one normalization scale per layer, or per channel of each hidden layer and residual add")
+    p.add_argument("--calibrate", choices=("none",) + METHODS, default="none",
+                   help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
+                        "ANN's on calibration images (Li et al. 2021); potential: the same correction as an "
+                        "offset of each channel's initial membrane potential")
+    p.add_argument("--steps", type=POSITIVE, help="the run length T to calibrate for (stored in the model file)")
+    p.add_argument("--calibrate-images", type=POSITIVE, default=DEFAULTS.calibrate_images,
+                   help="calibration images used for --calibrate")
+    p.add_argument("--exit", choices=("none", "auto"), default="none",
+                   help="auto: choose a per-sample early-exit rule on calibration images for runs of --steps steps "
+                        "(stored in the model file; `run` applies it)")
+    p.add_argument("--exit-loss", type=float, default=DEFAULTS.exit_loss_points,
+                   help="--exit auto: accuracy, in points, the rule may cost (measured as changed decisions)")
+    p.add_argument("--exit-images", type=POSITIVE, default=DEFAULTS.exit_images,
+                   help="calibration images used for --exit auto")
+    p.add_argument("-o", "--output-file", required=True, help="the spiking model (.npz)")
+    add_settings(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.calib is None and not args.no_normalization:
+        raise ValueError("--calib DATA is required (or --no-normalization)")
+    options = ConversionOptions(None if args.no_normalization else args.percentile, args.scale_per, settings(args),
+                                args.calibrate, args.steps, args.calibrate_images, args.exit, args.exit_loss,
+                                args.exit_images)
+    options.check()
+    check_writable(args.output_file)
+    net = load_network(args.checkpoint, args.arch)
+    x_calib = None if args.no_normalization else load_data(args.calib, args.calib_limit, split="train")[0]
+    model = convert_network(net, x_calib, options)
+    save(model, args.output_file)
+    scales = ", ".join(f"{layer.name} {_scale_text(s)}" for layer, s in zip(model.ann.layers, model.scales)
+                       if s is not None)
+    print(f"converted {args.checkpoint} -> {args.output_file} (percentile {model.percentile}; scales: {scales})")
+    return 0
+
+
+def _scale_text(scale) -> str:
+    if np.ndim(scale) == 0:
+        return f"{scale:.4g}"
+    return f"{np.min(scale):.3g}..{np.max(scale):.3g} ({np.size(scale)} channels)"

@@ -1,0 +1,274 @@
+"""The work the commands share: reading data sets and models, the ANN's accuracy, simulating a data
+set in chunks (in this process or on a Dask cluster), and the defaults, in one table.
+
+The command line (``cli``) parses flags, calls these functions and prints; a script can call them
+the same way. Progress goes to ``progress.terminal_progress``; one-line messages to ``log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import ann, memory
+from .calibrate import calibrate
+from .connectivity import DEFAULT_MAX_BYTES
+from .convert import DEFAULT_PERCENTILE
+from .early_exit import choose_exit
+from .engine import fastest_projection, simulate, simulation_bytes
+from .ir import Network
+from .model import ConvertedModel, convert, default_config, load
+from .progress import terminal_progress
+from .reference import simulate_reference
+from .report import efficiency_report
+from .scaleout import DEFAULT_CHUNK
+from .snn import PATHS, SimulationResult, SpikingNetwork
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a command uses when a flag is not given (the help texts show these)."""
+    percentile: float = DEFAULT_PERCENTILE  # normalization percentile
+    steps_graded: int = 16  # T of a run with graded spikes, when the model was not calibrated for one
+    steps_binary: int = 100  # ... with binary spikes
+    batch: int = 256  # samples per compiled batch
+    read_chunk: int = 4096  # samples read from disk, scaled and simulated at a time
+    cluster_chunk: int = DEFAULT_CHUNK  # samples per Dask task
+    path: str = "auto"  # conv connectivity
+    max_connectivity_mib: float = DEFAULT_MAX_BYTES / 2**20  # the largest unrolled CSR layer
+    calibrate_images: int = 256  # images for --calibrate bias|potential
+    exit_loss_points: float = 0.2  # accuracy an --exit auto rule may cost
+    exit_images: int = 1000  # images for --exit auto
+    seed: int = 0  # Poisson input and softmax streams
+    demo_samples: int = 500
+    demo_steps: int = 8
+
+
+DEFAULTS = Defaults()
+
+
+# --- data and models -------------------------------------------------------------------------------
+
+def load_data(path: str, limit: int | None = None, split: str = "test"):
+    """x as lazy Images (read from disk by slice where the format allows), y as an array."""
+    from .loaders import load_dataset
+
+    x, y = load_dataset(path, split, lazy=True)
+    return (x.head(limit), y[:limit]) if limit else (x, y)
+
+
+def check_labels(y: np.ndarray, n_classes: int, path: str) -> None:
+    """Labels must name an output of the net (a label it cannot output would count as wrong silently)."""
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{path}: labels must lie in [0, {n_classes - 1}] for this {n_classes}-class net, "
+                         f"found [{y.min()}, {y.max()}]")
+
+
+def load_network(checkpoint: str, arch: str | None = None) -> Network:
+    """The IR of a state_dict checkpoint with its architecture spec, or of an ONNX file."""
+    from .loaders import load_network as load_from_files
+
+    if arch is None and not checkpoint.lower().endswith(".onnx"):
+        raise ValueError(f"{checkpoint}: a state_dict checkpoint needs its architecture spec (--arch ARCH.json)")
+    return load_from_files(checkpoint, arch)
+
+
+def load_model(path: str) -> ConvertedModel:
+    """A model file from ``eventsnn convert``, or a NIR graph (.nir, needs the nir extra)."""
+    if path.lower().endswith(".nir"):
+        from .loaders import load_nir
+
+        return load_nir(path)
+    return load(path)
+
+
+def ann_accuracy(net: Network, x, y: np.ndarray) -> float:
+    """The ANN's accuracy on a data set read in chunks (NaN for an empty set)."""
+    chunk = DEFAULTS.read_chunk
+    predictions = [ann.forward(net, x[start:start + chunk]).argmax(axis=1) for start in range(0, len(x), chunk)]
+    return float(np.mean(np.concatenate(predictions) == y)) if predictions else float("nan")
+
+
+# --- run lengths and early exit --------------------------------------------------------------------
+
+def calibrated_steps(model: ConvertedModel) -> int | None:
+    """The run length a model's biases were calibrated for (None: not calibrated)."""
+    return (model.calibration or {}).get("steps")
+
+
+def default_steps(model: ConvertedModel, settings: dict | None = None) -> int:
+    """T when none is given: what the model was calibrated for, else the default for its spikes
+    (graded spikes reach their ANN in a few steps, binary ones need many)."""
+    graded = model.config.updated(**(settings or {})).spikes == "graded"
+    return calibrated_steps(model) or (DEFAULTS.steps_graded if graded else DEFAULTS.steps_binary)
+
+
+def exit_rule_text(rule: dict) -> str:
+    if rule["stable_steps"]:
+        return f"stop once the decision is unchanged for {rule['stable_steps']} steps"
+    if rule["exit_margin"]:
+        return f"stop once the leading class is {rule['exit_margin']} output spikes ahead"
+    return "none (no rule kept the loss within the budget)"
+
+
+def early_exit_options(model: ConvertedModel, stable_steps: int | None, exit_margin: int | None,
+                       log: Log = print) -> dict:
+    """The early-exit rule of a run: the values given, else the rule chosen at conversion."""
+    if stable_steps is not None or exit_margin is not None or not model.early_exit:
+        return {"stable_steps": stable_steps or 0, "exit_margin": exit_margin or 0}
+    log(f"early exit chosen at conversion: {exit_rule_text(model.early_exit)} (--exit-stable 0 turns it off)")
+    return {key: model.early_exit[key] for key in ("stable_steps", "exit_margin")}
+
+
+# --- conversion ------------------------------------------------------------------------------------
+
+def calibration_summary(method: str, info: dict) -> str:
+    """One line on what ``calibrate`` kept, and why it kept no shift when its decisions got worse."""
+    agreement = info["agreement_with_ann"]
+    line = (f"{method} calibration for T={info['steps']} on {info['images']} images: shifted "
+            f"{', '.join(info['shifted']) or 'no layer'}")
+    if agreement["calibrated"] < agreement["uncalibrated"]:
+        return line + (f" (with the shifts the SNN decided as the ANN on {100 * agreement['calibrated']:.1f}% of "
+                       f"the images, without on {100 * agreement['uncalibrated']:.1f}%: kept none)")
+    return line + (f" (no gain, left alone: {', '.join(info['skipped'])})" if info["skipped"] else "")
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """How ``convert_network`` converts: what ``eventsnn convert`` takes beyond its files."""
+    percentile: float | None = DEFAULTS.percentile  # None: no normalization (all scales 1)
+    scale_per: str = "layer"
+    settings: dict = dataclasses.field(default_factory=dict)  # simulation settings over the net's defaults
+    calibrate: str = "none"  # none | bias | potential
+    steps: int | None = None  # the run length to calibrate and choose an early exit for
+    calibrate_images: int = DEFAULTS.calibrate_images
+    exit: str = "none"  # none | auto
+    exit_loss_points: float = DEFAULTS.exit_loss_points
+    exit_images: int = DEFAULTS.exit_images
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work, before any long step."""
+        if self.calibrate != "none" and self.steps is None:
+            raise ValueError(f"--calibrate {self.calibrate} needs --steps T, the run length to calibrate for")
+        if self.calibrate != "none" and self.percentile is None:
+            raise ValueError(f"--calibrate {self.calibrate} needs calibration data (--calib), not --no-normalization")
+        if self.exit == "auto" and self.percentile is None:
+            raise ValueError("--exit auto needs calibration data (--calib), not --no-normalization")
+
+
+def convert_network(net: Network, x_calib, options: ConversionOptions, log: Log = print) -> ConvertedModel:
+    """Fold, normalize, and (as the options ask) calibrate and choose an early exit."""
+    options.check()
+    config = default_config(net).updated(**options.settings)  # what the user gave, over the net's defaults
+    model = convert(net, x_calib, options.percentile, config, progress=terminal_progress("computing scales"),
+                    scale_per=options.scale_per)
+    if options.calibrate != "none":
+        model = calibrate(model, x_calib.head(options.calibrate_images), options.steps, options.calibrate,
+                          progress=terminal_progress(f"calibrating {options.calibrate} for T={options.steps}"))
+        log(calibration_summary(options.calibrate, model.calibration))
+    if options.exit == "auto":
+        steps = options.steps or default_steps(model)
+        rule = choose_exit(model, np.asarray(x_calib.head(options.exit_images)), steps,
+                           options.exit_loss_points / 100,
+                           progress=terminal_progress(f"choosing the early exit for T={steps}"))
+        model = dataclasses.replace(model, early_exit=rule)
+        log(f"early exit for T={steps}: {exit_rule_text(rule)}, mean stop step {rule['mean_stop_step']:.1f}; "
+            f"{rule['changed']:.2%} of {rule['images']} calibration decisions change "
+            f"(budget {options.exit_loss_points} points)")
+    return model
+
+
+# --- building and simulating -----------------------------------------------------------------------
+
+def build_options(path: str = DEFAULTS.path, max_connectivity_mib: float = DEFAULTS.max_connectivity_mib,
+                  **settings) -> dict:
+    """Keyword arguments of ``ConvertedModel.build``: with path 'auto' each conv layer gets the
+    connectivity measured to be faster with this engine's kernels."""
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, not {path!r}")
+    return {"path": path, "max_bytes": int(max_connectivity_mib * 2**20),
+            "choose": fastest_projection if path == "auto" else None, **settings}
+
+
+def simulate_dataset(snn: SpikingNetwork, x, steps: int, seed: int = DEFAULTS.seed, batch: int = DEFAULTS.batch,
+                     engine: str = "event", label: str = "simulating", **engine_options) -> SimulationResult:
+    """Simulate a data set read in chunks (``x``: an array or lazy Images); the random streams are
+    keyed by the sample's index in the whole set, so chunking does not change the result."""
+    progress = terminal_progress(label)
+    n = len(x)
+    memory.check(simulation_bytes(snn, n, steps, threads=engine_options.get("threads") or 1),
+                 f"simulating {n} samples for {steps} steps")
+    chunk = DEFAULTS.read_chunk if engine == "event" else batch
+    parts = []
+    for start in range(0, n, chunk):
+        xb = x[start:start + chunk]
+        if engine == "event":
+            shown = (lambda done, _, start=start: progress(start + done, n)) if progress else None
+            parts.append(simulate(snn, xb, steps, seed=seed, batch_size=batch, progress=shown, first_sample=start,
+                                  **engine_options))
+        else:
+            parts.append(simulate_reference(snn, xb, steps, seed=seed, first_sample=start))
+            if progress:
+                progress(start + len(xb), n)
+    return SimulationResult.concatenate(parts) if parts else simulate(snn, x[:0], steps, seed=seed)
+
+
+def simulate_model(model: ConvertedModel, snn: SpikingNetwork, data: str, x, steps: int, build: dict,
+                   seed: int = DEFAULTS.seed, batch: int = DEFAULTS.batch, engine: str = "event",
+                   engine_options: dict | None = None, client=None,
+                   chunk: int = DEFAULTS.cluster_chunk) -> SimulationResult:
+    """Simulate the samples ``x`` read from ``data`` with ``snn`` (``model.build(**build)``), in this
+    process, or on the Dask cluster of ``client`` (the workers read ``data`` and build it themselves)."""
+    engine_options = dict(engine_options or {})
+    if client is None:
+        return simulate_dataset(snn, x, steps, seed, batch, engine, **(engine_options if engine == "event" else {}))
+    if engine != "event":
+        raise ValueError("a Dask cluster runs the event engine")
+    from .scaleout import simulate_on_cluster
+
+    engine_options.pop("threads", None)  # one thread per worker
+    return simulate_on_cluster(client, model, data, len(x), steps, seed=seed, batch=batch, chunk=chunk,
+                               build_options=build, engine_options=engine_options,
+                               progress=terminal_progress("simulating"))
+
+
+def run_report(snn: SpikingNetwork, result: SimulationResult, y, ann_accuracy: float, engine: str = "event") -> dict:
+    """The JSON report of one run: efficiency, accuracy, the engine and each stage's connectivity."""
+    report = efficiency_report(snn, result, y, ann_accuracy)
+    report["engine"] = engine
+    report["connectivity"] = [{"name": s.name, "path": s.path, "bytes": s.connectivity_bytes} for s in snn.stages]
+    if result.exit_step is not None and np.any(result.exit_step > 0):
+        report["exit_step_mean"] = float(np.where(result.exit_step > 0, result.exit_step, result.steps).mean())
+    return report
+
+
+@contextlib.contextmanager
+def cluster(scheduler: str | None = None, workers: int | None = None, log: Log = print) -> Iterator[object]:
+    """A Dask client when a scheduler address or a number of local workers is given (closed
+    afterwards), else None: simulate in this process."""
+    if not (scheduler or workers):
+        yield None
+        return
+    from .scaleout import dask_client
+
+    with dask_client(scheduler, workers) as client:
+        where = scheduler or f"a local cluster of {workers} worker processes"
+        log(f"simulating on {where} ({len(client.scheduler_info()['workers'])} workers)")
+        yield client
+
+
+def results_on_cluster(client, model: ConvertedModel, data: str, n: int, steps: int, seed: int, batch: int,
+                       build: dict) -> Iterator[SimulationResult] | None:
+    """Consecutive batches of per-neuron counts for ``analysis.analyze``, from the cluster (None: none)."""
+    if client is None:
+        return None
+    from .scaleout import results_in_order
+
+    return results_in_order(client, model, data, n, steps, seed=seed, batch=batch, chunk=batch,
+                            build_options=build, engine_options={"count_neurons": True})
