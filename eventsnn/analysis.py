@@ -28,8 +28,8 @@ from .ir import ACTIVATIONS
 from .model import ConvertedModel
 from .progress import Progress
 from .early_exit import stable_exit_steps
-from .report import WITHIN_POINTS, stable_decision_step, steps_to_within
-from .snn import GATE, IF, OUTPUT, SimulationResult, SpikingNetwork
+from .report import WITHIN_POINTS, layer_statistics, stable_decision_step, steps_to_within
+from .snn import OUTPUT, SimulationResult, SpikingNetwork
 
 ENERGY_DEFAULTS = COMMON
 MEMORY_CONVENTION = ("arithmetic as the common convention, plus SRAM accesses at 10 pJ x sqrt(array bytes / 8 KiB) "
@@ -210,22 +210,16 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
 
 
 def _layers(totals: _Totals) -> list[dict]:
-    snn, n, steps = totals.snn, totals.n, totals.steps
-    layers = []
-    for s, stage in enumerate(snn.stages):
-        events, synops = totals.events[s].sum() / n, totals.synops[s].sum() / n
-        layer = {"name": stage.name,
-                 "kind": {IF: "IF", GATE: "maxpool gate"}.get(stage.kind, f"output {snn.config.output}"),
-                 "neurons": stage.size, "rate": float(events) / (stage.size * steps),
-                 "silent_share": float(totals.silent[s]) / (n * stage.size),
-                 "spikes_per_sample": float(events), "spikes_weighted_per_sample": float(totals.weighted[s]) / n,
-                 "synops_per_sample": float(synops), "macs": stage.macs,
-                 "synops_per_mac": float(synops) / stage.macs if stage.macs else None}
+    """The run report's per-layer statistics, plus the silent share and, for hidden layers, the fidelity."""
+    snn, n = totals.snn, totals.n
+    layers = layer_statistics(snn, totals.events.sum(axis=1), totals.weighted, totals.synops.sum(axis=1), n,
+                              totals.steps)
+    for s, (stage, layer) in enumerate(zip(snn.stages, layers)):
+        layer["silent_share"] = float(totals.silent[s]) / (n * stage.size)
         if s in totals.fidelity:
             r, error = totals.fidelity[s].result()
             layer.update(rate_correlation=r, rate_error=error, rate_histogram=totals.rate_hist[s].tolist(),
                          scatter=np.round(totals.fidelity[s].scatter, 4).tolist())
-        layers.append(layer)
     return layers
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .energy import COMMON, common_energy
 from .engine.profiling import PHASES
-from .snn import GATE, IF, OUTPUT, SimulationResult, SpikingNetwork
+from .snn import GATE, IF, OUTPUT, SimulationConfig, SimulationResult, SpikingNetwork, Stage
 
 E_AC_PJ, E_MAC_PJ = COMMON["e_ac_pj"], COMMON["e_mac_pj"]
 _KIND_NAMES = {IF: "IF", GATE: "maxpool gate"}
@@ -42,23 +42,38 @@ def steps_to_within(accuracy_per_step, ann_accuracy: float, points: float) -> in
 WITHIN_POINTS = ("0.5", "1", "2")
 
 
+def kind_label(stage: Stage, config: SimulationConfig) -> str:
+    """What the reports call a stage's kind: "IF", "maxpool gate" or "output <readout>"."""
+    return f"output {config.output}" if stage.kind == OUTPUT else _KIND_NAMES[stage.kind]
+
+
+def layer_statistics(snn: SpikingNetwork, spikes: np.ndarray, carried: np.ndarray, synops: np.ndarray,
+                     n: int, steps: int) -> list[dict]:
+    """The per-layer entries of the run report and the analysis. ``spikes`` (events), ``carried``
+    (spikes weighted by what each event carries), ``synops`` (operations the layer receives): per
+    stage, totals over ``n`` samples of ``steps`` steps (totals, so that both callers divide once)."""
+    layers = []
+    for s, stage in enumerate(snn.stages):
+        spikes_per_sample = float(spikes[s]) / n
+        synops_per_sample = float(synops[s]) / n
+        layers.append({
+            "name": stage.name, "kind": kind_label(stage, snn.config),
+            "neurons": stage.size, "spikes_per_sample": spikes_per_sample,
+            "rate": spikes_per_sample / (stage.size * steps),
+            "spikes_weighted_per_sample": float(carried[s]) / n,
+            "synops_per_sample": synops_per_sample, "macs": stage.macs,
+            "synops_per_mac": synops_per_sample / stage.macs if stage.macs else None,
+        })
+    return layers
+
+
 def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.ndarray | None = None,
                       ann_accuracy: float | None = None, e_ac: float = E_AC_PJ, e_mac: float = E_MAC_PJ) -> dict:
     """A JSON-ready summary of one simulation."""
     n = max(len(result.decisions), 1)
     steps = result.steps
-    layers = []
-    for s, stage in enumerate(snn.stages):
-        spikes = float(result.spikes[:, s].sum()) / n
-        carried = float(result.spike_amounts[:, s].sum()) / n
-        synops = float(result.synops[:, s].sum()) / n
-        layers.append({
-            "name": stage.name, "kind": _KIND_NAMES[stage.kind] if stage.kind != OUTPUT else f"output {snn.config.output}",
-            "neurons": stage.size, "spikes_per_sample": spikes, "rate": spikes / (stage.size * steps),
-            "spikes_weighted_per_sample": carried,
-            "synops_per_sample": synops, "macs": stage.macs,
-            "synops_per_mac": synops / stage.macs if stage.macs else None,
-        })
+    layers = layer_statistics(snn, result.spikes.sum(axis=(0, 2)), result.spike_amounts.sum(axis=0),
+                              result.synops.sum(axis=0), n, steps)
     synops = sum(layer["synops_per_sample"] for layer in layers)
     macs = sum(stage.macs for stage in snn.stages)
     input_ops = float(result.input_synops.sum()) / n if result.input_synops is not None else 0.0
@@ -94,15 +109,17 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
 
 def format_table(report: dict) -> str:
     """The per-layer table and a summary, as aligned text."""
-    head = f"{'layer':<12}{'kind':>16}{'neurons':>10}{'rate':>9}{'spikes/smp':>13}{'SynOps/smp':>14}{'MACs':>13}{'SynOps/MAC':>12}"
+    head = (f"{'layer':<12}{'kind':>16}{'neurons':>10}{'rate (spikes/neuron/step)':>27}{'spikes/smp':>13}"
+            f"{'SynOps received/smp':>21}{'MACs':>13}{'SynOps/MAC':>12}")
     lines = [head, "-" * len(head)]
     for layer in report["layers"]:
         ratio = f"{layer['synops_per_mac']:.3f}" if layer["synops_per_mac"] is not None else "-"
-        lines.append(f"{layer['name']:<12}{layer['kind']:>16}{layer['neurons']:>10}{layer['rate']:>9.4f}"
-                     f"{layer['spikes_per_sample']:>13.1f}{layer['synops_per_sample']:>14.4g}{layer['macs']:>13,}{ratio:>12}")
+        lines.append(f"{layer['name']:<12}{layer['kind']:>16}{layer['neurons']:>10}{layer['rate']:>27.4f}"
+                     f"{layer['spikes_per_sample']:>13.1f}{layer['synops_per_sample']:>21.4g}"
+                     f"{layer['macs']:>13,}{ratio:>12}")
     lines.append("-" * len(head))
-    lines.append(f"{'total':<12}{'':>16}{'':>10}{'':>9}{report['spikes_per_sample']:>13.1f}"
-                 f"{report['synops_per_sample']:>14.4g}{report['macs_per_sample']:>13,}"
+    lines.append(f"{'total':<12}{'':>16}{'':>10}{'':>27}{report['spikes_per_sample']:>13.1f}"
+                 f"{report['synops_per_sample']:>21.4g}{report['macs_per_sample']:>13,}"
                  f"{report['synops_per_sample'] / max(report['macs_per_sample'], 1):>12.3f}")
     lines.append(f"energy per sample: SNN {report['energy_snn_uj_per_sample']:.2f} uJ, ANN {report['energy_ann_uj_per_sample']:.2f} uJ "
                  f"({report['energy_pj']['accumulate']} pJ/AC, {report['energy_pj']['mac']} pJ/MAC; the analog input's current as MACs)")
