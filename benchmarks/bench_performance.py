@@ -35,6 +35,7 @@ from eventsnn.engine.delivery import _deliver  # noqa: E402
 from eventsnn.engine.packing import _neuron_order, pack  # noqa: E402
 from eventsnn.loaders import load_network  # noqa: E402
 from eventsnn.report import phase_report  # noqa: E402
+from eventsnn.snn import GATE  # noqa: E402
 
 OUT = REPO / "docs" / "results"
 
@@ -110,7 +111,7 @@ def synops_per_core(snn, x: np.ndarray, steps: int) -> list[dict]:
     rows = []
     for s, stage in enumerate(snn.stages):
         source = stage.projections[0].source
-        if source < 0 or stage.kind == 1 or len(stage.projections) > 1:
+        if source < 0 or stage.kind == GATE or len(stage.projections) > 1:
             continue
         src = raster[:, :, off[source]:off[source + 1]].reshape(-1, off[source + 1] - off[source])
         events = [np.flatnonzero(r).astype(np.int32) for r in src]

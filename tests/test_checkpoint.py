@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zipfile
@@ -93,7 +94,7 @@ def test_npz_checkpoint_and_spec_errors(tmp_path):
     spec = {"input_shape": [4], "layers": [{"type": "linear", "name": "fc", "out_features": 3}, {"type": "softmax"}]}
     path = tmp_path / "w.npz"
     np.savez(path, **{"fc.weight": np.ones((3, 4)), "fc.bias": np.zeros(3)})
-    (tmp_path / "arch.json").write_text(__import__("json").dumps(spec))
+    (tmp_path / "arch.json").write_text(json.dumps(spec))
     net = load_network(path, tmp_path / "arch.json")
     assert net.output_shape == (3,)
     with pytest.raises(SpecError, match="missing"):

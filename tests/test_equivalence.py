@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from eventsnn.engine import simulate
 from eventsnn.ir import Add, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
 from eventsnn.reference import simulate_reference
-from eventsnn.snn import SimulationConfig, build
+from eventsnn.snn import GATE, SimulationConfig, build
 from eventsnn.testing import assert_same_spikes
 from eventsnn.testing import strategies as es
 
@@ -62,7 +62,7 @@ def test_graded_events_actually_carry_several_spikes():
         result = simulate(snn, x, 16, record=True)
         offsets = np.cumsum([0] + [s.size for s in snn.stages])
         for s, stage in enumerate(snn.stages[:-1]):
-            key = "gate" if stage.kind == 1 else "IF"
+            key = "gate" if stage.kind == GATE else "IF"
             carried[key] += int((result.raster[:, :, offsets[s]:offsets[s + 1]] > 1).sum())
         assert np.all(result.spike_amounts >= result.spikes.sum(axis=2))
     assert carried["IF"] > 20 and carried["gate"] > 0, carried

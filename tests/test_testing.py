@@ -4,6 +4,7 @@ checks passes on correct simulations and fails, with a readable message, on a pl
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import warnings
 
@@ -55,7 +56,7 @@ def test_specs_and_state_dicts_describe_the_same_network(spec_params, tmp_path_f
     path = tmp_path_factory.mktemp("ckpt") / "net.npz"
     np.savez(path, **params)
     arch = path.with_suffix(".json")
-    arch.write_text(__import__("json").dumps(spec))
+    arch.write_text(json.dumps(spec))
     loaded, direct = load_network(path, arch), network_from_spec(spec, params)
     x = np.random.default_rng(0).random((3,) + direct.input_shape).astype(np.float32)
     np.testing.assert_array_equal(ann.forward(loaded, x), ann.forward(direct, x))
