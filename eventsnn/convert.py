@@ -233,16 +233,20 @@ def unit_scales(net: Network) -> list[float | None]:
     return [1.0 if isinstance(layer, AFFINE + (Add,)) else None for layer in net.layers]
 
 
-def normalize(net: Network, scales: list[float | None]) -> Network:
+def normalize(net: Network, scales: list[float | None], levels: int = 1) -> Network:
     """Scale weights and biases so each population's activations are divided by its lambda.
 
     An affine layer reading a population of scale lambda_in becomes W lambda_in / lambda,
     b / lambda; an add's weight for a branch that is not an affine layer (the identity of a
     residual block) becomes w lambda_in / lambda, for an affine branch it is folded into that
-    layer; threshold-ReLU layers become clip(z, 0, threshold / lambda).
+    layer; threshold-ReLU layers become clip(z, 0, threshold / lambda). ``levels`` L (graded
+    spikes): every lambda is divided by L, so a spike is worth 1/L of its layer's scale (the
+    input keeps scale 1: inputs and biases are times L, weights between populations unchanged).
     """
     if len(scales) != len(net.layers):
         raise ValueError(f"need one scale per layer ({len(net.layers)}), got {len(scales)}")
+    if levels != 1:
+        scales = [None if s is None else s / levels for s in scales]
     for i, layer in enumerate(net.layers):
         if isinstance(layer, AFFINE + (Add,)):
             scale = scales[i]

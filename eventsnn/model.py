@@ -22,7 +22,7 @@ from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
 from .convert import DEFAULT_PERCENTILE, bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles, unit_scales, with_params
 from .ir import ACTIVATIONS, QCFS, Network
-from .snn import Chooser, SimulationConfig, SpikingNetwork, build, per_neuron
+from .snn import Chooser, SimulationConfig, SpikingNetwork, build_spiking, per_neuron
 from .spec import SpecError, network_from_spec, network_to_spec
 
 FORMAT = "eventsnn-model"
@@ -62,16 +62,18 @@ class ConvertedModel:
                     raise ValueError(f"{what} '{name}' must be {channels or 'a layer of the network with'} finite "
                                      "values, one per channel")
 
-    def normalized(self) -> Network:
-        """The normalized network, with any calibrated bias shifts added."""
-        net = normalize(self.ann, list(self.scales))
+    def normalized(self, levels: int = 1) -> Network:
+        """The normalized network, with any calibrated bias shifts added; ``levels`` L: in units of
+        spikes worth 1/L of each layer's scale (see ``convert.normalize``)."""
+        net = normalize(self.ann, list(self.scales), levels)
         if not self.bias_shift:
             return net
         layers = list(net.layers)
         for i, layer in enumerate(net.layers):
             if layer.name in self.bias_shift:
                 j = bias_carrier(net, i)
-                layers[j] = with_params(layers[j], layers[j].weight, layers[j].bias + self.bias_shift[layer.name])
+                shift = levels * self.bias_shift[layer.name]
+                layers[j] = with_params(layers[j], layers[j].weight, layers[j].bias + shift)
         return net.replace_layers(layers)
 
     def build(self, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto", choose: Chooser | None = None,
@@ -79,7 +81,8 @@ class ConvertedModel:
         """The spiking network, with any simulation setting overridden (e.g. ``reset="zero"``);
         ``path``, ``max_bytes`` and ``choose`` pick the conv connectivity (see ``snn.build``;
         ``engine.fastest_projection`` times the candidates here)."""
-        snn = build(self.normalized(), self.config.updated(**overrides), max_bytes, path, choose)
+        config = self.config.updated(**overrides)
+        snn = build_spiking(self.normalized(config.spike_levels), config, max_bytes, path, choose)
         if not self.potential_shift:
             return snn
         stages = tuple(dataclasses.replace(s, potential=per_neuron(self.potential_shift[s.name], s.size))

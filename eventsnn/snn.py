@@ -319,21 +319,28 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     times L, the weights between populations unchanged), so a spike is worth 1/L of the scale and
     a graded event of up to L spikes per step covers the full range: one step resolves what binary
     spikes need L steps for (with the membrane shift and T = 1 this is a QCFS quantizer with L
-    levels).
+    levels). See ``build_spiking`` for ``path``, ``max_bytes`` and ``choose``.
+    """
+    config = config or SimulationConfig()
+    # scales of 1 / levels (1 for binary spikes); this also folds an add's weight for an affine branch into
+    # that layer, where its projection applies it
+    return build_spiking(normalize(net, unit_scales(net), config.spike_levels), config, max_bytes, path, choose)
+
+
+def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto",
+                  choose: Chooser | None = None) -> SpikingNetwork:
+    """Populations and connectivity of a network already in units of spikes for ``config``
+    (``convert.normalize`` with ``levels=config.spike_levels``, as ``ConvertedModel.build`` does).
 
     ``path`` for conv layers: 'csr' (unrolled; refused with a ValueError before building when it
     would exceed ``max_bytes``), 'direct' (kernel scatter), or 'auto': ``choose`` picks among the
-    candidates (``engine.build`` passes one that times the engine's own kernels on this machine;
+    candidates (``engine.fastest_projection`` times the engine's own kernels on this machine;
     without it, kernel-direct); the paths give identical results. Linear layers use dense rows,
     avg-pools, max-pool gates and the identity branches of residual adds CSR.
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     memory.check(build_bytes_estimate(net, path, max_bytes), f"building the spiking network of {net.input_shape} input")
-    config = config or SimulationConfig()
-    # scales of 1 / levels (1 for binary spikes); this also folds an add's weight for an affine branch into
-    # that layer, where its projection applies it
-    net = normalize(net, [None if s is None else 1.0 / config.spike_levels for s in unit_scales(net)])
     builder = _Builder(net, path, max_bytes, choose)
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]

@@ -237,3 +237,26 @@ def test_channel_wise_scales_round_trip(tmp_path, demo):
                 assert a.weights == b.weights
     adds = [layer for layer in model.normalized().layers if isinstance(layer, Add)]
     assert any(np.ndim(w) == 1 for add in adds for w in add.weights)  # the identity shortcut's
+
+
+@pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), levels=st.sampled_from([1, 2, 4, 8]))
+def test_a_model_normalizes_once_into_spike_units(data, levels):
+    """ConvertedModel.build normalizes once with the levels folded into the scales; that equals
+    normalizing to layer units and building with the levels (two passes), bit for bit, calibrated
+    bias shifts included (they are in layer units and scale with the levels too)."""
+    from eventsnn.engine import simulate
+    from eventsnn.model import convert
+    from eventsnn.snn import SimulationConfig, build
+
+    net, x = data.draw(es.networks_and_inputs(dyadic=False))
+    model = convert(net, x, 99.0, SimulationConfig(spikes="graded", levels=levels, max_spikes=levels))
+    layer = next(layer for layer in model.ann.layers if isinstance(layer, (Conv2d, Linear)))
+    channels = layer.weight.shape[0]
+    shift = data.draw(arrays(np.float32, channels, elements=st.floats(-0.5, 0.5, width=32)))
+    model = model.__class__(model.ann, model.scales, model.percentile, model.config, {layer.name: shift})
+    once, twice = model.build(), build(model.normalized(), model.config)
+    a, b = (simulate(snn, x, 3, record=True) for snn in (once, twice))
+    np.testing.assert_array_equal(a.raster, b.raster)
+    np.testing.assert_array_equal(a.membrane, b.membrane)
