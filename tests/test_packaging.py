@@ -1,0 +1,30 @@
+"""The package as users install it: a regular (non-editable) install carries every subpackage,
+``eventsnn.loaders`` (which lives in the top-level ``loaders/`` folder, mapped by ``package-dir`` in
+pyproject.toml) and the data the demo needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_regular_install_carries_the_loaders_the_cli_and_the_demo_data(tmp_path):
+    target = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                              str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-3000:]
+    probe = ("import eventsnn, eventsnn.loaders, eventsnn.cli, eventsnn.engine, eventsnn.testing\n"
+             "from importlib import resources\n"
+             "print(eventsnn.__file__); print(eventsnn.loaders.__file__)\n"
+             "print(all((resources.files('eventsnn') / 'data' / f).is_file() "
+             "for f in ('mnist_cnn.pt', 'mnist_cnn.json', 'mnist_sample.npz')))\n")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    package, loaders, data = run.stdout.split()
+    assert Path(package).is_relative_to(target) and Path(loaders).is_relative_to(target)
+    assert Path(loaders).parent == Path(package).parent / "loaders"
+    assert data == "True"
