@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .ir import AvgPool2d, Conv2d, MaxPool2d, Shape
-from .memory import csr_build_bytes
+from .memory import csr_build_bytes, csr_bytes
 
 DEFAULT_MAX_BYTES = 4 << 30
 
@@ -152,6 +152,11 @@ def csr_synapses(layer, in_shape: Shape) -> int:
 def csr_build_bytes_estimate(layer, in_shape: Shape) -> int:
     """The peak memory while the unrolled CSR of a layer is built (what a cap must bound)."""
     return csr_build_bytes(csr_synapses(layer, in_shape), int(np.prod(in_shape)))
+
+
+def csr_kept_bytes_estimate(layer, in_shape: Shape) -> int:
+    """The memory the unrolled CSR of a layer keeps once built."""
+    return csr_bytes(csr_synapses(layer, in_shape), int(np.prod(in_shape)))
 
 
 def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:

@@ -63,3 +63,9 @@ def check(nbytes: float, what: str) -> None:
 def csr_build_bytes(synapses: int, rows: int) -> int:
     """The peak while an unrolled CSR of this many synapses and rows is built."""
     return CSR_BUILD_BYTES_PER_SYNAPSE * synapses + CSR_BUILD_BYTES_PER_ROW * (rows + 1)
+
+
+def csr_bytes(synapses: int, rows: int) -> int:
+    """What an unrolled CSR of this many synapses and rows keeps once built (int32 column and float32
+    weight per synapse, int64 row pointers)."""
+    return 8 * synapses + 8 * (rows + 1)

@@ -30,8 +30,9 @@ from typing import Callable
 import numpy as np
 
 from . import ann, memory
-from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_build_bytes_estimate, direct_kernel,
-                           engine_order, identity_csr, kernel_target_table, maxpool_windows, permuted, validate)
+from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_build_bytes_estimate,
+                           csr_kept_bytes_estimate, direct_kernel, engine_order, identity_csr, kernel_target_table,
+                           maxpool_windows, permuted, validate)
 from .convert import normalize, spiking_roles, unit_scales
 from .ir import (ACTIVATIONS, AFFINE, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape,
                  check_threshold)
@@ -197,19 +198,21 @@ def _csr_projection(synapses: CSR, common: dict, out_shape: Shape, fan_out: np.n
                       synapses=engine_csr, **common)
 
 
-def _conv_projections(layer: Conv2d, common: dict, out_shape: Shape, path: str, max_bytes: int) -> list[Projection]:
-    """The candidate projections of a conv layer, refusing an unrolled CSR over the cap."""
+def _conv_projections(layer: Conv2d, common: dict, out_shape: Shape, paths: tuple[str, ...],
+                      max_bytes: int) -> list[Projection]:
+    """The candidate projections of a conv layer (``paths``: from ``conv_paths``), refusing an
+    unrolled CSR over the cap."""
     in_shape = common["in_shape"]
     estimate = csr_build_bytes_estimate(layer, in_shape)  # the peak while building, not only the result
-    if path == "csr" and estimate > max_bytes:
+    if paths == ("csr",) and estimate > max_bytes:
         raise ValueError(f"layer '{layer.name}' would need {estimate / 2**20:.0f} MiB to build its unrolled "
                          f"connectivity, over the cap of {max_bytes / 2**20:.0f} MiB; raise max_bytes or use the "
                          "kernel-direct path (path='direct' or 'auto')")
     fan_out = conv_fan_out(layer, in_shape)
     candidates = []
-    if path == "csr" or (path == "auto" and estimate <= max_bytes):
+    if "csr" in paths:
         candidates.append(_csr_projection(conv_csr(layer, in_shape), common, out_shape, fan_out))
-    if path in ("direct", "auto"):
+    if "direct" in paths:
         candidates.append(Projection(path="direct", fan_out=fan_out, kernel=direct_kernel(layer),
                                      kernel_targets=kernel_target_table(layer, in_shape), **common))
     return candidates
@@ -226,8 +229,8 @@ def _population_of(net: Network, index: int) -> int:
 class _Builder:
     """Turns the layers of a folded, normalized network into stages, in the network's order."""
 
-    def __init__(self, net: Network, path: str, max_bytes: int, choose: Chooser | None):
-        self.net, self.path, self.max_bytes, self.choose = net, path, max_bytes, choose
+    def __init__(self, net: Network, paths: dict[int, tuple[str, ...]], max_bytes: int, choose: Chooser | None):
+        self.net, self.paths, self.max_bytes, self.choose = net, paths, max_bytes, choose
         self.macs = ann.macs(net)
         self.stage_of: dict[int, int] = {INPUT: INPUT}  # IR layer of a population -> stage index
         self.n_stages = 0
@@ -252,7 +255,7 @@ class _Builder:
             dense = np.ascontiguousarray(layer.weight.T[engine_order(common["source_shape"])])
             return Projection(path="dense", fan_out=np.full(dense.shape[0], dense.shape[1], np.int64), dense=dense,
                               **common)
-        candidates = _conv_projections(layer, common, out_shape, self.path, self.max_bytes)
+        candidates = _conv_projections(layer, common, out_shape, self.paths[i], self.max_bytes)
         if len(candidates) > 1:  # 'auto': the chooser measures them; without one, kernel-direct (usually faster)
             return self.choose(candidates, int(np.prod(out_shape))) if self.choose else candidates[-1]
         return candidates[0]
@@ -340,8 +343,9 @@ def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAU
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
-    memory.check(build_bytes_estimate(net, path, max_bytes), f"building the spiking network of {net.input_shape} input")
-    builder = _Builder(net, path, max_bytes, choose)
+    paths = conv_paths(net, path, max_bytes, measured=choose is not None)
+    memory.check(_build_bytes(net, paths), f"building the spiking network of {net.input_shape} input")
+    builder = _Builder(net, paths, max_bytes, choose)
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]
     return SpikingNetwork(tuple(stages), config, net.input_shape)
@@ -350,23 +354,61 @@ def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAU
 NEURON_BYTES = 64  # per neuron: bias, drive, index maps, state and scratch (float32/int64)
 
 
-def build_bytes_estimate(net: Network, path: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES) -> int:
-    """An upper bound of what ``build`` allocates, from the shapes alone (checked before building):
-    per-neuron arrays, dense weights (and their transposed copy), and the unrolled CSRs at their
-    build peak (a conv's only where ``path`` and ``max_bytes`` allow it)."""
+# 'auto' times an unrolled CSR against kernel-direct only below this build peak: kernel-direct won on
+# every conv layer measured (docs/performance.md), and unrolling a large layer only to time it cost
+# 50 s and 1.9 GB on a CIFAR ResNet-18
+MEASURED_CSR_BYTES = 256 << 20
+
+
+def conv_paths(net: Network, path: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,
+               measured: bool = True) -> dict[int, tuple[str, ...]]:
+    """The connectivity each conv layer will be built with (IR index -> 'csr' and/or 'direct').
+
+    'csr' and 'direct' are taken as asked. 'auto' with ``measured`` offers the unrolled CSR beside
+    kernel-direct (to be timed, the slower one freed) only for layers whose CSR is under
+    ``max_bytes`` and ``MEASURED_CSR_BYTES`` and whose build still fits in the memory limit,
+    beside everything built before it, layers taken in order; the others, and every layer when
+    nothing is measured, get kernel-direct alone. So a large net is built within the memory the
+    machine has, and without unrolling layers only to time them."""
+    convs = [i for i, layer in enumerate(net.layers) if isinstance(layer, Conv2d)]
+    if path != "auto" or not measured:
+        return {i: ("direct" if path == "auto" else path,) for i in convs}
+    room = memory.limit_bytes() - _build_bytes(net, {i: ("direct",) for i in convs})
+    paths = {}
+    for i in convs:
+        layer, in_shape = net.layers[i], net.input_shape_of(i)
+        if csr_build_bytes_estimate(layer, in_shape) <= min(max_bytes, MEASURED_CSR_BYTES, room):
+            paths[i] = ("csr", "direct")
+            room -= csr_kept_bytes_estimate(layer, in_shape)  # if the CSR is chosen, it stays
+        else:
+            paths[i] = ("direct",)
+    return paths
+
+
+def build_bytes_estimate(net: Network, path: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,
+                         measured: bool = True) -> int:
+    """An upper bound of what ``build`` allocates, from the shapes alone (checked before building),
+    for the paths ``conv_paths`` gives each conv layer (see ``_build_bytes``)."""
+    return _build_bytes(net, conv_paths(net, path, max_bytes, measured))
+
+
+def _build_bytes(net: Network, paths: dict[int, tuple[str, ...]]) -> int:
+    """Per-neuron arrays, dense weights (and their transposed copy), kernel-direct tables, and the
+    unrolled CSRs: each one's memory once built, plus the largest extra any of them needs while
+    it is built (they are built one after another)."""
     total = NEURON_BYTES * (int(np.prod(net.input_shape)) + sum(int(np.prod(s)) for s in net.shapes))
+    building = 0
     for i, layer in enumerate(net.layers):
         in_shape = net.input_shape_of(i)
         if isinstance(layer, Linear):
             total += 2 * layer.weight.nbytes
-        elif isinstance(layer, (AvgPool2d, MaxPool2d)):
-            total += csr_build_bytes_estimate(layer, in_shape)
-        elif isinstance(layer, Conv2d):
-            csr = csr_build_bytes_estimate(layer, in_shape)
-            total += 150 * int(np.prod(in_shape[1:])) * int(np.prod(layer.weight.shape[2:]))  # direct path's table, built in Python
-            if path == "csr" or (path == "auto" and csr <= max_bytes):
-                total += csr
-    return total
+        elif isinstance(layer, Conv2d) and "direct" in paths[i]:  # the kernel, reordered, and its target table
+            total += layer.weight.nbytes + 150 * int(np.prod(in_shape[1:])) * int(np.prod(layer.weight.shape[2:]))
+        if isinstance(layer, (AvgPool2d, MaxPool2d)) or (isinstance(layer, Conv2d) and "csr" in paths[i]):
+            kept = csr_kept_bytes_estimate(layer, in_shape)
+            total += kept
+            building = max(building, csr_build_bytes_estimate(layer, in_shape) - kept)
+    return total + building
 
 
 def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarray:

@@ -312,7 +312,10 @@ def test_help_of_every_command_prints_and_shows_defaults(command, capsys):
         assert "(default: 256)" in out  # --batch
 
 
-def test_global_options_are_taken_after_the_command_too(tmp_path, small_data, demo, capsys):
+def test_global_options_are_taken_after_the_command_too(tmp_path, small_data, demo, capsys, monkeypatch):
+    from eventsnn.memory import ENV
+
+    monkeypatch.setenv(ENV, "100000")  # main() sets it for the process: restored after the test
     save(demo.model, tmp_path / "m.npz")
     run = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz")]
     assert main(run + ["--memory-limit-mib", "0.001"]) == 2
@@ -323,13 +326,17 @@ def test_global_options_are_taken_after_the_command_too(tmp_path, small_data, de
 
 def test_a_closed_pipe_ends_the_run_quietly(tmp_path, small_data, demo):
     """`eventsnn run ... | head` must exit 0 without an error message once head has gone."""
+    import os
     import subprocess
     import sys
+
+    from eventsnn.memory import ENV
 
     save(demo.model, tmp_path / "m.npz")
     command = [sys.executable, "-m", "eventsnn", "run", str(tmp_path / "m.npz"), "--data",
                str(small_data / "test.npz"), "--steps", "2", "--limit", "20"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if k != ENV}  # another test's --memory-limit-mib may linger
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     process.stdout.close()  # the reader goes away before anything is written
     err = process.stderr.read().decode()
     assert process.wait(timeout=300) == 0, err

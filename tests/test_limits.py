@@ -108,3 +108,31 @@ def test_labels_the_net_cannot_output_are_refused(tmp_path, demo, capsys, labels
     np.savez(tmp_path / "d.npz", x=(demo.x[:2] * 255).astype(np.uint8), y=np.array(labels))
     assert main(["run", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz")]) == 2
     assert "labels must lie in [0, 9]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("input_shape", [(3, 32, 32), (3, 224, 224)])
+def test_a_resnet18_builds_by_default_within_the_memory_it_estimates(input_shape, monkeypatch):
+    """Regression: the default build ('auto') of a CIFAR ResNet-18 was refused as needing 27 GiB
+    (every conv's unrolled CSR counted) although kernel-direct needs 0.1 GiB. Now it builds under a
+    3 GiB limit, with and without timing the paths, and the estimate bounds the traced peak."""
+    import tracemalloc
+
+    from eventsnn.engine import fastest_projection
+    from eventsnn.snn import build_bytes_estimate, build_spiking
+    from tests.nets import resnet18
+
+    monkeypatch.setenv(ENV, str(3 * 1024))
+    model = convert(resnet18(input_shape), None, percentile=None)
+    net = model.normalized(model.config.spike_levels)
+    traced = input_shape[1] <= 32  # tracing the 224x224 build's Python objects takes a minute
+    for choose in (None, fastest_projection):
+        estimate = build_bytes_estimate(net, "auto", measured=choose is not None)
+        if traced:
+            tracemalloc.start()
+        snn = build_spiking(net, model.config, choose=choose)
+        peak = tracemalloc.get_traced_memory()[1] if traced else 0
+        tracemalloc.stop()
+        stem = 1 if input_shape[1] <= 32 else 2  # conv, and the ImageNet stem's pooling
+        assert len(snn.stages) == stem + 8 * 2 + 2  # per block conv1 and the add (conv2, shortcut feed it); pool, fc
+        assert peak <= estimate < 3 * 2**30, (peak, estimate)
+    assert len(model.build(choose=fastest_projection).stages) == len(snn.stages)  # the model's own path too
