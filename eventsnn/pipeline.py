@@ -103,10 +103,12 @@ def calibrated_steps(model: ConvertedModel) -> int | None:
 
 
 def default_steps(model: ConvertedModel, settings: dict | None = None) -> int:
-    """T when none is given: what the model was calibrated for, else the default for its spikes
-    (graded spikes reach their ANN in a few steps, binary ones need many)."""
+    """T when none is given: what the model was calibrated for, or its early exit chosen for,
+    else the default for its spikes (graded spikes reach their ANN in a few steps, binary ones
+    need many)."""
     graded = model.config.updated(**(settings or {})).spikes == "graded"
-    return calibrated_steps(model) or (DEFAULTS.steps_graded if graded else DEFAULTS.steps_binary)
+    return (calibrated_steps(model) or (model.early_exit or {}).get("steps")
+            or (DEFAULTS.steps_graded if graded else DEFAULTS.steps_binary))
 
 
 def exit_rule_text(rule: dict) -> str:
@@ -118,12 +120,18 @@ def exit_rule_text(rule: dict) -> str:
 
 
 def early_exit_options(model: ConvertedModel, stable_steps: int | None, exit_margin: int | None,
-                       log: Log = print) -> dict:
-    """The early-exit rule of a run: the values given, else the rule chosen at conversion."""
+                       settings: dict | None = None, log: Log = print) -> dict:
+    """The early-exit rule of a run: the values given, else the rule chosen at conversion. A margin
+    counts output spikes, so it is refused with the membrane readout (it would never stop a sample)."""
     if stable_steps is not None or exit_margin is not None or not model.early_exit:
-        return {"stable_steps": stable_steps or 0, "exit_margin": exit_margin or 0}
-    log(f"early exit chosen at conversion: {exit_rule_text(model.early_exit)} (--exit-stable 0 turns it off)")
-    return {key: model.early_exit[key] for key in ("stable_steps", "exit_margin")}
+        options = {"stable_steps": stable_steps or 0, "exit_margin": exit_margin or 0}
+    else:
+        log(f"early exit chosen at conversion: {exit_rule_text(model.early_exit)} (--exit-stable 0 turns it off)")
+        options = {key: model.early_exit[key] for key in ("stable_steps", "exit_margin")}
+    if options["exit_margin"] and model.config.updated(**(settings or {})).output == "membrane":
+        raise ValueError("an exit margin counts output spikes, and the membrane readout emits none: use "
+                         "--exit-stable, or --output softmax or spikes")
+    return options
 
 
 # --- conversion ------------------------------------------------------------------------------------

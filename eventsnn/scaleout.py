@@ -34,7 +34,8 @@ def _distributed():
     try:
         import distributed
     except ImportError as err:
-        raise ImportError("running on a Dask cluster needs dask: pip install 'eventsnn[dask]'") from err
+        raise ImportError("running on a Dask cluster needs dask: pip install 'dask[distributed]' (or, in the "
+                          "eventsnn checkout, pip install -e '.[dask]')") from err
     return distributed
 
 

@@ -64,8 +64,9 @@ def read_spec(path: str | Path) -> dict:
     base = path.resolve().parent
     checkpoints = []
     for i, entry in enumerate(spec["checkpoints"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("checkpoint"), str):
-            raise SweepError(f"{path}: checkpoint {i} needs at least 'checkpoint' (and 'arch', 'calib')")
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("checkpoint", "calib")):
+            raise SweepError(f"{path}: checkpoint {i} needs 'checkpoint' and 'calib' (paths; and 'arch' for a "
+                             "state_dict)")
         entry = dict(entry)
         for key in ("checkpoint", "arch", "calib"):
             if entry.get(key) is not None:
@@ -82,7 +83,7 @@ def cells(grid: dict) -> list[dict]:
 
 
 def run_sweep(spec: dict, build: dict, batch: int = DEFAULTS.batch, threads: int | None = None, client=None,
-              log: Log = print) -> dict:
+              chunk: int = DEFAULTS.cluster_chunk, log: Log = print) -> dict:
     """All cells of a read spec, simulated in this process or on the Dask cluster of ``client``;
     ``build``: ``pipeline.build_options``."""
     x, y = load_data(spec["data"], spec.get("limit"))
@@ -112,7 +113,7 @@ def run_sweep(spec: dict, build: dict, batch: int = DEFAULTS.batch, threads: int
             log(f"{entry['name']}: {_describe(cell)}")
             snn = model.build(**build)
             result = simulate_model(model, snn, spec["data"], x, cell["steps"], build, cell["seed"], batch,
-                                    engine_options={"threads": threads}, client=client)
+                                    engine_options={"threads": threads}, client=client, chunk=chunk)
             results.append({"checkpoint": entry["name"], "cell": cell,
                             "report": run_report(snn, result, y, accuracy)})
     return {"spec": spec, "cells": results}

@@ -11,4 +11,5 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"{purpose} needs {module}: pip install 'eventsnn[{extra}]'") from err
+        raise ImportError(f"{purpose} needs {module}: pip install {module} (or, in the eventsnn checkout, "
+                          f"pip install -e '.[{extra}]')") from err

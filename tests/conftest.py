@@ -28,3 +28,12 @@ def demo(demo_files) -> SimpleNamespace:
     with np.load(demo_files["mnist_sample.npz"]) as f:
         x, y, x_calib = f["x"].astype(np.float32) / 255, f["y"], f["x_calib"].astype(np.float32) / 255
     return SimpleNamespace(net=net, model=convert(net, x_calib), x=x, y=y, x_calib=x_calib)
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, demo) -> Path:
+    """40 demo test images (uint8, as saved data sets usually are) and 200 calibration images, as .npz."""
+    folder = tmp_path_factory.mktemp("data")
+    np.savez(folder / "test.npz", x=np.round(demo.x[:40] * 255).astype(np.uint8), y=demo.y[:40])
+    np.savez(folder / "calib.npz", x=demo.x_calib[:200], y=np.zeros(200, np.int64))
+    return folder

@@ -18,14 +18,6 @@ from eventsnn.spec import network_to_spec
 from eventsnn.testing import strategies as es
 
 
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory, demo):
-    folder = tmp_path_factory.mktemp("data")
-    np.savez(folder / "test.npz", x=np.round(demo.x[:40] * 255).astype(np.uint8), y=demo.y[:40])
-    np.savez(folder / "calib.npz", x=demo.x_calib[:200], y=np.zeros(200, np.int64))
-    return folder
-
-
 def test_model_file_round_trip_without_pickle(tmp_path, demo):
     model = demo.model
     save(model, tmp_path / "m.npz")
@@ -341,3 +333,14 @@ def test_a_closed_pipe_ends_the_run_quietly(tmp_path, small_data, demo):
     err = process.stderr.read().decode()
     assert process.wait(timeout=300) == 0, err
     assert "Broken pipe" not in err and "Traceback" not in err
+
+
+def test_a_sweep_spec_without_calibration_data_is_refused_up_front(tmp_path, small_data, demo_files, capsys):
+    """Regression: a checkpoint entry without 'calib' ended in KeyError (rc 1) after loading."""
+    spec = {"checkpoints": [{"checkpoint": str(demo_files["mnist_cnn.pt"]), "arch": str(demo_files["mnist_cnn.json"])}],
+            "data": str(small_data / "test.npz")}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["sweep", str(tmp_path / "spec.json"), "-o", str(tmp_path / "out.json")]) == 2
+    assert "needs 'checkpoint' and 'calib'" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "spec.json"), "-o", str(tmp_path / "out.md")]) == 2
+    assert "another name than its .md table" in capsys.readouterr().err

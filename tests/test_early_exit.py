@@ -72,3 +72,20 @@ def test_a_malformed_stored_rule_is_refused(tmp_path, demo):
     save(dataclasses.replace(demo.model, early_exit={"stable_steps": -1, "exit_margin": 0}), tmp_path / "m.npz")
     with pytest.raises(ModelFileError, match="early_exit"):
         load(tmp_path / "m.npz")
+
+
+def test_an_exit_margin_under_the_membrane_readout_is_refused(tmp_path, small_data, demo, capsys):
+    """Regression: --exit-margin silently did nothing under the default membrane readout."""
+    save(demo.model, tmp_path / "m.npz")
+    run = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--steps", "4"]
+    assert main(run + ["--exit-margin", "3"]) == 2
+    assert "membrane readout emits none" in capsys.readouterr().err
+    assert main(run + ["--exit-margin", "3", "--output", "spikes", "--limit", "20"]) == 0
+
+
+def test_run_takes_the_steps_an_early_exit_was_chosen_for(tmp_path, small_data, demo, capsys):
+    """convert --exit auto --steps T stores T with the rule; run without --steps uses it."""
+    rule = {"stable_steps": 3, "exit_margin": 0, "steps": 12}
+    save(dataclasses.replace(demo.model, early_exit=rule), tmp_path / "m.npz")
+    assert main(["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--limit", "10"]) == 0
+    assert "SNN accuracy at T=12" in capsys.readouterr().out

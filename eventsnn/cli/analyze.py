@@ -10,7 +10,7 @@ import numpy as np
 from ..atomic import check_writable
 from ..pipeline import check_labels, cluster, default_steps, load_data, load_model, results_on_cluster
 from ..progress import terminal_progress
-from .options import add_cluster, add_connectivity, add_data, add_settings, settings
+from .options import add_cluster, add_connectivity, add_data, add_settings, connectivity, settings
 from .run import summary
 
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(out / "report.json")  # before the long work
     energy = load_energy_model(args.energy_model)
     x, y = load_data(args.data, args.limit)
-    build = {"path": args.path, **settings(args)}
+    build = connectivity(args, **settings(args))
     steps = args.steps
     reports = {}
     with cluster(args.scheduler, args.workers) as client:
@@ -56,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"energy per sample: ANN {e['ann_uj_per_sample']:.3g} uJ; SNN at T=1: {e['snn_uj_per_sample_per_step'][0]:.3g} "
           f"uJ, at T={steps}: {e['snn_uj_per_sample_per_step'][-1]:.3g} uJ; break-even step {e['break_even_step']}")
     print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} plots"
-          + (f" (skipped without matplotlib, `pip install eventsnn[plot]`: {', '.join(skipped)})" if skipped else ""))
+          + (f" (skipped without matplotlib, `pip install matplotlib`: {', '.join(skipped)})" if skipped else ""))
     return 0

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
               "but the calibration fits best at its own T")
     x, y = load_data(args.data, args.limit)
     check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
-    options = {"threads": args.threads, **early_exit_options(model, args.exit_stable, args.exit_margin)}
+    options = {"threads": args.threads, **early_exit_options(model, args.exit_stable, args.exit_margin, settings(args))}
     if args.engine == "reference" and (options["stable_steps"] or options["exit_margin"]):
         raise ValueError("early exit is an option of the event engine (--exit-stable 0 turns off a stored rule)")
     if args.profile:

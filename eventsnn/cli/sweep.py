@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     spec = read_spec(args.spec)
     check_writable(out)
     with cluster(args.scheduler, args.workers) as client:
-        sweep = run_sweep(spec, connectivity(args), args.batch, args.threads, client)
+        sweep = run_sweep(spec, connectivity(args), args.batch, args.threads, client, args.chunk)
     table = summary_table(sweep)
     print(table)
     write_text(out, json.dumps(sweep, indent=1))

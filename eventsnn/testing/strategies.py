@@ -26,7 +26,8 @@ try:
     from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
 except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError("eventsnn.testing.strategies needs hypothesis: pip install 'eventsnn[testing]'") from err
+    raise ImportError("eventsnn.testing.strategies needs hypothesis: pip install hypothesis (or, in the eventsnn "
+                      "checkout, pip install -e '.[testing]')") from err
 
 from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 from ..snn import IF, INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
