@@ -42,6 +42,7 @@ class Defaults:
     cluster_chunk: int = DEFAULT_CHUNK  # samples per Dask task
     path: str = "auto"  # conv connectivity
     max_connectivity_mib: float = DEFAULT_MAX_BYTES / 2**20  # the largest unrolled CSR layer
+    calib_images: int = 2000  # training images the scales are computed on (a balanced sample of larger sets)
     calibrate_images: int = 256  # images for --calibrate bias|potential
     exit_loss_points: float = 0.2  # accuracy an --exit auto rule may cost
     exit_images: int = 1000  # images for --exit auto
@@ -55,12 +56,21 @@ DEFAULTS = Defaults()
 
 # --- data and models -------------------------------------------------------------------------------
 
-def load_data(path: str, limit: int | None = None, split: str = "test"):
-    """x as lazy Images (read from disk by slice where the format allows), y as an array."""
+def load_data(path: str, limit: int | None = None, split: str = "test", log: Log = print):
+    """x as lazy Images (read from disk by slice where the format allows), y as an array; with a
+    ``limit`` below the set's size, a seeded sample balanced over the classes (``x.rows`` holds
+    its indices), said in one line."""
     from .loaders import load_dataset
+    from .loaders.datasets import balanced_sample
 
     x, y = load_dataset(path, split, lazy=True)
-    return (x.head(limit), y[:limit]) if limit else (x, y)
+    if not limit or limit >= len(x):
+        return x, y
+    rows = balanced_sample(y, limit, DEFAULTS.seed)
+    classes = len(np.unique(y))
+    log(f"{path}: {limit} of the {len(x)} {split} images, a seeded sample"
+        + (f" balanced over {classes} classes" if classes > 1 else ""))
+    return x.take(rows), y[rows]
 
 
 def check_labels(y: np.ndarray, n_classes: int, path: str) -> None:
@@ -243,7 +253,7 @@ def simulate_model(model: ConvertedModel, snn: SpikingNetwork, data: str, x, ste
     engine_options.pop("threads", None)  # one thread per worker
     return simulate_on_cluster(client, model, data, len(x), steps, seed=seed, batch=batch, chunk=chunk,
                                build_options=build, engine_options=engine_options,
-                               progress=terminal_progress("simulating"))
+                               progress=terminal_progress("simulating"), rows=getattr(x, "rows", None))
 
 
 def run_report(snn: SpikingNetwork, result: SimulationResult, y, ann_accuracy: float, engine: str = "event") -> dict:
@@ -271,12 +281,14 @@ def cluster(scheduler: str | None = None, workers: int | None = None, log: Log =
         yield client
 
 
-def results_on_cluster(client, model: ConvertedModel, data: str, n: int, steps: int, seed: int, batch: int,
+def results_on_cluster(client, model: ConvertedModel, data: str, x, steps: int, seed: int, batch: int,
                        build: dict) -> Iterator[SimulationResult] | None:
-    """Consecutive batches of per-neuron counts for ``analysis.analyze``, from the cluster (None: none)."""
+    """Consecutive batches of per-neuron counts for ``analysis.analyze`` of the samples ``x`` read
+    from ``data``, from the cluster (None: no cluster)."""
     if client is None:
         return None
     from .scaleout import results_in_order
 
-    return results_in_order(client, model, data, n, steps, seed=seed, batch=batch, chunk=batch,
-                            build_options=build, engine_options={"count_neurons": True})
+    return results_in_order(client, model, data, len(x), steps, seed=seed, batch=batch, chunk=batch,
+                            build_options=build, engine_options={"count_neurons": True},
+                            rows=getattr(x, "rows", None))

@@ -19,6 +19,8 @@ import os
 import time
 from typing import Iterator
 
+import numpy as np
+
 from .model import ConvertedModel
 from .progress import Progress
 from .snn import SimulationResult, SpikingNetwork
@@ -78,27 +80,30 @@ def _images(path: str, split: str):
 
 
 def _simulate_chunk(model: ConvertedModel, build_options: dict, data: str, split: str, start: int, stop: int,
-                    steps: int, seed: int, batch: int, engine_options: dict) -> SimulationResult:
-    """One task: samples start .. stop-1 of the data set, numbered as in the whole set."""
+                    steps: int, seed: int, batch: int, engine_options: dict,
+                    rows: np.ndarray | None = None) -> SimulationResult:
+    """One task: samples start .. stop-1 of the data set (or of the sample ``rows`` of it, whose
+    part this is), numbered as in the whole run."""
     from .engine import simulate
 
-    x = _images(data, split)[start:stop]
+    x = _images(data, split)[start:stop] if rows is None else _images(data, split)[rows]
     return simulate(_network(model, build_options), x, steps, seed=seed, batch_size=batch, first_sample=start,
                     threads=1, **engine_options)
 
 
 def results_in_order(client, model: ConvertedModel, data: str, n: int, steps: int, split: str = "test",
                      seed: int = 0, batch: int = 256, chunk: int = DEFAULT_CHUNK, build_options: dict | None = None,
-                     engine_options: dict | None = None) -> Iterator[SimulationResult]:
-    """The results of consecutive chunks of the first ``n`` samples at ``data``, in sample order,
-    all chunks submitted at once (so the workers run ahead of the consumer). Closing the iterator
-    early, or Ctrl-C, cancels what is left."""
+                     engine_options: dict | None = None, rows: np.ndarray | None = None) -> Iterator[SimulationResult]:
+    """The results of consecutive chunks of the first ``n`` samples at ``data`` (or of the ``n``
+    samples at indices ``rows``), in sample order, all chunks submitted at once (so the workers
+    run ahead of the consumer). Closing the iterator early, or Ctrl-C, cancels what is left."""
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of samples, not {chunk}")
     shared = client.scatter(model, broadcast=True, hash=False)  # a new key: an earlier scatter may be on its way out
     data = os.path.abspath(data)
     futures = [client.submit(_simulate_chunk, shared, build_options or {}, data, split, start, min(start + chunk, n),
-                             steps, seed, batch, engine_options or {}, pure=False) for start in range(0, n, chunk)]
+                             steps, seed, batch, engine_options or {}, None if rows is None else rows[start:start + chunk],
+                             pure=False) for start in range(0, n, chunk)]
     try:
         for future in futures:
             yield future.result()  # re-raises a task's error here
@@ -109,13 +114,14 @@ def results_in_order(client, model: ConvertedModel, data: str, n: int, steps: in
 
 def simulate_on_cluster(client, model: ConvertedModel, data: str, n: int, steps: int, split: str = "test",
                         seed: int = 0, batch: int = 256, chunk: int = DEFAULT_CHUNK, build_options: dict | None = None,
-                        engine_options: dict | None = None, progress: Progress | None = None) -> SimulationResult:
-    """The first ``n`` samples of the data set at ``data`` simulated by the cluster's workers;
-    equal to ``engine.simulate`` on the same samples (see the module docstring)."""
+                        engine_options: dict | None = None, progress: Progress | None = None,
+                        rows: np.ndarray | None = None) -> SimulationResult:
+    """The first ``n`` samples of the data set at ``data`` (or those at indices ``rows``) simulated by
+    the cluster's workers; equal to ``engine.simulate`` on the same samples (see the module docstring)."""
     began = time.perf_counter()
     parts = []
     for result in results_in_order(client, model, data, n, steps, split, seed, batch, chunk, build_options,
-                                   engine_options):
+                                   engine_options, rows):
         parts.append(result)
         if progress is not None:
             progress(sum(len(p.decisions) for p in parts), n)

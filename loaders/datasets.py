@@ -110,7 +110,46 @@ class Images:
 
     def head(self, n: int) -> "Images":
         """The first n images, still lazy."""
-        return Images(self.data.head(n) if isinstance(self.data, FileRows) else self.data[:n], self.source)
+        return Images(self.data.head(n) if isinstance(self.data, (FileRows, _Rows)) else self.data[:n], self.source)
+
+    def take(self, rows: np.ndarray) -> "Images":
+        """The images at these indices (sorted, for reads in file order), still lazy."""
+        return Images(_Rows(self.data, np.asarray(rows, np.int64)), self.source)
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """The indices in the stored set of a sample made by ``take`` (None: the first len(self))."""
+        return self.data.rows if isinstance(self.data, _Rows) else None
+
+
+class _Rows:
+    """Some rows of an array or ``FileRows``, read when indexed (a sample of a data set)."""
+
+    def __init__(self, data, rows: np.ndarray):
+        self.data, self.rows = data, rows
+        self.dtype, self.ndim, self.shape = data.dtype, data.ndim, (len(rows),) + tuple(data.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self.data[self.rows[key]])
+
+    def head(self, n: int) -> "_Rows":
+        return _Rows(self.data, self.rows[:n])
+
+
+def balanced_sample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """The sorted indices of n samples drawn at random (seeded), as evenly over the classes as
+    they allow: sets stored class by class would otherwise give their first class alone."""
+    labels = np.asarray(labels)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    rank = np.empty(len(labels), np.int64)  # each sample's place among its class in the shuffled order
+    shuffled = labels[order]
+    for label in np.unique(shuffled):
+        where = np.flatnonzero(shuffled == label)
+        rank[where] = np.arange(where.size)
+    return np.sort(order[np.argsort(rank, kind="stable")[:n]])
 
 
 def _finish(x: np.ndarray, y: np.ndarray, lazy: bool, source: str):

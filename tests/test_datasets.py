@@ -9,9 +9,11 @@ import tarfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventsnn.loaders import DatasetError, load_dataset, read_idx
-from eventsnn.loaders.datasets import FileRows
+from eventsnn.loaders.datasets import FileRows, balanced_sample
 
 from .conftest import SHARED_DATA
 
@@ -192,3 +194,36 @@ def test_a_file_called_test_does_not_make_a_folder_cifar(tmp_path):
     (cifar / "meta").write_bytes(pickle.dumps({b"fine_label_names": []}))
     x, y = load_dataset(tmp_path / "cifar-100-python", "test")
     assert x.shape == (3, 3, 32, 32) and list(y) == [0, 1, 2]
+
+
+@given(counts=st.lists(st.integers(1, 30), min_size=1, max_size=8), n=st.integers(1, 120), seed=st.integers(0, 9))
+@settings(max_examples=60, deadline=None)
+def test_a_sample_of_a_class_sorted_set_holds_every_class_evenly(counts, n, seed):
+    """Regression: --limit N took the first N images, all of one class in sets stored class by class."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    rows = balanced_sample(labels, min(n, labels.size), seed)
+    assert rows.size == min(n, labels.size) and np.all(np.diff(rows) > 0)  # sorted, distinct
+    taken = np.bincount(labels[rows], minlength=len(counts))
+    # round robin: the classes with images left differ by at most one, and a class that ran out
+    # holds no more than they do
+    left = taken < np.asarray(counts)
+    if left.any():
+        assert taken[left].max() - taken[left].min() <= 1
+        assert np.all(taken[~left] <= taken[left].max())
+    assert np.all(taken >= np.minimum(counts, min(n, labels.size) // len(counts)))
+    np.testing.assert_array_equal(rows, balanced_sample(labels, min(n, labels.size), seed))  # seeded
+
+
+def test_a_sample_reads_its_rows_from_disk_and_from_memory(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (50, 1, 4, 4)).astype(np.uint8)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx(images[:, 0]))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.arange(50) // 10))
+    on_disk, labels = load_dataset(tmp_path, lazy=True)
+    rows = balanced_sample(labels, 15)
+    for x in (on_disk, load_dataset(tmp_path, lazy=True)[0].take(np.arange(50))):
+        sample = x.take(rows) if x.rows is None else x.take(x.rows[rows])
+        np.testing.assert_array_equal(np.round(sample[:] * 255), images[rows])
+        np.testing.assert_array_equal(np.round(sample[3:9] * 255), images[rows[3:9]])
+        np.testing.assert_array_equal(sample.head(4).rows, rows[:4])
+    assert sorted(np.bincount(labels[rows])) == [3] * 5

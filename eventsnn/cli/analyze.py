@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             model = load_model(path)
             check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
             steps = steps or default_steps(model, settings(args))  # the first model's, for all
-            batches = results_on_cluster(client, model, args.data, len(x), steps, args.seed, args.batch, build)
+            batches = results_on_cluster(client, model, args.data, x, steps, args.seed, args.batch, build)
             reports[Path(path).name] = analyze(model, x, y, steps, args.batch, args.seed, energy,
                                                terminal_progress(f"analyzing {Path(path).name}"), batches, **build)
     plots, skipped = write_report(reports, out)

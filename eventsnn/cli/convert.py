@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
                                       "or an .onnx file (needs the onnx extra)")
     p.add_argument("--arch", help="architecture spec (JSON); not for .onnx files")
     p.add_argument("--calib", help="calibration data: .npz, MNIST IDX, CIFAR batches or image folders (training split)")
-    p.add_argument("--calib-limit", type=POSITIVE, help="use only the first N calibration images")
+    p.add_argument("--calib-limit", type=POSITIVE, default=DEFAULTS.calib_images,
+                   help="compute the scales on a seeded sample of N calibration images, balanced over the classes")
     p.add_argument("--percentile", type=float, default=DEFAULTS.percentile,
                    help="normalization percentile (100 = max-norm)")
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     save(model, args.output_file)
     scales = ", ".join(f"{layer.name} {_scale_text(s)}" for layer, s in zip(model.ann.layers, model.scales)
                        if s is not None)
-    print(f"converted {args.checkpoint} -> {args.output_file} (percentile {model.percentile}; scales: {scales})")
+    on = "" if x_calib is None else f" on {len(x_calib)} calibration images"
+    print(f"converted {args.checkpoint} -> {args.output_file} (percentile {model.percentile}{on}; scales: {scales})")
     return 0
 
 

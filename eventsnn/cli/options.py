@@ -94,7 +94,7 @@ def connectivity(args: argparse.Namespace, **more) -> dict:
 def add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="labelled data (test split): .npz, MNIST IDX, CIFAR batches or image folders")
-    parser.add_argument("--limit", type=POSITIVE, help="use only the first N samples")
+    parser.add_argument("--limit", type=POSITIVE, help="use a seeded sample of N samples, balanced over the classes")
     parser.add_argument("--steps", type=POSITIVE, help="simulation steps T (default: the T the model was calibrated "
                         f"for, else {DEFAULTS.steps_graded} with graded spikes, {DEFAULTS.steps_binary} with binary ones)")
     parser.add_argument("--batch", type=POSITIVE, default=DEFAULTS.batch, help="samples per batch")
