@@ -100,8 +100,11 @@ def load_model(path: str) -> ConvertedModel:
 
 def ann_accuracy(net: Network, x, y: np.ndarray) -> float:
     """The ANN's accuracy on a data set read in chunks (NaN for an empty set)."""
-    chunk = DEFAULTS.read_chunk
-    predictions = [ann.forward(net, x[start:start + chunk]).argmax(axis=1) for start in range(0, len(x), chunk)]
+    chunk, progress = DEFAULTS.read_chunk, terminal_progress("ANN accuracy")
+    predictions = []
+    for start in range(0, len(x), chunk):
+        predictions.append(ann.forward(net, x[start:start + chunk]).argmax(axis=1))
+        progress(min(start + chunk, len(x)), len(x))
     return float(np.mean(np.concatenate(predictions) == y)) if predictions else float("nan")
 
 
@@ -227,13 +230,11 @@ def simulate_dataset(snn: SpikingNetwork, x, steps: int, seed: int = DEFAULTS.se
     for start in range(0, n, chunk):
         xb = x[start:start + chunk]
         if engine == "event":
-            shown = (lambda done, _, start=start: progress(start + done, n)) if progress else None
-            parts.append(simulate(snn, xb, steps, seed=seed, batch_size=batch, progress=shown, first_sample=start,
-                                  **engine_options))
+            parts.append(simulate(snn, xb, steps, seed=seed, batch_size=batch, first_sample=start,
+                                  progress=lambda done, _, start=start: progress(start + done, n), **engine_options))
         else:
             parts.append(simulate_reference(snn, xb, steps, seed=seed, first_sample=start))
-            if progress:
-                progress(start + len(xb), n)
+            progress(start + len(xb), n)
     return SimulationResult.concatenate(parts) if parts else simulate(snn, x[:0], steps, seed=seed)
 
 

@@ -36,3 +36,39 @@ def test_sram_prices_follow_the_published_anchors():
     assert sram_word_pj(8 * 1024) == pytest.approx(5.0)
     assert sram_word_pj(32 * 1024) == pytest.approx(10.0)
     assert 45 < sram_word_pj(1024 * 1024) < 60
+
+
+def test_progress_lines_appear_without_a_terminal(monkeypatch):
+    """Off a terminal (a batch job's log) progress is a plain line every LOG_EVERY seconds and at the
+    end of a run that printed one; on a terminal one line is redrawn in place."""
+    import io
+
+    from eventsnn import progress
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    show = progress.terminal_progress("simulating", log)
+    for done in (1, 2, 3):
+        show(done, 3)
+    lines = log.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["simulating: 1/3", "simulating: 2/3", "simulating: 3/3"]
+    quiet = io.StringIO()
+    monkeypatch.setattr(progress, "LOG_EVERY", 3600.0)
+    show = progress.terminal_progress("simulating", quiet)
+    show(1, 2), show(2, 2)
+    assert quiet.getvalue() == ""  # a short run says nothing
+
+
+def test_progress_on_a_terminal_redraws_one_line():
+    import io
+
+    from eventsnn.progress import terminal_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    show = terminal_progress("x", screen)
+    show(1, 2), show(2, 2)
+    assert screen.getvalue().count("\r") == 2 and screen.getvalue().endswith("\n")
