@@ -24,7 +24,7 @@ from .ir import Network
 from .model import ConvertedModel, convert, default_config, load
 from .progress import terminal_progress
 from .reference import simulate_reference
-from .report import efficiency_report
+from .report import efficiency_report, mean_steps_run
 from .scaleout import DEFAULT_CHUNK
 from .snn import PATHS, SimulationResult, SpikingNetwork
 
@@ -263,7 +263,7 @@ def run_report(snn: SpikingNetwork, result: SimulationResult, y, ann_accuracy: f
     report["engine"] = engine
     report["connectivity"] = [{"name": s.name, "path": s.path, "bytes": s.connectivity_bytes} for s in snn.stages]
     if result.exit_step is not None and np.any(result.exit_step > 0):
-        report["exit_step_mean"] = float(np.where(result.exit_step > 0, result.exit_step, result.steps).mean())
+        report["exit_step_mean"] = mean_steps_run(result)
     return report
 
 

@@ -42,16 +42,24 @@ def steps_to_within(accuracy_per_step, ann_accuracy: float, points: float) -> in
 WITHIN_POINTS = ("0.5", "1", "2")
 
 
+def mean_steps_run(result: SimulationResult) -> float:
+    """The steps a sample was simulated for, on average: T, less where early exit stopped samples."""
+    if result.exit_step is None or not len(result.exit_step):
+        return float(result.steps)
+    return float(np.where(result.exit_step > 0, result.exit_step, result.steps).mean())
+
+
 def kind_label(stage: Stage, config: SimulationConfig) -> str:
     """What the reports call a stage's kind: "IF", "maxpool gate" or "output <readout>"."""
     return f"output {config.output}" if stage.kind == OUTPUT else _KIND_NAMES[stage.kind]
 
 
 def layer_statistics(snn: SpikingNetwork, spikes: np.ndarray, carried: np.ndarray, synops: np.ndarray,
-                     n: int, steps: int) -> list[dict]:
+                     n: int, steps: float) -> list[dict]:
     """The per-layer entries of the run report and the analysis. ``spikes`` (events), ``carried``
     (spikes weighted by what each event carries), ``synops`` (operations the layer receives): per
-    stage, totals over ``n`` samples of ``steps`` steps (totals, so that both callers divide once)."""
+    stage, totals over ``n`` samples of ``steps`` steps on average (fewer where samples stopped
+    early; totals, so that both callers divide once). ``rate``: events per neuron per step run."""
     layers = []
     for s, stage in enumerate(snn.stages):
         spikes_per_sample = float(spikes[s]) / n
@@ -73,7 +81,7 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
     n = max(len(result.decisions), 1)
     steps = result.steps
     layers = layer_statistics(snn, result.spikes.sum(axis=(0, 2)), result.spike_amounts.sum(axis=0),
-                              result.synops.sum(axis=0), n, steps)
+                              result.synops.sum(axis=0), n, mean_steps_run(result))
     synops = sum(layer["synops_per_sample"] for layer in layers)
     macs = sum(stage.macs for stage in snn.stages)
     input_ops = float(result.input_synops.sum()) / n if result.input_synops is not None else 0.0

@@ -62,7 +62,10 @@ def test_convert_exit_auto_is_stored_and_applied_by_run(tmp_path, demo_files, ca
     assert "early exit for T=50" in capsys.readouterr().out
     assert main(["run", str(out), "--data", data, "--limit", "100", "--json", str(tmp_path / "r.json")]) == 0
     assert "early exit chosen at conversion" in capsys.readouterr().out
-    assert json.loads((tmp_path / "r.json").read_text())["exit_step_mean"] < 50
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["exit_step_mean"] < 50
+    for layer in report["layers"]:  # rates per step run: samples that stopped early count their steps only
+        assert layer["rate"] == pytest.approx(layer["spikes_per_sample"] / (layer["neurons"] * report["exit_step_mean"]))
     assert main(["run", str(out), "--data", data, "--limit", "100", "--exit-stable", "0",
                  "--json", str(tmp_path / "r0.json")]) == 0
     assert "exit_step_mean" not in json.loads((tmp_path / "r0.json").read_text())
