@@ -5,13 +5,14 @@ Every layer checks its parameters when it is made and raises ``ValueError`` with
 ``Network`` checks that the layers fit together. A network is a list of layers in topological
 order; each layer reads the layers named in its ``inputs`` entry (index -1 is the network input),
 by default the layer before it, so a plain chain needs no ``inputs``. Only ``Add`` has several
-inputs (residual connections). No I/O and no torch here.
+inputs (residual connections). Each layer class names its kind in ``spec_type``, the ``"type"``
+of its entry in an architecture spec (eventsnn.spec). No I/O and no torch here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import ClassVar, Union, get_args
 
 import numpy as np
 
@@ -52,19 +53,11 @@ def _optional_bias(bias, name: str, size: int) -> np.ndarray:
     return b
 
 
-def _pool_output(kind: str, in_shape: Shape, kernel: int, stride: int) -> Shape:
-    if len(in_shape) != 3:
-        raise ValueError(f"{kind} needs a (C, H, W) input, found {in_shape}")
-    c, h, w = in_shape
-    if h < kernel or w < kernel:
-        raise ValueError(f"{kind} kernel {kernel} is larger than the input {h}x{w}")
-    return (c, (h - kernel) // stride + 1, (w - kernel) // stride + 1)
-
-
 @dataclass(frozen=True, eq=False)
 class Conv2d:
     """z[o, y, x] = sum_{c,i,j} W[o, c, i, j] * a[c, s*y + i - p, s*x + j - p] + b[o]  (zero padding)."""
 
+    spec_type: ClassVar[str] = "conv2d"
     weight: np.ndarray
     bias: np.ndarray | None = None
     stride: int = 1
@@ -93,6 +86,7 @@ class Conv2d:
 class Linear:
     """z = W a + b, with W of shape (out_features, in_features)."""
 
+    spec_type: ClassVar[str] = "linear"
     weight: np.ndarray
     bias: np.ndarray | None = None
     name: str = "linear"
@@ -113,6 +107,7 @@ class Linear:
 class BatchNorm:
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (axis 0 of the sample)."""
 
+    spec_type: ClassVar[str] = "batchnorm"
     gamma: np.ndarray
     beta: np.ndarray
     mean: np.ndarray
@@ -138,6 +133,7 @@ class BatchNorm:
 class ReLU:
     """a = max(0, z)."""
 
+    spec_type: ClassVar[str] = "relu"
     name: str = "relu"
 
     def output_shape(self, in_shape: Shape) -> Shape:
@@ -148,6 +144,7 @@ class ReLU:
 class ClipReLU:
     """Threshold ReLU (Deng & Gu): a = clip(z, 0, threshold)."""
 
+    spec_type: ClassVar[str] = "clip_relu"
     threshold: float
     name: str = "clip_relu"
 
@@ -165,6 +162,7 @@ class QCFS:
     scale lambda and V(0) = threshold/2, a layer's spike count over T = L steps (binary spikes),
     or its graded spikes in one step with L levels, equals L a / lambda exactly."""
 
+    spec_type: ClassVar[str] = "qcfs"
     levels: int
     threshold: float
     name: str = "qcfs"
@@ -179,12 +177,13 @@ class QCFS:
 
 
 @dataclass(frozen=True)
-class MaxPool2d:
-    """a[c, y, x] = max over the kernel x kernel window at (stride*y, stride*x); no padding."""
+class _Pool2d:
+    """A square window pooling over each channel's map at (stride*y, stride*x); no padding.
+    The stride defaults to the kernel size (non-overlapping windows, as in PyTorch)."""
 
     kernel_size: int
     stride: int | None = None
-    name: str = "maxpool2d"
+    name: str = "pool2d"
 
     def __post_init__(self):
         if self.stride is None:
@@ -193,31 +192,36 @@ class MaxPool2d:
             raise ValueError(f"{self.name}: kernel_size and stride must be >= 1")
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        return _pool_output(self.name, in_shape, self.kernel_size, self.stride)
+        if len(in_shape) != 3:
+            raise ValueError(f"{self.name} needs a (C, H, W) input, found {in_shape}")
+        c, h, w = in_shape
+        k, s = self.kernel_size, self.stride
+        if h < k or w < k:
+            raise ValueError(f"{self.name} kernel {k} is larger than the input {h}x{w}")
+        return (c, (h - k) // s + 1, (w - k) // s + 1)
 
 
 @dataclass(frozen=True)
-class AvgPool2d:
+class MaxPool2d(_Pool2d):
+    """a[c, y, x] = max over the kernel x kernel window at (stride*y, stride*x); no padding."""
+
+    spec_type: ClassVar[str] = "maxpool2d"
+    name: str = "maxpool2d"
+
+
+@dataclass(frozen=True)
+class AvgPool2d(_Pool2d):
     """a[c, y, x] = mean over the kernel x kernel window at (stride*y, stride*x); no padding."""
 
-    kernel_size: int
-    stride: int | None = None
+    spec_type: ClassVar[str] = "avgpool2d"
     name: str = "avgpool2d"
-
-    def __post_init__(self):
-        if self.stride is None:
-            object.__setattr__(self, "stride", self.kernel_size)
-        if self.kernel_size < 1 or self.stride < 1:
-            raise ValueError(f"{self.name}: kernel_size and stride must be >= 1")
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        return _pool_output(self.name, in_shape, self.kernel_size, self.stride)
 
 
 @dataclass(frozen=True)
 class Flatten:
     """(C, H, W) -> (C*H*W,) in C order, as torch.flatten."""
 
+    spec_type: ClassVar[str] = "flatten"
     name: str = "flatten"
 
     def output_shape(self, in_shape: Shape) -> Shape:
@@ -228,6 +232,7 @@ class Flatten:
 class Softmax:
     """p = exp(z) / sum(exp(z)); only allowed as the last layer."""
 
+    spec_type: ClassVar[str] = "softmax"
     name: str = "softmax"
 
     def output_shape(self, in_shape: Shape) -> Shape:
@@ -241,6 +246,7 @@ class Add:
     """Residual join: a = sum_k weights[k] * x_k over its inputs (all of the same shape; weights default to 1).
     A weight is a number or one number per channel (a tuple; channel-wise normalization makes these)."""
 
+    spec_type: ClassVar[str] = "add"
     name: str = "add"
     weights: tuple[float | tuple[float, ...], ...] | None = None
 
@@ -273,7 +279,8 @@ def channel_weight(weight: float | tuple[float, ...], shape: Shape) -> np.ndarra
     return w if w.ndim == 0 else w.reshape((-1,) + (1,) * (len(shape) - 1))
 
 
-Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, MaxPool2d, AvgPool2d, Flatten, Softmax, Add]
+Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, Softmax, Add]
+LAYER_CLASSES: tuple[type, ...] = get_args(Layer)  # every layer kind, in the order the spec lists them
 AFFINE = (Conv2d, Linear)
 ACTIVATIONS = (ReLU, ClipReLU, QCFS)
 THRESHOLDED = (ClipReLU, QCFS)  # activations whose trained threshold is the layer's scale

@@ -1,8 +1,8 @@
 """The architecture spec (JSON) and named parameters <-> IR.
 
 Spec: ``{"input_shape": [C, H, W], "layers": [...]}``; each layer has ``"type"`` (conv2d, linear,
-batchnorm, relu, clip_relu, maxpool2d, avgpool2d, flatten, softmax). Parameter layers carry
-``"name"``, the prefix of their parameters (``name.weight``, ``name.bias``; batch-norm also
+batchnorm, relu, clip_relu, qcfs, maxpool2d, avgpool2d, flatten, softmax, add). Parameter layers
+carry ``"name"``, the prefix of their parameters (``name.weight``, ``name.bias``; batch-norm also
 ``name.running_mean``, ``name.running_var`` and optional ``"eps"``) and their shape fields
 (``out_channels``, ``kernel_size``, ``stride``, ``padding``; ``out_features``). Pools carry
 ``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``, qcfs ``levels`` and
@@ -10,119 +10,204 @@ batchnorm, relu, clip_relu, maxpool2d, avgpool2d, flatten, softmax). Parameter l
 channel). A layer reads the layer before it unless it names its sources in ``"inputs"``
 (layer names, ``"input"`` for the network input), e.g. a residual join
 ``{"type": "add", "name": "add1", "inputs": ["bn2", "relu0"]}``.
+
+A layer kind is its IR class's ``spec_type`` plus one ``_Format`` in ``_FORMATS`` below.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import numpy as np
 
-from .ir import QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from .ir import (LAYER_CLASSES, QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d,
+                 Network, ReLU, Softmax)
 
-LAYER_TYPES = ("conv2d", "linear", "batchnorm", "relu", "clip_relu", "qcfs", "maxpool2d", "avgpool2d", "flatten", "softmax",
-               "add")
+LAYER_TYPES = tuple(cls.spec_type for cls in LAYER_CLASSES)
+_CLASS_OF_TYPE = {cls.spec_type: cls for cls in LAYER_CLASSES}
 
 
 class SpecError(ValueError):
     """An architecture spec or its parameters do not describe a valid network."""
 
 
-def _int(entry: dict, key: str, where: str, default: int | None = None) -> int:
-    value = entry.get(key, default)
-    if value is None:
-        raise SpecError(f"{where}: missing field '{key}'")
-    if isinstance(value, (list, tuple)):  # square kernels and symmetric strides only
-        if len(value) != 2 or value[0] != value[1]:
-            raise SpecError(f"{where}: '{key}' must be one integer or two equal ones, not {value}")
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{where}: '{key}' must be an integer, not {value!r}")
-    return value
+@dataclass(frozen=True)
+class _Entry:
+    """One layer's spec entry while it is read: its fields, its name (the prefix of its parameters),
+    the checkpoint's parameters, and where it is in the spec (for messages)."""
+
+    fields: dict
+    name: str
+    where: str
+    params: Mapping[str, np.ndarray]
+
+    def error(self, message: str) -> SpecError:
+        return SpecError(f"{self.where}: {message}")
+
+    def require(self, *keys: str) -> None:
+        for key in keys:
+            if key not in self.fields:
+                raise self.error(f"missing field '{key}'")
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        value = self.fields.get(key, default)
+        if value is None:
+            raise self.error(f"missing field '{key}'")
+        if isinstance(value, (list, tuple)):  # square kernels and symmetric strides only
+            if len(value) != 2 or value[0] != value[1]:
+                raise self.error(f"'{key}' must be one integer or two equal ones, not {value}")
+            value = value[0]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"'{key}' must be an integer, not {value!r}")
+        return value
+
+    def param(self, suffix: str, required: bool = True) -> np.ndarray | None:
+        """The parameter ``name.suffix`` as float32 (None if it is optional and absent)."""
+        key = f"{self.name}.{suffix}"
+        if key not in self.params:
+            if required:
+                raise self.error(f"parameter '{key}' is missing from the checkpoint")
+            return None
+        value = np.asarray(self.params[key])
+        if not np.issubdtype(value.dtype, np.number):
+            raise self.error(f"parameter '{key}' is not numeric ({value.dtype})")
+        if not np.all(np.isfinite(value)):
+            raise self.error(f"parameter '{key}' contains NaN or Inf")
+        return value.astype(np.float32)
+
+    def check_shape(self, value: np.ndarray, shape: tuple, suffix: str) -> None:
+        if value.shape != shape:
+            raise self.error(f"parameter '{self.name}.{suffix}' has shape {value.shape}, the spec implies {shape}")
+
+    def bias(self, size: int) -> np.ndarray | None:
+        """The optional ``name.bias`` of a layer with ``size`` outputs."""
+        bias = self.param("bias", required=False)
+        if bias is not None:
+            self.check_shape(bias, (size,), "bias")
+        return bias
 
 
-def _param(params: Mapping[str, np.ndarray], key: str, where: str, required: bool = True) -> np.ndarray | None:
-    if key not in params:
-        if required:
-            raise SpecError(f"{where}: parameter '{key}' is missing from the checkpoint")
-        return None
-    value = np.asarray(params[key])
-    if not np.issubdtype(value.dtype, np.number):
-        raise SpecError(f"{where}: parameter '{key}' is not numeric ({value.dtype})")
-    if not np.all(np.isfinite(value)):
-        raise SpecError(f"{where}: parameter '{key}' contains NaN or Inf")
-    return value.astype(np.float32)
+# Readers: a spec entry -> a layer of class ``cls``. Each checks what the layer's constructor
+# cannot (fields present and integers, parameters present and of the shape the entry implies);
+# the constructor checks the values.
+
+def _read_conv2d(cls: type[Conv2d], e: _Entry) -> Conv2d:
+    weight = e.param("weight")
+    if weight.ndim != 4:
+        raise e.error(f"'{e.name}.weight' must be 4-D (out, in, kh, kw), found {weight.shape}")
+    k = e.integer("kernel_size")
+    e.check_shape(weight, (e.integer("out_channels"), weight.shape[1], k, k), "weight")
+    return cls(weight, e.bias(weight.shape[0]), e.integer("stride", 1), e.integer("padding", 0), e.name)
 
 
-def _check_shape(value: np.ndarray, shape: tuple, key: str, where: str) -> None:
-    if value.shape != shape:
-        raise SpecError(f"{where}: parameter '{key}' has shape {value.shape}, the spec implies {shape}")
+def _read_linear(cls: type[Linear], e: _Entry) -> Linear:
+    weight = e.param("weight")
+    if weight.ndim != 2 or weight.shape[0] != e.integer("out_features"):
+        raise e.error(f"'{e.name}.weight' has shape {weight.shape}, expected ({e.fields['out_features']}, in)")
+    return cls(weight, e.bias(weight.shape[0]), e.name)
 
 
-def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]):
+def _read_batchnorm(cls: type[BatchNorm], e: _Entry) -> BatchNorm:
+    mean, var = e.param("running_mean"), e.param("running_var")
+    gamma, beta = e.param("weight", required=False), e.param("bias", required=False)
+    gamma = np.ones_like(mean) if gamma is None else gamma  # affine=False: the identity transform
+    beta = np.zeros_like(mean) if beta is None else beta
+    for suffix, value in (("running_var", var), ("weight", gamma), ("bias", beta)):
+        e.check_shape(value, mean.shape, suffix)
+    return cls(gamma, beta, mean, var, float(e.fields.get("eps", 1e-5)), e.name)
+
+
+def _read_clip_relu(cls: type[ClipReLU], e: _Entry) -> ClipReLU:
+    e.require("threshold")
+    return cls(float(e.fields["threshold"]), e.name)
+
+
+def _read_qcfs(cls: type[QCFS], e: _Entry) -> QCFS:
+    e.require("threshold", "levels")
+    return cls(e.integer("levels"), float(e.fields["threshold"]), e.name)
+
+
+def _read_pool(cls: type[MaxPool2d] | type[AvgPool2d], e: _Entry) -> MaxPool2d | AvgPool2d:
+    kernel_size = e.integer("kernel_size")
+    stride = None if e.fields.get("stride") is None else e.integer("stride")  # None: the kernel size
+    return cls(kernel_size, stride, e.name)
+
+
+def _read_add(cls: type[Add], e: _Entry) -> Add:
+    weights = e.fields.get("weights")
+    if weights is not None and not (isinstance(weights, list) and all(
+            _number(w) or (isinstance(w, list) and w and all(_number(c) for c in w)) for w in weights)):
+        raise e.error(f"'weights' must list a number (or a list, one per channel) per input, not {weights!r}")
+    return cls(e.name, None if weights is None else tuple(weights))
+
+
+def _read_name_only(cls: type, e: _Entry) -> Layer:
+    return cls(e.name)
+
+
+# Writers: the fields of a layer's entry besides "type" and "name".
+
+def _no_fields(layer: Layer) -> dict:
+    return {}
+
+
+def _attributes(*names: str) -> Callable[[Layer], dict]:
+    """Fields that are the layer's attributes of the same names."""
+    return lambda layer: {name: getattr(layer, name) for name in names}
+
+
+def _conv2d_fields(layer: Conv2d) -> dict:
+    out_channels, _, kernel_size, _ = layer.weight.shape
+    return {"out_channels": out_channels, "kernel_size": kernel_size, "stride": layer.stride, "padding": layer.padding}
+
+
+def _add_fields(layer: Add) -> dict:
+    if layer.weights is None:
+        return {}
+    return {"weights": [w if np.ndim(w) == 0 else list(w) for w in layer.weights]}
+
+
+@dataclass(frozen=True)
+class _Format:
+    """How one layer kind appears in a spec: ``read`` builds the layer from its entry, ``write``
+    gives the entry's fields, and ``params`` maps the suffixes of its named parameters (``name.weight``)
+    to the layer's array attributes. A kind with parameters needs a ``"name"`` in its entry."""
+
+    read: Callable[[type, _Entry], Layer]
+    write: Callable[[Layer], dict] = _no_fields
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+_WEIGHT_AND_BIAS = {"weight": "weight", "bias": "bias"}
+_FORMATS: dict[type, _Format] = {
+    Conv2d: _Format(_read_conv2d, _conv2d_fields, _WEIGHT_AND_BIAS),
+    Linear: _Format(_read_linear, lambda layer: {"out_features": layer.weight.shape[0]}, _WEIGHT_AND_BIAS),
+    BatchNorm: _Format(_read_batchnorm, _attributes("eps"),  # PyTorch's state_dict names
+                       {"weight": "gamma", "bias": "beta", "running_mean": "mean", "running_var": "var"}),
+    ReLU: _Format(_read_name_only),
+    ClipReLU: _Format(_read_clip_relu, _attributes("threshold")),
+    QCFS: _Format(_read_qcfs, _attributes("levels", "threshold")),
+    MaxPool2d: _Format(_read_pool, _attributes("kernel_size", "stride")),
+    AvgPool2d: _Format(_read_pool, _attributes("kernel_size", "stride")),
+    Flatten: _Format(_read_name_only),
+    Softmax: _Format(_read_name_only),
+    Add: _Format(_read_add, _add_fields),
+}
+
+
+def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]) -> Layer:
     if not isinstance(entry, dict) or "type" not in entry:
         raise SpecError(f"layer {index}: must be an object with a 'type'")
     kind = entry["type"]
     if kind not in LAYER_TYPES:
         raise SpecError(f"layer {index}: unsupported type {kind!r} (supported: {', '.join(LAYER_TYPES)})")
+    cls = _CLASS_OF_TYPE[kind]
+    layer_format = _FORMATS[cls]
     where = f"layer {index} ({kind})"
-    name = entry.get("name", f"{kind}{index}")
-    if kind in ("conv2d", "linear", "batchnorm") and "name" not in entry:
+    if layer_format.params and "name" not in entry:
         raise SpecError(f"{where}: needs a 'name', the prefix of its parameters")
-    if kind == "conv2d":
-        weight = _param(params, f"{name}.weight", where)
-        if weight.ndim != 4:
-            raise SpecError(f"{where}: '{name}.weight' must be 4-D (out, in, kh, kw), found {weight.shape}")
-        k = _int(entry, "kernel_size", where)
-        _check_shape(weight, (_int(entry, "out_channels", where), weight.shape[1], k, k), f"{name}.weight", where)
-        bias = _param(params, f"{name}.bias", where, required=False)
-        if bias is not None:
-            _check_shape(bias, (weight.shape[0],), f"{name}.bias", where)
-        return Conv2d(weight, bias, _int(entry, "stride", where, 1), _int(entry, "padding", where, 0), name)
-    if kind == "linear":
-        weight = _param(params, f"{name}.weight", where)
-        if weight.ndim != 2 or weight.shape[0] != _int(entry, "out_features", where):
-            raise SpecError(f"{where}: '{name}.weight' has shape {weight.shape}, expected ({entry['out_features']}, in)")
-        bias = _param(params, f"{name}.bias", where, required=False)
-        if bias is not None:
-            _check_shape(bias, (weight.shape[0],), f"{name}.bias", where)
-        return Linear(weight, bias, name)
-    if kind == "batchnorm":
-        mean = _param(params, f"{name}.running_mean", where)
-        var = _param(params, f"{name}.running_var", where)
-        gamma = _param(params, f"{name}.weight", where, required=False)
-        beta = _param(params, f"{name}.bias", where, required=False)
-        gamma = np.ones_like(mean) if gamma is None else gamma
-        beta = np.zeros_like(mean) if beta is None else beta
-        for key, value in (("running_var", var), ("weight", gamma), ("bias", beta)):
-            _check_shape(value, mean.shape, f"{name}.{key}", where)
-        return BatchNorm(gamma, beta, mean, var, float(entry.get("eps", 1e-5)), name)
-    if kind == "relu":
-        return ReLU(name)
-    if kind == "clip_relu":
-        if "threshold" not in entry:
-            raise SpecError(f"{where}: missing field 'threshold'")
-        return ClipReLU(float(entry["threshold"]), name)
-    if kind == "qcfs":
-        for field in ("threshold", "levels"):
-            if field not in entry:
-                raise SpecError(f"{where}: missing field '{field}'")
-        return QCFS(_int(entry, "levels", where), float(entry["threshold"]), name)
-    if kind in ("maxpool2d", "avgpool2d"):
-        k = _int(entry, "kernel_size", where)
-        stride = entry.get("stride")
-        cls = MaxPool2d if kind == "maxpool2d" else AvgPool2d
-        return cls(k, None if stride is None else _int(entry, "stride", where), name)
-    if kind == "flatten":
-        return Flatten(name)
-    if kind == "add":
-        weights = entry.get("weights")
-        if weights is not None and not (isinstance(weights, list) and all(
-                _number(w) or (isinstance(w, list) and w and all(_number(c) for c in w)) for w in weights)):
-            raise SpecError(f"{where}: 'weights' must list a number (or a list, one per channel) per input, "
-                            f"not {weights!r}")
-        return Add(name, None if weights is None else tuple(weights))
-    return Softmax(name)
+    return layer_format.read(cls, _Entry(entry, entry.get("name", f"{kind}{index}"), where, params))
 
 
 def _inputs(entries: list, layers: list) -> tuple[tuple[int, ...], ...]:
@@ -175,31 +260,10 @@ def network_to_spec(net: Network) -> tuple[dict, dict[str, np.ndarray]]:
     """The spec and named parameters of a network (the inverse of ``network_from_spec``)."""
     entries, params = [], {}
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, Conv2d):
-            out_c, _, k, _ = layer.weight.shape
-            entry = {"type": "conv2d", "out_channels": out_c, "kernel_size": k, "stride": layer.stride,
-                     "padding": layer.padding}
-            params.update({f"{layer.name}.weight": layer.weight, f"{layer.name}.bias": layer.bias})
-        elif isinstance(layer, Linear):
-            entry = {"type": "linear", "out_features": layer.weight.shape[0]}
-            params.update({f"{layer.name}.weight": layer.weight, f"{layer.name}.bias": layer.bias})
-        elif isinstance(layer, BatchNorm):
-            entry = {"type": "batchnorm", "eps": layer.eps}
-            params.update({f"{layer.name}.weight": layer.gamma, f"{layer.name}.bias": layer.beta,
-                           f"{layer.name}.running_mean": layer.mean, f"{layer.name}.running_var": layer.var})
-        elif isinstance(layer, ClipReLU):
-            entry = {"type": "clip_relu", "threshold": layer.threshold}
-        elif isinstance(layer, QCFS):
-            entry = {"type": "qcfs", "levels": layer.levels, "threshold": layer.threshold}
-        elif isinstance(layer, (MaxPool2d, AvgPool2d)):
-            entry = {"type": "maxpool2d" if isinstance(layer, MaxPool2d) else "avgpool2d",
-                     "kernel_size": layer.kernel_size, "stride": layer.stride}
-        elif isinstance(layer, Add):
-            entry = {"type": "add"} if layer.weights is None else {
-                "type": "add", "weights": [w if np.ndim(w) == 0 else list(w) for w in layer.weights]}
-        else:
-            entry = {"type": {ReLU: "relu", Flatten: "flatten", Softmax: "softmax"}[type(layer)]}
-        entry["name"] = layer.name
+        layer_format = _FORMATS[type(layer)]
+        entry = {"type": layer.spec_type, **layer_format.write(layer), "name": layer.name}
+        params.update({f"{layer.name}.{suffix}": getattr(layer, attribute)
+                       for suffix, attribute in layer_format.params.items()})
         if net.inputs[i] != (i - 1,):
             entry["inputs"] = [net.layers[j].name if j >= 0 else "input" for j in net.inputs[i]]
         entries.append(entry)
