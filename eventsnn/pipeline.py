@@ -35,7 +35,7 @@ Log = Callable[[str], None]
 class Defaults:
     """What a command uses when a flag is not given (the help texts show these)."""
     percentile: float = DEFAULT_PERCENTILE  # normalization percentile
-    steps_graded: int = 16  # T of a run with graded spikes, when the model was not calibrated for one
+    steps_graded: int = 8  # T of a run with graded spikes, when the model was not calibrated for one
     steps_binary: int = 100  # ... with binary spikes
     batch: int = 256  # samples per compiled batch
     read_chunk: int = 4096  # samples read from disk, scaled and simulated at a time
@@ -115,13 +115,17 @@ def calibrated_steps(model: ConvertedModel) -> int | None:
     return (model.calibration or {}).get("steps")
 
 
-def default_steps(model: ConvertedModel, settings: dict | None = None) -> int:
-    """T when none is given: what the model was calibrated for, or its early exit chosen for,
-    else the default for its spikes (graded spikes reach their ANN in a few steps, binary ones
-    need many)."""
-    graded = model.config.updated(**(settings or {})).spikes == "graded"
-    return (calibrated_steps(model) or (model.early_exit or {}).get("steps")
-            or (DEFAULTS.steps_graded if graded else DEFAULTS.steps_binary))
+def default_steps(model: ConvertedModel, settings: dict | None = None) -> tuple[int, str]:
+    """T when none is given, and why: what the model was calibrated for, or its early exit chosen
+    for, else the default for its spikes (graded spikes reach their ANN in a few steps, binary
+    ones need many: docs/results.md, "Short latency")."""
+    if calibrated_steps(model):
+        return calibrated_steps(model), "the T the model was calibrated for"
+    if (model.early_exit or {}).get("steps"):
+        return model.early_exit["steps"], "the T the model's early exit was chosen for"
+    if model.config.updated(**(settings or {})).spikes == "graded":
+        return DEFAULTS.steps_graded, "the default for graded spikes"
+    return DEFAULTS.steps_binary, "the default for binary spikes"
 
 
 def exit_rule_text(rule: dict) -> str:
@@ -194,7 +198,7 @@ def convert_network(net: Network, x_calib, options: ConversionOptions, log: Log 
                           progress=terminal_progress(f"calibrating {options.calibrate} for T={options.steps}"))
         log(calibration_summary(options.calibrate, model.calibration))
     if options.exit == "auto":
-        steps = options.steps or default_steps(model)
+        steps = options.steps or default_steps(model)[0]
         rule = choose_exit(model, np.asarray(x_calib.head(options.exit_images)), steps,
                            options.exit_loss_points / 100,
                            progress=terminal_progress(f"choosing the early exit for T={steps}"))

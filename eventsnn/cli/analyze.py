@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
         for path in [args.model, *args.compare]:
             model = load_model(path)
             check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
-            steps = steps or default_steps(model, settings(args))  # the first model's, for all
+            if steps is None:  # the first model's, for all
+                steps, why = default_steps(model, settings(args))
+                print(f"T={steps} steps ({why}; --steps to change)")
             batches = results_on_cluster(client, model, args.data, x, steps, args.seed, args.batch, build)
             reports[Path(path).name] = analyze(model, x, y, steps, args.batch, args.seed, energy,
                                                terminal_progress(f"analyzing {Path(path).name}"), batches, **build)

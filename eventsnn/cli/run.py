@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json)  # before the long work
     model = load_model(args.model)
-    steps = args.steps or default_steps(model, settings(args))
+    steps = args.steps
+    if steps is None:
+        steps, why = default_steps(model, settings(args))
+        print(f"T={steps} steps ({why}; --steps to change)")
     if calibrated_steps(model) not in (None, steps):
         print(f"note: {args.model} was calibrated for T={calibrated_steps(model)}; running T={steps} works, "
               "but the calibration fits best at its own T")
