@@ -98,8 +98,9 @@ class Linear:
 
     def output_shape(self, in_shape: Shape) -> Shape:
         if in_shape != (self.weight.shape[1],):
-            raise ValueError(f"{self.name} expects ({self.weight.shape[1]},) input, found {in_shape}"
-                             " (a flatten layer may be missing)")
+            hint = " (a flatten layer may be missing)" if len(in_shape) > 1 else \
+                " (the weight's second dimension must match what the layer reads)"
+            raise ValueError(f"{self.name} expects ({self.weight.shape[1]},) input, found {in_shape}{hint}")
         return (self.weight.shape[0],)
 
 

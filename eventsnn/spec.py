@@ -16,6 +16,8 @@ A layer kind is its IR class's ``spec_type`` plus one ``_Format`` in ``_FORMATS`
 
 from __future__ import annotations
 
+import difflib
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -62,12 +64,20 @@ class _Entry:
             raise self.error(f"'{key}' must be an integer, not {value!r}")
         return value
 
+    def number(self, key: str, default: float | None = None) -> float:
+        value = self.fields.get(key, default)
+        if value is None:
+            raise self.error(f"missing field '{key}'")
+        if not _number(value):
+            raise self.error(f"'{key}' must be a number, not {value!r}")
+        return float(value)
+
     def param(self, suffix: str, required: bool = True) -> np.ndarray | None:
         """The parameter ``name.suffix`` as float32 (None if it is optional and absent)."""
         key = f"{self.name}.{suffix}"
         if key not in self.params:
             if required:
-                raise self.error(f"parameter '{key}' is missing from the checkpoint")
+                raise self.error(f"parameter '{key}' is missing from the checkpoint{_similar(key, self.params)}")
             return None
         value = np.asarray(self.params[key])
         if not np.issubdtype(value.dtype, np.number):
@@ -102,9 +112,9 @@ def _read_conv2d(cls: type[Conv2d], e: _Entry) -> Conv2d:
 
 
 def _read_linear(cls: type[Linear], e: _Entry) -> Linear:
-    weight = e.param("weight")
-    if weight.ndim != 2 or weight.shape[0] != e.integer("out_features"):
-        raise e.error(f"'{e.name}.weight' has shape {weight.shape}, expected ({e.fields['out_features']}, in)")
+    weight, out_features = e.param("weight"), e.integer("out_features")
+    if weight.ndim != 2 or weight.shape[0] != out_features:
+        raise e.error(f"'{e.name}.weight' has shape {weight.shape}, expected ({out_features}, in)")
     return cls(weight, e.bias(weight.shape[0]), e.name)
 
 
@@ -115,17 +125,16 @@ def _read_batchnorm(cls: type[BatchNorm], e: _Entry) -> BatchNorm:
     beta = np.zeros_like(mean) if beta is None else beta
     for suffix, value in (("running_var", var), ("weight", gamma), ("bias", beta)):
         e.check_shape(value, mean.shape, suffix)
-    return cls(gamma, beta, mean, var, float(e.fields.get("eps", 1e-5)), e.name)
+    return cls(gamma, beta, mean, var, e.number("eps", 1e-5), e.name)
 
 
 def _read_clip_relu(cls: type[ClipReLU], e: _Entry) -> ClipReLU:
-    e.require("threshold")
-    return cls(float(e.fields["threshold"]), e.name)
+    return cls(e.number("threshold"), e.name)
 
 
 def _read_qcfs(cls: type[QCFS], e: _Entry) -> QCFS:
     e.require("threshold", "levels")
-    return cls(e.integer("levels"), float(e.fields["threshold"]), e.name)
+    return cls(e.integer("levels"), e.number("threshold"), e.name)
 
 
 def _read_pool(cls: type[MaxPool2d] | type[AvgPool2d], e: _Entry) -> MaxPool2d | AvgPool2d:
@@ -207,6 +216,8 @@ def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]) -> Layer:
     where = f"layer {index} ({kind})"
     if layer_format.params and "name" not in entry:
         raise SpecError(f"{where}: needs a 'name', the prefix of its parameters")
+    if not isinstance(entry.get("name", ""), str):
+        raise SpecError(f"{where}: 'name' must be a string, not {entry['name']!r}")
     return layer_format.read(cls, _Entry(entry, entry.get("name", f"{kind}{index}"), where, params))
 
 
@@ -233,6 +244,24 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _similar(key: str, params: Mapping[str, np.ndarray]) -> str:
+    """A hint naming the checkpoint's keys closest to a missing one (a misnamed layer)."""
+    close = difflib.get_close_matches(key, list(params), n=3, cutoff=0.5)
+    if close:
+        return f"; similar keys there: {', '.join(close)}"
+    return f" (it holds {len(params)} arrays, e.g. {', '.join(list(params)[:4])})" if params else " (it is empty)"
+
+
+# state_dict entries that carry no parameter of a converted layer
+_NOT_PARAMETERS = ("num_batches_tracked",)
+
+
+def unused_parameters(net: Network, params: Mapping[str, np.ndarray]) -> list[str]:
+    """Names in ``params`` that no layer of ``net`` reads (a layer misnamed in the spec, or missing)."""
+    used = {f"{layer.name}.{suffix}" for layer in net.layers for suffix in _FORMATS[type(layer)].params}
+    return [key for key in params if key not in used and not key.endswith(_NOT_PARAMETERS)]
+
+
 def network_from_spec(spec: dict, params: Mapping[str, np.ndarray]) -> Network:
     """Build and check the IR network that ``spec`` describes, with parameters from ``params``."""
     if not isinstance(spec, dict) or "input_shape" not in spec or "layers" not in spec:
@@ -251,9 +280,14 @@ def network_from_spec(spec: dict, params: Mapping[str, np.ndarray]) -> Network:
         except ValueError as err:
             raise SpecError(f"layer {i}: {err}") from None
     try:
-        return Network(tuple(shape), tuple(layers), _inputs(spec["layers"], layers))
+        net = Network(tuple(shape), tuple(layers), _inputs(spec["layers"], layers))
     except ValueError as err:
         raise SpecError(str(err)) from None
+    unused = unused_parameters(net, params)
+    if unused:
+        warnings.warn(f"{len(unused)} arrays of the checkpoint are not used by the spec: "
+                      f"{', '.join(unused[:6])}{', ...' if len(unused) > 6 else ''}", stacklevel=2)
+    return net
 
 
 def network_to_spec(net: Network) -> tuple[dict, dict[str, np.ndarray]]:

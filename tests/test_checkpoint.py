@@ -109,6 +109,38 @@ def test_npz_checkpoint_and_spec_errors(tmp_path):
         network_from_spec({"input_shape": [5], "layers": spec["layers"]}, {"fc.weight": np.ones((3, 4))})
 
 
+def test_spec_errors_point_at_what_to_fix(tmp_path, capsys):
+    """A misnamed layer lists the checkpoint's nearest keys; arrays no layer reads are named in a
+    warning (one line on the command line); a weight of the wrong width does not blame a flatten
+    that is there; malformed fields are SpecErrors, not crashes."""
+    from eventsnn.cli import main
+
+    spec = {"input_shape": [1, 2, 2], "layers": [{"type": "flatten"}, {"type": "linear", "name": "fc", "out_features": 3}]}
+    params = {"classifier.weight": np.ones((3, 4)), "classifier.bias": np.zeros(3)}
+    with pytest.raises(SpecError, match="similar keys there: classifier.weight"):
+        network_from_spec({**spec, "layers": spec["layers"]}, params)
+    with pytest.warns(UserWarning, match=r"1 arrays of the checkpoint are not used by the spec: extra\.weight"):
+        network_from_spec(spec, {"fc.weight": np.ones((3, 4)), "extra.weight": np.ones(2), "bn.num_batches_tracked": 0})
+    with pytest.raises(SpecError, match="expects \\(5,\\) input, found \\(4,\\)") as info:
+        network_from_spec(spec, {"fc.weight": np.ones((3, 5))})
+    assert "flatten layer may be missing" not in str(info.value)
+    bad_fields = [{"type": "linear", "name": "fc", "weight_shape": 1}, {"type": "batchnorm", "name": "fc", "eps": [1]},
+                  {"type": "clip_relu", "threshold": None}, {"type": "relu", "name": ["a"]}]
+    for entry in bad_fields:
+        with pytest.raises(SpecError):
+            network_from_spec({"input_shape": [4], "layers": [entry]}, {"fc.weight": np.ones((3, 4, 1)),
+                                                                       "fc.running_mean": np.zeros(4),
+                                                                       "fc.running_var": np.ones(4)})
+    np.savez(tmp_path / "w.npz", **{"fc.weight": np.ones((3, 4)), "unused.weight": np.ones(2)})
+    (tmp_path / "arch.json").write_text(json.dumps(spec))
+    np.savez(tmp_path / "calib.npz", x=np.ones((4, 1, 2, 2), np.float32), y=np.zeros(4, np.int64))
+    assert main(["convert", str(tmp_path / "w.npz"), "--arch", str(tmp_path / "arch.json"), "--calib",
+                 str(tmp_path / "calib.npz"), "-o", str(tmp_path / "m.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "eventsnn convert: warning: 1 arrays of the checkpoint are not used by the spec: unused.weight" in err
+    assert "UserWarning" not in err
+
+
 def test_every_layer_kind_round_trips_through_a_spec():
     """Every IR layer class declares its spec type and the spec reads and writes it (a new layer
     kind without a spec format fails here)."""

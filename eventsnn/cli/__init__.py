@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from .. import memory
 from . import analyze, convert, run, sweep, tools
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("eventsnn: --memory-limit-mib must be a positive finite number of MiB")
         os.environ[memory.ENV] = str(args.memory_limit_mib)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return args.func(args)
     except BrokenPipeError:  # the reader went away (`eventsnn run ... | head`): nothing left to say
         _silence_stdout()
         return 0
@@ -65,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eventsnn {args.command}: unexpected error: {type(err).__name__}: {err} "
               "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
         return 1
+
+
+def _one_line_warning(command: str):
+    """Warnings as one line for the user (not Python's file, line and source)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"eventsnn {command}: warning: {message}", file=sys.stderr)
+    return show
 
 
 def _silence_stdout() -> None:
