@@ -16,25 +16,41 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], stride: int) -> np.ndarray:
     return sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride, ::stride]
 
 
-def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int) -> np.ndarray:
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int,
+           groups: int = 1) -> np.ndarray:
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = _windows(x, weight.shape[2:], stride)
-    out = np.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    win = _windows(x, weight.shape[2:], stride)  # (N, C, Ho, Wo, kh, kw)
+    per_in, per_out = weight.shape[1], weight.shape[0] // groups
+    parts = [np.tensordot(win[:, g * per_in:(g + 1) * per_in], weight[g * per_out:(g + 1) * per_out],
+                          axes=([1, 4, 5], [1, 2, 3])) for g in range(groups)]
+    out = (parts[0] if groups == 1 else np.concatenate(parts, axis=3)).transpose(0, 3, 1, 2)
     if bias is not None:
         out += bias[None, :, None, None]
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def pool_windows(x: np.ndarray, pool: MaxPool2d | AvgPool2d, fill: float) -> np.ndarray:
+    """(N, C, H_out, W_out, k*k) values of each pooling window, ``fill`` where it covers padding
+    (left and top padding, and on the right and bottom as much as the last windows reach)."""
+    k, s, p, d = pool.kernel_size, pool.stride, pool.padding, pool.dilation
+    ho, wo = pool.output_size(x.shape[2]), pool.output_size(x.shape[3])
+    pad_h, pad_w = ((n - 1) * s + pool.span - size - p for n, size in ((ho, x.shape[2]), (wo, x.shape[3])))
+    padded = np.pad(x, ((0, 0), (0, 0), (p, max(pad_h, 0)), (p, max(pad_w, 0))), constant_values=fill)
+    win = sliding_window_view(padded, (pool.span, pool.span), axis=(2, 3))[:, :, ::s, ::s][:, :, :ho, :wo, ::d, ::d]
+    return win.reshape(win.shape[:4] + (k * k,))
+
+
 def synaptic_input(layer: Layer, x: np.ndarray, with_bias: bool = True) -> np.ndarray:
     """The linear part of an affine or avg-pool layer: W x (+ b), for a batch x."""
     if isinstance(layer, Conv2d):
-        return conv2d(x, layer.weight, layer.bias if with_bias else None, layer.stride, layer.padding)
+        return conv2d(x, layer.weight, layer.bias if with_bias else None, layer.stride, layer.padding, layer.groups)
     if isinstance(layer, Linear):
         out = x @ layer.weight.T
         return out + layer.bias if with_bias else out
     if isinstance(layer, AvgPool2d):
-        return _windows(x, (layer.kernel_size,) * 2, layer.stride).mean(axis=(-1, -2), dtype=np.float32)
+        sums = pool_windows(x, layer, 0.0).sum(axis=-1, dtype=np.float32)
+        return (sums / layer.divisors(x.shape[2:]).astype(np.float32)).astype(np.float32)
     raise TypeError(f"{type(layer).__name__} has no synapses")
 
 
@@ -57,7 +73,7 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         step = np.float64(layer.threshold) / layer.levels
         return (np.clip(np.floor(x / step + 0.5), 0, layer.levels) * step).astype(np.float32)
     if isinstance(layer, MaxPool2d):
-        return _windows(x, (layer.kernel_size,) * 2, layer.stride).max(axis=(-1, -2))
+        return pool_windows(x, layer, -np.inf).max(axis=-1)
     if isinstance(layer, BatchNorm):
         scale = layer.gamma / np.sqrt(layer.var + np.float32(layer.eps))
         shape = (1, -1) + (1,) * (x.ndim - 2)

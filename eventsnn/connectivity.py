@@ -74,7 +74,7 @@ def conv_fan_out(layer: Conv2d, in_shape: Shape) -> np.ndarray:
     """Synapses per input neuron of a convolution (C order), padding and borders accounted for."""
     c_in, h, w = in_shape
     pin, _, _, _ = window_pairs((h, w), layer.weight.shape[2:], layer.stride, layer.padding)
-    per_pixel = np.bincount(pin, minlength=h * w) * layer.weight.shape[0]
+    per_pixel = np.bincount(pin, minlength=h * w) * (layer.weight.shape[0] // layer.groups)
     return np.tile(per_pixel, c_in).astype(np.int64)
 
 
@@ -123,17 +123,19 @@ def _from_coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int,
     return CSR(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), n_cols)
 
 
-def window_pairs(in_hw: tuple[int, int], kernel: tuple[int, int], stride: int, padding: int):
+def window_pairs(in_hw: tuple[int, int], kernel: tuple[int, int], stride: int, padding: int, dilation: int = 1,
+                 out_hw: tuple[int, int] | None = None):
     """All (input pixel, output pixel, kernel offset) triples of a sliding window, padding excluded.
 
     Pixels are y*W + x indices; the kernel offset is i*kw + j. Pairs come in output-major, then
-    kernel-offset order (row-major within each window).
+    kernel-offset order (row-major within each window). ``out_hw``: the windows (default: those
+    that fit, as for a convolution; a pool in ceil mode has one more that reaches past the input).
     """
     h, w = in_hw
     kh, kw = kernel
-    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    ho, wo = out_hw or ((h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1)
     oy, ox, i, j = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
-    y, x = oy * stride + i - padding, ox * stride + j - padding
+    y, x = oy * stride + i * dilation - padding, ox * stride + j * dilation - padding
     valid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
     return (y * w + x)[valid], (oy * wo + ox)[valid], (i * kw + j)[valid], (ho, wo)
 
@@ -160,14 +162,17 @@ def csr_kept_bytes_estimate(layer, in_shape: Shape) -> int:
 
 
 def conv_csr(layer: Conv2d, in_shape: Shape) -> CSR:
-    """Unroll a convolution: row (c, y, x) holds W[o, c, i, j] for every output (o, oy, ox) it reaches."""
+    """Unroll a convolution: row (c, y, x) holds W[o, c, i, j] for every output (o, oy, ox) it
+    reaches (with groups: the outputs of its own group only)."""
     c_in, h, w = in_shape
-    c_out = layer.weight.shape[0]
+    c_out, per_in = layer.weight.shape[:2]
+    per_out = c_out // layer.groups
     pin, pout, k, (ho, wo) = window_pairs((h, w), layer.weight.shape[2:], layer.stride, layer.padding)
-    c, o = np.arange(c_in)[:, None, None], np.arange(c_out)[None, :, None]
-    rows = c * h * w + pin[None, None, :]
-    cols = o * ho * wo + pout[None, None, :]
-    vals = layer.weight.reshape(c_out, c_in, -1).transpose(1, 0, 2)[:, :, k]
+    c = np.arange(c_in)[:, None]
+    o = (c // per_in) * per_out + np.arange(per_out)[None, :]  # (c_in, per_out): the outputs of c's group
+    rows = c[:, :, None] * h * w + pin[None, None, :]
+    cols = o[:, :, None] * ho * wo + pout[None, None, :]
+    vals = layer.weight.reshape(c_out, per_in, -1)[o, c % per_in][:, :, k]
     rows, cols = np.broadcast_arrays(rows, cols)
     return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_out * ho * wo)
 
@@ -178,20 +183,29 @@ def identity_csr(weights: np.ndarray) -> CSR:
     return CSR(np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32), np.asarray(weights, np.float32), n)
 
 
+def _pool_pairs(layer: MaxPool2d | AvgPool2d, in_hw: tuple[int, int]):
+    """``window_pairs`` of a pooling layer: padding, dilation and ceil mode as the layer says."""
+    k = layer.kernel_size
+    return window_pairs(in_hw, (k, k), layer.stride, layer.padding, layer.dilation,
+                        (layer.output_size(in_hw[0]), layer.output_size(in_hw[1])))
+
+
 def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:
-    """Average pooling as synapses of weight 1/k^2 from each input to the windows that contain it."""
+    """Average pooling as synapses from each input to the windows that contain it, each of weight
+    1 / the window's divisor (``AvgPool2d.divisors``)."""
     c_in, h, w = in_shape
-    pin, pout, _, (ho, wo) = window_pairs((h, w), (layer.kernel_size,) * 2, layer.stride, 0)
+    pin, pout, _, (ho, wo) = _pool_pairs(layer, (h, w))
     c = np.arange(c_in)[:, None]
     rows, cols = np.broadcast_arrays(c * h * w + pin[None], c * ho * wo + pout[None])
-    vals = np.full(rows.shape, 1.0 / layer.kernel_size ** 2, np.float32)
+    vals = np.broadcast_to((1.0 / layer.divisors((h, w)).ravel())[pout][None], rows.shape)
     return _from_coo(rows.ravel(), cols.ravel(), vals.ravel(), c_in * h * w, c_in * ho * wo)
 
 
 def maxpool_windows(layer: MaxPool2d, in_shape: Shape) -> CSR:
-    """Input -> the max-pool windows that contain it (IR order). Weights are unused (ones)."""
+    """Input -> the max-pool windows that contain it (IR order; padding is never in a window, so it
+    never spikes). Weights are unused (ones)."""
     c_in, h, w = in_shape
-    pin, pout, _, (ho, wo) = window_pairs((h, w), (layer.kernel_size,) * 2, layer.stride, 0)
+    pin, pout, _, (ho, wo) = _pool_pairs(layer, (h, w))
     c = np.arange(c_in)[:, None]
     rows, cols = np.broadcast_arrays(c * h * w + pin[None], c * ho * wo + pout[None])
     return _from_coo(rows.ravel(), cols.ravel(), np.ones(rows.size, np.float32), c_in * h * w, c_in * ho * wo)

@@ -44,10 +44,9 @@ def fold_batchnorm(net: Network) -> Network:
         net = net.replace_layers(layers).without_layer(i)
 
 
-def with_params(layer, weight: np.ndarray, bias: np.ndarray):
-    if isinstance(layer, Conv2d):
-        return Conv2d(weight, bias, layer.stride, layer.padding, layer.name)
-    return Linear(weight, bias, layer.name)
+def with_params(layer: Conv2d | Linear, weight: np.ndarray, bias: np.ndarray) -> Conv2d | Linear:
+    """The same layer (stride, padding, groups, name) with other weights and biases."""
+    return dataclasses.replace(layer, weight=weight, bias=bias)
 
 
 def bias_carrier(net: Network, index: int) -> int | None:
@@ -267,8 +266,10 @@ def normalize(net: Network, scales: list[float | None], levels: int = 1) -> Netw
         if not np.ndim(s_in):
             return s_in
         layer = net.layers[i]
-        if isinstance(layer, Conv2d):
-            return np.asarray(s_in)[None, :, None, None]
+        if isinstance(layer, Conv2d):  # weight (out, in / groups, k, k): output o reads the inputs of its group
+            per_out, per_in = layer.weight.shape[0] // layer.groups, layer.weight.shape[1]
+            channel = (np.arange(layer.weight.shape[0]) // per_out)[:, None] * per_in + np.arange(per_in)[None, :]
+            return np.asarray(s_in)[channel][:, :, None, None]
         return np.repeat(np.asarray(s_in), layer.weight.shape[1] // np.size(s_in))[None, :]  # through a flatten
 
     add_weight = {}  # affine layer -> the weight its add gives it

@@ -55,14 +55,16 @@ def _optional_bias(bias, name: str, size: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Conv2d:
-    """z[o, y, x] = sum_{c,i,j} W[o, c, i, j] * a[c, s*y + i - p, s*x + j - p] + b[o]  (zero padding)."""
+    """z[o, y, x] = sum_{c,i,j} W[o, c, i, j] * a[g*C_g + c, s*y + i - p, s*x + j - p] + b[o]  (zero
+    padding; g = o // (out / groups), C_g = in / groups input channels per group)."""
 
     spec_type: ClassVar[str] = "conv2d"
-    weight: np.ndarray
+    weight: np.ndarray  # (out, in / groups, kh, kw)
     bias: np.ndarray | None = None
     stride: int = 1
     padding: int = 0
     name: str = "conv2d"
+    groups: int = 1  # output channels [g*out/groups, (g+1)*out/groups) read input channels of group g only
 
     def __post_init__(self):
         w = _array(self.weight, f"{self.name}.weight", 4)
@@ -70,9 +72,18 @@ class Conv2d:
         object.__setattr__(self, "bias", _optional_bias(self.bias, f"{self.name}.bias", w.shape[0]))
         if self.stride < 1 or self.padding < 0:
             raise ValueError(f"{self.name}: stride must be >= 1 and padding >= 0")
+        if isinstance(self.groups, bool) or not isinstance(self.groups, (int, np.integer)) or self.groups < 1 \
+                or w.shape[0] % self.groups:
+            raise ValueError(f"{self.name}: groups must be a positive integer dividing the {w.shape[0]} output "
+                             f"channels, not {self.groups!r}")
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[1] * self.groups
 
     def output_shape(self, in_shape: Shape) -> Shape:
-        out_c, in_c, kh, kw = self.weight.shape
+        out_c, _, kh, kw = self.weight.shape
+        in_c = self.in_channels
         if len(in_shape) != 3 or in_shape[0] != in_c:
             raise ValueError(f"{self.name} expects ({in_c}, H, W) input, found {in_shape}")
         h = (in_shape[1] + 2 * self.padding - kh) // self.stride + 1
@@ -179,32 +190,57 @@ class QCFS:
 
 @dataclass(frozen=True)
 class _Pool2d:
-    """A square window pooling over each channel's map at (stride*y, stride*x); no padding.
-    The stride defaults to the kernel size (non-overlapping windows, as in PyTorch)."""
+    """A square window pooling over each channel's map, as PyTorch's: windows at (stride*y - padding,
+    stride*x - padding) spanning ``dilation * (kernel_size - 1) + 1`` pixels; positions in the
+    padding take no part (a max over the real inputs); ``ceil_mode`` adds a last, partial window
+    where it starts inside the input or its left padding. The stride defaults to the kernel size."""
 
     kernel_size: int
     stride: int | None = None
     name: str = "pool2d"
+    padding: int = 0
+    ceil_mode: bool = False
+    dilation: int = 1
 
     def __post_init__(self):
         if self.stride is None:
             object.__setattr__(self, "stride", self.kernel_size)
-        if self.kernel_size < 1 or self.stride < 1:
-            raise ValueError(f"{self.name}: kernel_size and stride must be >= 1")
+        for key in ("kernel_size", "stride", "padding", "dilation"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"{self.name}: {key} must be an integer, not {value!r}")
+        if self.kernel_size < 1 or self.stride < 1 or self.dilation < 1:
+            raise ValueError(f"{self.name}: kernel_size, stride and dilation must be >= 1")
+        if not 0 <= self.padding <= self.kernel_size // 2:
+            raise ValueError(f"{self.name}: padding must lie in [0, kernel_size // 2], not {self.padding}")
+        if not isinstance(self.ceil_mode, (bool, np.bool_)):
+            raise ValueError(f"{self.name}: ceil_mode must be true or false, not {self.ceil_mode!r}")
+
+    @property
+    def span(self) -> int:
+        """Input pixels one window covers along each axis."""
+        return self.dilation * (self.kernel_size - 1) + 1
+
+    def output_size(self, size: int) -> int:
+        """Windows along an axis of ``size`` pixels (PyTorch's rule)."""
+        room = size + 2 * self.padding - self.span
+        if room < 0:
+            raise ValueError(f"{self.name}: a window of {self.span} pixels does not fit {size} (+ padding {self.padding})")
+        out = (-(-room // self.stride) if self.ceil_mode else room // self.stride) + 1
+        if self.ceil_mode and (out - 1) * self.stride >= size + self.padding:
+            out -= 1  # the last window must start inside the input or its left padding
+        return out
 
     def output_shape(self, in_shape: Shape) -> Shape:
         if len(in_shape) != 3:
             raise ValueError(f"{self.name} needs a (C, H, W) input, found {in_shape}")
         c, h, w = in_shape
-        k, s = self.kernel_size, self.stride
-        if h < k or w < k:
-            raise ValueError(f"{self.name} kernel {k} is larger than the input {h}x{w}")
-        return (c, (h - k) // s + 1, (w - k) // s + 1)
+        return (c, self.output_size(h), self.output_size(w))
 
 
 @dataclass(frozen=True)
 class MaxPool2d(_Pool2d):
-    """a[c, y, x] = max over the kernel x kernel window at (stride*y, stride*x); no padding."""
+    """a[c, y, x] = max over the window at (stride*y - padding, stride*x - padding) of the real inputs."""
 
     spec_type: ClassVar[str] = "maxpool2d"
     name: str = "maxpool2d"
@@ -212,10 +248,30 @@ class MaxPool2d(_Pool2d):
 
 @dataclass(frozen=True)
 class AvgPool2d(_Pool2d):
-    """a[c, y, x] = mean over the kernel x kernel window at (stride*y, stride*x); no padding."""
+    """a[c, y, x] = sum over the window / its size: kernel_size^2 within the padded input with
+    ``count_include_pad`` (PyTorch's default), else the real inputs only. No dilation."""
 
     spec_type: ClassVar[str] = "avgpool2d"
     name: str = "avgpool2d"
+    count_include_pad: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.dilation != 1:
+            raise ValueError(f"{self.name}: average pooling has no dilation")
+        if not isinstance(self.count_include_pad, (bool, np.bool_)):
+            raise ValueError(f"{self.name}: count_include_pad must be true or false, not {self.count_include_pad!r}")
+
+    def divisors(self, in_hw: tuple[int, int]) -> np.ndarray:
+        """(H_out, W_out): what each window's sum is divided by (PyTorch's rule)."""
+        def along(size: int) -> tuple[np.ndarray, np.ndarray]:
+            start = np.arange(self.output_size(size)) * self.stride - self.padding
+            end = np.minimum(start + self.kernel_size, size + self.padding)
+            padded = end - start
+            real = np.minimum(end, size) - np.maximum(start, 0)
+            return padded, real
+        (ph, rh), (pw, rw) = along(in_hw[0]), along(in_hw[1])
+        return np.outer(ph, pw) if self.count_include_pad else np.outer(rh, rw)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from itertools import accumulate
 
 import numpy as np
 
-from .ann import synaptic_input
+from .ann import pool_windows, synaptic_input
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
 from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
                   check_simulation_args, stage_drive, stage_initial_membrane)
@@ -38,12 +38,11 @@ def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndar
     projection = stage.projections[0]
     pool, shape = projection.layer, (len(spikes),) + projection.in_shape
 
-    def windows(values: np.ndarray) -> np.ndarray:  # (N, windows, k*k), windows in IR order
-        k = pool.kernel_size
-        view = np.lib.stride_tricks.sliding_window_view(values.reshape(shape), (k, k), axis=(2, 3))
-        return view[:, :, ::pool.stride, ::pool.stride].reshape(len(spikes), -1, k * k)
+    def windows(values: np.ndarray, fill: float) -> np.ndarray:  # (N, windows, k*k), windows in IR order
+        return pool_windows(values.reshape(shape), pool, fill).reshape(len(spikes), -1, pool.kernel_size ** 2)
 
-    best = np.where(windows(spikes) > 0, windows(est_in), -np.inf).max(axis=2)
+    # padding never spikes
+    best = np.where(windows(spikes, 0.0) > 0, windows(est_in, -np.inf), -np.inf).max(axis=2)
     gap = best - est_out.reshape(len(spikes), -1)
     return np.where(gap > 0, np.minimum(np.ceil(gap), limit) if limit > 1 else 1, 0).astype(np.float32)
 

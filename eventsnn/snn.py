@@ -369,12 +369,15 @@ def conv_paths(net: Network, path: str = "auto", max_bytes: int = DEFAULT_MAX_BY
     ``max_bytes`` and ``MEASURED_CSR_BYTES`` and whose build still fits in the memory limit,
     beside everything built before it, layers taken in order; the others, and every layer when
     nothing is measured, get kernel-direct alone. So a large net is built within the memory the
-    machine has, and without unrolling layers only to time them."""
+    machine has, and without unrolling layers only to time them. Grouped and depthwise convs are
+    always unrolled (kernel-direct scatters into every output channel; they have few synapses)."""
     convs = [i for i, layer in enumerate(net.layers) if isinstance(layer, Conv2d)]
+    grouped = {i: ("csr",) for i in convs if net.layers[i].groups > 1}  # few synapses; kernel-direct is dense only
+    convs = [i for i in convs if i not in grouped]
     if path != "auto" or not measured:
-        return {i: ("direct" if path == "auto" else path,) for i in convs}
-    room = memory.limit_bytes() - _build_bytes(net, {i: ("direct",) for i in convs})
-    paths = {}
+        return {**grouped, **{i: ("direct" if path == "auto" else path,) for i in convs}}
+    room = memory.limit_bytes() - _build_bytes(net, {**grouped, **{i: ("direct",) for i in convs}})
+    paths = dict(grouped)
     for i in convs:
         layer, in_shape = net.layers[i], net.input_shape_of(i)
         if csr_build_bytes_estimate(layer, in_shape) <= min(max_bytes, MEASURED_CSR_BYTES, room):

@@ -4,8 +4,9 @@ Spec: ``{"input_shape": [C, H, W], "layers": [...]}``; each layer has ``"type"``
 batchnorm, relu, clip_relu, qcfs, maxpool2d, avgpool2d, flatten, softmax, add). Parameter layers
 carry ``"name"``, the prefix of their parameters (``name.weight``, ``name.bias``; batch-norm also
 ``name.running_mean``, ``name.running_var`` and optional ``"eps"``) and their shape fields
-(``out_channels``, ``kernel_size``, ``stride``, ``padding``; ``out_features``). Pools carry
-``kernel_size`` and optional ``stride``; clip_relu carries ``threshold``, qcfs ``levels`` and
+(``out_channels``, ``kernel_size``, ``stride``, ``padding``, optional ``groups``; ``out_features``).
+Pools carry ``kernel_size`` and optional ``stride``, ``padding``, ``ceil_mode``, ``dilation``
+(max) and ``count_include_pad`` (avg), as PyTorch's; clip_relu carries ``threshold``, qcfs ``levels`` and
 ``threshold``; add carries optional ``weights`` (per input a number, or a list with one per
 channel). A layer reads the layer before it unless it names its sources in ``"inputs"``
 (layer names, ``"input"`` for the network input), e.g. a residual join
@@ -64,6 +65,12 @@ class _Entry:
             raise self.error(f"'{key}' must be an integer, not {value!r}")
         return value
 
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.fields.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(f"'{key}' must be true or false, not {value!r}")
+        return value
+
     def number(self, key: str, default: float | None = None) -> float:
         value = self.fields.get(key, default)
         if value is None:
@@ -107,8 +114,9 @@ def _read_conv2d(cls: type[Conv2d], e: _Entry) -> Conv2d:
     if weight.ndim != 4:
         raise e.error(f"'{e.name}.weight' must be 4-D (out, in, kh, kw), found {weight.shape}")
     k = e.integer("kernel_size")
-    e.check_shape(weight, (e.integer("out_channels"), weight.shape[1], k, k), "weight")
-    return cls(weight, e.bias(weight.shape[0]), e.integer("stride", 1), e.integer("padding", 0), e.name)
+    e.check_shape(weight, (e.integer("out_channels"), weight.shape[1], k, k), "weight")  # (out, in / groups, k, k)
+    return cls(weight, e.bias(weight.shape[0]), e.integer("stride", 1), e.integer("padding", 0), e.name,
+               e.integer("groups", 1))
 
 
 def _read_linear(cls: type[Linear], e: _Entry) -> Linear:
@@ -140,7 +148,12 @@ def _read_qcfs(cls: type[QCFS], e: _Entry) -> QCFS:
 def _read_pool(cls: type[MaxPool2d] | type[AvgPool2d], e: _Entry) -> MaxPool2d | AvgPool2d:
     kernel_size = e.integer("kernel_size")
     stride = None if e.fields.get("stride") is None else e.integer("stride")  # None: the kernel size
-    return cls(kernel_size, stride, e.name)
+    options = {"padding": e.integer("padding", 0), "ceil_mode": e.flag("ceil_mode", False)}
+    if cls is MaxPool2d:
+        options["dilation"] = e.integer("dilation", 1)
+    else:
+        options["count_include_pad"] = e.flag("count_include_pad", True)
+    return cls(kernel_size, stride, e.name, **options)
 
 
 def _read_add(cls: type[Add], e: _Entry) -> Add:
@@ -168,7 +181,19 @@ def _attributes(*names: str) -> Callable[[Layer], dict]:
 
 def _conv2d_fields(layer: Conv2d) -> dict:
     out_channels, _, kernel_size, _ = layer.weight.shape
-    return {"out_channels": out_channels, "kernel_size": kernel_size, "stride": layer.stride, "padding": layer.padding}
+    fields = {"out_channels": out_channels, "kernel_size": kernel_size, "stride": layer.stride, "padding": layer.padding}
+    return fields if layer.groups == 1 else {**fields, "groups": layer.groups}
+
+
+_POOL_OPTIONS = {"padding": 0, "ceil_mode": False, "dilation": 1, "count_include_pad": True}
+
+
+def _pool_fields(layer: MaxPool2d | AvgPool2d) -> dict:
+    """Kernel and stride, and the options that differ from PyTorch's defaults (so specs of plain
+    pools stay as they were)."""
+    options = {key: getattr(layer, key) for key, default in _POOL_OPTIONS.items()
+               if hasattr(layer, key) and getattr(layer, key) != default}
+    return {"kernel_size": layer.kernel_size, "stride": layer.stride, **options}
 
 
 def _add_fields(layer: Add) -> dict:
@@ -197,8 +222,8 @@ _FORMATS: dict[type, _Format] = {
     ReLU: _Format(_read_name_only),
     ClipReLU: _Format(_read_clip_relu, _attributes("threshold")),
     QCFS: _Format(_read_qcfs, _attributes("levels", "threshold")),
-    MaxPool2d: _Format(_read_pool, _attributes("kernel_size", "stride")),
-    AvgPool2d: _Format(_read_pool, _attributes("kernel_size", "stride")),
+    MaxPool2d: _Format(_read_pool, _pool_fields),
+    AvgPool2d: _Format(_read_pool, _pool_fields),
     Flatten: _Format(_read_name_only),
     Softmax: _Format(_read_name_only),
     Add: _Format(_read_add, _add_fields),

@@ -64,7 +64,9 @@ def main() -> None:
 
     import sinabs
 
-    drawn = es.fixed_sample(es.networks_and_inputs(residual=False, pools=()), args.nets)
+    ungrouped = es.networks_and_inputs(residual=False, pools=()).filter(  # NIR 1.0 cannot type grouped convs
+        lambda net_x: all(getattr(layer, "groups", 1) == 1 for layer in net_x[0].layers))
+    drawn = es.fixed_sample(ungrouped, args.nets)
     report = {"sinabs": sinabs.__version__, "nets": args.nets, "steps": args.steps, "readings": {}}
     theirs = []
     for net, x in drawn:

@@ -100,11 +100,16 @@ def _synapse_node(nir, layer: Layer | None, weight: float | np.ndarray, in_shape
     if layer is None:  # identity branch of a residual add: its weight per neuron
         return nir.Scale(scale=np.asarray(weight, np.float32).reshape(in_shape).copy())
     if isinstance(layer, Conv2d):
+        if layer.groups > 1:  # NIR 1.0 infers a conv's input channels from its weight alone
+            raise NirError(f"grouped conv '{layer.name}' cannot be exported: NIR takes the weight's input channels "
+                           "as the input's")
         return nir.Conv2d(input_shape=np.array(in_shape[1:]), weight=layer.weight.copy(), stride=layer.stride,
                           padding=layer.padding, dilation=1, groups=1, bias=layer.bias.copy())
     if isinstance(layer, Linear):
         return nir.Affine(weight=layer.weight.copy(), bias=layer.bias.copy())
     if isinstance(layer, AvgPool2d):
+        if layer.padding or layer.ceil_mode:  # NIR does not say which windows or divisors padding gives
+            raise NirError(f"average pooling '{layer.name}' with padding or ceil_mode has no NIR node")
         return nir.AvgPool2d(kernel_size=np.array([layer.kernel_size] * 2), stride=np.array([layer.stride] * 2),
                              padding=np.array([0, 0]))
     raise NirError(f"no NIR node for {type(layer).__name__} '{layer.name}'")

@@ -13,6 +13,7 @@ read as data.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from typing import Callable
@@ -55,6 +56,14 @@ def _square(values, what: str) -> int:
     if len(set(values)) != 1:
         raise OnnxError(f"{what} must be equal in both dimensions, not {values}")
     return values[0]
+
+
+def _refuse_set(attributes: dict, defaults: dict) -> None:
+    """Refuse the first attribute set to something other than its default, naming it alone."""
+    for key, default in defaults.items():
+        value = attributes.get(key, default)
+        if value != default and not (isinstance(default, list) and list(value) == [default[0]] * len(value)):
+            raise OnnxError(f"{key}={value!r} is not supported (only {default!r})")
 
 
 class _Reader:
@@ -152,13 +161,12 @@ class _Reader:
         src = self.tensor(args[0])
         name = self.name(node, position)
         if op == "Conv":
-            if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1])) or a.get("auto_pad", "NOTSET") != "NOTSET":
-                raise OnnxError("group, dilations and auto_pad other than 1, 1, NOTSET are not supported")
+            _refuse_set(a, {"dilations": [1, 1], "auto_pad": "NOTSET"})
             weight = self.constant(args[1])
             _square(weight.shape[2:], "kernel_shape")
             bias = self.constant(args[2]) if len(args) > 2 and args[2] else None
             layer = Conv2d(weight, bias, _square(a.get("strides", [1, 1]), "strides"),
-                           _square(a.get("pads", [0, 0, 0, 0]), "pads"), name)
+                           _square(a.get("pads", [0, 0, 0, 0]), "pads"), name, int(a.get("group", 1)))
         elif op == "Gemm":
             if a.get("transA", 0):
                 raise OnnxError("transA is not supported")
@@ -182,11 +190,16 @@ class _Reader:
                 raise OnnxError(f"only Clip(0, y) is a threshold ReLU, not min={low}, max={high}")
             layer = ClipReLU(float(high), name)
         elif op in ("MaxPool", "AveragePool"):
-            if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1])):
-                raise OnnxError("pads, ceil_mode and dilations are not supported")
+            _refuse_set(a, {"auto_pad": "NOTSET", "storage_order": 0, **({"dilations": [1, 1]} if op == "AveragePool" else {})})
+            if len(node.output) > 1 and node.output[1]:
+                raise OnnxError("the indices output of MaxPool is not supported")
             kernel = _square(a["kernel_shape"], "kernel_shape")
-            stride = _square(a.get("strides", [kernel, kernel]), "strides")
-            layer = (MaxPool2d if op == "MaxPool" else AvgPool2d)(kernel, stride, name)
+            options = dict(stride=_square(a.get("strides", [kernel, kernel]), "strides"),
+                           padding=_square(a.get("pads", [0, 0, 0, 0]), "pads"), ceil_mode=bool(a.get("ceil_mode", 0)))
+            if op == "MaxPool":
+                layer = MaxPool2d(kernel, name=name, dilation=_square(a.get("dilations", [1, 1]), "dilations"), **options)
+            else:
+                layer = AvgPool2d(kernel, name=name, count_include_pad=bool(a.get("count_include_pad", 0)), **options)
         elif op == "GlobalAveragePool":
             shape = self.shape(src)
             if len(shape) != 3 or shape[1] != shape[2]:
@@ -283,8 +296,7 @@ class _Reader:
         if value.size != channels:
             raise OnnxError(f"bias of {value.size} values for {channels} outputs")
         bias = layer.bias + value.reshape(-1)
-        self.layers[src] = (Linear(layer.weight, bias, layer.name) if isinstance(layer, Linear)
-                            else Conv2d(layer.weight, bias, layer.stride, layer.padding, layer.name))
+        self.layers[src] = dataclasses.replace(layer, bias=bias)
         self.index[node.output[0]] = src
 
     def fold_shape(self, node, op: str, a: dict) -> bool:

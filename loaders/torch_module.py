@@ -2,8 +2,9 @@
 
 Supported: Conv2d, Linear, BatchNorm1d/2d, ReLU (module, ``F.relu``, ``torch.relu``, ``.relu()``),
 ReLU6 / Hardtanh(0, y) / ``clamp(x, 0, y)`` as threshold ReLU, QCFS activation modules (an integer
-``levels`` and a scalar ``threshold`` attribute, e.g. examples/archnet.py's QCFS), MaxPool2d, AvgPool2d,
-AdaptiveAvgPool2d to 1x1, Flatten / ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)``,
+``levels`` and a scalar ``threshold`` attribute, e.g. examples/archnet.py's QCFS), grouped and
+depthwise Conv2d, MaxPool2d and AvgPool2d with padding / ceil_mode / dilation / count_include_pad,
+AdaptiveAvgPool2d to a size that divides its input, Flatten / ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)``,
 Dropout and Identity (dropped), residual ``+`` / ``torch.add``, and a trailing softmax over the
 classes. Anything else raises ``TraceError`` naming the module and the line of the graph.
 """
@@ -146,13 +147,16 @@ class _Tracer:
         if isinstance(mod, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)):
             return self.alias(node, node.args[0])
         if isinstance(mod, nn.Conv2d):
-            if mod.groups != 1 or _pair(mod.dilation, "dilation") != 1 or mod.padding_mode != "zeros":
-                raise TraceError(f"{where}: groups, dilation and padding modes other than 1, 1, 'zeros' are not supported")
+            if _pair(mod.dilation, f"{where}: dilation") != 1:
+                raise TraceError(f"{where}: dilation={mod.dilation} is not supported (only 1)")
+            if mod.padding_mode != "zeros":
+                raise TraceError(f"{where}: padding_mode='{mod.padding_mode}' is not supported (only 'zeros')")
             if isinstance(mod.padding, str):
                 raise TraceError(f"{where}: padding '{mod.padding}' is not supported; give it as a number")
             _pair(mod.kernel_size, f"{where}: kernel_size")
             layer = Conv2d(_array(mod.weight), None if mod.bias is None else _array(mod.bias),
-                           _pair(mod.stride, f"{where}: stride"), _pair(mod.padding, f"{where}: padding"), self.name(node))
+                           _pair(mod.stride, f"{where}: stride"), _pair(mod.padding, f"{where}: padding"), self.name(node),
+                           mod.groups)
         elif isinstance(mod, nn.Linear):
             layer = Linear(_array(mod.weight), None if mod.bias is None else _array(mod.bias), self.name(node))
         elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -168,16 +172,11 @@ class _Tracer:
             layer = self.clip(node, float(mod.min_val), float(mod.max_val))
         elif _qcfs(mod) is not None:
             layer = QCFS(*_qcfs(mod), self.name(node))
-        elif isinstance(mod, nn.MaxPool2d):
-            if _pair(mod.padding, "padding") or _pair(mod.dilation, "dilation") != 1 or mod.ceil_mode:
-                raise TraceError(f"{where}: padding, dilation and ceil_mode are not supported")
-            layer = MaxPool2d(_pair(mod.kernel_size, f"{where}: kernel_size"),
-                              _pair(mod.stride or mod.kernel_size, f"{where}: stride"), self.name(node))
-        elif isinstance(mod, nn.AvgPool2d):
-            if _pair(mod.padding, "padding") or mod.ceil_mode or mod.divisor_override:
-                raise TraceError(f"{where}: padding, ceil_mode and divisor_override are not supported")
-            layer = AvgPool2d(_pair(mod.kernel_size, f"{where}: kernel_size"),
-                              _pair(mod.stride or mod.kernel_size, f"{where}: stride"), self.name(node))
+        elif isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
+            options = {key: getattr(mod, key) for key in ("kernel_size", "stride", "padding", "ceil_mode", "dilation",
+                                                          "count_include_pad", "divisor_override", "return_indices")
+                       if hasattr(mod, key)}
+            layer = self.pool(node, isinstance(mod, nn.MaxPool2d), options, where)
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
             layer = self.global_pool(node, src, mod.output_size)
         elif isinstance(mod, nn.Flatten):
@@ -258,23 +257,44 @@ class _Tracer:
         return Softmax(self.name(node))
 
     def global_pool(self, node, src: int, output_size) -> AvgPool2d:
+        """Adaptive average pooling where it is an ordinary one: the output size divides the input
+        (windows of H / size, as PyTorch's adaptive windows are then), e.g. 7x7 of 7x7 (the
+        identity of VGG at 224x224) or 1x1 of anything square."""
         shape = self.shape(src)
-        if output_size not in (1, (1, 1), [1, 1]):
-            raise TraceError(f"adaptive average pooling is supported to 1x1 only, not {output_size}")
         if len(shape) != 3 or shape[1] != shape[2]:
             raise TraceError(f"adaptive average pooling needs a square (C, H, H) input, found {shape}")
-        return AvgPool2d(shape[1], shape[1], self.name(node))
+        sizes = [output_size] * 2 if isinstance(output_size, int) or output_size is None else list(output_size)
+        sizes = [shape[1] if size is None else size for size in sizes]  # None keeps that dimension
+        if len(set(sizes)) != 1 or not isinstance(sizes[0], int) or shape[1] % sizes[0]:
+            raise TraceError(f"adaptive average pooling of {shape[1]}x{shape[2]} to {output_size} is not an ordinary "
+                             "pooling (the output size must divide the input's); choose an input size that makes it one")
+        window = shape[1] // sizes[0]
+        return AvgPool2d(window, window, self.name(node))
 
     def functional_pool(self, node, is_max: bool) -> Layer:
-        args, kwargs = node.args, node.kwargs
-        names = ("kernel_size", "stride", "padding")
-        given = dict(zip(names, args[1:4]), **{k: kwargs[k] for k in names if k in kwargs})
-        extras = {k: v for k, v in kwargs.items() if k not in names and v not in (False, None, 1)}
-        if given.get("padding", 0) not in (0, (0, 0)) or extras:
-            raise TraceError(f"pooling with padding or {sorted(extras)} is not supported")
-        kernel = _pair(given["kernel_size"], "kernel_size")
-        stride = _pair(given.get("stride") or kernel, "stride")
-        return (MaxPool2d if is_max else AvgPool2d)(kernel, stride, self.name(node))
+        names = ("kernel_size", "stride", "padding") + (("dilation", "ceil_mode", "return_indices") if is_max else
+                                                        ("ceil_mode", "count_include_pad", "divisor_override"))
+        options = dict(zip(names, node.args[1:]), **{k: v for k, v in node.kwargs.items()})
+        return self.pool(node, is_max, options, f"{'max' if is_max else 'avg'}_pool2d")
+
+    def pool(self, node, is_max: bool, options: dict, where: str) -> Layer:
+        """A max- or avg-pooling layer from PyTorch's arguments, refusing the one it cannot express."""
+        if options.get("return_indices"):
+            raise TraceError(f"{where}: return_indices=True is not supported")
+        if options.get("divisor_override"):
+            raise TraceError(f"{where}: divisor_override={options['divisor_override']} is not supported")
+        kernel = _pair(options["kernel_size"], f"{where}: kernel_size")
+        common = dict(stride=_pair(options.get("stride") or kernel, f"{where}: stride"),
+                      padding=_pair(options.get("padding", 0), f"{where}: padding"),
+                      ceil_mode=bool(options.get("ceil_mode", False)))
+        try:
+            if is_max:
+                return MaxPool2d(kernel, name=self.name(node), dilation=_pair(options.get("dilation", 1), f"{where}: dilation"),
+                                 **common)
+            return AvgPool2d(kernel, name=self.name(node), count_include_pad=bool(options.get("count_include_pad", True)),
+                             **common)
+        except ValueError as err:
+            raise TraceError(f"{where}: {err}") from None
 
 
 def from_torch(module, input_shape: Shape) -> Network:

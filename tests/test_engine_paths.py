@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -128,10 +129,8 @@ def real_fan_out(projection) -> np.ndarray:
     n_in, layer = projection.n_in, projection.layer
     if layer is None:  # identity branch of a residual add
         return np.ones(n_in, np.int64)
-    if isinstance(layer, Conv2d):
-        layer = Conv2d(np.ones_like(layer.weight), None, layer.stride, layer.padding)
-    elif isinstance(layer, Linear):
-        layer = Linear(np.ones_like(layer.weight), None)
+    if isinstance(layer, (Conv2d, Linear)):  # stride, padding and groups kept
+        layer = dataclasses.replace(layer, weight=np.ones_like(layer.weight), bias=None)
     one_hot = np.eye(n_in, dtype=np.float32).reshape((n_in,) + projection.in_shape)
     return (synaptic_input(layer, one_hot, with_bias=False).reshape(n_in, -1) != 0).sum(axis=1)
 

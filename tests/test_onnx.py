@@ -37,6 +37,32 @@ def test_exported_models_read_back_with_the_same_outputs(tmp_path, make, shape):
     np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("layers, shape", [
+    ([nn.Conv2d(4, 6, 3, padding=1, groups=2), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1)], (4, 9, 9)),
+    ([nn.Conv2d(3, 3, 3, stride=2, padding=1, groups=3), nn.ReLU6(), nn.MaxPool2d(3, 2, ceil_mode=True)], (3, 13, 13)),
+    ([nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2, 1, dilation=2, padding=1)], (2, 8, 8)),
+    ([nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)], (2, 9, 9)),
+    ([nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AvgPool2d(2, padding=1)], (2, 9, 9)),
+])
+def test_grouped_convs_and_pool_options_read_back_from_onnx(tmp_path, layers, shape):
+    torch.manual_seed(0)
+    module = nn.Sequential(*layers, nn.Flatten(), nn.LazyLinear(3)).eval()
+    module(torch.zeros((1,) + shape))  # size the lazy layer
+    export(module, shape, tmp_path / "m.onnx")
+    net = load_onnx(tmp_path / "m.onnx")
+    x = np.random.default_rng(0).random((4,) + shape, dtype=np.float32)
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_refusals_name_the_one_attribute(tmp_path):
+    model = _model([helper.make_node("Conv", ["x", "W"], ["y"], dilations=[2, 2], name="c")], {"W": np.ones((1, 1, 2, 2))},
+                   in_shape=(1, 1, 6, 6))
+    onnx.save(model, tmp_path / "d.onnx")
+    with pytest.raises(OnnxError, match=r"dilations=\[2, 2\] is not supported \(only \[1, 1\]\)$"):
+        load_onnx(tmp_path / "d.onnx")
+
+
 def _model(nodes, initializers, in_shape=(1, 4), out_name="y") -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],

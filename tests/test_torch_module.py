@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eventsnn import ann  # noqa: E402
+from eventsnn import ann, convert, simulate  # noqa: E402
 from eventsnn.ir import Add, AvgPool2d, ClipReLU  # noqa: E402
 from eventsnn.loaders import TraceError, from_torch  # noqa: E402
 from eventsnn.spec import network_from_spec, network_to_spec  # noqa: E402
@@ -110,14 +110,40 @@ class WithGelu(nn.Module):
 
 @pytest.mark.parametrize("module, shape, message", [
     (WithGelu(), (4,), r"unsupported module GELU 'act' \(graph line: .*act"),
-    (nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), (2, 5, 5), "groups"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, dilation=2)), (2, 5, 5), r"dilation=\(2, 2\) is not supported \(only 1\)"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.MaxPool2d(2, return_indices=True)), (2, 6, 6), "return_indices"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.AvgPool2d(2, divisor_override=3)), (2, 6, 6), "divisor_override=3"),
     (nn.Sequential(nn.Linear(4, 4), nn.Hardtanh(-1, 1)), (4,), "clamp"),
-    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(2)), (1, 6, 6), "1x1 only"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(3)), (1, 6, 6), "not an ordinary pooling"),
     (nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=0)), (4,), "dim=1"),
 ])
 def test_unsupported_parts_are_named(module, shape, message):
     with pytest.raises(TraceError, match=message):
         from_torch(module, shape)
+
+
+@pytest.mark.parametrize("module, shape", [
+    (nn.Sequential(nn.Conv2d(4, 6, 3, padding=1, groups=2), nn.ReLU()), (4, 7, 7)),  # grouped
+    (nn.Sequential(nn.Conv2d(3, 3, 3, stride=2, padding=1, groups=3), nn.ReLU6()), (3, 9, 9)),  # depthwise
+    (nn.Sequential(nn.Conv2d(3, 6, 3, groups=3), nn.ReLU()), (3, 8, 8)),  # depthwise with a multiplier
+    (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1)), (2, 9, 9)),  # ResNet's stem pool
+    (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True)), (2, 10, 10)),  # GoogLeNet's
+    (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2, 1, dilation=2, padding=1)), (2, 8, 8)),
+    (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AvgPool2d(2, padding=1, ceil_mode=True)), (2, 9, 9)),
+    (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AvgPool2d(3, 2, padding=1, count_include_pad=False)), (2, 9, 9)),
+    (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d((7, 7))), (2, 9, 9)),  # VGG's, the identity
+    (nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2)), (2, 10, 10)),
+])
+def test_grouped_convs_and_pools_with_torch_options_compute_what_torch_does(module, shape):
+    torch.manual_seed(0)
+    model = nn.Sequential(*module, nn.Flatten(), nn.LazyLinear(5)).eval()
+    x = torch.rand((6,) + shape)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    net = from_torch(model, shape)
+    np.testing.assert_allclose(ann.forward(net, x.numpy()), expected, rtol=1e-4, atol=1e-5)
+    snn = convert(net, x.numpy(), 100.0).build()  # and it builds and runs as an SNN
+    assert simulate(snn, x.numpy(), 4).decisions.shape == (6, 4)
 
 
 def test_qcfs_modules_trace_to_one_layer_with_the_same_outputs():

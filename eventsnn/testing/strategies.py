@@ -74,13 +74,37 @@ def _check_kinds(activations: Sequence[str], pools: Sequence[str]) -> None:
 
 
 @st.composite
+def _pool(draw, kind: str, shape: tuple[int, int, int], name: str, options: bool = True) -> MaxPool2d | AvgPool2d:
+    """A pooling layer with PyTorch's options (padding, ceil mode; dilation for max, whether the
+    padding counts for avg) that fits ``shape``; without ``options`` a plain 2x2 one of stride 2
+    (max: 1 or 2). Average pools keep 2x2 windows, so that every divisor (1, 2 or 4) is a power of
+    two and dyadic weights stay exact."""
+    if not options:
+        return MaxPool2d(2, draw(st.integers(1, 2)), name) if kind == "maxpool" else AvgPool2d(2, 2, name)
+    k = 2 if kind == "avgpool" else draw(st.integers(2, 3))
+    options = dict(stride=draw(st.integers(1, k)), padding=draw(st.integers(0, k // 2)), ceil_mode=draw(st.booleans()))
+    if kind == "maxpool":
+        options["dilation"] = draw(st.integers(1, 2))
+    else:
+        options["count_include_pad"] = draw(st.booleans())
+    layer = (MaxPool2d if kind == "maxpool" else AvgPool2d)(k, name=name, **options)
+    try:
+        layer.output_shape(shape)
+        return layer
+    except ValueError:  # the window does not fit this map: a plain 2x2 one does
+        return (MaxPool2d if kind == "maxpool" else AvgPool2d)(2, 2, name)
+
+
+@st.composite
 def chain_networks(draw, max_conv: int = 2, max_dense: int = 1, max_channels: int = 3, min_size: int = 4,
                    max_size: int = 8, max_outputs: int = 5, activations: Sequence[str] = ("relu",),
-                   pools: Sequence[str] = POOL_KINDS, softmax: bool | None = None, dyadic: bool = True) -> Network:
+                   pools: Sequence[str] = POOL_KINDS, softmax: bool | None = None, dyadic: bool = True,
+                   pool_options: bool = True) -> Network:
     """A chain: [conv - activation - [pool]] x 0..max_conv - flatten - [linear - activation] x
     0..max_dense - linear [- softmax]. Images are (1..max_channels, min_size..max_size, ...);
-    without conv blocks the input may also be a vector. ``softmax=None`` draws whether the
-    net ends in a softmax."""
+    without conv blocks the input may also be a vector. Convs may be grouped or depthwise; pools
+    have PyTorch's options unless ``pool_options=False``. ``softmax=None`` draws whether the net
+    ends in a softmax."""
     _check_kinds(activations, pools)
     n_conv = draw(st.integers(0, max_conv))
     image = n_conv > 0 or draw(st.booleans())
@@ -95,15 +119,15 @@ def chain_networks(draw, max_conv: int = 2, max_dense: int = 1, max_channels: in
         stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 1))
         if (min(shape[1:]) + 2 * padding - k) // stride + 1 < 2:
             stride, padding = 1, 1
-        out_c = draw(st.integers(1, max_channels))
-        conv = Conv2d(draw(weights((out_c, shape[0], k, k), dyadic)), draw(_bias(out_c, dyadic)), stride, padding,
-                      f"conv{block}")
+        out_c = draw(st.integers(1, max_channels) | st.just(shape[0]))
+        groups = draw(st.sampled_from([g for g in range(1, shape[0] + 1) if shape[0] % g == 0 and out_c % g == 0]))
+        conv = Conv2d(draw(weights((out_c, shape[0] // groups, k, k), dyadic)), draw(_bias(out_c, dyadic)), stride,
+                      padding, f"conv{block}", groups)
         layers += [conv, draw(_activation(activations, f"act{block}", dyadic))]
         shape = conv.output_shape(shape)
         pool = draw(st.sampled_from((None,) + tuple(pools))) if min(shape[1:]) >= 2 else None
         if pool is not None:
-            layer = MaxPool2d(2, draw(st.integers(1, 2)), f"pool{block}") if pool == "maxpool" else \
-                AvgPool2d(2, 2, f"pool{block}")
+            layer = draw(_pool(pool, shape, f"pool{block}", pool_options))
             layers.append(layer)
             shape = layer.output_shape(shape)
     if len(shape) == 3:
@@ -124,7 +148,7 @@ def chain_networks(draw, max_conv: int = 2, max_dense: int = 1, max_channels: in
 @st.composite
 def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: int = 6, max_outputs: int = 4,
                       activations: Sequence[str] = ("relu",), pools: Sequence[str] = POOL_KINDS,
-                      dyadic: bool = True) -> Network:
+                      dyadic: bool = True, pool_options: bool = True) -> Network:
     """conv - act - conv - act - conv - add(skip) - act [- pool] - flatten - linear, the skip
     being the first activation (identity), a 1x1 conv of it (projection shortcut) or the network
     input; the add's branch weights are 1, or multiples of 1/4: one per branch or one per channel."""
@@ -155,7 +179,7 @@ def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: 
     shape: tuple[int, ...] = (width, h, w)
     pool = draw(st.sampled_from((None,) + tuple(pools)))
     if pool is not None:
-        layer = (MaxPool2d if pool == "maxpool" else AvgPool2d)(2, 2, "pool")
+        layer = draw(_pool(pool, shape, "pool", pool_options))
         layers.append(layer)
         inputs.append((len(layers) - 2,))
         shape = layer.output_shape(shape)
@@ -167,10 +191,10 @@ def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: 
 
 
 def networks(residual: bool | None = None, dyadic: bool = True, activations: Sequence[str] = ("relu",),
-             pools: Sequence[str] = POOL_KINDS) -> st.SearchStrategy[Network]:
+             pools: Sequence[str] = POOL_KINDS, pool_options: bool = True) -> st.SearchStrategy[Network]:
     """Chains (``residual=False``), residual graphs (``True``) or either (``None``)."""
-    chains = chain_networks(activations=activations, pools=pools, dyadic=dyadic)
-    graphs = residual_networks(activations=activations, pools=pools, dyadic=dyadic)
+    chains = chain_networks(activations=activations, pools=pools, dyadic=dyadic, pool_options=pool_options)
+    graphs = residual_networks(activations=activations, pools=pools, dyadic=dyadic, pool_options=pool_options)
     return chains if residual is False else graphs if residual else chains | graphs
 
 
@@ -199,9 +223,9 @@ def inputs(net: Network, min_samples: int = 1, max_samples: int = 4, dyadic: boo
 @st.composite
 def networks_and_inputs(draw, residual: bool | None = None, dyadic: bool = True,
                         activations: Sequence[str] = ("relu",), pools: Sequence[str] = POOL_KINDS,
-                        min_samples: int = 1, max_samples: int = 4) -> tuple[Network, np.ndarray]:
+                        min_samples: int = 1, max_samples: int = 4, pool_options: bool = True) -> tuple[Network, np.ndarray]:
     """A network and a batch of inputs that fit it."""
-    net = draw(networks(residual, dyadic, activations, pools))
+    net = draw(networks(residual, dyadic, activations, pools, pool_options))
     return net, draw(inputs(net, min_samples, max_samples, dyadic))
 
 
