@@ -7,7 +7,7 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
+from .ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
                  Softmax, channel_weight)
 
 
@@ -63,6 +63,8 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         for w, term in zip(weights[1:], terms[1:]):
             out = out + w * term
         return out
+    if isinstance(layer, Concat):
+        return np.concatenate((x,) + more, axis=1)
     if isinstance(layer, (Conv2d, Linear, AvgPool2d)):
         return synaptic_input(layer, x)
     if isinstance(layer, ReLU):

@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from . import ann
-from .ir import (ACTIVATIONS, AFFINE, THRESHOLDED, Add, AvgPool2d, BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, Network,
-                 Softmax)
+from .ir import (ACTIVATIONS, AFFINE, QCFS, THRESHOLDED, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten,
+                 Linear, MaxPool2d, Network, ReLU, Softmax)
 
 
 def fold_batchnorm(net: Network) -> Network:
@@ -44,6 +44,82 @@ def fold_batchnorm(net: Network) -> Network:
         net = net.replace_layers(layers).without_layer(i)
 
 
+PER_CHANNEL = (ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, BatchNorm)  # act on each channel alone
+
+
+def resolve_concats(net: Network) -> Network:
+    """The same function without channel concatenations, which no population can be: a layer that
+    acts on each channel alone (activation, pooling, batch-norm, flatten) is applied to each part,
+    and a conv or linear layer reading a concatenation becomes one layer per part (the columns of
+    its weight that part feeds) summed by an add, which is one population with a projection per
+    part (as a residual add's branches). So the parts keep their own populations and scales."""
+    if not any(isinstance(layer, Concat) for layer in net.layers):
+        return net
+    graph = _Rebuilt(net.input_shape)
+    parts: dict[int, list[int]] = {-1: [-1]}  # old layer -> the new layers holding its channels, in order
+    for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
+        values = [parts[j] for j in sources]
+        if isinstance(layer, Concat):
+            parts[i] = [p for value in values for p in value]
+        elif all(len(value) == 1 for value in values):
+            parts[i] = [graph.emit(layer, [value[0] for value in values])]
+        elif len(values) == 1 and isinstance(layer, PER_CHANNEL):
+            parts[i] = graph.per_part(layer, values[0])
+        elif len(values) == 1 and isinstance(layer, AFFINE) and getattr(layer, "groups", 1) == 1:
+            parts[i] = [graph.split_affine(layer, values[0])]
+        else:
+            raise ValueError(f"{type(layer).__name__} '{layer.name}' reads a concatenation, which it cannot be "
+                             "split over (supported: activations, pools, batch-norm, flatten, conv and linear layers)")
+    if len(parts[len(net.layers) - 1]) > 1:
+        raise ValueError("the network's output is a concatenation: end it with a conv or linear layer")
+    return graph.network()
+
+
+class _Rebuilt:
+    """A network built layer by layer, with shapes known as it grows (for ``resolve_concats``)."""
+
+    def __init__(self, input_shape: tuple[int, ...]):
+        self.input_shape, self.layers, self.inputs, self.shapes = input_shape, [], [], []
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        return self.input_shape if index < 0 else self.shapes[index]
+
+    def emit(self, layer, sources: list[int]) -> int:
+        self.shapes.append(layer.output_shape(*(self.shape(j) for j in sources)))
+        self.layers.append(layer)
+        self.inputs.append(tuple(sources))
+        return len(self.layers) - 1
+
+    def per_part(self, layer, sources: list[int]) -> list[int]:
+        """``layer`` applied to each part on its own (batch-norm with that part's channels)."""
+        pieces, start = [], 0
+        for k, j in enumerate(sources):
+            piece = dataclasses.replace(layer, name=f"{layer.name}.{k}")
+            if isinstance(layer, BatchNorm):
+                channels = slice(start, start + self.shape(j)[0])
+                piece = BatchNorm(layer.gamma[channels], layer.beta[channels], layer.mean[channels], layer.var[channels],
+                                  layer.eps, piece.name)
+                start = channels.stop
+            pieces.append(self.emit(piece, [j]))
+        return pieces
+
+    def split_affine(self, layer: Conv2d | Linear, sources: list[int]) -> int:
+        """One layer per part, with the weight columns that part feeds (the bias on the first), and
+        the add of them, under the layer's own name."""
+        pieces, start = [], 0
+        for k, j in enumerate(sources):
+            width = self.shape(j)[0] if isinstance(layer, Conv2d) else int(np.prod(self.shape(j)))
+            weight = layer.weight[:, start:start + width]
+            bias = layer.bias if k == 0 else np.zeros_like(layer.bias)
+            start += width
+            pieces.append(self.emit(dataclasses.replace(layer, weight=weight, bias=bias, name=f"{layer.name}.in{k}"),
+                                    [j]))
+        return self.emit(Add(layer.name), pieces)
+
+    def network(self) -> Network:
+        return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
+
+
 def with_params(layer: Conv2d | Linear, weight: np.ndarray, bias: np.ndarray) -> Conv2d | Linear:
     """The same layer (stride, padding, groups, name) with other weights and biases."""
     return dataclasses.replace(layer, weight=weight, bias=bias)
@@ -63,7 +139,8 @@ def spiking_roles(net: Network) -> list[str]:
     'hidden': an affine layer read only by its activation (an IF population);
     'projection': an affine layer read only by an add (synapses into the add's population);
     'add': a residual join read only by its activation (one IF population fed by all branches);
-    'output': the last affine layer (its activation, if any, is dropped: the readout decides);
+    'output': the last affine layer, or an add of affine layers after it (a linear layer split over
+    concatenated parts); its activation, if any, is dropped: the readout decides;
     'activation', 'gate' (max-pool), 'route' (flatten), 'avgpool' (an IF population with weights
     1/k^2), 'softmax'. Raises ValueError for what cannot be converted.
     """
@@ -72,16 +149,18 @@ def spiking_roles(net: Network) -> list[str]:
     if not affine_at:
         raise ValueError("the network has no conv2d or linear layer")
     last = affine_at[-1]
+    if last + 1 < len(layers) and isinstance(layers[-1], Add) and all(j in affine_at for j in net.inputs[-1]):
+        last = len(layers) - 1  # the output population sums its branches' projections
     roles = []
     for i, layer in enumerate(layers):
         readers = [layers[c] for c in net.consumers(i)]
         only_reader = readers[0] if len(readers) == 1 else None
         if isinstance(layer, BatchNorm):
             raise ValueError(f"batch-norm '{layer.name}' is not folded; run fold_batchnorm first")
-        if isinstance(layer, AFFINE):
-            if i == last:
-                roles.append("output")
-            elif isinstance(only_reader, ACTIVATIONS):
+        if isinstance(layer, AFFINE + (Add,)) and i == last:
+            roles.append("output")
+        elif isinstance(layer, AFFINE):
+            if isinstance(only_reader, ACTIVATIONS):
                 roles.append("hidden")
             elif isinstance(only_reader, Add):
                 roles.append("projection")
@@ -105,6 +184,9 @@ def spiking_roles(net: Network) -> list[str]:
             roles.append("avgpool")
         elif isinstance(layer, Softmax):
             roles.append("softmax")
+        elif isinstance(layer, Concat):
+            raise ValueError(f"concat '{layer.name}' must be resolved first (convert.resolve_concats; "
+                             "eventsnn.convert does it)")
         else:
             raise ValueError(f"unsupported layer {type(layer).__name__} '{layer.name}'")
         if i > last and roles[-1] not in ("activation", "softmax"):

@@ -336,7 +336,23 @@ def channel_weight(weight: float | tuple[float, ...], shape: Shape) -> np.ndarra
     return w if w.ndim == 0 else w.reshape((-1,) + (1,) * (len(shape) - 1))
 
 
-Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, Softmax, Add]
+@dataclass(frozen=True)
+class Concat:
+    """Channel concatenation of its inputs, in order (torch.cat along dim 1); the inputs agree in
+    every other axis. Not a population of its own: conversion resolves it (``convert.resolve_concats``)."""
+
+    spec_type: ClassVar[str] = "concat"
+    name: str = "concat"
+
+    def output_shape(self, *in_shapes: Shape) -> Shape:
+        if len(in_shapes) < 2:
+            raise ValueError(f"{self.name} needs at least two inputs, found {len(in_shapes)}")
+        if len({len(s) for s in in_shapes}) != 1 or len({tuple(s[1:]) for s in in_shapes}) != 1:
+            raise ValueError(f"{self.name}: inputs must agree in all but the channel axis, found {list(in_shapes)}")
+        return (sum(s[0] for s in in_shapes),) + tuple(in_shapes[0][1:])
+
+
+Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, Softmax, Add, Concat]
 LAYER_CLASSES: tuple[type, ...] = get_args(Layer)  # every layer kind, in the order the spec lists them
 AFFINE = (Conv2d, Linear)
 ACTIVATIONS = (ReLU, ClipReLU, QCFS)
@@ -383,8 +399,8 @@ class Network:
                 raise ValueError(f"softmax '{layer.name}' must be the last layer")
             if not sources or any(not -1 <= j < i for j in sources) or len(set(sources)) != len(sources):
                 raise ValueError(f"{where}: inputs {list(sources)} must be distinct earlier layers (or -1, the input)")
-            if len(sources) > 1 and not isinstance(layer, Add):
-                raise ValueError(f"{where}: only an add may have several inputs")
+            if len(sources) > 1 and not isinstance(layer, (Add, Concat)):
+                raise ValueError(f"{where}: only an add or a concat may have several inputs")
             in_shapes = [self.input_shape if j < 0 else shapes[j] for j in sources]
             try:
                 shapes.append(layer.output_shape(*in_shapes))

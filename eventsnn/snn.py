@@ -34,7 +34,7 @@ from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_f
                            csr_kept_bytes_estimate, direct_kernel, engine_order, identity_csr, kernel_target_table,
                            maxpool_windows, permuted, validate)
 from .convert import normalize, spiking_roles, unit_scales
-from .ir import (ACTIVATIONS, AFFINE, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape,
+from .ir import (ACTIVATIONS, AFFINE, Add, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape,
                  check_threshold)
 
 RESETS = ("subtract", "zero")
@@ -283,7 +283,7 @@ class _Builder:
                 raise ValueError(f"max-pool '{layer.name}' reads a population another max-pool reads already")
             self.gated.add(common["source"])
             projections = [_gate_projection(layer, common, out_shape)]
-        elif role == "add":
+        elif isinstance(layer, Add):  # a residual join, or an output summing parts (role 'add' or 'output')
             projections = []
             for j, w in zip(net.inputs[i], layer.input_weights(len(net.inputs[i]))):
                 if j >= 0 and isinstance(net.layers[j], AFFINE):
@@ -325,6 +325,7 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     levels). See ``build_spiking`` for ``path``, ``max_bytes`` and ``choose``.
     """
     config = config or SimulationConfig()
+    spiking_roles(net)  # a clear refusal before normalizing what cannot be built
     # scales of 1 / levels (1 for binary spikes); this also folds an add's weight for an affine branch into
     # that layer, where its projection applies it
     return build_spiking(normalize(net, unit_scales(net), config.spike_levels), config, max_bytes, path, choose)

@@ -8,7 +8,7 @@ carry ``"name"``, the prefix of their parameters (``name.weight``, ``name.bias``
 Pools carry ``kernel_size`` and optional ``stride``, ``padding``, ``ceil_mode``, ``dilation``
 (max) and ``count_include_pad`` (avg), as PyTorch's; clip_relu carries ``threshold``, qcfs ``levels`` and
 ``threshold``; add carries optional ``weights`` (per input a number, or a list with one per
-channel). A layer reads the layer before it unless it names its sources in ``"inputs"``
+channel); concat (channels of its inputs, in order) has no fields. A layer reads the layer before it unless it names its sources in ``"inputs"``
 (layer names, ``"input"`` for the network input), e.g. a residual join
 ``{"type": "add", "name": "add1", "inputs": ["bn2", "relu0"]}``.
 
@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .ir import (LAYER_CLASSES, QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d,
+from .ir import (LAYER_CLASSES, QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d,
                  Network, ReLU, Softmax)
 
 LAYER_TYPES = tuple(cls.spec_type for cls in LAYER_CLASSES)
@@ -227,6 +227,7 @@ _FORMATS: dict[type, _Format] = {
     Flatten: _Format(_read_name_only),
     Softmax: _Format(_read_name_only),
     Add: _Format(_read_add, _add_fields),
+    Concat: _Format(_read_name_only),
 }
 
 

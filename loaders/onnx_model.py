@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from eventsnn import ann
-from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
+from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                          ReLU, Shape, Softmax)
 
 from .optional import require
@@ -158,6 +158,12 @@ class _Reader:
             return self.add_bias(node, args)
         if op == "Add":
             return self.emit(node, Add(self.name(node, position)), tuple(self.tensor(x) for x in args))
+        if op == "Concat":  # of tensors the network computes (constant ones were folded above)
+            sources = tuple(self.tensor(x) for x in args)
+            rank = len(self.shape(sources[0])) + 1
+            if a.get("axis") not in (1, 1 - rank):
+                raise OnnxError(f"axis={a.get('axis')} is not supported (only the channel axis, 1)")
+            return self.emit(node, Concat(self.name(node, position)), sources)
         src = self.tensor(args[0])
         name = self.name(node, position)
         if op == "Conv":

@@ -5,8 +5,8 @@ ReLU6 / Hardtanh(0, y) / ``clamp(x, 0, y)`` as threshold ReLU, QCFS activation m
 ``levels`` and a scalar ``threshold`` attribute, e.g. examples/archnet.py's QCFS), grouped and
 depthwise Conv2d, MaxPool2d and AvgPool2d with padding / ceil_mode / dilation / count_include_pad,
 AdaptiveAvgPool2d to a size that divides its input, Flatten / ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)``,
-Dropout and Identity (dropped), residual ``+`` / ``torch.add``, and a trailing softmax over the
-classes. Anything else raises ``TraceError`` naming the module and the line of the graph.
+Dropout and Identity (dropped), residual ``+`` / ``torch.add``, channel concatenation
+(``torch.cat(..., dim=1)``), and a trailing softmax over the classes. Anything else raises ``TraceError`` naming the module and the line of the graph.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
+from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                          ReLU, Shape, Softmax)
 
 from .optional import require
@@ -199,6 +199,8 @@ class _Tracer:
                 raise TraceError("only a plain sum of two tensors is supported as a residual add")
             sources = tuple(self.source(node, a) for a in args)
             return self.emit(node, Add(self.name(node)), sources)
+        if target in (torch.cat, torch.concat, torch.concatenate):
+            return self.concat(node, args, kwargs)
         src = self.source(node, args[0])
         if target in (F.dropout, F.dropout2d) or (method and target in ("contiguous", "clone")):
             return self.alias(node, args[0])
@@ -255,6 +257,18 @@ class _Tracer:
         if dim not in (1, -1) or len(self.shape(src)) != 1:
             raise TraceError(f"softmax must be over the classes of a vector (dim=1), not dim={dim} of {self.shape(src)}")
         return Softmax(self.name(node))
+
+    def concat(self, node, args, kwargs) -> None:
+        """torch.cat of tensors along the channel axis (dim 1, or -3 of a 4-D batch)."""
+        tensors = kwargs.get("tensors", args[0] if args else None)
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+        if not isinstance(tensors, (list, tuple)) or len(tensors) < 2:
+            raise TraceError("torch.cat needs a list of at least two tensors")
+        sources = tuple(self.source(node, t) for t in tensors)
+        rank = len(self.shape(sources[0])) + 1
+        if dim not in (1, 1 - rank):
+            raise TraceError(f"torch.cat along dim={dim} is not supported (only the channel axis, dim=1)")
+        self.emit(node, Concat(self.name(node)), sources)
 
     def global_pool(self, node, src: int, output_size) -> AvgPool2d:
         """Adaptive average pooling where it is an ordinary one: the output size divides the input

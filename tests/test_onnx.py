@@ -15,7 +15,7 @@ from eventsnn.cli import main  # noqa: E402
 from eventsnn.ir import QCFS, Add, BatchNorm, Linear  # noqa: E402
 from eventsnn.loaders import OnnxError, load_onnx  # noqa: E402
 
-from .test_torch_module import Functional, TinyResNet, randomize_batchnorm, torch_forward  # noqa: E402
+from .test_torch_module import Functional, Inception, TinyResNet, randomize_batchnorm, torch_forward  # noqa: E402
 
 
 def export(module: nn.Module, shape, path) -> None:
@@ -53,6 +53,19 @@ def test_grouped_convs_and_pool_options_read_back_from_onnx(tmp_path, layers, sh
     net = load_onnx(tmp_path / "m.onnx")
     x = np.random.default_rng(0).random((4,) + shape, dtype=np.float32)
     np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_channel_concatenation_reads_back_from_onnx(tmp_path):
+    from eventsnn import convert, simulate
+
+    torch.manual_seed(0)
+    module = randomize_batchnorm(Inception()).eval()
+    export(module, (3, 9, 9), tmp_path / "inception.onnx")
+    net = load_onnx(tmp_path / "inception.onnx")
+    x = np.random.default_rng(0).random((4, 3, 9, 9), dtype=np.float32)
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+    assert simulate(convert(net, x, 100.0).build(), x, 4).decisions.shape == (4, 4)
 
 
 def test_onnx_refusals_name_the_one_attribute(tmp_path):

@@ -146,6 +146,45 @@ def test_grouped_convs_and_pools_with_torch_options_compute_what_torch_does(modu
     assert simulate(snn, x.numpy(), 4).decisions.shape == (6, 4)
 
 
+class Inception(nn.Module):
+    """GoogLeNet's block, small: four branches (one behind a padded ceil-mode max-pool) joined by torch.cat."""
+
+    def __init__(self, c_in: int = 4):
+        super().__init__()
+
+        def conv(c_out: int, k: int, c: int = c_in) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(c, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+        self.stem = conv(c_in, 3, 3)
+        self.b1, self.b2 = conv(4, 1), nn.Sequential(conv(3, 1), conv(5, 3, 3))
+        self.b3 = nn.Sequential(nn.MaxPool2d(3, 1, padding=1, ceil_mode=True), conv(2, 1))
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.head = nn.Sequential(nn.Conv2d(11, 6, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Dropout(0.2), nn.Linear(6, 4))
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head(self.pool(torch.cat([self.b1(x), self.b2(x), self.b3(x)], 1)))
+
+
+def test_channel_concatenation_traces_converts_and_runs():
+    torch.manual_seed(0)
+    module = randomize_batchnorm(Inception()).eval()
+    x = torch.rand(6, 3, 9, 9)
+    net = from_torch(module, (3, 9, 9))
+    np.testing.assert_allclose(ann.forward(net, x.numpy()), torch_forward(module, x.numpy()), rtol=1e-4, atol=1e-5)
+    model = convert(net, x.numpy(), 100.0)
+    np.testing.assert_allclose(ann.forward(model.ann, x.numpy()), torch_forward(module, x.numpy()), rtol=1e-4,
+                               atol=1e-5)
+    assert simulate(model.build(), x.numpy(), 4).decisions.shape == (6, 4)
+    with pytest.raises(TraceError, match=r"torch.cat along dim=2 is not supported"):
+        from_torch(Functional2(), (1, 4, 4))
+
+
+class Functional2(nn.Module):
+    def forward(self, x):
+        return torch.cat([F.relu(x), F.relu(x)], 2)
+
+
 def test_qcfs_modules_trace_to_one_layer_with_the_same_outputs():
     from examples.archnet import QCFS as TorchQCFS
 

@@ -29,7 +29,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("eventsnn.testing.strategies needs hypothesis: pip install hypothesis (or, in the eventsnn "
                       "checkout, pip install -e '.[testing]')") from err
 
-from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Concat, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 from ..snn import IF, INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
 
 __all__ = ["fixed_sample", "weights", "networks", "chain_networks", "residual_networks", "inputs", "networks_and_inputs",
@@ -187,6 +187,50 @@ def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: 
     layers += [Flatten("flatten"), Linear(draw(weights((n_out, int(np.prod(shape))), dyadic)),
                                           draw(_bias(n_out, dyadic)), "fc")]
     inputs += [(len(layers) - 3,), (len(layers) - 2,)]
+    return Network((c, h, w), tuple(layers), tuple(inputs))
+
+
+@st.composite
+def concat_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: int = 6, max_outputs: int = 4,
+                    activations: Sequence[str] = ("relu",), dyadic: bool = True) -> Network:
+    """An Inception-style block: conv - act, then 2-3 branches (conv - act, or a padded 3x3 max-pool
+    of stride 1 then conv - act) joined by a channel concat, then [pool] - conv - act - flatten -
+    linear, or flatten - linear. ``convert.resolve_concats`` turns it into a network the SNN
+    builder takes."""
+    c = draw(st.integers(1, max_channels))
+    h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
+    layers, inputs = [], []
+
+    def add(layer, *sources: int) -> int:
+        layers.append(layer)
+        inputs.append(sources)
+        return len(layers) - 1
+
+    def conv_act(name: str, c_in: int, source: int) -> tuple[int, int]:
+        width, k = draw(st.integers(1, max_channels)), draw(st.sampled_from([1, 3]))
+        conv = Conv2d(draw(weights((width, c_in, k, k), dyadic)), draw(_bias(width, dyadic)), 1, k // 2, name)
+        return add(draw(_activation(activations, f"{name}.act", dyadic)), add(conv, source)), width
+
+    stem, width = conv_act("stem", c, -1)
+    branches, widths = [], []
+    for b in range(draw(st.integers(2, 3))):
+        source = stem
+        if b == 0 and draw(st.booleans()):  # the pooling branch (one gate per population)
+            source = add(MaxPool2d(3, 1, f"branch{b}.pool", padding=1), stem)
+        out, branch_width = conv_act(f"branch{b}", width, source)
+        branches.append(out)
+        widths.append(branch_width)
+    x = add(Concat("concat"), *branches)
+    shape: tuple[int, ...] = (sum(widths), h, w)
+    if draw(st.booleans()):
+        pool = draw(_pool(draw(st.sampled_from(POOL_KINDS)), shape, "pool"))
+        x, shape = add(pool, x), pool.output_shape(shape)
+    if draw(st.booleans()):
+        x, out_c = conv_act("head", shape[0], x)
+        shape = (out_c,) + shape[1:]
+    x = add(Flatten("flatten"), x)
+    n_out = draw(st.integers(2, max_outputs))
+    add(Linear(draw(weights((n_out, int(np.prod(shape))), dyadic)), draw(_bias(n_out, dyadic)), "fc"), x)
     return Network((c, h, w), tuple(layers), tuple(inputs))
 
 

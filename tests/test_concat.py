@@ -1,0 +1,76 @@
+"""Channel concatenation (Inception, SqueezeNet): resolved into per-part populations before building."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventsnn import ann
+from eventsnn.convert import resolve_concats, spiking_roles
+from eventsnn.ir import Concat, Conv2d, Flatten, Linear, Network, ReLU, Softmax
+from eventsnn.model import convert
+from eventsnn.snn import build
+from eventsnn.spec import network_from_spec, network_to_spec
+from eventsnn.testing import strategies as es
+
+from .test_equivalence import assert_engine_equals_reference
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_resolving_concats_keeps_the_function(data):
+    net = data.draw(es.concat_networks(dyadic=False))
+    x = data.draw(es.inputs(net, 1, 4, dyadic=False))
+    resolved = resolve_concats(net)
+    assert not any(isinstance(layer, Concat) for layer in resolved.layers)
+    spiking_roles(resolved)  # buildable
+    expected = ann.forward(net, x).astype(np.float64)
+    np.testing.assert_allclose(ann.forward(resolved, x), expected, rtol=1e-5, atol=1e-5 * (np.abs(expected).max() + 1e-6))
+
+
+@settings(max_examples=40, deadline=None)
+@given(net=es.concat_networks(), config=es.simulation_configs(), steps=st.sampled_from([8, 16]),
+       seed=st.integers(0, 99), data=st.data())
+def test_engine_equals_reference_on_concatenated_branches(net, config, steps, seed, data):
+    x = data.draw(es.inputs(net))
+    assert_engine_equals_reference(build(resolve_concats(net), config), x, steps, seed)
+
+
+def test_each_part_keeps_its_own_scale():
+    """Concatenated parts need no shared scale (unlike the branches of an add): each branch is
+    normalized by its own activations."""
+    for net in es.fixed_sample(es.concat_networks(dyadic=False), 30):
+        x = np.random.default_rng(0).random((64,) + net.input_shape, dtype=np.float32)
+        model = convert(net, x, 100.0)
+        branch_scales = [s for layer, s in zip(model.ann.layers, model.scales)
+                         if s is not None and layer.name.startswith("branch")]
+        if len(set(branch_scales)) > 1:
+            break
+    else:
+        pytest.fail("no drawn net had branches of different scales")
+    np.testing.assert_allclose(ann.forward(model.ann, x), ann.forward(net, x), rtol=1e-5, atol=1e-5)
+
+
+def test_spec_round_trip_and_refusals():
+    rng = np.random.default_rng(0)
+    conv = [Conv2d(rng.normal(size=(2, 1, 1, 1)).astype(np.float32), None, 1, 0, f"c{k}") for k in range(2)]
+    net = Network((1, 3, 3), (conv[0], ReLU("r0"), conv[1], ReLU("r1"), Concat("cat"), Flatten("f"),
+                              Linear(rng.normal(size=(2, 36)).astype(np.float32), None, "fc")),
+                  ((-1,), (0,), (-1,), (2,), (1, 3), (4,), (5,)))
+    spec, params = network_to_spec(net)
+    assert spec["layers"][4] == {"type": "concat", "name": "cat", "inputs": ["r0", "r1"]}
+    back = network_from_spec(spec, params)
+    x = rng.random((3, 1, 3, 3)).astype(np.float32)
+    np.testing.assert_array_equal(ann.forward(back, x), ann.forward(net, x))
+    with pytest.raises(ValueError, match="concat 'cat' must be resolved first"):
+        build(net)
+    ends_in_concat = Network((1, 3, 3), net.layers[:5], net.inputs[:5])
+    with pytest.raises(ValueError, match="output is a concatenation"):
+        resolve_concats(ends_in_concat)
+    vectors = Network((1, 3, 3), net.layers[:2] + (Flatten("f0"),) + net.layers[2:4] + (Flatten("f1"), Concat("cat"),
+                                                                                         Softmax("s")),
+                      ((-1,), (0,), (1,), (-1,), (3,), (4,), (2, 5), (6,)))
+    with pytest.raises(ValueError, match="Softmax 's' reads a concatenation"):
+        resolve_concats(vectors)
