@@ -139,25 +139,20 @@ def spiking_roles(net: Network) -> list[str]:
     'hidden': an affine layer read only by its activation (an IF population);
     'projection': an affine layer read only by an add (synapses into the add's population);
     'add': a residual join read only by its activation (one IF population fed by all branches);
-    'output': the last affine layer, or an add of affine layers after it (a linear layer split over
-    concatenated parts); its activation, if any, is dropped: the readout decides;
+    'output': the last affine or add layer (its activation, if any, is dropped: the readout
+    decides), or the average pooling of its activation in a global-pooling head (SqueezeNet's);
     'activation', 'gate' (max-pool), 'route' (flatten), 'avgpool' (an IF population with weights
     1/k^2), 'softmax'. Raises ValueError for what cannot be converted.
     """
     layers = net.layers
-    affine_at = [i for i, layer in enumerate(layers) if isinstance(layer, AFFINE)]
-    if not affine_at:
-        raise ValueError("the network has no conv2d or linear layer")
-    last = affine_at[-1]
-    if last + 1 < len(layers) and isinstance(layers[-1], Add) and all(j in affine_at for j in net.inputs[-1]):
-        last = len(layers) - 1  # the output population sums its branches' projections
+    last = _output_layer(net)
     roles = []
     for i, layer in enumerate(layers):
         readers = [layers[c] for c in net.consumers(i)]
         only_reader = readers[0] if len(readers) == 1 else None
         if isinstance(layer, BatchNorm):
             raise ValueError(f"batch-norm '{layer.name}' is not folded; run fold_batchnorm first")
-        if isinstance(layer, AFFINE + (Add,)) and i == last:
+        if i == last:
             roles.append("output")
         elif isinstance(layer, AFFINE):
             if isinstance(only_reader, ACTIVATIONS):
@@ -189,9 +184,23 @@ def spiking_roles(net: Network) -> list[str]:
                              "eventsnn.convert does it)")
         else:
             raise ValueError(f"unsupported layer {type(layer).__name__} '{layer.name}'")
-        if i > last and roles[-1] not in ("activation", "softmax"):
+        if i > last and roles[-1] not in ("activation", "softmax", "route"):
             raise ValueError(f"'{layer.name}' after the output layer '{layers[last].name}' cannot be converted")
     return roles
+
+
+def _output_layer(net: Network) -> int:
+    """The layer the readout reads: the last conv, linear or add layer, or, where it is followed by
+    an activation and an average pooling (then only flatten or softmax), that pooling."""
+    layers = net.layers
+    if not any(isinstance(layer, AFFINE) for layer in layers):
+        raise ValueError("the network has no conv2d or linear layer")
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, AFFINE + (Add,)))
+    tail = layers[last + 1:]
+    if len(tail) >= 2 and isinstance(tail[0], ACTIVATIONS) and isinstance(tail[1], AvgPool2d) \
+            and all(isinstance(layer, (Flatten, Softmax)) for layer in tail[2:]):
+        return last + 2
+    return last
 
 
 def scale_owner(net: Network, index: int) -> int:
@@ -268,7 +277,7 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = DEFAUL
                 scales[i] = float(net.layers[activation].threshold)
             else:
                 watch[activation] = i
-        elif role == "output":
+        elif role == "output" and isinstance(net.layers[i], AFFINE + (Add,)):  # a pooled head needs no scale
             watch[i] = i
     channels = {w: net.shapes[w][0] if per == "channel" and roles[i] != "output" else 1 for w, i in watch.items()}
     streams = {w: [StreamingPercentile(percentile, n * int(np.prod(net.shapes[w])) // channels[w])

@@ -7,7 +7,7 @@ import dataclasses
 import numba
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from eventsnn.engine import simulate
@@ -163,3 +163,23 @@ def test_an_adds_weights_count_on_every_branch(net_x, config):
     net, x = net_x
     by_hand = _fold_affine_branch_weights(net)
     assert_same_spikes(*(simulate(build(n, config), x, 8, record=True) for n in (net, by_hand)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(net_x=es.networks_and_inputs(residual=False, pools=()), config=es.simulation_configs(), seed=st.integers(0, 99))
+def test_a_global_pooling_head_is_read_out_the_same(net_x, config, seed):
+    """SqueezeNet's head, conv - relu - global average pool - flatten with no linear layer after:
+    the pooled population is the output."""
+    from eventsnn.ir import AvgPool2d
+
+    net, x = net_x
+    convs = [i for i, layer in enumerate(net.layers) if isinstance(layer, Conv2d)]
+    assume(convs)
+    i = convs[-1]
+    body = Network(net.input_shape, net.layers[:i + 2], net.inputs[:i + 2])  # up to the last conv's activation
+    _, h, w = body.output_shape
+    assume(min(h, w) in (1, 2, 4))  # a window of k x k divides by k^2: a power of two keeps dyadic weights exact
+    head = Network(net.input_shape, body.layers + (AvgPool2d(min(h, w), max(h, w), "global"), Flatten("out")))  # 1x1
+    snn = build(head, config)
+    assert snn.stages[-1].name == "global" and snn.stages[-1].kind == 2  # OUTPUT
+    assert_engine_equals_reference(snn, x, 8, seed)

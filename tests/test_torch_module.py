@@ -185,6 +185,19 @@ class Functional2(nn.Module):
         return torch.cat([F.relu(x), F.relu(x)], 2)
 
 
+def test_a_global_pooling_head_converts_and_decides_as_the_ann():
+    """SqueezeNet's head: the class scores are the global average of the last conv's ReLU."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 5, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten()).eval()
+    x = torch.rand(20, 1, 6, 6)
+    net = from_torch(model, (1, 6, 6))
+    np.testing.assert_allclose(ann.forward(net, x.numpy()), torch_forward(model, x.numpy()), rtol=1e-4, atol=1e-6)
+    result = simulate(convert(net, x.numpy(), 100.0).build(), x.numpy(), 32)
+    agree = np.mean(result.decisions[:, -1] == torch_forward(model, x.numpy()).argmax(axis=1))
+    assert agree >= 0.8, agree
+
+
 def test_qcfs_modules_trace_to_one_layer_with_the_same_outputs():
     from examples.archnet import QCFS as TorchQCFS
 
