@@ -160,8 +160,9 @@ def spiking_roles(net: Network) -> list[str]:
             elif isinstance(only_reader, Add):
                 roles.append("projection")
             else:
-                raise ValueError(f"'{layer.name}' must be read only by a relu, clip_relu or add to become spiking "
-                                 f"neurons (read by {[r.name for r in readers]})")
+                raise ValueError(f"{type(layer).__name__.lower()} '{layer.name}' has no activation of its own (read by "
+                                 f"{', '.join(repr(r.name) for r in readers)}): a conv or linear layer becomes spiking "
+                                 "neurons through its relu, clip_relu or qcfs, or as a branch of a residual add")
         elif isinstance(layer, Add):
             if not isinstance(only_reader, ACTIVATIONS):
                 raise ValueError(f"add '{layer.name}' must be read only by a relu or clip_relu to become spiking neurons")

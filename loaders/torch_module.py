@@ -35,6 +35,22 @@ def _array(tensor) -> np.ndarray:
     return tensor.detach().cpu().to(dtype=_torch().float32).numpy().copy()
 
 
+# activations and gates with no integrate-and-fire equivalent: what to say instead of only "unsupported"
+_NOT_SPIKING = {"silu", "hardswish", "gelu", "sigmoid", "hardsigmoid", "tanh", "leakyrelu", "leaky_relu", "elu",
+                "selu", "mish", "softplus", "layernorm", "layer_norm"}
+
+
+def _advice(kind: str) -> str:
+    """What to do about a refused module or function, where there is something to say."""
+    key = kind.lower()
+    if key in _NOT_SPIKING:
+        return ": it has no integrate-and-fire equivalent; retrain with ReLU, ReLU6 or QCFS"
+    if key in ("mul", "matmul", "bmm"):
+        return (": a product of two computed tensors (a squeeze-excitation gate, attention) has no event-driven "
+                "equivalent")
+    return ""
+
+
 def _pair(value, what: str) -> int:
     """An int from an int or a pair of equal ints (the IR has square kernels and equal strides)."""
     if isinstance(value, (tuple, list)):
@@ -184,7 +200,7 @@ class _Tracer:
         elif isinstance(mod, nn.Softmax):
             layer = self.softmax(node, src, mod.dim)
         else:
-            raise TraceError(f"unsupported module {kind} '{node.target}'")
+            raise TraceError(f"unsupported module {kind} '{node.target}'{_advice(kind)}")
         self.emit(node, layer, (src,))
 
     def function_node(self, node) -> None:
@@ -228,7 +244,7 @@ class _Tracer:
             return self.emit(node, self.global_pool(node, src, kwargs.get("output_size", args[1] if len(args) > 1 else None)),
                              (src,))
         name = getattr(target, "__name__", str(target))
-        raise TraceError(f"unsupported {'method' if method else 'function'} '{name}'")
+        raise TraceError(f"unsupported {'method' if method else 'function'} '{name}'{_advice(name)}")
 
     # -- layers with checks ------------------------------------------------------------------------
 
@@ -262,8 +278,10 @@ class _Tracer:
         """torch.cat of tensors along the channel axis (dim 1, or -3 of a 4-D batch)."""
         tensors = kwargs.get("tensors", args[0] if args else None)
         dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
-        if not isinstance(tensors, (list, tuple)) or len(tensors) < 2:
-            raise TraceError("torch.cat needs a list of at least two tensors")
+        if not isinstance(tensors, (list, tuple)) or not tensors:
+            raise TraceError("torch.cat needs a list of tensors")
+        if len(tensors) == 1:  # DenseNet's first layer concatenates one tensor: the tensor itself
+            return self.alias(node, tensors[0])
         sources = tuple(self.source(node, t) for t in tensors)
         rank = len(self.shape(sources[0])) + 1
         if dim not in (1, 1 - rank):

@@ -91,7 +91,7 @@ def test_clip_relu_layers_use_their_threshold():
 
 
 @pytest.mark.parametrize("layers, message", [
-    ((Linear(np.ones((2, 4)), name="a"), Linear(np.ones((2, 2)), name="b")), "must be read only by a relu"),
+    ((Linear(np.ones((2, 4)), name="a"), Linear(np.ones((2, 2)), name="b")), "has no activation of its own"),
     ((MaxPool2d(2), Flatten(), Linear(np.ones((2, 4)), name="a")), None),
     ((ReLU(), Flatten(), Linear(np.ones((2, 16)), name="a")), "must directly follow"),
 ])
@@ -142,7 +142,7 @@ def _residual(*extra_layers, inputs) -> Network:
     (lambda: _residual(Add("add"), Linear(np.ones((2, 3)), None, "out"), inputs=((-1,), (0,), (1,), (2, 1), (3,))),
      "add 'add' must be read only by a relu"),
     (lambda: _residual(Add("add"), ReLU("r"), Linear(np.ones((2, 3)), None, "out"),
-                       inputs=((-1,), (0,), (1,), (2, 0), (3,), (4,))), "'a' must be read only by"),
+                       inputs=((-1,), (0,), (1,), (2, 0), (3,), (4,))), "'a' has no activation of its own"),
 ])
 def test_unconvertible_residual_networks_are_refused(net, message):
     with pytest.raises(ValueError, match=message):

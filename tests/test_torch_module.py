@@ -109,7 +109,7 @@ class WithGelu(nn.Module):
 
 
 @pytest.mark.parametrize("module, shape, message", [
-    (WithGelu(), (4,), r"unsupported module GELU 'act' \(graph line: .*act"),
+    (WithGelu(), (4,), r"unsupported module GELU 'act': it has no integrate-and-fire equivalent.* \(graph line: .*act"),
     (nn.Sequential(nn.Conv2d(2, 2, 3, dilation=2)), (2, 5, 5), r"dilation=\(2, 2\) is not supported \(only 1\)"),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.MaxPool2d(2, return_indices=True)), (2, 6, 6), "return_indices"),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.AvgPool2d(2, divisor_override=3)), (2, 6, 6), "divisor_override=3"),
@@ -213,3 +213,21 @@ def test_qcfs_modules_trace_to_one_layer_with_the_same_outputs():
     with torch.no_grad():
         expected = model.eval()(x).numpy()
     np.testing.assert_allclose(ann.forward(net, x.numpy()), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("module, message", [
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.SiLU()), r"SiLU '1': it has no integrate-and-fire equivalent; retrain with ReLU"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Hardswish()), "no integrate-and-fire equivalent"),
+])
+def test_activations_without_a_spiking_counterpart_are_refused_with_advice(module, message):
+    with pytest.raises(TraceError, match=message):
+        from_torch(module, (1, 5, 5))
+
+
+def test_a_layer_without_an_activation_is_refused_by_name():
+    from eventsnn.model import convert as convert_model
+
+    net = from_torch(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2)),
+                     (1, 5, 5))
+    with pytest.raises(ValueError, match=r"conv2d '0' has no activation of its own \(read by '1'\)"):
+        convert_model(net, None, None)
