@@ -21,7 +21,7 @@ import numpy as np
 from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
 from .convert import (DEFAULT_PERCENTILE, bias_carrier, compute_scales, fold_batchnorm, normalize, resolve_concats,
-                      spiking_roles, unit_scales, with_params)
+                      spiking_roles, split_signed, unit_scales, with_params)
 from .ir import ACTIVATIONS, QCFS, Network
 from .snn import Chooser, SimulationConfig, SpikingNetwork, build_spiking, per_neuron
 from .spec import SpecError, network_from_spec, network_to_spec
@@ -94,10 +94,11 @@ class ConvertedModel:
 def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = DEFAULT_PERCENTILE,
             config: SimulationConfig | None = None, batch_size: int = 128,
             progress: Callable[[int, int], None] | None = None, scale_per: str = "layer") -> ConvertedModel:
-    """Fold batch-norm, resolve channel concatenations and compute the data-based scales
+    """Fold batch-norm, resolve channel concatenations, split layers without an activation into
+    their positive and negative parts, and compute the data-based scales
     (``percentile=None``: no normalization; ``scale_per="channel"``: one scale per channel of each
     hidden population)."""
-    folded = resolve_concats(fold_batchnorm(net))
+    folded = split_signed(resolve_concats(fold_batchnorm(net)))
     if percentile is None:
         scales = unit_scales(folded)
     else:

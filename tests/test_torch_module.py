@@ -231,3 +231,18 @@ def test_a_layer_without_an_activation_is_refused_by_name():
                      (1, 5, 5))
     with pytest.raises(ValueError, match=r"conv2d '0' has no activation of its own \(read by '1'\)"):
         convert_model(net, None, None)
+
+
+@pytest.mark.parametrize("family", ["resnet18", "mobilenet_v2", "inception"])
+def test_the_family_nets_convert_and_their_folded_anns_equal_torch(family):
+    """examples/families.py: ResNet-18 (padded max-pool stem, one ReLU module called twice per block),
+    MobileNetV2 (depthwise convs, linear bottlenecks, adds without ReLU), Inception (torch.cat)."""
+    from examples.families import FAMILIES
+
+    torch.manual_seed(0)
+    module = randomize_batchnorm(FAMILIES[family]()).eval()
+    x = torch.rand(3, 3, 32, 32)
+    model = convert(from_torch(module, (3, 32, 32)), x.numpy(), 99.9)
+    np.testing.assert_allclose(ann.forward(model.ann, x.numpy()), torch_forward(module, x.numpy()), rtol=1e-4,
+                               atol=1e-5)
+    assert simulate(model.build(), x.numpy(), 2).decisions.shape == (3, 2)

@@ -234,6 +234,51 @@ def concat_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
     return Network((c, h, w), tuple(layers), tuple(inputs))
 
 
+@st.composite
+def signed_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: int = 6, max_outputs: int = 4,
+                    dyadic: bool = True) -> Network:
+    """Layers without an activation of their own, as MobileNetV2 has them: conv - relu, then a conv
+    with no activation (the linear bottleneck) that an add sums with the relu's output (the add too
+    without activation, or with a relu), then conv - relu or conv -> conv, [average pool], flatten,
+    linear [- linear, a linear layer without activation before the output]. ``convert.split_signed``
+    turns it into a network the SNN builder takes."""
+    c = draw(st.integers(1, max_channels))
+    h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
+    layers, inputs = [], []
+
+    def add(layer, *sources: int) -> int:
+        layers.append(layer)
+        inputs.append(sources)
+        return len(layers) - 1
+
+    def conv(name: str, c_in: int, c_out: int, source: int) -> int:
+        k = draw(st.sampled_from([1, 3]))
+        return add(Conv2d(draw(weights((c_out, c_in, k, k), dyadic)), draw(_bias(c_out, dyadic)), 1, k // 2, name),
+                   source)
+
+    width = draw(st.integers(1, max_channels))
+    stem = add(ReLU("stem.act"), conv("stem", c, width, -1))
+    x = add(Add("residual"), conv("bottleneck", width, width, stem), stem)
+    if draw(st.booleans()):
+        x = add(ReLU("residual.act"), x)
+    out_c = draw(st.integers(1, max_channels))
+    x = conv("head", width, out_c, x)
+    if draw(st.booleans()):
+        x = add(ReLU("head.act"), x)
+    shape: tuple[int, ...] = (out_c, h, w)
+    if draw(st.booleans()):
+        x, shape = add(AvgPool2d(2, 2, "pool"), x), (out_c, h // 2, w // 2)
+    x = add(Flatten("flatten"), x)
+    features = int(np.prod(shape))
+    if draw(st.booleans()):
+        hidden = draw(st.integers(1, 6))
+        x = add(Linear(draw(weights((hidden, features), dyadic)), draw(_bias(hidden, dyadic)), "fc0"), x)
+        features = hidden
+    n_out = draw(st.integers(2, max_outputs))
+    add(Linear(draw(weights((n_out, features), dyadic)), draw(_bias(n_out, dyadic)), "fc"), x)
+    return Network((c, h, w), tuple(layers), tuple(inputs))
+
+
 def networks(residual: bool | None = None, dyadic: bool = True, activations: Sequence[str] = ("relu",),
              pools: Sequence[str] = POOL_KINDS, pool_options: bool = True) -> st.SearchStrategy[Network]:
     """Chains (``residual=False``), residual graphs (``True``) or either (``None``)."""
