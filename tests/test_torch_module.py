@@ -224,13 +224,17 @@ def test_activations_without_a_spiking_counterpart_are_refused_with_advice(modul
         from_torch(module, (1, 5, 5))
 
 
-def test_a_layer_without_an_activation_is_refused_by_name():
-    from eventsnn.model import convert as convert_model
+def test_a_layer_without_an_activation_is_named_by_the_builder_and_split_by_conversion():
+    from eventsnn.snn import build
 
-    net = from_torch(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2)),
-                     (1, 5, 5))
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2)).eval()
+    net = from_torch(module, (1, 5, 5))
     with pytest.raises(ValueError, match=r"conv2d '0' has no activation of its own \(read by '1'\)"):
-        convert_model(net, None, None)
+        build(net)  # the builder takes populations only
+    x = np.random.default_rng(0).random((4, 1, 5, 5), dtype=np.float32)
+    model = convert(net, x, 100.0)  # conversion splits conv '0' into its positive and negative parts
+    assert {"0.pos", "0.neg"} <= {layer.name for layer in model.ann.layers}
+    np.testing.assert_allclose(ann.forward(model.ann, x), torch_forward(module, x), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("family", ["resnet18", "mobilenet_v2", "inception"])
