@@ -32,7 +32,8 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Concat, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 from ..snn import IF, INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
 
-__all__ = ["fixed_sample", "weights", "networks", "chain_networks", "residual_networks", "inputs", "networks_and_inputs",
+__all__ = ["fixed_sample", "weights", "networks", "chain_networks", "residual_networks", "concat_networks",
+           "signed_networks", "inputs", "networks_and_inputs",
            "simulation_configs", "initial_potentials", "batchnorm_networks", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
 
 ACTIVATION_KINDS = ("relu", "clip_relu", "qcfs")
@@ -190,6 +191,21 @@ def residual_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: 
     return Network((c, h, w), tuple(layers), tuple(inputs))
 
 
+class _Graph:
+    """Layers and the layers each reads, added in order (for strategies that draw branching graphs)."""
+
+    def __init__(self):
+        self.layers, self.inputs = [], []
+
+    def add(self, layer, *sources: int) -> int:
+        self.layers.append(layer)
+        self.inputs.append(sources)
+        return len(self.layers) - 1
+
+    def network(self, input_shape: tuple[int, ...]) -> Network:
+        return Network(input_shape, tuple(self.layers), tuple(self.inputs))
+
+
 @st.composite
 def concat_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: int = 6, max_outputs: int = 4,
                     activations: Sequence[str] = ("relu",), dyadic: bool = True) -> Network:
@@ -199,12 +215,8 @@ def concat_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
     builder takes."""
     c = draw(st.integers(1, max_channels))
     h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
-    layers, inputs = [], []
-
-    def add(layer, *sources: int) -> int:
-        layers.append(layer)
-        inputs.append(sources)
-        return len(layers) - 1
+    graph = _Graph()
+    add = graph.add
 
     def conv_act(name: str, c_in: int, source: int) -> tuple[int, int]:
         width, k = draw(st.integers(1, max_channels)), draw(st.sampled_from([1, 3]))
@@ -231,7 +243,7 @@ def concat_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
     x = add(Flatten("flatten"), x)
     n_out = draw(st.integers(2, max_outputs))
     add(Linear(draw(weights((n_out, int(np.prod(shape))), dyadic)), draw(_bias(n_out, dyadic)), "fc"), x)
-    return Network((c, h, w), tuple(layers), tuple(inputs))
+    return graph.network((c, h, w))
 
 
 @st.composite
@@ -244,12 +256,8 @@ def signed_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
     turns it into a network the SNN builder takes."""
     c = draw(st.integers(1, max_channels))
     h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
-    layers, inputs = [], []
-
-    def add(layer, *sources: int) -> int:
-        layers.append(layer)
-        inputs.append(sources)
-        return len(layers) - 1
+    graph = _Graph()
+    add = graph.add
 
     def conv(name: str, c_in: int, c_out: int, source: int) -> int:
         k = draw(st.sampled_from([1, 3]))
@@ -276,7 +284,7 @@ def signed_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
         features = hidden
     n_out = draw(st.integers(2, max_outputs))
     add(Linear(draw(weights((n_out, features), dyadic)), draw(_bias(n_out, dyadic)), "fc"), x)
-    return Network((c, h, w), tuple(layers), tuple(inputs))
+    return graph.network((c, h, w))
 
 
 def networks(residual: bool | None = None, dyadic: bool = True, activations: Sequence[str] = ("relu",),
