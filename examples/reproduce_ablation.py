@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from reproduce_common import PAPER, ann_accuracy, cifar10, plot, run, write
+from reproduce_common import PAPER, ann_accuracy, cifar10, parse, plot, run, write
 
 from eventsnn import convert
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, help="test images (default: all 10,000)")
     parser.add_argument("--steps", type=int, default=300)
-    args = parser.parse_args()
+    args = parse(parser)
     net, x_calib, x, y = cifar10("relu")
     x, y = x[:args.limit], y[:args.limit]
     ann = ann_accuracy(net, x, y)

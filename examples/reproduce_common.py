@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -21,8 +22,33 @@ from eventsnn.snn import SimulationResult, SpikingNetwork  # noqa: E402
 
 MODELS = REPO / "examples" / "models"
 PAPER = dict(spikes="binary", output="softmax", shift="none")  # Rueckauer et al.'s neuron and readout
-RESULTS = REPO / "docs" / "results"
-MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+
+
+
+class _Paths:
+    """Where a run writes its JSON and plots (``--out``; the committed figures are docs/results) and
+    where the MNIST files are (``--mnist``)."""
+    results = REPO / "out" / "results"
+    mnist = REPO.parent / "shared" / "data" / "mnist"
+
+
+PATHS = _Paths()
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The script's arguments plus --out and --mnist, which set ``PATHS``."""
+    parser.add_argument("--out", default=str(PATHS.results),
+                        help="folder for the JSON and plots (default: %(default)s; docs/results updates the docs)")
+    parser.add_argument("--mnist", default=str(PATHS.mnist), help="folder of the MNIST IDX files (default: %(default)s)")
+    args = parser.parse_args()
+    PATHS.results, PATHS.mnist = Path(args.out), Path(args.mnist)
+    return args
+
+
+def mnist_dir() -> Path:
+    if not PATHS.mnist.is_dir():
+        raise SystemExit(f"no MNIST files at {PATHS.mnist}: give their folder with --mnist DIR")
+    return PATHS.mnist
 
 
 def cifar10(kind: str = "relu", calib: int = 2000) -> tuple[Network, np.ndarray, np.ndarray, np.ndarray]:
@@ -37,8 +63,8 @@ def cifar10(kind: str = "relu", calib: int = 2000) -> tuple[Network, np.ndarray,
 
 def mnist7(calib: int = 2000) -> tuple[Network, np.ndarray, np.ndarray, np.ndarray]:
     net = load_network(MODELS / "mnist7.pt", MODELS / "mnist7.json")
-    x_train, _ = load_mnist(MNIST_DIR, "train")
-    x_test, y_test = load_mnist(MNIST_DIR, "test")
+    x_train, _ = load_mnist(mnist_dir(), "train")
+    x_test, y_test = load_mnist(mnist_dir(), "test")
     x_calib = x_train[np.random.default_rng(0).choice(len(x_train), calib, replace=False)]
     return net, x_calib, x_test, y_test
 
@@ -56,16 +82,16 @@ def ann_accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def write(name: str, report: dict, command: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    PATHS.results.mkdir(parents=True, exist_ok=True)
     report = {"command": command, "date": str(date.today()), **report}
-    path = RESULTS / f"{name}.json"
+    path = PATHS.results / f"{name}.json"
     path.write_text(json.dumps(report, indent=1))
     print(f"wrote {path}")
     return path
 
 
 def plot(name: str, draw) -> None:
-    """Call draw(plt) and save docs/results/<name>.png; skipped without matplotlib."""
+    """Call draw(plt) and save <name>.png beside the JSON; skipped without matplotlib."""
     try:
         import matplotlib
 
@@ -76,6 +102,6 @@ def plot(name: str, draw) -> None:
         return
     draw(plt)
     plt.tight_layout()
-    plt.savefig(RESULTS / f"{name}.png", dpi=100)
+    plt.savefig(PATHS.results / f"{name}.png", dpi=100)
     plt.close("all")
-    print(f"wrote {RESULTS / f'{name}.png'}")
+    print(f"wrote {PATHS.results / f'{name}.png'}")

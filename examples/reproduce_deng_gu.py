@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from reproduce_common import ann_accuracy, cifar10, plot, run, write
+from reproduce_common import ann_accuracy, cifar10, parse, plot, run, write
 
 from eventsnn import convert
 
@@ -23,7 +23,7 @@ LENGTHS = (8, 16, 32, 64, 128)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=2000)
-    args = parser.parse_args()
+    args = parse(parser)
     report = {"lengths": list(LENGTHS), "configs": {}}
     longest = max(LENGTHS)
     for kind in ("relu", "clip"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from reproduce_common import PAPER, ann_accuracy, cifar10, mnist7, plot, run, write
+from reproduce_common import PAPER, ann_accuracy, cifar10, mnist7, parse, plot, run, write
 
 from eventsnn import convert
 
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--cifar-limit", type=int, default=2000)
     parser.add_argument("--mnist-limit", type=int, default=10000)
     parser.add_argument("--steps", type=int, default=300)
-    args = parser.parse_args()
+    args = parse(parser)
     report = {"steps": args.steps}
     for name, loader, limit in (("cifar10", lambda: cifar10("relu"), args.cifar_limit),
                                 ("mnist", mnist7, args.mnist_limit)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from reproduce_common import PAPER, ann_accuracy, mnist7, run, write
+from reproduce_common import PAPER, ann_accuracy, mnist7, parse, run, write
 
 from eventsnn import convert
 from eventsnn.report import efficiency_report
@@ -19,7 +19,7 @@ from eventsnn.report import efficiency_report
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int)
-    args = parser.parse_args()
+    args = parse(parser)
     net, x_calib, x, y = mnist7()
     x, y = x[:args.limit], y[:args.limit]
     ann = ann_accuracy(net, x, y)

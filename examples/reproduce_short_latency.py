@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.reproduce_common import MODELS, RESULTS, cifar10, mnist7, plot, write  # noqa: E402
+from examples.reproduce_common import MODELS, PATHS, cifar10, mnist7, parse, plot, write  # noqa: E402
 from eventsnn import ann, simulate  # noqa: E402
 from eventsnn.calibrate import calibrate  # noqa: E402
 from eventsnn.loaders import load_mnist, load_network  # noqa: E402
@@ -52,11 +52,11 @@ METHODS = {
 
 
 def mnist_resnet(calib: int):
-    from examples.reproduce_common import MNIST_DIR
+    from examples.reproduce_common import mnist_dir
 
     net = load_network(MODELS / "mnist_resnet.pt", MODELS / "mnist_resnet.json")
-    x_train, _ = load_mnist(MNIST_DIR, "train")
-    x_test, y_test = load_mnist(MNIST_DIR, "test")
+    x_train, _ = load_mnist(mnist_dir(), "train")
+    x_test, y_test = load_mnist(mnist_dir(), "test")
     return net, x_train[np.random.default_rng(0).choice(len(x_train), calib, replace=False)], x_test, y_test
 
 
@@ -133,8 +133,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000, help="test images per net")
     parser.add_argument("--calib", type=int, default=256, help="calibration images for the bias calibration")
     parser.add_argument("--methods", default=",".join(METHODS), help="methods to run; others already in the JSON stay")
-    args = parser.parse_args()
-    previous = RESULTS / "short_latency.json"
+    args = parse(parser)
+    previous = PATHS.results / "short_latency.json"
     results = json.loads(previous.read_text())["nets"] if previous.exists() else {}
     for name in args.nets.split(","):  # written after each net, so a stopped run keeps what it finished
         results[name] = sweep(name, args.limit, args.calib, args.methods.split(","), results.get(name))
