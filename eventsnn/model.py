@@ -37,6 +37,14 @@ NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, 
                    SyntaxError, tokenize.TokenError, OverflowError, MemoryError)
 
 
+def npz_error(err: BaseException) -> str:
+    """What went wrong reading an .npz, in eventsnn's words (numpy's suggests allow_pickle=True,
+    which would run code from the file)."""
+    if "allow_pickle" in str(err):
+        return "it holds Python objects, which eventsnn never unpickles (save plain numeric arrays)"
+    return f"{type(err).__name__}: {err}"
+
+
 class ModelFileError(ValueError):
     """A model file is missing, malformed or truncated."""
 
@@ -148,7 +156,7 @@ def load(path: str | os.PathLike) -> ConvertedModel:
     except ModelFileError:
         raise
     except NPZ_READ_ERRORS as err:
-        raise ModelFileError(f"{path}: cannot read model file ({err})") from err
+        raise ModelFileError(f"{path}: cannot read model file ({npz_error(err)})") from err
     if description.get("format") != FORMAT or description.get("version") != VERSION:
         raise ModelFileError(f"{path}: unsupported format {description.get('format')!r} version {description.get('version')!r}")
     try:

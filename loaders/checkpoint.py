@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from eventsnn import memory
+from eventsnn.model import npz_error
 
 
 class CheckpointError(ValueError):
@@ -192,5 +193,5 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as f:
                 return {k: f[k] for k in f.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise CheckpointError(f"{path}: cannot read npz ({err})") from None
+            raise CheckpointError(f"{path}: cannot read npz ({npz_error(err)})") from None
     return _as_state_dict(_load_torch_zip(path), path)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from eventsnn import memory
-from eventsnn.model import NPZ_READ_ERRORS
+from eventsnn.model import NPZ_READ_ERRORS, npz_error
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -274,7 +274,7 @@ def load_npz(path: str | os.PathLike, lazy: bool = False):
     except NPZ_READ_ERRORS as err:
         if isinstance(err, DatasetError):
             raise
-        raise DatasetError(f"{path}: cannot read npz ({type(err).__name__}: {err})") from None
+        raise DatasetError(f"{path}: cannot read npz ({npz_error(err)})") from None
     if x.ndim != 4:
         raise DatasetError(f"{path}: x must have shape (N, C, H, W), found {x.shape}")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):

@@ -344,3 +344,16 @@ def test_a_sweep_spec_without_calibration_data_is_refused_up_front(tmp_path, sma
     assert "needs 'checkpoint' and 'calib'" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "spec.json"), "-o", str(tmp_path / "out.md")]) == 2
     assert "another name than its .md table" in capsys.readouterr().err
+
+
+def test_an_npz_holding_python_objects_is_refused_without_numpys_pickle_advice(tmp_path, demo, capsys):
+    """numpy's message suggests allow_pickle=True, which would run code from the file."""
+    save(demo.model, tmp_path / "m.npz")
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}], dtype=object), y=np.zeros(1))
+    assert main(["run", str(tmp_path / "m.npz"), "--data", str(tmp_path / "objects.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "allow_pickle" not in err and "Python objects" in err, err
+    np.savez(tmp_path / "model.npz", __model__=np.array("{}"), w=np.array([None], dtype=object))
+    with pytest.raises(ModelFileError, match="never unpickles") as info:
+        load(tmp_path / "model.npz")
+    assert "allow_pickle" not in str(info.value)
