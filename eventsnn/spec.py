@@ -285,6 +285,8 @@ _NOT_PARAMETERS = ("num_batches_tracked",)
 def unused_parameters(net: Network, params: Mapping[str, np.ndarray]) -> list[str]:
     """Names in ``params`` that no layer of ``net`` reads (a layer misnamed in the spec, or missing)."""
     used = {f"{layer.name}.{suffix}" for layer in net.layers for suffix in _FORMATS[type(layer)].params}
+    # a trained threshold (QCFS, clip) is a parameter of the module but a field of the spec
+    used |= {f"{layer.name}.threshold" for layer in net.layers if isinstance(layer, (ClipReLU, QCFS))}
     return [key for key in params if key not in used and not key.endswith(_NOT_PARAMETERS)]
 
 

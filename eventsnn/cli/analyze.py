@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
                 steps, why = default_steps(model, settings(args))
                 print(f"T={steps} steps ({why}; --steps to change)")
             batches = results_on_cluster(client, model, args.data, x, steps, args.seed, args.batch, build)
-            reports[Path(path).name] = analyze(model, x, y, steps, args.batch, args.seed, energy,
-                                               terminal_progress(f"analyzing {Path(path).name}"), batches, **build)
+            with contextlib.closing(batches) if batches is not None else contextlib.nullcontext():
+                # closed here, while the client is open (its last step cancels what is left)
+                reports[Path(path).name] = analyze(model, x, y, steps, args.batch, args.seed, energy,
+                                                   terminal_progress(f"analyzing {Path(path).name}"), batches,
+                                                   **build)
     plots, skipped = write_report(reports, out)
     report = reports[Path(args.model).name]
     rate = report["samples"] / report["seconds"] if report["seconds"] else None
