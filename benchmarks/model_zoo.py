@@ -134,7 +134,7 @@ def onnx_route(model, shape, x) -> dict:
         try:
             net = load_onnx(path)
         except Exception as err:
-            return {"status": "refused", "reason": refusal(err)}
+            return {"status": "refused", "reason": refusal(err).replace(f"{path}: ", "")}
     return check_route(model, net, x)
 
 

@@ -349,19 +349,26 @@ class StreamingPercentile:
 
 
 SCALE_PER = ("layer", "channel")
+CLIP_SCALES = ("data", "threshold")  # what sets a clipped ReLU's scale
 DEFAULT_PERCENTILE = 99.9  # robust to a few outliers (Rueckauer et al. use 99.9-99.999)
 
 
 def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = DEFAULT_PERCENTILE, batch_size: int = 128,
-                   progress: Callable[[int, int], None] | None = None, per: str = "layer") -> list:
+                   progress: Callable[[int, int], None] | None = None, per: str = "layer",
+                   clip: str = "data") -> list:
     """lambda for each layer of a folded network: a float for affine and add layers, None for the others.
 
     Branches that meet at an add share its scale (their sum is one population). ``per="channel"``:
     each hidden population (and each add) gets one lambda per channel (an array), the percentile
     of that channel's activations; the output layer keeps one (per-class scales would change the
-    readout's argmax)."""
+    readout's argmax). A QCFS layer's trained threshold is its scale (the quantization is then
+    exact). A clipped ReLU's scale is, with ``clip="data"``, the percentile of its clipped output
+    (at most the threshold: ReLU6 in a MobileNet rarely reaches 6, and a scale of 6 would leave its
+    spikes coarse), or with ``clip="threshold"`` the threshold itself (Deng & Gu's choice)."""
     if per not in SCALE_PER:
         raise ValueError(f"per must be one of {SCALE_PER}, not {per!r}")
+    if clip not in CLIP_SCALES:
+        raise ValueError(f"clip must be one of {CLIP_SCALES}, not {clip!r}")
     roles = spiking_roles(net)
     n = len(x_calib)  # any array-like that slices into batches (e.g. loaders' lazy Images)
     if n == 0:
@@ -371,7 +378,7 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = DEFAUL
     for i, role in enumerate(roles):
         if role in ("hidden", "add"):
             activation = net.consumers(i)[0]
-            if isinstance(net.layers[activation], THRESHOLDED):  # trained threshold: the scale
+            if isinstance(net.layers[activation], QCFS) or (clip == "threshold" and isinstance(net.layers[activation], ClipReLU)):
                 scales[i] = float(net.layers[activation].threshold)
             else:
                 watch[activation] = i

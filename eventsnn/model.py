@@ -101,7 +101,8 @@ class ConvertedModel:
 
 def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None = DEFAULT_PERCENTILE,
             config: SimulationConfig | None = None, batch_size: int = 128,
-            progress: Callable[[int, int], None] | None = None, scale_per: str = "layer") -> ConvertedModel:
+            progress: Callable[[int, int], None] | None = None, scale_per: str = "layer",
+            clip_scale: str = "data") -> ConvertedModel:
     """Fold batch-norm, resolve channel concatenations, split layers without an activation into
     their positive and negative parts, and compute the data-based scales
     (``percentile=None``: no normalization; ``scale_per="channel"``: one scale per channel of each
@@ -112,7 +113,7 @@ def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None =
     else:
         if x_calib is None:
             raise ValueError("data-based normalization needs calibration data")
-        scales = compute_scales(folded, x_calib, percentile, batch_size, progress, scale_per)
+        scales = compute_scales(folded, x_calib, percentile, batch_size, progress, scale_per, clip_scale)
     return ConvertedModel(folded, tuple(scales), percentile, config or default_config(folded))
 
 

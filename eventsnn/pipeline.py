@@ -169,6 +169,7 @@ class ConversionOptions:
     """How ``convert_network`` converts: what ``eventsnn convert`` takes beyond its files."""
     percentile: float | None = DEFAULTS.percentile  # None: no normalization (all scales 1)
     scale_per: str = "layer"
+    clip_scale: str = "data"  # a clipped ReLU's scale: its data percentile (at most the threshold) or the threshold
     settings: dict = dataclasses.field(default_factory=dict)  # simulation settings over the net's defaults
     calibrate: str = "none"  # none | bias | potential
     steps: int | None = None  # the run length to calibrate and choose an early exit for
@@ -192,7 +193,7 @@ def convert_network(net: Network, x_calib, options: ConversionOptions, log: Log 
     options.check()
     config = default_config(net).updated(**options.settings)  # what the user gave, over the net's defaults
     model = convert(net, x_calib, options.percentile, config, progress=terminal_progress("computing scales"),
-                    scale_per=options.scale_per)
+                    scale_per=options.scale_per, clip_scale=options.clip_scale)
     if options.calibrate != "none":
         model = calibrate(model, x_calib.head(options.calibrate_images), options.steps, options.calibrate,
                           progress=terminal_progress(f"calibrating {options.calibrate} for T={options.steps}"))

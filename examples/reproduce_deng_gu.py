@@ -29,7 +29,7 @@ def main() -> None:
     for kind in ("relu", "clip"):
         net, x_calib, x, y = cifar10(kind)
         x, y = x[:args.limit], y[:args.limit]
-        model = convert(net, x_calib, 99.9)
+        model = convert(net, x_calib, 99.9, clip_scale="threshold")
         report[f"ann_accuracy_{kind}"] = ann_accuracy(net, x, y)
         configs = {"relu": [("(a) ReLU, p99.9", "none")]}.get(kind, [("(b) threshold ReLU", "none"),
                                                                      ("(d) + V_th/2 initial membrane", "membrane")])

@@ -78,7 +78,7 @@ NETS = {"mnist_cnn": mnist_cnn, "mnist7": mnist7, "mnist_resnet": mnist_resnet, 
 def sweep(name: str, limit: int, n_calib: int, methods: list[str], out: dict | None = None) -> dict:
     net, x_calib, x, y = NETS[name](max(n_calib, 1000))
     x, y = x[:limit], y[:limit]
-    base = convert(net, x_calib, 99.9)
+    base = convert(net, x_calib, 99.9, clip_scale="threshold")
     ann_accuracy = ann.accuracy(base.ann, x, y)
     print(f"{name}: ANN {ann_accuracy:.4f} on {len(x)} test images", flush=True)
     out = out or {"methods": {}}
@@ -88,7 +88,8 @@ def sweep(name: str, limit: int, n_calib: int, methods: list[str], out: dict | N
         settings = dict(settings)
         scale_per = settings.pop("scale_per", "layer")
         began = time.perf_counter()
-        model = convert(net, x_calib, 99.9, SimulationConfig(**settings), scale_per=scale_per)
+        model = convert(net, x_calib, 99.9, SimulationConfig(**settings), scale_per=scale_per,
+                        clip_scale="threshold")
         accuracy, synops = {}, {}
         if calibrated:
             for t in STEPS:

@@ -82,12 +82,21 @@ def test_streaming_percentile_keeps_only_the_tail():
     assert stream.value() == pytest.approx(0.999, abs=1e-3)
 
 
-def test_clip_relu_layers_use_their_threshold():
+def test_clip_relu_layers_use_their_threshold_or_the_data_below_it():
+    """clip='threshold': the threshold is the scale (Deng & Gu). clip='data' (the default): the
+    percentile of the clipped output, which is the threshold where the data reach it and below it
+    where they do not (ReLU6 in a MobileNet)."""
     rng = np.random.default_rng(0)
     net = Network((4,), (Linear(rng.normal(size=(6, 4)), None, "a"), ClipReLU(2.5), Linear(rng.normal(size=(3, 6)), None, "b"), Softmax()))
-    scales = compute_scales(net, rng.random((10, 4)), 99.9)
+    x = rng.random((10, 4))
+    scales = compute_scales(net, x, 99.9, clip="threshold")
     assert scales[0] == 2.5
     assert isinstance(normalize(net, scales).layers[1], ClipReLU) and normalize(net, scales).layers[1].threshold == 1.0
+    below = compute_scales(net, x, 100.0)[0]
+    assert below == pytest.approx(min(2.5, float(ann.forward(Network((4,), net.layers[:2]), x).max())))
+    assert below < 2.5  # these data never reach the threshold
+    reaching = compute_scales(net, x * 100, 100.0)[0]
+    assert reaching == 2.5
 
 
 @pytest.mark.parametrize("layers, message", [

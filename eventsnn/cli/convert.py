@@ -8,7 +8,7 @@ import numpy as np
 
 from ..atomic import check_writable
 from ..calibrate import METHODS
-from ..convert import SCALE_PER
+from ..convert import CLIP_SCALES, SCALE_PER
 from ..model import save
 from ..pipeline import DEFAULTS, ConversionOptions, convert_network, load_data, load_network
 from .options import POSITIVE, add_settings, settings
@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-normalization", action="store_true", help="keep the weights unscaled (ablation)")
     p.add_argument("--scale-per", choices=SCALE_PER, default="layer",
                    help="one normalization scale per layer, or per channel of each hidden layer and residual add")
+    p.add_argument("--clip-scale", choices=CLIP_SCALES, default="data",
+                   help="scale of a clipped ReLU (ReLU6, Hardtanh): the percentile of its output, at most the "
+                        "threshold, or the threshold itself (Deng & Gu)")
     p.add_argument("--calibrate", choices=("none",) + METHODS, default="none",
                    help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
                         "ANN's on calibration images (Li et al. 2021); potential: the same correction as an "
@@ -49,9 +52,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.calib is None and not args.no_normalization:
         raise ValueError("--calib DATA is required (or --no-normalization)")
-    options = ConversionOptions(None if args.no_normalization else args.percentile, args.scale_per, settings(args),
-                                args.calibrate, args.steps, args.calibrate_images, args.exit, args.exit_loss,
-                                args.exit_images)
+    options = ConversionOptions(None if args.no_normalization else args.percentile, args.scale_per, args.clip_scale,
+                                settings(args), args.calibrate, args.steps, args.calibrate_images, args.exit,
+                                args.exit_loss, args.exit_images)
     options.check()
     check_writable(args.output_file)
     net = load_network(args.checkpoint, args.arch)
