@@ -136,3 +136,10 @@ def test_a_resnet18_builds_by_default_within_the_memory_it_estimates(input_shape
         assert len(snn.stages) == stem + 8 * 2 + 2  # per block conv1 and the add (conv2, shortcut feed it); pool, fc
         assert peak <= estimate < 3 * 2**30, (peak, estimate)
     assert len(model.build(choose=fastest_projection).stages) == len(snn.stages)  # the model's own path too
+
+
+def test_an_infinite_or_negative_memory_limit_is_refused_as_such(capsys):
+    """Regression: `--memory-limit-mib inf` was reported as an error in the data file."""
+    for value in ("inf", "-5", "nan"):
+        with pytest.raises(SystemExit, match="--memory-limit-mib must be a positive finite number"):
+            main(["--memory-limit-mib", value, "warmup"])
