@@ -4,7 +4,8 @@
     normalize:  W^l <- W^l lambda^{l-1} / lambda^l,  b^l <- b^l / lambda^l
 
 lambda^l is the p-th percentile of layer l's non-zero ReLU activations over a calibration set
-(p = 100 is max-norm); threshold-ReLU layers use their threshold y_th; the input has lambda = 1.
+(p = 100 is max-norm); QCFS layers use their trained threshold, clipped ReLUs the percentile of
+their clipped output (or, asked, their threshold y_th); the input has lambda = 1.
 Pools and flatten keep the scale of their input. Branches that meet at a residual add form one
 population and share the add's lambda; the identity branch gets the weight lambda_in / lambda.
 """
@@ -44,179 +45,6 @@ def fold_batchnorm(net: Network) -> Network:
         net = net.replace_layers(layers).without_layer(i)
 
 
-PER_CHANNEL = (ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, BatchNorm)  # act on each channel alone
-
-
-def resolve_concats(net: Network) -> Network:
-    """The same function without channel concatenations, which no population can be: a layer that
-    acts on each channel alone (activation, pooling, batch-norm, flatten) is applied to each part,
-    and a conv or linear layer reading a concatenation becomes one layer per part (the columns of
-    its weight that part feeds) summed by an add, which is one population with a projection per
-    part (as a residual add's branches). So the parts keep their own populations and scales."""
-    if not any(isinstance(layer, Concat) for layer in net.layers):
-        return net
-    graph = _Rebuilt(net.input_shape)
-    parts: dict[int, list[int]] = {-1: [-1]}  # old layer -> the new layers holding its channels, in order
-    for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
-        values = [parts[j] for j in sources]
-        if isinstance(layer, Concat):
-            parts[i] = [p for value in values for p in value]
-        elif all(len(value) == 1 for value in values):
-            parts[i] = [graph.emit(layer, [value[0] for value in values])]
-        elif len(values) == 1 and isinstance(layer, PER_CHANNEL):
-            parts[i] = graph.per_part(layer, values[0])
-        elif len(values) == 1 and isinstance(layer, AFFINE) and getattr(layer, "groups", 1) == 1:
-            parts[i] = [graph.split_affine(layer, values[0])]
-        else:
-            raise ValueError(f"{type(layer).__name__} '{layer.name}' reads a concatenation, which it cannot be "
-                             "split over (supported: activations, pools, batch-norm, flatten, conv and linear layers)")
-    if len(parts[len(net.layers) - 1]) > 1:
-        raise ValueError("the network's output is a concatenation: end it with a conv or linear layer")
-    return graph.network()
-
-
-def split_signed(net: Network) -> Network:
-    """The same function where every conv, linear or add layer without an activation of its own
-    (MobileNetV2's linear bottleneck, an add that no ReLU follows, conv -> conv) carries its signed
-    value z as two populations, relu(z) and relu(-z): z = relu(z) - relu(-z) exactly, and IF
-    neurons only carry what is positive. A layer reading z reads the first with its weights and
-    the second with them negated; an add reading z takes both as identity branches (weights w and
-    -w); a ReLU of z is the first part itself. Average pooling and flatten apply to each part; a
-    max-pool or a clipped activation of z is refused (max(z) is not max(relu(z)) - max(relu(-z)))."""
-    output = _output_layer(net)
-    signed = {i for i, layer in enumerate(net.layers) if i != output and _without_activation(net, i)}
-    if not signed:
-        return net
-    graph = _Rebuilt(net.input_shape)
-    value: dict[int, list[tuple[int, float]]] = {-1: [(-1, 1.0)]}  # old layer -> terms (new layer, sign) summed
-    pending: dict[int, list[_Term]] = {}  # affine branches of an add, built with the add
-    for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
-        if isinstance(layer, AFFINE):
-            terms = [_Term(layer, j, sign, k == 0) for k, (j, sign) in enumerate(value[sources[0]])]
-            if i not in signed and [type(r) for r in map(net.layers.__getitem__, net.consumers(i))] == [Add]:
-                pending[i] = terms
-                continue
-        elif isinstance(layer, Add):
-            terms = []
-            for source, weight in zip(sources, layer.input_weights(len(sources))):
-                terms += [t.times(weight) for t in pending.pop(source)] if source in pending else \
-                    [_Term(None, j, sign * np.asarray(weight, np.float64)) for j, sign in value[source]]
-        else:
-            value[i] = _signed_pass_through(graph, layer, value[sources[0]], net.layers[sources[0]].name)
-            continue
-        if i in signed:
-            positive = graph.emit(ReLU(f"{layer.name}.pos"), [graph.population(terms, layer.name)])
-            negative = graph.emit(ReLU(f"{layer.name}.neg"),
-                                  [graph.population([t.times(-1.0) for t in terms], f"{layer.name}.negated")])
-            value[i] = [(positive, 1.0), (negative, -1.0)]
-        else:
-            value[i] = [(graph.population(terms, layer.name), 1.0)]
-    return graph.network()
-
-
-def _without_activation(net: Network, i: int) -> bool:
-    """Whether layer i is a conv, linear or add layer whose value is signed: not read by one
-    activation alone, and (for conv or linear) not only a branch of an add."""
-    layer, readers = net.layers[i], [net.layers[c] for c in net.consumers(i)]
-    if not isinstance(layer, AFFINE + (Add,)):
-        return False
-    if len(readers) == 1 and isinstance(readers[0], ACTIVATIONS + ((Add,) if isinstance(layer, AFFINE) else ())):
-        return False
-    return True
-
-
-def _signed_pass_through(graph: "_Rebuilt", layer, terms: list[tuple[int, float]], source: str) -> list[tuple[int, float]]:
-    """A layer that is not a population, applied to a value made of signed parts."""
-    if len(terms) == 1 and np.all(terms[0][1] == 1):
-        return [(graph.emit(layer, [terms[0][0]]), 1.0)]
-    if isinstance(layer, ReLU):  # relu(relu(z) - relu(-z)) = relu(z)
-        return [(j, sign) for j, sign in terms if np.all(np.asarray(sign) > 0)]
-    if isinstance(layer, (AvgPool2d, Flatten)):  # linear: apply to each part
-        return [(graph.emit(dataclasses.replace(layer, name=f"{layer.name}.{k}"), [j]), sign)
-                for k, (j, sign) in enumerate(terms)]
-    raise ValueError(f"{type(layer).__name__} '{layer.name}' reads '{source}', which has no activation of its own; "
-                     "eventsnn can carry such a signed value through linear layers, adds, average pooling and "
-                     "flatten, not through this layer")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Term:
-    """sign * layer(x_source) (+ the layer's bias if ``bias``), or sign * x_source where layer is None."""
-
-    layer: Conv2d | Linear | None
-    source: int
-    sign: float | np.ndarray  # a number, or one per output channel
-    bias: bool = False
-
-    def times(self, factor) -> "_Term":
-        return dataclasses.replace(self, sign=self.sign * np.asarray(factor, np.float64))
-
-
-class _Rebuilt:
-    """A network built layer by layer, with shapes known as it grows (for ``resolve_concats``)."""
-
-    def __init__(self, input_shape: tuple[int, ...]):
-        self.input_shape, self.layers, self.inputs, self.shapes = input_shape, [], [], []
-
-    def shape(self, index: int) -> tuple[int, ...]:
-        return self.input_shape if index < 0 else self.shapes[index]
-
-    def emit(self, layer, sources: list[int]) -> int:
-        self.shapes.append(layer.output_shape(*(self.shape(j) for j in sources)))
-        self.layers.append(layer)
-        self.inputs.append(tuple(sources))
-        return len(self.layers) - 1
-
-    def per_part(self, layer, sources: list[int]) -> list[int]:
-        """``layer`` applied to each part on its own (batch-norm with that part's channels)."""
-        pieces, start = [], 0
-        for k, j in enumerate(sources):
-            piece = dataclasses.replace(layer, name=f"{layer.name}.{k}")
-            if isinstance(layer, BatchNorm):
-                channels = slice(start, start + self.shape(j)[0])
-                piece = BatchNorm(layer.gamma[channels], layer.beta[channels], layer.mean[channels], layer.var[channels],
-                                  layer.eps, piece.name)
-                start = channels.stop
-            pieces.append(self.emit(piece, [j]))
-        return pieces
-
-    def split_affine(self, layer: Conv2d | Linear, sources: list[int]) -> int:
-        """One layer per part, with the weight columns that part feeds (the bias on the first), and
-        the add of them, under the layer's own name."""
-        pieces, start = [], 0
-        for k, j in enumerate(sources):
-            width = self.shape(j)[0] if isinstance(layer, Conv2d) else int(np.prod(self.shape(j)))
-            weight = layer.weight[:, start:start + width]
-            bias = layer.bias if k == 0 else np.zeros_like(layer.bias)
-            start += width
-            pieces.append(self.emit(dataclasses.replace(layer, weight=weight, bias=bias, name=f"{layer.name}.in{k}"),
-                                    [j]))
-        return self.emit(Add(layer.name), pieces)
-
-    def population(self, terms: list[_Term], name: str) -> int:
-        """One population summing ``terms``: a single affine term is that layer (its sign in its
-        weights); several become an add of one affine layer per term and the identity terms."""
-        affine = [t for t in terms if t.layer is not None]
-        identity = [t for t in terms if t.layer is None]
-        pieces = []
-        for k, t in enumerate(affine):
-            sign = np.asarray(t.sign, np.float64)
-            out = sign.reshape((-1,) + (1,) * (t.layer.weight.ndim - 1)) if sign.ndim else sign
-            bias = t.layer.bias * sign if t.bias else np.zeros_like(t.layer.bias)
-            piece_name = name if len(terms) == 1 else f"{name}.in{k}"
-            pieces.append(self.emit(dataclasses.replace(t.layer, weight=(t.layer.weight * out).astype(np.float32),
-                                                        bias=bias.astype(np.float32), name=piece_name), [t.source]))
-        if len(terms) == 1 and pieces:
-            return pieces[0]
-        if len(terms) < 2:
-            raise ValueError(f"'{name}' would be an identity population of one input")
-        weights = [1.0] * len(pieces) + [t.sign.tolist() if np.ndim(t.sign) else float(t.sign) for t in identity]
-        return self.emit(Add(name, tuple(weights)), pieces + [t.source for t in identity])
-
-    def network(self) -> Network:
-        return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
-
-
 def with_params(layer: Conv2d | Linear, weight: np.ndarray, bias: np.ndarray) -> Conv2d | Linear:
     """The same layer (stride, padding, groups, name) with other weights and biases."""
     return dataclasses.replace(layer, weight=weight, bias=bias)
@@ -242,7 +70,7 @@ def spiking_roles(net: Network) -> list[str]:
     1/k^2), 'softmax'. Raises ValueError for what cannot be converted.
     """
     layers = net.layers
-    last = _output_layer(net)
+    last = output_layer(net)
     roles = []
     for i, layer in enumerate(layers):
         readers = [layers[c] for c in net.consumers(i)]
@@ -278,7 +106,7 @@ def spiking_roles(net: Network) -> list[str]:
         elif isinstance(layer, Softmax):
             roles.append("softmax")
         elif isinstance(layer, Concat):
-            raise ValueError(f"concat '{layer.name}' must be resolved first (convert.resolve_concats; "
+            raise ValueError(f"concat '{layer.name}' must be resolved first (rewrite.resolve_concats; "
                              "eventsnn.convert does it)")
         else:
             raise ValueError(f"unsupported layer {type(layer).__name__} '{layer.name}'")
@@ -287,7 +115,7 @@ def spiking_roles(net: Network) -> list[str]:
     return roles
 
 
-def _output_layer(net: Network) -> int:
+def output_layer(net: Network) -> int:
     """The layer the readout reads: the last conv, linear or add layer, or, where it is followed by
     an activation and an average pooling (then only flatten or softmax), that pooling."""
     layers = net.layers

@@ -339,7 +339,7 @@ def channel_weight(weight: float | tuple[float, ...], shape: Shape) -> np.ndarra
 @dataclass(frozen=True)
 class Concat:
     """Channel concatenation of its inputs, in order (torch.cat along dim 1); the inputs agree in
-    every other axis. Not a population of its own: conversion resolves it (``convert.resolve_concats``)."""
+    every other axis. Not a population of its own: conversion resolves it (``rewrite.resolve_concats``)."""
 
     spec_type: ClassVar[str] = "concat"
     name: str = "concat"

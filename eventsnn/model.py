@@ -20,9 +20,10 @@ import numpy as np
 
 from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
-from .convert import (DEFAULT_PERCENTILE, bias_carrier, compute_scales, fold_batchnorm, normalize, resolve_concats,
-                      spiking_roles, split_signed, unit_scales, with_params)
+from .convert import (DEFAULT_PERCENTILE, bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles,
+                      unit_scales, with_params)
 from .ir import ACTIVATIONS, QCFS, Network
+from .rewrite import resolve_concats, split_signed
 from .snn import Chooser, SimulationConfig, SpikingNetwork, build_spiking, per_neuron
 from .spec import SpecError, network_from_spec, network_to_spec
 

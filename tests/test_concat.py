@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventsnn import ann
-from eventsnn.convert import resolve_concats, spiking_roles
+from eventsnn.convert import spiking_roles
+from eventsnn.rewrite import resolve_concats
 from eventsnn.ir import Concat, Conv2d, Flatten, Linear, Network, ReLU, Softmax
 from eventsnn.model import convert
 from eventsnn.snn import build

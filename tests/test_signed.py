@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventsnn import ann
-from eventsnn.convert import spiking_roles, split_signed
+from eventsnn.convert import spiking_roles
+from eventsnn.rewrite import split_signed
 from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
 from eventsnn.model import convert
 from eventsnn.snn import build

@@ -211,7 +211,7 @@ def concat_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
                     activations: Sequence[str] = ("relu",), dyadic: bool = True) -> Network:
     """An Inception-style block: conv - act, then 2-3 branches (conv - act, or a padded 3x3 max-pool
     of stride 1 then conv - act) joined by a channel concat, then [pool] - conv - act - flatten -
-    linear, or flatten - linear. ``convert.resolve_concats`` turns it into a network the SNN
+    linear, or flatten - linear. ``rewrite.resolve_concats`` turns it into a network the SNN
     builder takes."""
     c = draw(st.integers(1, max_channels))
     h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
@@ -252,7 +252,7 @@ def signed_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
     """Layers without an activation of their own, as MobileNetV2 has them: conv - relu, then a conv
     with no activation (the linear bottleneck) that an add sums with the relu's output (the add too
     without activation, or with a relu), then conv - relu or conv -> conv, [average pool], flatten,
-    linear [- linear, a linear layer without activation before the output]. ``convert.split_signed``
+    linear [- linear, a linear layer without activation before the output]. ``rewrite.split_signed``
     turns it into a network the SNN builder takes."""
     c = draw(st.integers(1, max_channels))
     h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
