@@ -52,10 +52,10 @@ def test_normalized_hidden_activations_are_at_most_one_under_max_norm(data):
     original = dict(ann.activations(net, x))
     for i, out in ann.activations(normalized, x):
         if isinstance(normalized.layers[i], ReLU):
-            if original[i].max() > 0:  # active: max-norm divides by exactly this peak
+            if original[i].max() >= NEGLIGIBLE:  # active: max-norm divides by exactly this peak
                 np.testing.assert_allclose(out.max(), 1, atol=1e-5, err_msg=normalized.layers[i].name)
-            else:  # never active on these images: scale 1 (warned), and it stays silent
-                assert out.max() == 0, normalized.layers[i].name
+            else:  # (next to) never active on these images: scale 1 (warned), and it stays (next to) silent
+                assert out.max() < NEGLIGIBLE, normalized.layers[i].name
 
 
 @settings(max_examples=60, deadline=None)
