@@ -50,10 +50,12 @@ def test_normalized_hidden_activations_are_at_most_one_under_max_norm(data):
     x = data.draw(es.inputs(net, 16, 16, dyadic=False, zeros=0))
     normalized = normalize(net, compute_scales(net, x, 100.0))
     original = dict(ann.activations(net, x))
+    magnitudes = dict(ann.activations(_absolute(normalized), np.abs(x)))  # float32 rounding grows with these
     for i, out in ann.activations(normalized, x):
         if isinstance(normalized.layers[i], ReLU):
             if original[i].max() >= NEGLIGIBLE:  # active: max-norm divides by exactly this peak
-                np.testing.assert_allclose(out.max(), 1, atol=1e-5, err_msg=normalized.layers[i].name)
+                tolerance = 1e-5 + 1e-5 * float(magnitudes[i].max())
+                np.testing.assert_allclose(out.max(), 1, atol=tolerance, err_msg=normalized.layers[i].name)
             else:  # (next to) never active on these images: scale 1 (warned), and it stays (next to) silent
                 assert out.max() < NEGLIGIBLE, normalized.layers[i].name
 
