@@ -21,7 +21,7 @@ import numpy as np
 
 from . import ann
 from .ir import (ACTIVATIONS, AFFINE, QCFS, THRESHOLDED, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten,
-                 Linear, MaxPool2d, Network, ReLU, Softmax)
+                 Linear, MaxPool2d, Network, Softmax)
 
 
 def fold_batchnorm(net: Network) -> Network:

@@ -356,7 +356,7 @@ Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, QCFS, MaxPool2d, AvgPoo
 LAYER_CLASSES: tuple[type, ...] = get_args(Layer)  # every layer kind, in the order the spec lists them
 AFFINE = (Conv2d, Linear)
 ACTIVATIONS = (ReLU, ClipReLU, QCFS)
-THRESHOLDED = (ClipReLU, QCFS)  # activations whose trained threshold is the layer's scale
+THRESHOLDED = (ClipReLU, QCFS)  # activations with a threshold, which normalization rescales with the layer
 
 
 Inputs = tuple[tuple[int, ...], ...]
