@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import scipy.sparse as sp
 
+from .connectivity import avgpool_csr
 from .convert import output_layer
 from .ir import (ACTIVATIONS, AFFINE, QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Linear,
                  MaxPool2d, Network, ReLU)
@@ -186,3 +188,85 @@ class _Rebuilt:
 
     def network(self) -> Network:
         return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
+
+
+FOLD_LINEAR_BYTES = 64 << 20  # a linear layer absorbs a pooling only while its widened weight stays this small
+
+
+def fold_avgpools(net: Network) -> tuple[Network, dict[str, str]]:
+    """The same function where every average pooling read only by conv layers, or by linear layers
+    through a flatten, is absorbed into their synapses, so that the pooled value is not quantized
+    again by a population of its own: the next layer integrates the pooled current exactly (Bu et
+    al.'s QCFS, Li et al.'s calibration and Deng & Gu treat pooling as linear on spikes). A conv
+    after a k x k pooling of stride s becomes one conv of kernel (K - 1) s + k and stride t s; a
+    linear layer gets one column per pixel before the pooling. Poolings that cannot be absorbed
+    exactly (padding, windows that overlap the conv's padding, a pooled output head) stay.
+    Returns the network and, for each layer that absorbed a pooling, that pooling's name."""
+    foldable = {i for i, layer in enumerate(net.layers) if isinstance(layer, AvgPool2d) and _absorbable(net, i)}
+    if not foldable:
+        return net, {}
+    graph = _Rebuilt(net.input_shape)
+    new, pooled, absorbed = {-1: -1}, {}, {}  # old -> new index; old flatten or pool -> the pool it passes on
+    for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
+        source = sources[0]
+        if i in foldable:
+            new[i], pooled[i] = new[source], i
+            continue
+        if source in pooled:
+            pool = pooled[source]
+            if isinstance(layer, Flatten):
+                pooled[i] = pool
+            else:
+                layer = _through_pool(layer, net.layers[pool], net.input_shape_of(pool))
+                absorbed[layer.name] = net.layers[pool].name
+        new[i] = graph.emit(layer, [new[j] for j in sources])
+    return graph.network(), absorbed
+
+
+def _absorbable(net: Network, pool: int) -> bool:
+    """Whether every reader of average pooling ``pool`` can take it into its weights exactly."""
+    if pool == output_layer(net):
+        return False
+    layer, in_shape = net.layers[pool], net.input_shape_of(pool)
+    for reader in net.consumers(pool):
+        readers = [reader]
+        if isinstance(net.layers[reader], Flatten):
+            readers = net.consumers(reader)
+            if not readers or not all(isinstance(net.layers[r], Linear) for r in readers):
+                return False
+        if not all(_through_pool(net.layers[r], layer, in_shape) is not None for r in readers):
+            return False
+    return True
+
+
+def _through_pool(layer, pool: AvgPool2d, in_shape: tuple[int, ...]):
+    """``layer`` applied after ``pool`` as one layer reading the pool's input, or None where that
+    is not exact (or, for a linear layer, too large)."""
+    if isinstance(layer, Conv2d):
+        return _conv_through_pool(layer, pool, in_shape)
+    if isinstance(layer, Linear):
+        n_in = int(np.prod(in_shape))
+        if layer.weight.shape[0] * n_in * 4 > FOLD_LINEAR_BYTES:
+            return None
+        pooling = avgpool_csr(pool, in_shape)  # rows: inputs, columns: pooled outputs, weights 1 / divisor
+        matrix = sp.csr_matrix((pooling.weights, pooling.indices, pooling.indptr), (pooling.n_rows, pooling.n_cols))
+        return dataclasses.replace(layer, weight=np.ascontiguousarray((matrix @ layer.weight.T).T, layer.weight.dtype))
+    return None
+
+
+def _conv_through_pool(conv: Conv2d, pool: AvgPool2d, in_shape: tuple[int, ...]) -> Conv2d | None:
+    """conv(avgpool(x)) as one conv of x: tap (a, b) of the conv becomes a k x k block of weight
+    W[a, b] / k^2 at (a s, b s). Exact when every window has the divisor k^2 and the conv's
+    zero padding maps onto input positions that no window covers (the pooled map's edges)."""
+    k, s = pool.kernel_size, pool.stride
+    if pool.padding or np.any(pool.divisors(in_shape[1:]) != k * k):
+        return None
+    if conv.padding and (k > s or any((size - k) % s for size in in_shape[1:])):
+        return None  # a padded pooled position would cover real inputs
+    out, per_group, kh, kw = conv.weight.shape
+    weight = np.zeros((out, per_group, (kh - 1) * s + k, (kw - 1) * s + k), conv.weight.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            weight[:, :, a * s:a * s + k, b * s:b * s + k] += conv.weight[:, :, a, b, None, None] / (k * k)
+    return dataclasses.replace(conv, weight=weight, stride=conv.stride * s, padding=conv.padding * s)
+

@@ -34,6 +34,7 @@ from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_f
                            csr_kept_bytes_estimate, direct_kernel, engine_order, identity_csr, kernel_target_table,
                            maxpool_windows, permuted, validate)
 from .convert import normalize, spiking_roles, unit_scales
+from .rewrite import fold_avgpools
 from .ir import (ACTIVATIONS, AFFINE, Add, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, Shape,
                  check_threshold)
 
@@ -42,6 +43,7 @@ INPUTS = ("analog", "poisson")
 OUTPUTS = ("softmax", "spikes", "membrane")
 SHIFTS = ("none", "bias", "membrane")
 SPIKES = ("binary", "graded")
+AVG_POOLS = ("fold", "neurons")  # average pooling absorbed by the next layer's synapses, or its own IF population
 MAX_SPIKES_LIMIT = 255  # an event's amount is stored in one byte
 
 IF, GATE, OUTPUT = 0, 1, 2  # stage kinds, as the kernels see them
@@ -61,10 +63,11 @@ class SimulationConfig:
     spikes: str = "graded"  # one event carries k = min(floor(V / threshold), max_spikes) spikes; or 'binary'
     max_spikes: int = 16  # the most spikes one graded event carries (ignored for binary spikes)
     levels: int = 8  # graded spikes: each spike is worth 1/levels of its layer's scale (see build; binary: 1)
+    avg_pool: str = "fold"  # the next layer integrates the pooled current exactly, or 'neurons' re-quantize it
 
     def __post_init__(self):
         for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS),
-                              ("spikes", SPIKES)):
+                              ("spikes", SPIKES), ("avg_pool", AVG_POOLS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         check_threshold(self.threshold, "threshold")
@@ -229,9 +232,9 @@ def _population_of(net: Network, index: int) -> int:
 class _Builder:
     """Turns the layers of a folded, normalized network into stages, in the network's order."""
 
-    def __init__(self, net: Network, paths: dict[int, tuple[str, ...]], max_bytes: int, choose: Chooser | None):
-        self.net, self.paths, self.max_bytes, self.choose = net, paths, max_bytes, choose
-        self.macs = ann.macs(net)
+    def __init__(self, net: Network, paths: dict[int, tuple[str, ...]], max_bytes: int, choose: Chooser | None,
+                 macs: dict[str, int]):
+        self.net, self.paths, self.max_bytes, self.choose, self.macs = net, paths, max_bytes, choose, macs
         self.stage_of: dict[int, int] = {INPUT: INPUT}  # IR layer of a population -> stage index
         self.n_stages = 0
         self.gated: set[int] = set()  # populations read by a max-pool gate
@@ -248,7 +251,7 @@ class _Builder:
     def projection(self, i: int, out_shape: Shape) -> Projection:
         """The synapses of IR layer i (conv, linear or avg-pool) into a population of ``out_shape``."""
         layer = self.net.layers[i]
-        common = dict(layer=layer, macs=self.macs[i], **self.source(self.net.inputs[i][0]))
+        common = dict(layer=layer, macs=self.macs.get(layer.name, 0), **self.source(self.net.inputs[i][0]))
         if isinstance(layer, AvgPool2d):
             return _csr_projection(avgpool_csr(layer, common["in_shape"]), common, out_shape)
         if isinstance(layer, Linear):
@@ -344,12 +347,24 @@ def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAU
     """
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
+    net, macs = _pooling_folded(net, config)
     paths = conv_paths(net, path, max_bytes, measured=choose is not None)
     memory.check(_build_bytes(net, paths), f"building the spiking network of {net.input_shape} input")
-    builder = _Builder(net, paths, max_bytes, choose)
+    builder = _Builder(net, paths, max_bytes, choose, macs)
     stages = [builder.stage(i, role) for i, role in enumerate(spiking_roles(net))
               if role in ("hidden", "add", "output", "avgpool", "gate")]
     return SpikingNetwork(tuple(stages), config, net.input_shape)
+
+
+def _pooling_folded(net: Network, config: SimulationConfig) -> tuple[Network, dict[str, int]]:
+    """The network to build (average poolings absorbed where ``config.avg_pool`` says so) and the
+    ANN's multiply-accumulates per layer name, those of an absorbed pooling counted with its reader."""
+    macs = {layer.name: m for layer, m in zip(net.layers, ann.macs(net))}
+    if config.avg_pool == "fold":
+        net, absorbed = fold_avgpools(net)
+        for reader, pool in absorbed.items():
+            macs[reader] += macs.pop(pool, 0)  # a pooling read by several layers is counted once
+    return net, macs
 
 
 NEURON_BYTES = 64  # per neuron: bias, drive, index maps, state and scratch (float32/int64)
@@ -390,9 +405,10 @@ def conv_paths(net: Network, path: str = "auto", max_bytes: int = DEFAULT_MAX_BY
 
 
 def build_bytes_estimate(net: Network, path: str = "auto", max_bytes: int = DEFAULT_MAX_BYTES,
-                         measured: bool = True) -> int:
-    """An upper bound of what ``build`` allocates, from the shapes alone (checked before building),
-    for the paths ``conv_paths`` gives each conv layer (see ``_build_bytes``)."""
+                         measured: bool = True, config: SimulationConfig | None = None) -> int:
+    """An upper bound of what ``build_spiking`` allocates, from the shapes alone (checked before
+    building), for the paths ``conv_paths`` gives each conv layer (see ``_build_bytes``)."""
+    net, _ = _pooling_folded(net, config or SimulationConfig())
     return _build_bytes(net, conv_paths(net, path, max_bytes, measured))
 
 

@@ -30,7 +30,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
                       "checkout, pip install -e '.[testing]')") from err
 
 from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Concat, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
-from ..snn import IF, INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
+from ..snn import AVG_POOLS, IF, INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
 
 __all__ = ["fixed_sample", "weights", "networks", "chain_networks", "residual_networks", "concat_networks",
            "signed_networks", "inputs", "networks_and_inputs",
@@ -329,7 +329,8 @@ def networks_and_inputs(draw, residual: bool | None = None, dyadic: bool = True,
 @st.composite
 def simulation_configs(draw, spikes: Sequence[str] = ("binary", "graded"), resets: Sequence[str] = RESETS,
                        input_modes: Sequence[str] = INPUTS, outputs: Sequence[str] = OUTPUTS,
-                       shifts: Sequence[str] = SHIFTS, max_spikes: int = 5) -> SimulationConfig:
+                       shifts: Sequence[str] = SHIFTS, max_spikes: int = 5,
+                       avg_pools: Sequence[str] = AVG_POOLS) -> SimulationConfig:
     """Valid simulation settings drawn from the given choices (graded spikes get levels <= max_spikes)."""
     mode = draw(st.sampled_from(spikes))
     levels = draw(st.sampled_from([v for v in (1, 2, 4) if v <= max_spikes])) if mode == "graded" else 1
@@ -337,7 +338,7 @@ def simulation_configs(draw, spikes: Sequence[str] = ("binary", "graded"), reset
         reset=draw(st.sampled_from(resets)), input=draw(st.sampled_from(input_modes)),
         output=draw(st.sampled_from(outputs)), shift=draw(st.sampled_from(shifts)),
         maxpool_decay=draw(st.sampled_from([1.0, 0.75, 0.5])), softmax_rate=0.75, spikes=mode,
-        max_spikes=draw(st.integers(levels, max_spikes)), levels=levels)
+        max_spikes=draw(st.integers(levels, max_spikes)), levels=levels, avg_pool=draw(st.sampled_from(avg_pools)))
 
 
 @st.composite
