@@ -67,7 +67,7 @@ def spiking_roles(net: Network) -> list[str]:
     'output': the last affine or add layer (its activation, if any, is dropped: the readout
     decides), or the average pooling of its activation in a global-pooling head (SqueezeNet's);
     'activation', 'gate' (max-pool), 'route' (flatten), 'avgpool' (an IF population with weights
-    1/k^2), 'softmax'. Raises ValueError for what cannot be converted.
+    1/k^2, unless the next layer absorbs it when built: ``rewrite.fold_avgpools``), 'softmax'. Raises ValueError for what cannot be converted.
     """
     layers = net.layers
     last = output_layer(net)

@@ -1,8 +1,10 @@
-"""Graph rewrites that give every value of a network a spiking population, run by ``model.convert``
-after batch-norm folding: channel concatenations are resolved into their parts
-(``resolve_concats``), and the signed values of layers without an activation of their own are
-split into positive and negative parts (``split_signed``). Both keep the function exactly (up to
-float rounding) and rebuild the graph layer by layer (``_Rebuilt``)."""
+"""Graph rewrites that keep the function exactly (up to float rounding), rebuilding the graph layer
+by layer (``_Rebuilt``). Run by ``model.convert`` after batch-norm folding, to give every value a
+spiking population: channel concatenations are resolved into their parts (``resolve_concats``),
+and the signed values of layers without an activation of their own are split into positive and
+negative parts (``split_signed``). Run by ``snn.build_spiking``, to spare populations that would
+only lose precision: average poolings are absorbed by the layers that read them
+(``fold_avgpools``)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import argparse
 
 from .. import memory
 from ..pipeline import DEFAULTS, build_options
-from ..snn import INPUTS, OUTPUTS, PATHS, RESETS, SHIFTS, SPIKES
+from ..snn import AVG_POOLS, INPUTS, OUTPUTS, PATHS, RESETS, SHIFTS, SPIKES
 
 
 def at_least(minimum: int):
@@ -60,6 +60,7 @@ _SETTINGS = {
     "max_spikes": (POSITIVE, "the most spikes one graded event carries"),
     "levels": (POSITIVE, "graded spikes: each spike is worth 1/LEVELS of its layer's scale "
                          "(needs max-spikes >= levels)"),
+    "avg_pool": (AVG_POOLS, "average pooling absorbed by the next layer's synapses (exact), or its own neurons"),
 }
 
 

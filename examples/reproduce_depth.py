@@ -1,0 +1,91 @@
+"""Deep nets at short T: the GPU-trained CIFAR-10 nets (the paper's net, ResNet-20, VGG-16 and a QCFS
+VGG-16; see the README of their folder), as accuracy loss relative to each net's own ANN at
+T = 1..32, graded and binary spikes, with average pooling absorbed by the next layer (the default)
+and as its own population, and binary spikes with potential calibration for T = 4, 8 and 16.
+
+    python examples/reproduce_depth.py --models ../shared/models [--limit 1000] [--nets vgg16_qcfs4,...]
+
+Weights over 5 MB stay out of the repository: ``--models`` is the folder of cifar10_NAME.{pt,json}.
+Conversion with 2,000 calibration images sampled from the training set (balanced over the
+classes), potential calibration on 256 of them. Writes depth.json (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from reproduce_common import parse, write  # noqa: I001
+
+from eventsnn import ann, convert, simulate
+from eventsnn.calibrate import calibrate
+from eventsnn.loaders import load_network
+from eventsnn.loaders.datasets import balanced_sample
+from eventsnn.progress import terminal_progress
+from examples.cifar10_data import load_cifar10
+
+NETS = ("paper_net", "resnet20", "vgg16", "vgg16_qcfs4")
+# method -> (simulation settings, steps simulated, calibration for T)
+METHODS = {
+    "graded": ({}, 8, None),
+    "graded pool-neurons": ({"avg_pool": "neurons"}, 8, None),
+    "binary": ({"spikes": "binary"}, 32, None),
+    "binary pool-neurons": ({"spikes": "binary", "avg_pool": "neurons"}, 32, None),
+    "binary+potential T=4": ({"spikes": "binary"}, 4, 4),
+    "binary+potential T=8": ({"spikes": "binary"}, 8, 8),
+    "binary+potential T=16": ({"spikes": "binary"}, 16, 16),
+}
+CALIBRATION_IMAGES = 256
+
+
+def evaluate(model, x, y, ann_decisions, settings: dict, steps: int, label: str) -> dict:
+    """Accuracy, agreement with the ANN and cumulative SynOps per image at every step."""
+    result = simulate(model.build(**settings), x, steps, progress=terminal_progress(label))
+    synops = result.synops_per_step.sum(axis=(0, 1)).cumsum() / len(x)
+    print(f"{label}: " + " ".join(f"{a:.3f}" for a in result.accuracy_per_step(y)) + f" ({result.seconds:.0f} s)",
+          flush=True)
+    return {"accuracy": result.accuracy_per_step(y).tolist(),
+            "agreement_with_ann": (result.decisions == ann_decisions[:, None]).mean(axis=0).tolist(),
+            "synops_per_image": synops.tolist(), "seconds": round(result.seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", required=True, help="folder of the trained cifar10_NAME.{pt,json}")
+    parser.add_argument("--limit", type=int, default=1000, help="test images")
+    parser.add_argument("--calib", type=int, default=2000, help="calibration images (training set)")
+    parser.add_argument("--nets", default=",".join(NETS))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    args = parse(parser)
+    data = load_cifar10()
+    x_calib = data["x_train"][balanced_sample(data["y_train"], args.calib)].astype(np.float32) / 255
+    x, y = data["x_test"][:args.limit].astype(np.float32) / 255, data["y_test"][:args.limit]
+    report = {"samples": len(x), "calibration_images": len(x_calib), "nets": {}}
+    for name in args.nets.split(","):
+        folder = Path(args.models)
+        net = load_network(folder / f"cifar10_{name}.pt", folder / f"cifar10_{name}.json")
+        began = time.perf_counter()
+        model = convert(net, x_calib)
+        entry = {"ann_accuracy": ann.accuracy(model.ann, x, y), "macs_per_image": int(sum(ann.macs(model.ann))),
+                 "convert_seconds": round(time.perf_counter() - began, 1), "config": dataclasses.asdict(model.config),
+                 "methods": {}}
+        ann_decisions = ann.forward(model.ann, x).argmax(axis=1)
+        print(f"{name}: ANN {entry['ann_accuracy']:.4f}, {entry['macs_per_image']:.3g} MACs", flush=True)
+        for method in args.methods.split(","):
+            settings, steps, calibrated_for = METHODS[method]
+            used = model
+            if calibrated_for:
+                binary = dataclasses.replace(model, config=model.config.updated(**settings))
+                used = calibrate(binary, x_calib[:CALIBRATION_IMAGES], calibrated_for, "potential",
+                                 progress=terminal_progress(f"{name} calibrate T={calibrated_for}"))
+            entry["methods"][method] = evaluate(used, x, y, ann_decisions, settings, steps, f"{name} {method}")
+        report["nets"][name] = entry
+    write("depth", report, f"python examples/reproduce_depth.py --models DIR --limit {args.limit}")
+
+
+if __name__ == "__main__":
+    main()
