@@ -51,12 +51,13 @@ def mnist_dir() -> Path:
     return PATHS.mnist
 
 
-def cifar10(kind: str = "relu", calib: int = 2000) -> tuple[Network, np.ndarray, np.ndarray, np.ndarray]:
-    """The trained CIFAR-10 net ('relu' or 'clip'), calibration images (train), test images and labels."""
+def cifar10(kind: str = "relu", calib: int = 2000, folder: Path = MODELS) -> tuple[Network, np.ndarray, np.ndarray, np.ndarray]:
+    """The trained CIFAR-10 net cifar10_KIND in ``folder`` ('relu' or 'clip' here), calibration
+    images (train), test images and labels."""
     from examples.cifar10_data import load_cifar10
 
     data = load_cifar10()
-    net = load_network(MODELS / f"cifar10_{kind}.pt", MODELS / f"cifar10_{kind}.json")
+    net = load_network(folder / f"cifar10_{kind}.pt", folder / f"cifar10_{kind}.json")
     x_calib = data["x_train"][np.random.default_rng(0).choice(len(data["x_train"]), calib, replace=False)]
     return net, x_calib.astype(np.float32) / 255, data["x_test"].astype(np.float32) / 255, data["y_test"]
 
