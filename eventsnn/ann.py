@@ -89,14 +89,23 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
 
 
 def check_input(net: Network, x: np.ndarray) -> np.ndarray:
-    """A batch of inputs as float32, with a clear error for a wrong shape or NaN/Inf."""
+    """A batch of inputs as float32, with a clear error for a wrong shape or type, or NaN/Inf."""
     x = np.asarray(x)
     if x.ndim != len(net.input_shape) + 1 or tuple(x.shape[1:]) != net.input_shape:
         raise ValueError(f"input must have shape (N, {', '.join(map(str, net.input_shape))}), found {x.shape}")
+    check_floating(x)
     x = x.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)):
         raise ValueError("input contains NaN or Inf")
     return x
+
+
+def check_floating(x: np.ndarray) -> None:
+    """Refuse inputs that are not real floating-point numbers: raw uint8 pixels would be read as
+    intensities 255 times too large, complex or text ones would be cast silently."""
+    if x.dtype.kind != "f":
+        raise ValueError(f"input must be a floating-point array of intensities, not {x.dtype} (scale integer images "
+                         "to the range the network was trained on, e.g. uint8 / 255 as eventsnn's loaders do)")
 
 
 def activations(net: Network, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:

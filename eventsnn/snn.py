@@ -517,6 +517,7 @@ def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: 
     x = np.asarray(x)
     if x.ndim != len(snn.input_shape) + 1 or tuple(x.shape[1:]) != snn.input_shape:
         raise ValueError(f"input must have shape (N, {', '.join(map(str, snn.input_shape))}), found {x.shape}")
+    ann.check_floating(x)
     x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
     if not np.all(np.isfinite(x)):
         raise ValueError("input contains NaN or Inf")

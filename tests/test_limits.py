@@ -144,3 +144,29 @@ def test_an_infinite_or_negative_memory_limit_is_refused_as_such(capsys):
     for value in ("inf", "-5", "nan"):
         with pytest.raises(SystemExit, match="--memory-limit-mib must be a positive finite number"):
             main(["--memory-limit-mib", value, "warmup"])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int64, np.complex64, np.str_, np.bool_])
+def test_inputs_that_are_not_floating_intensities_are_refused(demo, dtype):
+    """Regression: simulate took raw uint8 pixels (0-255) as intensities, and cast complex and text
+    arrays, changing the decisions without a word."""
+    from eventsnn import ann
+    from eventsnn.engine import simulate
+    from eventsnn.reference import simulate_reference
+
+    x = (demo.x[:2] * 255).astype(dtype)
+    snn = demo.model.build()
+    for run in (lambda: simulate(snn, x, 2), lambda: simulate_reference(snn, x, 2), lambda: ann.forward(demo.net, x)):
+        with pytest.raises(ValueError, match="floating-point array of intensities, not"):
+            run()
+
+
+def test_a_numpy_integer_step_count_does_not_overflow_the_estimate(demo):
+    """Regression: steps=np.int32(400_000_000) wrapped around in the memory estimate (640 MiB
+    instead of 56.6 GiB) and the run went on to allocate."""
+    from eventsnn.engine import simulate, simulation_bytes
+
+    snn = demo.model.build()
+    assert simulation_bytes(snn, 1, np.int32(400_000_000)) == simulation_bytes(snn, 1, 400_000_000) > 2**34
+    with pytest.raises(MemoryLimitError, match="400000000 steps"):
+        simulate(snn, demo.x[:1], np.int32(400_000_000))

@@ -44,7 +44,7 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     """What simulating n samples allocates: per-sample results (counts per stage and step, decisions;
     the raster and membranes when recorded, the spike counts when counted), held twice while the
     batches are joined, and each thread's scratch."""
-    stages, neurons = len(snn.stages), snn.n_neurons
+    stages, neurons, steps, n = len(snn.stages), snn.n_neurons, int(steps), int(n)  # Python ints: no overflow
     per_sample = stages * steps * 12 + steps * 4 + stages * 24 + snn.n_classes * 8 + 16
     per_sample += (steps + 4) * neurons if record else 0
     per_sample += 4 * neurons if count_neurons else 0
