@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, help="test images (default: all 10,000)")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--configs", help="which of the five configurations, e.g. 5 or 1,5 (default: all)")
     parser.add_argument("--models", help="folder of cifar10_paper_net.{pt,json} (default: examples/models' cifar10_relu)")
     args = parse(parser)
     net, x_calib, x, y = cifar10("paper_net", folder=Path(args.models)) if args.models else cifar10("relu")
@@ -39,18 +40,19 @@ def main() -> None:
     ann = ann_accuracy(net, x, y)
     print(f"ANN accuracy on {len(x)} test images: {ann:.4f}")
     rows = []
-    for label, percentile, input_mode, reset, paper in STEPS:
+    chosen = [STEPS[int(k) - 1] for k in args.configs.split(",")] if args.configs else STEPS
+    for label, percentile, input_mode, reset, paper in chosen:
         model = convert(net, x_calib, percentile)
         result = run(model.build(**{**PAPER, "input": input_mode, "reset": reset}), x, args.steps, label)
         rows.append({"config": label, "percentile": percentile, "input": input_mode, "reset": reset,
                      "accuracy": result.accuracy(y), "paper_accuracy": paper / 100,
                      "spikes_per_sample": float(result.spikes.sum() / len(x))})
         print(f"  {label:<26} {rows[-1]['accuracy']:.4f}   (paper {paper:.2f}%)", flush=True)
-    name = "ablation_paper_net" if args.models else "ablation"
+    name = ("ablation_paper_net" if args.models else "ablation") + (f"_{args.configs.replace(',', '')}" if args.configs else "")
     write(name, {"samples": len(x), "steps": args.steps, "ann_accuracy": ann, "paper_ann_accuracy": 0.8786,
                  "net": "cifar10_paper_net" if args.models else "cifar10_relu", "rows": rows},
           "python examples/reproduce_ablation.py" + (f" --limit {args.limit}" if args.limit else "")
-          + (" --models DIR" if args.models else ""))
+          + (" --models DIR" if args.models else "") + (f" --configs {args.configs}" if args.configs else ""))
 
     def draw(plt):
         labels = [r["config"] for r in rows]

@@ -12,6 +12,7 @@ from eventsnn.spec import SpecError, network_from_spec
 from .checkpoint import CheckpointError, load_checkpoint
 from .datasets import DatasetError, load_cifar, load_dataset, load_image_folder, load_mnist, load_npz, read_idx
 from .nir_graph import NirError, from_nir, load_nir, save_nir, to_nir
+from .onnx_export import save_onnx, to_onnx
 from .onnx_model import OnnxError, load_onnx
 from .torch_module import TraceError, from_torch
 
@@ -38,4 +39,4 @@ def load_network(checkpoint: str | os.PathLike, arch: str | os.PathLike | None =
 
 __all__ = ["CheckpointError", "DatasetError", "NirError", "OnnxError", "SpecError", "TraceError", "from_nir",
            "from_torch", "load_arch", "load_checkpoint", "load_cifar", "load_dataset", "load_image_folder", "load_mnist",
-           "load_network", "load_nir", "load_npz", "load_onnx", "read_idx", "save_nir", "to_nir"]
+           "load_network", "load_nir", "load_npz", "load_onnx", "read_idx", "save_nir", "save_onnx", "to_nir", "to_onnx"]

@@ -6,7 +6,8 @@ constants that compute ReLU, clip(0, y) or QCFS (the quantization-clip-floor-shi
 torch exports as Div, Clip, Mul, Add, Floor, ..., in whatever order it was written), MaxPool,
 AveragePool, GlobalAveragePool (square maps), Flatten, Reshape to (batch, -1) (including the
 Shape/Gather/Unsqueeze/Concat chain ``x.view(x.size(0), -1)`` exports to), Add of two tensors
-(residual), Softmax over the classes, Dropout and Identity. Any other operator raises
+(residual; Sum of several, each maybe multiplied by a scalar: the branch weights), Softmax over
+the classes, Dropout and Identity. Any other operator raises
 ``OnnxError`` naming the node and its operator. Nothing in the file is executed: the graph is
 read as data.
 """
@@ -152,12 +153,12 @@ class _Reader:
             else:
                 self.index[node.output[0]] = self.tensor(args[0])
             return
+        if op in ("Add", "Sum") and self.is_residual(args):
+            return self.residual(node, self.name(node, position), args)
         if op in ELEMENTWISE and self.is_elementwise_chain(op, args):
             return self.extend_chain(node, op, args, a)
         if op == "Add" and any(x in self.constants for x in args):
             return self.add_bias(node, args)
-        if op == "Add":
-            return self.emit(node, Add(self.name(node, position)), tuple(self.tensor(x) for x in args))
         if op == "Concat":  # of tensors the network computes (constant ones were folded above)
             sources = tuple(self.tensor(x) for x in args)
             rank = len(self.shape(sources[0])) + 1
@@ -227,6 +228,38 @@ class _Reader:
         else:
             raise OnnxError(f"unsupported operator {op}")
         self.emit(node, layer, (src,))
+
+    def is_residual(self, args: list[str]) -> bool:
+        """Whether an Add or Sum joins two or more different tensors (each maybe scaled by a constant)."""
+        tensors = [x for x in args if x and x not in self.constants]
+        sources = {self.pending[x][0] if x in self.pending else x for x in tensors}
+        return len(tensors) >= 2 and len(sources) == len(tensors) == len(args)
+
+    def residual(self, node, name: str, args: list[str]) -> None:
+        """A residual add; a branch that is a pending multiplication by a scalar becomes that branch's weight."""
+        sources, weights = [], []
+        for x in args:
+            weight = self.scaling(x)
+            if weight is None:
+                sources.append(self.tensor(x))
+                weights.append(1.0)
+            else:
+                sources.append(self.tensor(self.pending[x][0]))
+                weights.append(weight)
+        self.emit(node, Add(name, None if all(w == 1.0 for w in weights) else tuple(weights)), tuple(sources))
+
+    def scaling(self, name: str) -> float | None:
+        """w where ``name`` is a pending elementwise function w * z of its source, else None."""
+        if name not in self.pending:
+            return None
+        function = self.pending[name][1]
+        z = np.linspace(-4, 4, 17, dtype=np.float32)
+        with np.errstate(all="ignore"):
+            w = float(np.asarray(function(np.float32([1.0]))).ravel()[0])
+            values = np.asarray(function(z), np.float32)
+        if not np.isfinite(w) or w == 0 or values.shape != z.shape or not np.allclose(values, w * z, rtol=1e-6, atol=1e-6):
+            return None
+        return w
 
     def is_elementwise_chain(self, op: str, args: list[str]) -> bool:
         """Whether this node continues (or starts) an elementwise chain rather than being a layer of

@@ -216,3 +216,4 @@ def test_the_trained_qcfs_net_through_onnx_equals_its_checkpoint_route(tmp_path)
     np.testing.assert_array_equal(ann.forward(via_onnx, x).argmax(axis=1), ann.forward(via_pt, x).argmax(axis=1))
     runs = [simulate(convert(net, x).build(), x, 8).decisions for net in (via_onnx, via_pt)]
     np.testing.assert_array_equal(runs[0], runs[1])
+
