@@ -51,3 +51,14 @@ def test_written_onnx_runs_in_onnxruntime_as_the_ann():
         expected = ann.forward(net, x)
         np.testing.assert_allclose(session.run(None, {"x": x})[0], expected, rtol=1e-4,
                                    atol=1e-4 * (np.abs(expected).max() + 1e-6))
+
+
+def test_the_command_line_exports_a_models_ann(tmp_path, demo, capsys):
+    from eventsnn.cli import main
+    from eventsnn.model import save
+
+    save(demo.model, tmp_path / "m.npz")
+    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "ann.onnx")]) == 0
+    assert "exported the ANN" in capsys.readouterr().out
+    np.testing.assert_allclose(ann.forward(load_onnx(tmp_path / "ann.onnx"), demo.x[:20]),
+                               ann.forward(demo.model.ann, demo.x[:20]), rtol=1e-5, atol=1e-5)

@@ -19,9 +19,12 @@ DEMO_IMAGES = 1000  # test images shipped with the package
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("export", help="write a spiking model as a NIR graph (needs the nir extra)")
+    p = sub.add_parser("export", help="write a spiking model as a NIR graph (nir extra), or its ANN as ONNX (onnx extra)",
+                       description="Write the spiking network as a NIR graph (.nir), or, to an .onnx file, the ANN "
+                                   "it was converted from (batch-norm folded), e.g. to run it with onnxruntime on "
+                                   "the same inputs.")
     p.add_argument("model", help="spiking model file from `eventsnn convert`")
-    p.add_argument("-o", "--output-file", required=True, help="the NIR file (.nir, HDF5)")
+    p.add_argument("-o", "--output-file", required=True, help="the NIR file (.nir, HDF5), or an .onnx file for the ANN")
     add_settings(p)
     p.set_defaults(func=export)
 
@@ -40,9 +43,14 @@ def add_parsers(sub) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
-    from ..loaders import save_nir
+    from ..loaders import save_nir, save_onnx
 
-    snn = load(args.model).build(**settings(args))
+    model = load(args.model)
+    if str(args.output_file).lower().endswith(".onnx"):
+        save_onnx(model.ann, args.output_file)
+        print(f"exported the ANN of {args.model} -> {args.output_file} (ONNX: {len(model.ann.layers)} layers)")
+        return 0
+    snn = model.build(**settings(args))
     save_nir(snn, args.output_file)
     print(f"exported {args.model} -> {args.output_file} (NIR: {len(snn.stages)} populations, "
           f"reset {snn.config.reset}, input {snn.config.input})")
