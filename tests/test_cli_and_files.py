@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -357,3 +358,33 @@ def test_an_npz_holding_python_objects_is_refused_without_numpys_pickle_advice(t
     with pytest.raises(ModelFileError, match="never unpickles") as info:
         load(tmp_path / "model.npz")
     assert "allow_pickle" not in str(info.value)
+
+
+def test_an_output_never_replaces_an_input_a_special_file_or_a_link(tmp_path, small_data, demo, capsys):
+    """Regressions: `run m.npz --json m.npz` and `run --data d.npz --json d.npz` overwrote their
+    input with rc 0; --json on a FIFO waited forever and on a device or symlink replaced it with a
+    regular file; a name 14 bytes short of the limit failed only after the whole simulation."""
+    save(demo.model, tmp_path / "m.npz")
+    data = tmp_path / "d.npz"
+    data.write_bytes((small_data / "test.npz").read_bytes())
+    before = {p: p.read_bytes() for p in (tmp_path / "m.npz", data)}
+    run = ["run", str(tmp_path / "m.npz"), "--data", str(data), "--steps", "2", "--limit", "10"]
+    for target in (tmp_path / "m.npz", data):
+        assert main(run + ["--json", str(target)]) == 2
+        assert "would destroy that input" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(run + ["--json", str(fifo)]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert fifo.is_fifo()
+    link = tmp_path / "link.json"
+    (tmp_path / "real.json").write_text("{}")
+    link.symlink_to(tmp_path / "real.json")
+    assert main(run + ["--json", str(link)]) == 0
+    assert link.is_symlink() and json.loads((tmp_path / "real.json").read_text())["samples"] == 10  # written through
+    long_name = tmp_path / ("r" * (os.pathconf(tmp_path, "PC_NAME_MAX") - 5))
+    assert main(run + ["--json", str(long_name)]) == 2
+    assert "file name is too long" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "m.npz"), "--calib", str(data), "-o", str(data)]) == 2
+    assert "would destroy that input" in capsys.readouterr().err

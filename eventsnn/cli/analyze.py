@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    check_writable(out / "report.json")  # before the long work
+    check_writable(out / "report.json", (args.model, args.data))  # before the long work
     energy = load_energy_model(args.energy_model)
     x, y = load_data(args.data, args.limit)
     build = connectivity(args, **settings(args))

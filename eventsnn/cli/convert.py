@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                                 settings(args), args.calibrate, args.steps, args.calibrate_images, args.exit,
                                 args.exit_loss, args.exit_images)
     options.check()
-    check_writable(args.output_file)
+    check_writable(args.output_file, (args.checkpoint, args.arch, args.calib))
     net = load_network(args.checkpoint, args.arch)
     x_calib = None if args.no_normalization else load_data(args.calib, args.calib_limit, split="train")[0]
     model = convert_network(net, x_calib, options)

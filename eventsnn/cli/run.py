@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.profile and (args.engine != "event" or on_cluster):
         raise ValueError("--profile times the event engine in this process (not the reference, not a cluster)")
     if args.json:
-        check_writable(args.json)  # before the long work
+        check_writable(args.json, (args.model, args.data))  # before the long work
     model = load_model(args.model)
     steps = args.steps
     if steps is None:

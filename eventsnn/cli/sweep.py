@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if table_file == out:
         raise ValueError(f"{out}: the JSON report needs another name than its .md table (e.g. {out.with_suffix('.json')})")
     spec = read_spec(args.spec)
-    check_writable(out)
+    check_writable(out, (args.spec,))
+    check_writable(table_file, (args.spec,))
     with cluster(args.scheduler, args.workers) as client:
         sweep = run_sweep(spec, connectivity(args), args.batch, args.threads, client, args.chunk)
     table = summary_table(sweep)
