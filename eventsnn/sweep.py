@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from pathlib import Path
 
 from .calibrate import METHODS, calibrate
@@ -61,6 +62,7 @@ def read_spec(path: str | Path) -> dict:
                          f"{sorted(CONVERSION_KEYS + RUN_KEYS + SETTING_KEYS)}")
     if not set(grid.get("calibrate", ["none"])) <= {"none", *METHODS}:
         raise SweepError(f"{path}: calibrate takes 'none', {', '.join(repr(m) for m in METHODS)}")
+    _check_cells(path, spec, grid)
     base = path.resolve().parent
     checkpoints = []
     for i, entry in enumerate(spec["checkpoints"]):
@@ -74,6 +76,38 @@ def read_spec(path: str | Path) -> dict:
         entry.setdefault("name", Path(entry["checkpoint"]).stem)
         checkpoints.append(entry)
     return dict(spec, checkpoints=checkpoints, data=str(base / spec["data"]), grid=grid)
+
+
+MAX_CELLS = 10_000
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_cells(path: Path, spec: dict, grid: dict) -> None:
+    """Refuse, before any work, a grid too large to run, a value of the wrong type and settings
+    that do not combine (so no cell fails after others have run)."""
+    count = len(spec["checkpoints"]) * math.prod(len(values) for values in grid.values())
+    if count > MAX_CELLS:
+        raise SweepError(f"{path}: the grid has {count:,} cells, more than {MAX_CELLS:,}; sweep fewer values")
+    for key in ("limit", "calib_limit"):
+        for where in [spec, *[c for c in spec["checkpoints"] if isinstance(c, dict)]]:
+            if key in where and not _positive_int(where[key]):
+                raise SweepError(f"{path}: '{key}' must be a positive integer, not {where[key]!r}")
+    for value in grid.get("percentile", []):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+            raise SweepError(f"{path}: percentile values lie in (0, 100], not {value!r}")
+    for key in ("steps",):
+        if not all(_positive_int(v) for v in grid.get(key, [])):
+            raise SweepError(f"{path}: '{key}' values must be positive integers, not {grid[key]!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in grid.get("seed", [])):
+        raise SweepError(f"{path}: 'seed' values must be integers in [0, 2**63), not {grid['seed']!r}")
+    for cell in cells(grid):
+        try:
+            SimulationConfig().updated(**{k: cell[k] for k in SETTING_KEYS if k in cell})
+        except (ValueError, TypeError) as err:
+            raise SweepError(f"{path}: the cell {_describe(cell)}: {err}") from None
 
 
 def cells(grid: dict) -> list[dict]:

@@ -347,6 +347,28 @@ def test_a_sweep_spec_without_calibration_data_is_refused_up_front(tmp_path, sma
     assert "another name than its .md table" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"grid": {"steps": list(range(1, 101)), "seed": list(range(100)), "levels": list(range(1, 101)),
+               "max_spikes": list(range(1, 11))}}, "more than 10,000"),
+    ({"grid": {"steps": ["four"]}}, "'steps' values must be positive integers"),
+    ({"grid": {"reset": [3]}}, "reset must be one of"),
+    ({"grid": {"softmax_rate": ["half"]}}, "softmax_rate"),
+    ({"grid": {"percentile": [99.9, 101]}}, "percentile values lie in"),
+    ({"grid": {"spikes": ["graded"], "levels": [1, 2, 4, 16], "max_spikes": [8]}}, "levels=16"),
+    ({"limit": 0}, "'limit' must be a positive integer"),
+])
+def test_sweep_specs_are_checked_before_any_cell_runs(tmp_path, small_data, demo_files, capsys, change, message):
+    """Regressions: a 2 KB spec of 10^10 cells ate memory; wrong-typed values ended in 'unexpected
+    error'; a bad combination in the 4th cell threw away cells 1-3; limit 0 ran every sample."""
+    spec = {"checkpoints": [{"checkpoint": str(demo_files["mnist_cnn.pt"]), "arch": str(demo_files["mnist_cnn.json"]),
+                             "calib": str(small_data / "test.npz")}], "data": str(small_data / "test.npz"), **change}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["sweep", str(tmp_path / "spec.json"), "-o", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "converting" not in err, err
+    assert not (tmp_path / "out.json").exists()
+
+
 def test_an_npz_holding_python_objects_is_refused_without_numpys_pickle_advice(tmp_path, demo, capsys):
     """numpy's message suggests allow_pickle=True, which would run code from the file."""
     save(demo.model, tmp_path / "m.npz")
