@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from typing import Iterator
 
@@ -69,24 +70,35 @@ def _network(model: ConvertedModel, build_options: dict) -> SpikingNetwork:
     return _built[key]
 
 
-def _images(path: str, split: str):
+def _images(path: str, split: str, fingerprint: str | None):
+    """The data set at ``path`` as this worker sees it, refused when it is not the client's file."""
     from .loaders import load_dataset
+    from .loaders.datasets import DatasetError, file_identity
 
-    key = (path, split, os.stat(path).st_mtime_ns)
-    if key not in _data:
-        _data.clear()
-        _data[key] = load_dataset(path, split, lazy=True)[0]
-    return _data[key]
+    where = f"on the Dask worker at {socket.gethostname()}"
+    try:
+        if fingerprint is not None and file_identity(path)[2] != fingerprint:
+            raise DatasetError(f"{path}: {where} this is another file than the one the client read (same path, other "
+                               "content); give the workers the same data")
+        key = (path, split, os.stat(path).st_mtime_ns)
+        if key not in _data:
+            _data.clear()
+            _data[key] = load_dataset(path, split, lazy=True)[0]
+        return _data[key]
+    except OSError as err:
+        raise DatasetError(f"{path}: {where}: cannot read ({err.strerror or err}); the data path must be readable "
+                           "by every worker") from None
 
 
 def _simulate_chunk(model: ConvertedModel, build_options: dict, data: str, split: str, start: int, stop: int,
                     steps: int, seed: int, batch: int, engine_options: dict,
-                    rows: np.ndarray | None = None) -> SimulationResult:
+                    rows: np.ndarray | None = None, fingerprint: str | None = None) -> SimulationResult:
     """One task: samples start .. stop-1 of the data set (or of the sample ``rows`` of it, whose
-    part this is), numbered as in the whole run."""
+    part this is), numbered as in the whole run; ``fingerprint``: the client's file's (None for a folder)."""
     from .engine import simulate
 
-    x = _images(data, split)[start:stop] if rows is None else _images(data, split)[rows]
+    images = _images(data, split, fingerprint)
+    x = images[start:stop] if rows is None else images[rows]
     return simulate(_network(model, build_options), x, steps, seed=seed, batch_size=batch, first_sample=start,
                     threads=1, **engine_options)
 
@@ -100,10 +112,13 @@ def results_in_order(client, model: ConvertedModel, data: str, n: int, steps: in
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of samples, not {chunk}")
     shared = client.scatter(model, broadcast=True, hash=False)  # a new key: an earlier scatter may be on its way out
+    from .loaders.datasets import file_identity
+
     data = os.path.abspath(data)
+    fingerprint = file_identity(data)[2] if os.path.isfile(data) else None
     futures = [client.submit(_simulate_chunk, shared, build_options or {}, data, split, start, min(start + chunk, n),
                              steps, seed, batch, engine_options or {}, None if rows is None else rows[start:start + chunk],
-                             pure=False) for start in range(0, n, chunk)]
+                             fingerprint, pure=False) for start in range(0, n, chunk)]
     try:
         for future in futures:
             yield future.result()  # re-raises a task's error here

@@ -29,28 +29,65 @@ class DatasetError(ValueError):
     """A dataset file is missing, malformed or truncated."""
 
 
+FINGERPRINT_BLOCK = 1 << 16
+
+
+def _fingerprint(f, size: int) -> str:
+    """A hash of the size and of three 64 KB blocks (start, middle, end) of an open file: cheap, and
+    the same for a copy of the file on another machine."""
+    import hashlib
+
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    for start in sorted({0, max(size // 2 - FINGERPRINT_BLOCK // 2, 0), max(size - FINGERPRINT_BLOCK, 0)}):
+        f.seek(start)
+        digest.update(f.read(FINGERPRINT_BLOCK))
+    return digest.hexdigest()
+
+
+def file_identity(path: str | os.PathLike) -> tuple[int, int, str]:
+    """(size, modification time, fingerprint) of a data file, to tell later whether it is still the same."""
+    try:
+        with open(path, "rb") as f:
+            stat = os.fstat(f.fileno())
+            return stat.st_size, stat.st_mtime_ns, _fingerprint(f, stat.st_size)
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err})") from None
+
+
 class FileRows:
     """An array of rows read from a file on demand, with ordinary reads rather than a memory map:
     a file truncated while a run reads it then gives a clear error instead of a SIGBUS. Row i
     (``shape[1:]`` of ``dtype``) starts at ``offset + i * stride`` bytes."""
 
-    def __init__(self, path: str | os.PathLike, offset: int, dtype, shape: tuple[int, ...], stride: int | None = None):
+    def __init__(self, path: str | os.PathLike, offset: int, dtype, shape: tuple[int, ...], stride: int | None = None,
+                 identity: tuple | None = None):
         self.path, self.offset, self.dtype, self.shape = Path(path), int(offset), np.dtype(dtype), tuple(shape)
         self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         self.stride = stride or self.row_bytes
         self.ndim = len(self.shape)
+        self.identity = identity or file_identity(self.path)  # (size, mtime, fingerprint) when opened
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def head(self, n: int) -> "FileRows":
-        return FileRows(self.path, self.offset, self.dtype, (min(n, len(self)),) + self.shape[1:], self.stride)
+        return FileRows(self.path, self.offset, self.dtype, (min(n, len(self)),) + self.shape[1:], self.stride,
+                        self.identity)
 
     def with_row_shape(self, row_shape: tuple[int, ...]) -> "FileRows":
         """The same rows seen with another shape of as many elements (e.g. a channel axis added)."""
         if int(np.prod(row_shape)) * self.dtype.itemsize != self.row_bytes:
             raise ValueError(f"rows of shape {self.shape[1:]} cannot be seen as {row_shape}")
-        return FileRows(self.path, self.offset, self.dtype, (len(self),) + tuple(row_shape), self.stride)
+        return FileRows(self.path, self.offset, self.dtype, (len(self),) + tuple(row_shape), self.stride,
+                        self.identity)
+
+    def _check_same_file(self, f) -> None:
+        """Refuse to read on from a file that is not the one opened (replaced or rewritten since)."""
+        stat = os.fstat(f.fileno())
+        size, mtime, print_ = self.identity
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and _fingerprint(f, stat.st_size) != print_:
+            raise DatasetError(f"{self.path}: the file changed during the run (another file at this path now); "
+                               "results would mix two data sets")
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
         n = max(stop - start, 0)
@@ -60,6 +97,7 @@ class FileRows:
         data = np.empty(span, np.uint8)  # read straight into a writable array: no extra copy
         try:
             with open(self.path, "rb") as f:
+                self._check_same_file(f)
                 f.seek(self.offset + start * self.stride)
                 got = f.readinto(data)
         except OSError as err:
