@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .kernel_cache import CACHE
+
 STREAM_POISSON_INPUT = 1
 STREAM_SOFTMAX_TRIGGER = 2
 STREAM_SOFTMAX_DRAW = 3
@@ -21,14 +23,14 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def mix64(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def step_key(seed: int, stream: int, sample: int, step: int):
     """The key of one (sample, step) of one stream; combine with an index in ``uniform``."""
     z = mix64(np.uint64(seed) + _GOLDEN * np.uint64(stream))
@@ -36,7 +38,7 @@ def step_key(seed: int, stream: int, sample: int, step: int):
     return mix64(z + np.uint64(step))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def uniform(key, index):
     """A float64 in [0, 1) for one index under a step key."""
     return np.float64(mix64(np.uint64(key) ^ (np.uint64(index) * _GOLDEN)) >> _S11) * _TO_UNIT

@@ -25,6 +25,7 @@ import numba
 import numpy as np
 
 from .. import memory
+from ..kernel_cache import repairing
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
 from ..ir import Network
@@ -51,6 +52,7 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     return 2 * n * per_sample + threads * 48 * neurons
 
 
+@repairing
 def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
              record: bool = False, threads: int | None = None, progress: Progress | None = None,
              first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0,
@@ -119,6 +121,7 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     return build_populations(net, config, max_bytes, path, choose=fastest_projection)
 
 
+@repairing
 def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4000, repeats: int = 3) -> Projection:
     """The candidate (same layer, different paths) that delivers random events fastest here."""
     rng = np.random.default_rng(0)
@@ -138,6 +141,7 @@ def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4
     return best
 
 
+@repairing
 def compile_kernels() -> float:
     """Compile every kernel into Numba's on-disk cache (the first run of a fresh install pays this,
     later processes load the cache in well under a second); returns the seconds it took. Settings

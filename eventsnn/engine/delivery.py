@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..kernel_cache import CACHE
 from .packing import DENSE_PATH, DIRECT_PATH
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=CACHE, inline="always", error_model="numpy")
 def _add_row(target, row, amount, scaled):
     """target += amount * row. Indexing views from 0 lets LLVM drop Numba's negative-index
     wraparound and vectorize this loop (indexing the whole array with an offset does not)."""
@@ -19,7 +20,7 @@ def _add_row(target, row, amount, scaled):
             target[o] += row[o]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _deliver_csr(queue, q0, count, amounts, indptr, p0, indices, i0, weights, w0, v, v0):
     ops = 0
     for e in range(count):
@@ -36,7 +37,7 @@ def _deliver_csr(queue, q0, count, amounts, indptr, p0, indices, i0, weights, w0
     return ops
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _deliver_dense(queue, q0, count, amounts, n_out, weights, w0, v, v0):
     for e in range(count):
         j = queue[q0 + e]
@@ -46,7 +47,7 @@ def _deliver_dense(queue, q0, count, amounts, n_out, weights, w0, v, v0):
     return count * n_out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _deliver_direct(queue, q0, count, amounts, channels, channel_stride, table_ptr, p0, table, t0, weights, w0, v, v0):
     """A spike at input (pixel, c) adds its kernel slices to the output pixels it reaches.
 
@@ -68,7 +69,7 @@ def _deliver_direct(queue, q0, count, amounts, channels, channel_stride, table_p
     return ops
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _deliver(p, queue, q0, count, amounts, net, v, v0):
     """Deliver the queued events through projection p into its stage's membranes v[v0:]."""
     if net.paths[p] == DIRECT_PATH:

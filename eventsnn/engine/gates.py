@@ -7,9 +7,10 @@ import math
 import numpy as np
 from numba import njit
 
+from ..kernel_cache import CACHE
 from .neurons import _scale
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _gate(p, queue, q0, count, amounts, est, window_est, best, decay, graded, max_spikes, n_in, net, out_q0, n_out):
     """Max-pool gate (projection p): a window passes a spike when an input that spikes now has a
     rate estimate above the window's own (its passed spikes, same filter), at most one event per

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
+from ..kernel_cache import CACHE
 from ..rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform
 from ..snn import GATE, IF, INPUT
 from .profiling import COMPACTION, COUNT, DELIVERY, FIRE, GATE_PHASE, INPUT_PHASE, READOUT, _lap
@@ -20,7 +21,7 @@ from .readout import _decide, _should_stop, _softmax_draw
 START = np.int64(0)  # a typed zero: a literal 0 would compile the delivery kernels once more
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _copy(target, source):
     """target[:] = source as a loop: Numba's array-to-array slice assignment compiles a shape-error
     formatter (string code) that took about a quarter of the first run's compile time."""
@@ -28,7 +29,7 @@ def _copy(target, source):
         target[i] = source[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
                 words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record,
                 tally, tallying, ticks, profiling):
@@ -158,7 +159,7 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
     return first_spike, exit_step
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike, exit_step,
                counts, v_out, raster, membrane, record, tally, tallying, ticks, profiling):
     """Samples lo .. hi-1 of a batch, one after the other, with scratch allocated once. Releases

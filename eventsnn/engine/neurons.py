@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..kernel_cache import CACHE
 from .delivery import _add_row
 from .intrinsics import _popcount
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amounts, words, f0):
     """V += drive; spike where V >= threshold and reset. Branch-free, so it vectorizes: the spikes
     each neuron emits go as one byte into ``words`` (from word f0) for ``_compact``, and graded,
@@ -25,7 +26,7 @@ def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amo
     return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract) > 0, 0
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=CACHE, inline="always", error_model="numpy")
 def _fire(v, drive, flags, threshold, subtract):
     still_above = np.uint8(0)  # a byte-wide max vectorizes 32 wide; an int64 count would run 4 wide
     for i in range(v.size):
@@ -38,7 +39,7 @@ def _fire(v, drive, flags, threshold, subtract):
     return still_above
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=CACHE, inline="always", error_model="numpy")
 def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes):
     still_above, emitted = np.uint8(0), 0
     for i in range(v.size):
@@ -58,7 +59,7 @@ HIGH = np.uint64(0x8080808080808080)
 GATHER_HIGH_BITS = np.uint64(0x0102040810204080)  # moves bit 8k + 7 of a word to bit 56 + k
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def lane_table():
     """lanes[8 * m + k] = position of the k-th set bit of the byte m (the rest 0)."""
     lanes = np.zeros(256 * 8, np.uint8)
@@ -71,7 +72,7 @@ def lane_table():
     return lanes
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _compact(n, queue, q0, words, f0, lanes):
     """Turn the spike bytes of ``_fire_pass`` into the event queue (neuron indices, in order),
     without branches: per word of 8 neurons, the non-zero bytes give an 8-bit mask, whose
@@ -94,12 +95,12 @@ def _compact(n, queue, q0, words, f0, lanes):
     return count
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _integrate(v, v0, n, drive, d0):
     _add_row(v[v0:v0 + n], drive[d0:d0 + n], np.float32(1.0), False)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=CACHE, inline="always", error_model="numpy")
 def _scale(values, factor):
     for i in range(values.size):  # a view indexed from 0: vectorizes
         values[i] *= factor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from numba import njit
 
+from ..kernel_cache import CACHE
 from .intrinsics import _ticks
 
 # the phases of a step, in the order the profile reports them
@@ -11,7 +12,7 @@ PHASES = ("input", "delivery", "fire", "compaction", "gate", "count", "readout")
 INPUT_PHASE, DELIVERY, FIRE, COMPACTION, GATE_PHASE, COUNT, READOUT = range(len(PHASES))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _lap(ticks, stage, phase, since, profiling):
     """Charge the ticks since ``since`` to (stage, phase) and return now; a no-op unless profiling."""
     if not profiling:
@@ -21,7 +22,7 @@ def _lap(ticks, stage, phase, since, profiling):
     return now
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def ticks_now() -> int:
     """The cycle counter, callable from Python (to convert ticks into seconds)."""
     return _ticks()

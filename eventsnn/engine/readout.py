@@ -7,9 +7,10 @@ import math
 import numpy as np
 from numba import njit
 
+from ..kernel_cache import CACHE
 from .packing import MEMBRANE
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _softmax_draw(v, v0, n, u):
     """Index drawn from softmax(V) with the uniform number u (inverse CDF, float64)."""
     top = np.float64(v[v0])
@@ -29,7 +30,7 @@ def _softmax_draw(v, v0, n, u):
     return n - 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _decide(counts, v, v0, n, readout, any_spike):
     """Most output spikes, ties to the larger membrane potential; 'membrane' readout: argmax V."""
     best = 0
@@ -45,7 +46,7 @@ def _decide(counts, v, v0, n, readout, any_spike):
     return best
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _margin(counts, n):
     """Output spikes of the leading class minus those of the runner-up."""
     first, second = -1, -1
@@ -57,7 +58,7 @@ def _margin(counts, n):
     return first - second
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _should_stop(decisions, t, stable_steps, exit_margin, counts, n_out):
     """Early exit: the decision has not changed for ``stable_steps`` steps, or the output margin
     reached ``exit_margin`` (each criterion off when 0)."""
