@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from typing import Iterator
 
@@ -42,17 +43,45 @@ def _distributed():
     return distributed
 
 
+ANSWER_SECONDS = 15  # a server that accepts the connection but never answers as a Dask scheduler would
+
+
+@contextlib.contextmanager
+def _connected(distributed, scheduler: str) -> Iterator[object]:
+    """A client of the scheduler at ``scheduler``; refused in seconds, with the reason, when nothing
+    answers there, or something that is not a Dask scheduler (an HTTP server accepts and waits)."""
+    if not scheduler.startswith("tcp://"):
+        raise ValueError(f"{scheduler}: give the scheduler's tcp://host:port address (tls:// and other protocols need "
+                         "a security configuration eventsnn does not set up)")
+    box: dict = {}
+
+    def connect():
+        try:
+            box["client"] = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except Exception as err:  # noqa: BLE001 - reported below with the address
+            box["error"] = err
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(ANSWER_SECONDS)
+    if "error" in box:
+        err = box["error"]
+        raise OSError(f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT} "
+                      f"({type(err).__name__}: {err})") from None
+    if "client" not in box:
+        raise OSError(f"no Dask scheduler answered at {scheduler} within {ANSWER_SECONDS} s (something accepted the "
+                      "connection: is that port a Dask scheduler's?)")
+    with box["client"] as client:
+        yield client
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[object]:
     """A client of the cluster at ``scheduler`` (an address such as tcp://host:8786), or of a local
     cluster of ``workers`` processes started here (one thread each) and closed afterwards."""
     distributed = _distributed()
     if scheduler:
-        try:
-            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as err:
-            raise OSError(f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT} ({err})") from None
-        with client:
+        with _connected(distributed, scheduler) as client:
             yield client
         return
     if not workers or workers < 1:

@@ -123,6 +123,30 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, demo, demo_files, c
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
 
 
+def test_a_port_that_is_not_a_dask_scheduler_and_other_protocols_are_refused_in_seconds(tmp_path, demo, demo_files,
+                                                                                        capsys, monkeypatch):
+    """Regressions: --scheduler at an HTTP server's port hung past 120 s despite the 5 s connect
+    timeout; tls:// and ws:// ended in 'unexpected error' (rc 1)."""
+    import socket
+
+    from eventsnn import scaleout
+
+    monkeypatch.setattr(scaleout, "ANSWER_SECONDS", 3)
+    server = socket.create_server(("127.0.0.1", 0))  # accepts connections (the backlog) and never answers, as HTTP
+    save(demo.model, tmp_path / "m.npz")
+    run = ["run", str(tmp_path / "m.npz"), "--data", str(demo_files["mnist_sample.npz"]), "--scheduler"]
+    try:
+        began = time.perf_counter()
+        assert main(run + [f"tcp://127.0.0.1:{server.getsockname()[1]}"]) == 2
+        assert time.perf_counter() - began < 15
+        assert "no Dask scheduler answered" in capsys.readouterr().err
+    finally:
+        server.close()
+    for address in ("tls://127.0.0.1:9", "ws://127.0.0.1:9"):
+        assert main(run + [address]) == 2
+        assert "give the scheduler's tcp://host:port address" in capsys.readouterr().err
+
+
 def test_analyze_on_a_local_cluster_equals_one_process(tmp_path, residual):
     reports = []
     for name, extra in (("one", []), ("cluster", ["--workers", "2"])):
