@@ -7,6 +7,7 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import memory
 from .ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
                  Softmax, channel_weight)
 
@@ -108,9 +109,23 @@ def check_floating(x: np.ndarray) -> None:
                          "to the range the network was trained on, e.g. uint8 / 255 as eventsnn's loaders do)")
 
 
+def forward_bytes(net: Network, n: int) -> int:
+    """An upper bound of what one forward pass of n samples holds: every layer's output, plus the
+    largest zero-padded input a conv or pooling copies (float32)."""
+    outputs = sum(int(np.prod(shape)) for shape in net.shapes)
+    padded = 0
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, (Conv2d, MaxPool2d, AvgPool2d)):
+            c, h, w = net.input_shape_of(i)
+            p = layer.padding
+            padded = max(padded, c * (h + 2 * p) * (w + 2 * p) + int(np.prod(net.shapes[i])))
+    return 4 * int(n) * (int(np.prod(net.input_shape)) + outputs + padded)
+
+
 def activations(net: Network, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (layer index, output) for every layer of the network, for one batch."""
     x = check_input(net, x)
+    memory.check(forward_bytes(net, len(x)), f"the ANN's forward pass of {len(x)} samples of {net.input_shape}")
     outputs: dict[int, np.ndarray] = {-1: x}
     last_use = {j: i for i, sources in enumerate(net.inputs) for j in sources}
     for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):

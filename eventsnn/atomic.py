@@ -18,7 +18,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(handle, "wb") as f:
             yield f
-        os.chmod(tmp, _mode_for(target))  # mkstemp makes the file private (0600); give it a normal file's mode
+        os.chmod(tmp, final_mode(target))  # mkstemp makes the file private (0600); give it a normal file's mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -41,10 +41,10 @@ def _regular_target(path: str | os.PathLike) -> Path:
     return target
 
 
-def _mode_for(target: Path) -> int:
+def final_mode(target: Path | str) -> int:
     """The mode the file at ``target`` has, or the one a newly created file gets (0666 less the umask)."""
     try:
-        return target.stat().st_mode & 0o777
+        return Path(target).stat().st_mode & 0o777
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)

@@ -11,6 +11,7 @@ of its entry in an architecture spec (eventsnn.spec). No I/O and no torch here.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar, Union, get_args
 
@@ -375,6 +376,7 @@ class Network:
     layers: tuple[Layer, ...]
     inputs: Inputs | None = None  # None: a chain
     shapes: tuple[Shape, ...] = field(init=False, repr=False)  # output shape of each layer
+    readers: dict[int, tuple[int, ...]] = field(init=False, repr=False, compare=False)  # index -> layers reading it
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
@@ -384,7 +386,8 @@ class Network:
         if not self.layers:
             raise ValueError("a network needs at least one layer")
         names = [layer.name for layer in self.layers]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(names)
+        duplicated = sorted(n for n, c in counts.items() if c > 1)
         if duplicated:
             raise ValueError(f"layer names must be unique, repeated: {duplicated}")
         inputs = chain_inputs(len(self.layers)) if self.inputs is None else tuple(
@@ -406,7 +409,12 @@ class Network:
                 shapes.append(layer.output_shape(*in_shapes))
             except ValueError as err:
                 raise ValueError(f"{where}: {err}") from None
-        unused = [self.layers[i].name for i in range(len(self.layers) - 1) if not self.consumers(i)]
+        readers: dict[int, list[int]] = {}
+        for i, sources in enumerate(inputs):
+            for j in sources:
+                readers.setdefault(j, []).append(i)
+        object.__setattr__(self, "readers", {j: tuple(r) for j, r in readers.items()})
+        unused = [self.layers[i].name for i in range(len(self.layers) - 1) if i not in readers]
         if unused:
             raise ValueError(f"layers {unused} feed nothing: the last layer must be the only output")
         object.__setattr__(self, "shapes", tuple(shapes))
@@ -425,8 +433,8 @@ class Network:
         return self.input_shape if j < 0 else self.shapes[j]
 
     def consumers(self, index: int) -> list[int]:
-        """The layers that read layer ``index`` (-1: those that read the network input)."""
-        return [i for i, sources in enumerate(self.inputs) if index in sources]
+        """The layers that read layer ``index`` (-1: those that read the network input), in order."""
+        return list(self.readers.get(index, ()))
 
     def replace_layers(self, layers) -> "Network":
         """The same graph with each layer replaced (one for one)."""

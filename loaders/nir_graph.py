@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -116,8 +117,24 @@ def _synapse_node(nir, layer: Layer | None, weight: float | np.ndarray, in_shape
 
 
 def save_nir(snn: SpikingNetwork, path: str | os.PathLike) -> None:
-    """Write the spiking network to a NIR file (HDF5)."""
-    _nir().write(os.fspath(path), to_nir(snn))
+    """Write the spiking network to a NIR file (HDF5), through a temporary file in the same folder
+    renamed over ``path`` when complete: a failed or interrupted write leaves an old file whole."""
+    import tempfile
+
+    from eventsnn.atomic import check_writable, final_mode
+
+    check_writable(path)
+    graph = to_nir(snn)
+    target = os.path.realpath(path)
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        _nir().write(tmp, graph)
+        os.chmod(tmp, final_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,17 +149,38 @@ def _metadata(graph) -> dict:
     return out
 
 
+def _incoming(nodes: dict, edges: list) -> dict[str, list[str]]:
+    """Each node's sources, in the order of the edges (one pass over the edges)."""
+    incoming: dict[str, list[str]] = {name: [] for name in nodes}
+    for a, b in edges:
+        if b in incoming:
+            incoming[b].append(a)
+    return incoming
+
+
 def _order(nodes: dict, edges: list) -> list[str]:
-    """Node names in topological order (inputs first)."""
-    incoming = {name: [a for a, b in edges if b == name] for name in nodes}
+    """Node names in topological order (inputs first; Kahn's algorithm, in the nodes' order where free)."""
+    incoming = _incoming(nodes, edges)
+    readers: dict[str, list[str]] = {name: [] for name in nodes}
+    for b, sources in incoming.items():
+        for a in sources:
+            if a in readers:
+                readers[a].append(b)
+    waiting = {name: sum(a in nodes for a in sources) for name, sources in incoming.items()}
+    position = {name: k for k, name in enumerate(nodes)}
+    ready = [name for name in nodes if waiting[name] == 0]
     done: list[str] = []
-    pending = list(nodes)
-    while pending:
-        ready = [n for n in pending if all(a in done for a in incoming[n])]
-        if not ready:
-            raise NirError(f"the graph has a cycle through {pending}; recurrent NIR graphs are not supported")
-        done += ready
-        pending = [n for n in pending if n not in ready]
+    while ready:
+        ready.sort(key=position.__getitem__, reverse=True)
+        name = ready.pop()
+        done.append(name)
+        for b in readers[name]:
+            waiting[b] -= 1
+            if waiting[b] == 0:
+                ready.append(b)
+    if len(done) != len(nodes):
+        pending = [n for n in nodes if n not in set(done)]
+        raise NirError(f"the graph has a cycle through {pending}; recurrent NIR graphs are not supported")
     return done
 
 
@@ -169,7 +207,7 @@ def from_nir(graph) -> ConvertedModel:
     weights are used as they are), with simulation settings from its metadata."""
     nir = _nir()
     nodes, edges = graph.nodes, list(graph.edges)
-    incoming = {name: [a for a, b in edges if b == name] for name in nodes}
+    incoming = _incoming(nodes, edges)
     inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]
     if len(inputs) != 1:
         raise NirError(f"the graph needs exactly one Input node, found {inputs}")

@@ -82,6 +82,9 @@ class _Reader:
             input_shape = tuple(dims[1:])
         self.input_shape = tuple(int(d) for d in input_shape)
         self.index = {self.input_name: -1}  # tensor name -> IR index
+        self.names: list[str] = []  # the layers' names, and as a set, for unique names in linear time
+        self.name_set: set[str] = set()
+        self.suffixes: dict[str, int] = {}  # base name -> the last number appended to it
         # tensors that are an elementwise function of an IR tensor, not yet a layer: name -> (source
         # name, function, first node's name); they become one activation layer when something reads them
         self.pending: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray], str]] = {}
@@ -117,10 +120,20 @@ class _Reader:
     def unique(self, raw: str, fallback: str) -> str:
         """A layer name from a node name (or the fallback), not yet taken."""
         base = re.sub(r"[^A-Za-z0-9_.]+", ".", raw).strip(".") or fallback
-        name, taken = base, {layer.name for layer in self.layers}
+        name, k = base, self.suffixes.get(base, 0)
+        taken = self.taken()
         while name in taken:
-            name += "_"
+            k += 1
+            name = f"{base}_{k}"
+        self.suffixes[base] = k
         return name
+
+    def taken(self) -> set[str]:
+        """The names of the layers so far (kept as the layers grow, one set for the whole read)."""
+        while len(self.names) < len(self.layers):
+            self.names.append(self.layers[len(self.names)].name)
+            self.name_set.add(self.names[-1])
+        return self.name_set
 
     def run(self) -> Network:
         for position, node in enumerate(self.graph.node):
@@ -356,9 +369,14 @@ class _Reader:
             value = np.concatenate([np.atleast_1d(self.constants[x]) for x in args], axis=a.get("axis", 0))
         else:  # Cast
             value = self.constants[args[0]]
+        if np.size(value) > MAX_SHAPE_VALUES:  # shape arithmetic is a few numbers; doubling concats are a memory bomb
+            raise OnnxError(f"constant arithmetic yields {np.size(value):,} values (more than {MAX_SHAPE_VALUES:,}); "
+                            "only shape computations are folded")
         self.constants[node.output[0]] = value
         return True
 
+
+MAX_SHAPE_VALUES = 4096  # what folded Shape/Gather/Unsqueeze/Concat/Cast arithmetic may produce
 
 ELEMENTWISE = ("Mul", "Div", "Add", "Sub", "Floor", "Clip", "Relu")
 _ARITHMETIC = {

@@ -144,5 +144,8 @@ def test_grouped_convs_and_padded_average_pools_are_refused_by_name():
                                    ReLU("r"), pool, Flatten("f"), Linear(np.ones((2, features), np.float32), None, "o")))
     with pytest.raises(NirError, match="grouped conv 'c'"):
         to_nir(build(net(2, AvgPool2d(2, 2, "p")), SimulationConfig(spikes="binary")))
-    with pytest.raises(NirError, match="average pooling 'p' with padding"):
-        to_nir(build(net(1, AvgPool2d(2, 1, "p", padding=1, ceil_mode=True)), SimulationConfig(spikes="binary")))
+    padded = net(1, AvgPool2d(2, 1, "p", padding=1, ceil_mode=True))
+    with pytest.raises(NirError, match="average pooling 'p' with padding"):  # as its own population
+        to_nir(build(padded, SimulationConfig(spikes="binary", avg_pool="neurons")))
+    graph = to_nir(build(padded, SimulationConfig(spikes="binary")))  # absorbed by the linear layer: exportable
+    assert not any(type(node).__name__ == "AvgPool2d" for node in graph.nodes.values())

@@ -8,9 +8,13 @@ one line and an exit code: 2 for bad input or a missing extra, 1 for a bug, 130 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
+from typing import Iterator
 
 from .. import memory
 from . import analyze, convert, run, sweep, tools
@@ -50,9 +54,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("eventsnn: --memory-limit-mib must be a positive finite number of MiB")
         os.environ[memory.ENV] = str(args.memory_limit_mib)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _terminations_as_exceptions():
             warnings.showwarning = _one_line_warning(args.command)
             return args.func(args)
+    except Terminated as stop:  # SIGTERM, SIGHUP: unwound like Ctrl-C, so no temporary file is left
+        print(f"\neventsnn {args.command}: terminated ({signal.Signals(stop.signum).name})", file=sys.stderr)
+        return 128 + stop.signum
     except BrokenPipeError:  # the reader went away (`eventsnn run ... | head`): nothing left to say
         _silence_stdout()
         return 0
@@ -68,6 +75,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eventsnn {args.command}: unexpected error: {type(err).__name__}: {err} "
               "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
         return 1
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is, so that cleanups run (as for Ctrl-C)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminations_as_exceptions() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # handlers can be set in the main thread only
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _one_line_warning(command: str):

@@ -12,6 +12,7 @@ from .. import ann
 from ..model import load
 from ..pipeline import DEFAULTS, ConversionOptions, convert_network, run_report, simulate_dataset
 from ..report import format_table
+from ..atomic import check_writable
 from .options import POSITIVE, add_settings, settings
 from .run import summary
 
@@ -45,6 +46,7 @@ def add_parsers(sub) -> None:
 def export(args: argparse.Namespace) -> int:
     from ..loaders import save_nir, save_onnx
 
+    check_writable(args.output_file, (args.model,))
     model = load(args.model)
     if str(args.output_file).lower().endswith(".onnx"):
         save_onnx(model.ann, args.output_file)
