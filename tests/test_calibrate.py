@@ -136,15 +136,16 @@ def agreement_with_ann(model, x: np.ndarray, steps: int) -> float:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_calibration_that_worsens_decisions_keeps_no_shift(tmp_path, capsys, demo, method):
-    """The residual MNIST net, binary spikes, T = 1: matching each population's mean makes the
-    SNN decide one class for every image (8.9% on 1,000 test images, 17.7% uncalibrated); the last
-    check sees its decisions agree less with the ANN's and keeps no shift, and `convert` says so."""
+    """The residual MNIST net, binary spikes, T = 1, its global pooling as a population of its own:
+    matching each population's mean makes the SNN decide one class for every image (8.9% on 1,000
+    test images, 17.7% uncalibrated); the last check sees its decisions agree less with the ANN's
+    and keeps no shift, and `convert` says so."""
     from eventsnn.loaders import load_network
     from tests.test_residual_mnist import MODELS
 
     x = demo.x_calib[:256]
     model = convert(load_network(MODELS / "mnist_resnet.pt", MODELS / "mnist_resnet.json"), x, 99.9,
-                    SimulationConfig(spikes="binary"))
+                    SimulationConfig(spikes="binary", avg_pool="neurons"))
     calibrated = calibrate(model, x, 1, method)
     info = calibrated.calibration["agreement_with_ann"]
     assert info["calibrated"] < info["uncalibrated"]  # the case the check is for
@@ -153,5 +154,5 @@ def test_calibration_that_worsens_decisions_keeps_no_shift(tmp_path, capsys, dem
     np.savez(tmp_path / "calib.npz", x=x, y=np.zeros(len(x), np.int64))
     assert main(["convert", str(MODELS / "mnist_resnet.pt"), "--arch", str(MODELS / "mnist_resnet.json"), "--calib",
                  str(tmp_path / "calib.npz"), "--calibrate", method, "--steps", "1", "--spikes", "binary",
-                 "-o", str(tmp_path / "m.npz")]) == 0
+                 "--avg-pool", "neurons", "-o", str(tmp_path / "m.npz")]) == 0
     assert "kept none" in capsys.readouterr().out
