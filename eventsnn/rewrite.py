@@ -271,4 +271,3 @@ def _conv_through_pool(conv: Conv2d, pool: AvgPool2d, in_shape: tuple[int, ...])
         for b in range(kw):
             weight[:, :, a * s:a * s + k, b * s:b * s + k] += conv.weight[:, :, a, b, None, None] / (k * k)
     return dataclasses.replace(conv, weight=weight, stride=conv.stride * s, padding=conv.padding * s)
-

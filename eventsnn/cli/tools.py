@@ -78,7 +78,7 @@ def demo(args: argparse.Namespace) -> int:
           f"training images) in {time.perf_counter() - began:.1f} s")
     snn = model.build()
     ann_accuracy = ann.accuracy(model.ann, x, y)
-    print("compiling the engine's kernels (the first run of an install; later ones load the cache)...", flush=True)
+    print("preparing the engine's kernels (compiled on an install's first run, loaded from the cache after)...", flush=True)
     print(f"ready in {compile_kernels():.1f} s; simulating")
     result = simulate_dataset(snn, x, args.steps, batch=100)  # so samples/s below is the warm speed
     report = run_report(snn, result, y, ann_accuracy)
