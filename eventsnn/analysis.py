@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from . import ann
+from .kernel_cache import CACHE
 from .energy import COMMON, break_even_step, common_energy, memory_energy
 from .engine import simulate
 from .ir import ACTIVATIONS
@@ -38,6 +39,7 @@ MEMORY_CONVENTION = ("arithmetic as the common convention, plus SRAM accesses at
                      "read, write and add, per event a queue write and read; the ANN: per MAC a weight and an input "
                      "read, per activation a write (Lemaire et al. 2022, in spirit)")
 EXIT_STABLE = (2, 4, 8, 16)  # early-exit settings evaluated from the same run
+RATE_BINS = 20  # the most bins of the per-neuron rate histograms
 SCATTER_POINTS = 500  # (ANN, SNN) pairs kept per layer for the scatter plot (the first batch's, sampled)
 
 
@@ -50,7 +52,7 @@ def load_energy_model(path: str | Path | None) -> dict:
         given = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: cannot read the energy model ({err})") from err
-    unknown = set(given) - set(ENERGY_DEFAULTS)
+    unknown = set(given) - set(ENERGY_DEFAULTS) if isinstance(given, dict) else set()
     if not isinstance(given, dict) or unknown:
         raise ValueError(f"{path}: an energy model is a JSON object with keys {sorted(ENERGY_DEFAULTS)}; "
                          f"unknown: {sorted(unknown)}")
@@ -63,7 +65,7 @@ def load_energy_model(path: str | Path | None) -> dict:
     return energy
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _fidelity_sums(a, counts, scale, sums):
     """One pass over a layer's (ANN value, SNN spike count) pairs, (samples, neurons) each:
     sums += [a, v, a a, v v, a v, |a - v|] with v = counts x scale, in float64."""
@@ -79,16 +81,18 @@ def _fidelity_sums(a, counts, scale, sums):
             sums[5] += abs(x - v)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _count_stats(counts, divisor, hist):
-    """Over (samples, neurons) spike counts: how many are zero, and hist[min(count x 20 // divisor, 19)]
-    += 1 (20 bins of spikes per step)."""
+    """Over (samples, neurons) spike counts in [0, divisor]: how many are zero, and the histogram
+    hist[count x bins // (divisor + 1)] += 1 with bins = len(hist) (one bin per possible count
+    where there are at most RATE_BINS of them, so no bin is empty by construction)."""
     silent = 0
+    bins = hist.shape[0]
     for b in range(counts.shape[0]):
         for i in range(counts.shape[1]):
             c = counts[b, i]
             silent += c == 0
-            hist[min(c * 20 // divisor, 19)] += 1
+            hist[min(c * bins // (divisor + 1), bins - 1)] += 1
     return silent
 
 
@@ -146,7 +150,8 @@ class _Totals:
         self.silent = np.zeros(n_stages)
         self.fidelity = {s: _Fidelity() for s in watched}
         self.stage_of = {layer: s for s, layer in watched.items()}  # ANN layer -> the stage standing for it
-        self.rate_hist = [np.zeros(20, np.int64) for _ in snn.stages]
+        possible = steps * max(1, snn.config.spike_limit) + 1  # spike counts 0 .. T x the most per step
+        self.rate_hist = [np.zeros(min(RATE_BINS, possible), np.int64) for _ in snn.stages]
         self.first_spike: list[np.ndarray] = []
         self.stable_step: list[np.ndarray] = []
         self.exits = {k: np.zeros(3) for k in EXIT_STABLE}  # correct, stop steps, SynOps spent

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import write_text
 
 
@@ -34,6 +36,19 @@ def layer_table(report: dict) -> list[str]:
                    "SynOps/MAC", "r (SNN vs ANN)", "mean abs error"], rows)
 
 
+def _break_even(step: int | None, steps: int) -> str:
+    """A break-even step for a table: 'never', a step, or '> T' when the SNN stayed cheaper all along."""
+    return "never" if step is None else f"> {steps} (cheaper at every step run)" if step >= steps else str(step)
+
+
+def _up_to(step: int | None, steps: int) -> str:
+    if step is None:
+        return "at no step (step 1 costs more)"
+    if step >= steps:
+        return f"at every step run (all {steps}; where it would cross lies beyond T)"
+    return f"up to step {step}"
+
+
 def comparison_table(reports: dict[str, dict]) -> list[str]:
     rows = []
     for name, r in reports.items():
@@ -41,7 +56,8 @@ def comparison_table(reports: dict[str, dict]) -> list[str]:
         rows.append([name, r["settings"]["spikes"], _pct(r["ann_accuracy"]), _pct(r["accuracy"])]
                     + [str(r["steps_to_within"][p] or "never") for p in ("0.5", "1")]
                     + [_num(r["synops_to_within"]["0.5"]), _num(r["macs_per_sample"]),
-                       str(e["break_even_step"] or "never"), str(e["memory_model"]["break_even_step"] or "never")])
+                       _break_even(e["break_even_step"], r["steps"]),
+                       _break_even(e["memory_model"]["break_even_step"], r["steps"])])
     return _table(["model", "spikes", "ANN", "SNN at T", "steps to ANN-0.5", "steps to ANN-1", "SynOps to ANN-0.5",
                    "ANN MACs", "break-even step (common)", "break-even step (memory-aware)"], rows)
 
@@ -68,12 +84,12 @@ def markdown(reports: dict[str, dict], plots: list[str]) -> str:
                      ["accuracy"] + [_pct(r["accuracy_per_step"][t - 1]) for t in marks]])
     m = e["memory_model"]
     lines += ["", f"ANN: {e['ann_uj_per_sample']:.3g} uJ per sample. The SNN's cumulative energy stays at or below the "
-              f"ANN's up to step {e['break_even_step'] or 'never (step 1 costs more)'}.", "",
+              f"ANN's {_up_to(e['break_even_step'], r['steps'])}.", "",
               f"Memory-aware model ({m['convention']}):", ""]
     lines += _table(["", *[f"T={t}" for t in marks]],
                     [["SNN uJ per sample"] + [f"{m['snn_uj_per_sample_per_step'][t - 1]:.3g}" for t in marks]])
-    lines += ["", f"ANN: {m['ann_uj_per_sample']:.3g} uJ per sample; the SNN stays at or below it up to step "
-              f"{m['break_even_step'] or 'never (step 1 costs more)'}.", "",
+    lines += ["", f"ANN: {m['ann_uj_per_sample']:.3g} uJ per sample; the SNN stays at or below it "
+              f"{_up_to(m['break_even_step'], r['steps'])}.", "",
               "## Layers", ""] + layer_table(r)
     nb = r["neurobench"]
     ops = nb["synaptic_operations"]
@@ -131,37 +147,50 @@ def _plots(reports: dict[str, dict], out: Path) -> tuple[list[str], list[str]]:
             ax.axvline(main["energy"]["ann_uj_per_sample"], color="gray", ls=":", label="ANN energy")
         if x_key is not None:
             ax.set_xscale("log")
-        ax.set_ylim(max(0, 100 * main["ann_accuracy"] - 20), 100.5)
+        lowest = min(min(r["accuracy_per_step"]) for r in reports.values())
+        ax.set_ylim(max(0.0, 100 * lowest - 2), 100.5)  # every curve whole (binary spikes start near chance)
         ax.set_xlabel(label)
         ax.set_ylabel("accuracy (%)")
         ax.legend(fontsize=7)
         save(fig, name)
-    hidden = [layer for layer in main["layers"] if layer.get("scatter")]
-    if hidden:
+    for model, r in reports.items():
+        suffix = "" if model == next(iter(reports)) else f"_{_file_safe(model)}"  # one figure per model
+        hidden = [layer for layer in r["layers"] if layer.get("scatter")]
+        if not hidden:
+            continue
         fig, axes = plt.subplots(1, len(hidden), figsize=(3 * len(hidden), 3), squeeze=False)
         for ax, layer in zip(axes[0], hidden):
             pts = list(zip(*layer["scatter"]))
             ax.scatter(pts[0], pts[1], s=3, alpha=0.5)
             top = max(max(pts[0]), max(pts[1]), 1e-6)
             ax.plot([0, top], [0, top], "k--", lw=1)
-            ax.set_title(f"{layer['name']} (r={_num(layer['rate_correlation'])})", fontsize=8)
+            r_text = "-" if layer["rate_correlation"] is None else f"{layer['rate_correlation']:.5f}"
+            ax.set_title(f"{model}: {layer['name']} (r = {r_text})", fontsize=7)
             ax.set_xlabel("ANN activation (normalized)", fontsize=7)
             ax.set_ylabel("SNN spikes / (T levels)", fontsize=7)
-        save(fig, "rate_vs_activation")
+        save(fig, "rate_vs_activation" + suffix)
         fig, axes = plt.subplots(1, len(hidden), figsize=(3 * len(hidden), 2.6), squeeze=False)
         for ax, layer in zip(axes[0], hidden):
-            ax.bar(range(len(layer["rate_histogram"])), layer["rate_histogram"])
+            bins = len(layer["rate_histogram"])
+            ax.bar(np.arange(bins) / bins, layer["rate_histogram"], width=1 / bins, align="edge")
             ax.set_yscale("log")
-            ax.set_title(layer["name"], fontsize=8)
-            ax.set_xlabel("spikes per step (20 bins)", fontsize=7)
-        save(fig, "rate_histograms")
+            ax.set_title(f"{model}: {layer['name']}", fontsize=7)
+            ax.set_xlabel("spikes per step, as a fraction of the most a neuron can emit", fontsize=6)
+            ax.set_ylabel("neurons x samples", fontsize=7)
+        save(fig, "rate_histograms" + suffix)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    histogram = main["latency"]["stable_decision_histogram"]
-    ax.bar(range(1, len(histogram) + 1), histogram)
+    for model, r in reports.items():
+        histogram = r["latency"]["stable_decision_histogram"]
+        ax.step(range(1, len(histogram) + 1), histogram, where="mid", label=model)
     ax.set_xlabel("step from which the decision never changes")
     ax.set_ylabel("samples")
+    ax.legend(fontsize=7)
     save(fig, "decision_latency")
     return written, []
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def write_report(reports: dict[str, dict], out_dir: str | Path) -> tuple[list[str], list[str]]:

@@ -89,6 +89,10 @@ def test_energy_model_file_is_checked(tmp_path):
     (tmp_path / "odd.json").write_text(json.dumps({"joules": 1}))
     with pytest.raises(ValueError, match="unknown"):
         load_energy_model(tmp_path / "odd.json")
+    for not_an_object in ("3", "[1, 2]", '"pJ"'):  # was "unexpected error: TypeError"
+        (tmp_path / "scalar.json").write_text(not_an_object)
+        with pytest.raises(ValueError, match="an energy model is a JSON object"):
+            load_energy_model(tmp_path / "scalar.json")
 
 
 @pytest.mark.parametrize("with_matplotlib", [True, False])
@@ -98,17 +102,22 @@ def test_analyze_command(tmp_path, demo, capsys, monkeypatch, with_matplotlib):
     else:
         pytest.importorskip("matplotlib")  # in the test extra
     save(demo.model, tmp_path / "graded.npz")
+    (tmp_path / "other").mkdir()
+    save(demo.model, tmp_path / "other" / "graded.npz")
     np.savez(tmp_path / "test.npz", x=demo.x[:30], y=demo.y[:30])
     out = tmp_path / "report"
     assert main(["analyze", str(tmp_path / "graded.npz"), "--data", str(tmp_path / "test.npz"), "--steps", "6",
-                 "--compare", str(tmp_path / "graded.npz"), "-o", str(out), "--spikes", "binary"]) == 0
+                 "--compare", str(tmp_path / "other" / "graded.npz"), "-o", str(out), "--spikes", "binary"]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
-    assert report["samples"] == 30 and report["settings"]["spikes"] == "binary" and "compare" not in report  # same name
+    assert report["samples"] == 30 and report["settings"]["spikes"] == "binary"
+    # two files of one name in different folders: both reported (one was dropped silently), by their paths
+    assert report["model"] == str(tmp_path / "graded.npz") and list(report["compare"]) == [str(tmp_path / "other" / "graded.npz")]
     assert "Efficiency analysis" in (out / "report.md").read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
     if with_matplotlib:
         assert "accuracy_vs_synops.png" in pngs and "skipped" not in printed
+        assert sum(name.startswith("rate_vs_activation") for name in pngs) == 2  # every compared model's scatter
     else:
         assert pngs == [] and "skipped without matplotlib" in printed
 
@@ -124,3 +133,34 @@ def test_early_exit_table_matches_the_engines_early_exit(demo, k):
     np.testing.assert_array_equal(stop, np.where(stopped.exit_step > 0, stopped.exit_step, 24))
     np.testing.assert_array_equal(full.decisions[np.arange(len(x)), stop - 1], stopped.predictions())
     assert np.any(stop < 24)
+
+
+def test_a_break_even_at_the_last_step_says_the_snn_was_cheaper_all_along():
+    """Regression: 'break-even step 32' at T = 32 read as a crossing at 32; it means never exceeded within T."""
+    from eventsnn.analysis_report import _break_even, _up_to
+
+    assert _break_even(5, 32) == "5" and _break_even(None, 32) == "never"
+    assert _break_even(32, 32).startswith("> 32")
+    assert "every step run" in _up_to(32, 32) and _up_to(5, 32) == "up to step 5" and "no step" in _up_to(None, 32)
+
+
+def test_rate_histograms_give_each_possible_count_its_own_bin_when_they_are_few(demo):
+    """Regression: 33 possible counts in 20 bins drew a false zigzag (empty bins between full ones)."""
+    import dataclasses
+
+    x, y = demo.x[:20], demo.y[:20]
+    binary = dataclasses.replace(demo.model, config=demo.model.config.updated(spikes="binary"))
+    report = analyze(binary, x, y, 8, batch_size=20)
+    run = simulate(binary.build(), x, 8, count_neurons=True)
+    offsets = np.concatenate([[0], np.cumsum([s.size for s in binary.build().stages])])
+    checked = 0
+    for s, layer in enumerate(report["layers"]):
+        if "rate_histogram" not in layer:  # the output layer
+            continue
+        assert len(layer["rate_histogram"]) == 9  # counts 0..8
+        counts = run.neuron_counts[:, offsets[s]:offsets[s + 1]]
+        assert layer["rate_histogram"] == np.bincount(counts.ravel(), minlength=9).tolist()
+        checked += 1
+    assert checked >= 3
+    graded = analyze(demo.model, x, y, 8, batch_size=20)
+    assert all(len(layer["rate_histogram"]) == 20 for layer in graded["layers"] if "rate_histogram" in layer)

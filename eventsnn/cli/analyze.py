@@ -29,6 +29,13 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def model_labels(paths: list[str]) -> list[str]:
+    """A name per model file for the report: its file name, or its path where names repeat."""
+    names = [Path(p).name for p in paths]
+    labels = [name if names.count(name) == 1 else str(p) for name, p in zip(names, paths)]
+    return [label if labels.count(label) == 1 else f"{label} #{k + 1}" for k, label in enumerate(labels)]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze, load_energy_model
     from ..analysis_report import write_report
@@ -41,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     build = connectivity(args, **settings(args))
     steps = args.steps
     reports = {}
+    labels = model_labels([args.model, *args.compare])
     with cluster(args.scheduler, args.workers) as client:
-        for path in [args.model, *args.compare]:
+        for path, label in zip([args.model, *args.compare], labels):
             model = load_model(path)
             check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
             if steps is None:  # the first model's, for all
@@ -51,11 +59,10 @@ def run(args: argparse.Namespace) -> int:
             batches = results_on_cluster(client, model, args.data, x, steps, args.seed, args.batch, build)
             with contextlib.closing(batches) if batches is not None else contextlib.nullcontext():
                 # closed here, while the client is open (its last step cancels what is left)
-                reports[Path(path).name] = analyze(model, x, y, steps, args.batch, args.seed, energy,
-                                                   terminal_progress(f"analyzing {Path(path).name}"), batches,
-                                                   **build)
+                reports[label] = analyze(model, x, y, steps, args.batch, args.seed, energy,
+                                         terminal_progress(f"analyzing {label}"), batches, **build)
     plots, skipped = write_report(reports, out)
-    report = reports[Path(args.model).name]
+    report = reports[labels[0]]
     rate = report["samples"] / report["seconds"] if report["seconds"] else None
     print(summary({**report, "samples_per_second": rate}))
     e = report["energy"]
