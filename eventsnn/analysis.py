@@ -219,8 +219,10 @@ def _layers(totals: _Totals) -> list[dict]:
     snn, n = totals.snn, totals.n
     layers = layer_statistics(snn, totals.events.sum(axis=1), totals.weighted, totals.synops.sum(axis=1), n,
                               totals.steps)
+    emits = snn.config.output == "spikes"  # an output layer read by its membrane or a softmax draw emits no spikes
     for s, (stage, layer) in enumerate(zip(snn.stages, layers)):
-        layer["silent_share"] = float(totals.silent[s]) / (n * stage.size)
+        silent = stage.kind != OUTPUT or emits
+        layer["silent_share"] = float(totals.silent[s]) / (n * stage.size) if silent else None
         if s in totals.fidelity:
             r, error = totals.fidelity[s].result()
             layer.update(rate_correlation=r, rate_error=error, rate_histogram=totals.rate_hist[s].tolist(),

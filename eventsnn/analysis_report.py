@@ -28,11 +28,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def layer_table(report: dict) -> list[str]:
-    rows = [[layer["name"], layer["kind"], str(layer["neurons"]), f"{layer['rate']:.4f}", _pct(layer["silent_share"]),
+    rows = [[layer["name"], layer["kind"], str(layer["neurons"]), f"{layer['rate']:.4f}",
+             "-" if layer["silent_share"] is None else _pct(layer["silent_share"]),
              _num(layer["spikes_per_sample"]), _num(layer["spikes_weighted_per_sample"]), _num(layer["synops_per_sample"]),
              f"{layer['macs']:,}", _num(layer["synops_per_mac"]), _num(layer.get("rate_correlation")),
              _num(layer.get("rate_error"))] for layer in report["layers"]]
-    return _table(["layer", "kind", "neurons", "rate", "silent", "events", "spikes (weighted)", "SynOps", "MACs",
+    return _table(["layer", "kind", "neurons", "rate (spikes per neuron and step)", "silent", "events", "spikes (weighted)", "SynOps", "MACs",
                    "SynOps/MAC", "r (SNN vs ANN)", "mean abs error"], rows)
 
 

@@ -37,6 +37,10 @@ def test_report_contract_and_agreement_with_a_plain_run(demo):
     below = [t + 1 for t, e in enumerate(energy["snn_uj_per_sample_per_step"]) if e <= energy["ann_uj_per_sample"]]
     assert energy["break_even_step"] == (below[-1] if below else None)
     json.dumps(report)  # JSON-ready
+    assert report["layers"][-1]["silent_share"] is None  # the membrane readout emits nothing: not "silent 100%"
+    assert all(layer["silent_share"] is not None for layer in report["layers"][:-1])
+    with pytest.raises(ValueError, match="floating-point array of intensities"):  # raw pixels scored 66% silently
+        analyze(demo.model, (x * 255).astype(np.uint8), y, 4)
 
 
 def assert_close(a, b, where="report"):
