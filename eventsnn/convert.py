@@ -24,16 +24,22 @@ from .ir import (ACTIVATIONS, AFFINE, QCFS, THRESHOLDED, Add, AvgPool2d, BatchNo
                  Linear, MaxPool2d, Network, Softmax)
 
 
-def fold_batchnorm(net: Network) -> Network:
-    """Merge every batch-norm layer into the conv or linear layer it reads."""
+def fold_batchnorm(net: Network, keep_unfoldable: bool = False) -> Network:
+    """Merge every batch-norm layer into the conv or linear layer it reads. One that reads anything
+    else (a ReLU, a pooling, a concat: pre-activation nets such as DenseNet) is refused, or with
+    ``keep_unfoldable`` left in place (``rewrite.batchnorm_as_affine`` makes it a layer of its own)."""
+    skipped: set[str] = set()
     while True:
-        at = [i for i, layer in enumerate(net.layers) if isinstance(layer, BatchNorm)]
+        at = [i for i, layer in enumerate(net.layers) if isinstance(layer, BatchNorm) and layer.name not in skipped]
         if not at:
             return net
         i = at[0]
         layer, source = net.layers[i], net.inputs[i][0]
         prev = net.layers[source] if source >= 0 else None
         if not isinstance(prev, AFFINE) or net.consumers(source) != [i]:
+            if keep_unfoldable:
+                skipped.add(layer.name)
+                continue
             where = f"after '{prev.name}'" if prev is not None else "at the input"
             raise ValueError(f"batch-norm '{layer.name}' {where} cannot be folded: it must be the only reader of a "
                              "conv2d or linear layer")

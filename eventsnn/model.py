@@ -23,7 +23,7 @@ from .connectivity import DEFAULT_MAX_BYTES
 from .convert import (DEFAULT_PERCENTILE, bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles,
                       unit_scales, with_params)
 from .ir import ACTIVATIONS, QCFS, Network
-from .rewrite import resolve_concats, split_signed
+from .rewrite import batchnorm_as_affine, resolve_concats, split_signed
 from .snn import Chooser, SimulationConfig, SpikingNetwork, build_spiking, per_neuron
 from .spec import SpecError, network_from_spec, network_to_spec
 
@@ -104,11 +104,12 @@ def convert(net: Network, x_calib: np.ndarray | None, percentile: float | None =
             config: SimulationConfig | None = None, batch_size: int = 128,
             progress: Callable[[int, int], None] | None = None, scale_per: str = "layer",
             clip_scale: str = "data") -> ConvertedModel:
-    """Fold batch-norm, resolve channel concatenations, split layers without an activation into
-    their positive and negative parts, and compute the data-based scales
+    """Fold batch-norm (one that cannot be folded becomes a depthwise 1x1 conv of its own), resolve
+    channel concatenations, split layers without an activation into their positive and negative
+    parts, and compute the data-based scales
     (``percentile=None``: no normalization; ``scale_per="channel"``: one scale per channel of each
     hidden population)."""
-    folded = split_signed(resolve_concats(fold_batchnorm(net)))
+    folded = split_signed(batchnorm_as_affine(resolve_concats(fold_batchnorm(net, keep_unfoldable=True))))
     if percentile is None:
         scales = unit_scales(folded)
     else:

@@ -192,6 +192,27 @@ class _Rebuilt:
         return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
 
 
+def batchnorm_as_affine(net: Network) -> Network:
+    """The same function where every batch-norm left after folding (one reading a ReLU, a pooling
+    or a concatenated part, as in pre-activation nets like DenseNet) is a layer of its own: a
+    depthwise 1x1 conv (a diagonal linear layer on vectors) computing gamma (x - mean) / sigma + beta.
+    Its output then becomes a population like any other affine layer's (or two, if no activation
+    follows it)."""
+    if not any(isinstance(layer, BatchNorm) for layer in net.layers):
+        return net
+    layers = []
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, BatchNorm):
+            scale = layer.gamma.astype(np.float64) / np.sqrt(layer.var.astype(np.float64) + layer.eps)
+            bias = (layer.beta - layer.mean * scale).astype(np.float32)
+            if len(net.input_shape_of(i)) == 3:
+                layer = Conv2d(scale.reshape(-1, 1, 1, 1).astype(np.float32), bias, name=layer.name, groups=len(scale))
+            else:
+                layer = Linear(np.diag(scale).astype(np.float32), bias, layer.name)
+        layers.append(layer)
+    return net.replace_layers(layers)
+
+
 FOLD_LINEAR_BYTES = 64 << 20  # a linear layer absorbs a pooling only while its widened weight stays this small
 
 

@@ -126,7 +126,7 @@ def run_sweep(spec: dict, build: dict, batch: int = DEFAULTS.batch, threads: int
     for entry in spec["checkpoints"]:
         net = load_network(entry["checkpoint"], entry.get("arch"))
         x_calib = load_data(entry["calib"], entry.get("calib_limit", DEFAULTS.calib_images), split="train")[0]
-        accuracy = ann_accuracy(fold_batchnorm(net), x, y)
+        accuracy = ann_accuracy(fold_batchnorm(net, keep_unfoldable=True), x, y)
         conversions: dict[float, ConvertedModel] = {}
         calibrated: dict[tuple, ConvertedModel] = {}
         for cell in grid_cells:

@@ -177,6 +177,9 @@ class _Reader:
             rank = len(self.shape(sources[0])) + 1
             if a.get("axis") not in (1, 1 - rank):
                 raise OnnxError(f"axis={a.get('axis')} is not supported (only the channel axis, 1)")
+            if len(sources) == 1:  # torch.cat of a one-tensor list (DenseNet's first layer): the tensor itself
+                self.index[node.output[0]] = sources[0]
+                return
             return self.emit(node, Concat(self.name(node, position)), sources)
         src = self.tensor(args[0])
         name = self.name(node, position)

@@ -82,3 +82,34 @@ def test_spec_round_trip_and_refusals():
                       ((-1,), (0,), (1,), (-1,), (3,), (4,), (2, 5), (6,)))
     with pytest.raises(ValueError, match="Softmax 's' reads a concatenation"):
         resolve_concats(vectors)
+
+
+def test_pre_activation_batchnorm_after_a_concat_becomes_a_depthwise_layer():
+    """DenseNet: concat -> batch-norm -> relu -> conv. The batch-norm reads no conv it could fold
+    into; it becomes a depthwise 1x1 conv per concatenated part (a population of its own)."""
+    from eventsnn import simulate
+    from eventsnn.ir import BatchNorm, MaxPool2d
+
+    rng = np.random.default_rng(0)
+
+    def bn(name, c):
+        return BatchNorm(rng.uniform(0.5, 2, c), rng.normal(size=c), rng.normal(size=c), rng.uniform(0.5, 2, c), 1e-5,
+                         name)
+
+    def conv(name, c_in, c_out):
+        return Conv2d(rng.normal(size=(c_out, c_in, 3, 3)).astype(np.float32), rng.normal(size=c_out), 1, 1, name)
+
+    layers = [conv("stem", 1, 3), ReLU("r0"), MaxPool2d(2, 2, "pool"),           # 0-2
+              bn("norm1", 3), ReLU("r1"), conv("conv1", 3, 2),                    # 3-5: pre-activation after a pool
+              Concat("cat"), bn("norm2", 5), ReLU("r2"), conv("conv2", 5, 4),     # 6-9: after a concat
+              ReLU("r3"), Flatten("flat"), Linear(rng.normal(size=(3, 4 * 4 * 4)), None, "out")]
+    inputs = [(-1,), (0,), (1,), (2,), (3,), (4,), (2, 5), (6,), (7,), (8,), (9,), (10,), (11,)]
+    net = Network((1, 8, 8), tuple(layers), tuple(inputs))
+    x = rng.random((16, 1, 8, 8), dtype=np.float32)
+    model = convert(net, x)
+    assert not any(isinstance(layer, BatchNorm) for layer in model.ann.layers)
+    depthwise = [layer for layer in model.ann.layers if isinstance(layer, Conv2d) and layer.groups > 1]
+    assert {layer.name.split(".")[0] for layer in depthwise} == {"norm1", "norm2"}
+    assert_rewrite_keeps_the_function(net, model.ann, x)
+    result = simulate(model.build(), x, 8)
+    assert np.mean(result.predictions() == ann.forward(net, x).argmax(axis=1)) >= 0.75
