@@ -8,6 +8,9 @@ file name, in a comparison table and on the same accuracy plots. Plots need matp
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -196,14 +199,22 @@ def _file_safe(name: str) -> str:
 
 def write_report(reports: dict[str, dict], out_dir: str | Path) -> tuple[list[str], list[str]]:
     """report.json (the first model's report, with the others under 'compare'), report.md, plots.
-    Returns (plots written, plots skipped)."""
+    Everything is drawn and written into a temporary folder first and moved into ``out_dir`` only
+    when all of it succeeded, so a failure (a plot that cannot be drawn, a full disk) leaves the
+    previous report and its plots as they were. Returns (plots written, plots skipped)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plots, skipped = _plots(reports, out)
-    first, *others = reports
-    document = dict(reports[first], model=first)
-    if others:
-        document["compare"] = {name: reports[name] for name in others}
-    write_text(out / "report.json", json.dumps(document, indent=1))
-    write_text(out / "report.md", markdown(reports, plots))
-    return plots, skipped
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".report."))
+    try:
+        plots, skipped = _plots(reports, staging)
+        first, *others = reports
+        document = dict(reports[first], model=first)
+        if others:
+            document["compare"] = {name: reports[name] for name in others}
+        write_text(staging / "report.json", json.dumps(document, indent=1))
+        write_text(staging / "report.md", markdown(reports, plots))
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [str(out / Path(p).name) for p in plots], skipped

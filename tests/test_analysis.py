@@ -168,3 +168,29 @@ def test_rate_histograms_give_each_possible_count_its_own_bin_when_they_are_few(
     assert checked >= 3
     graded = analyze(demo.model, x, y, 8, batch_size=20)
     assert all(len(layer["rate_histogram"]) == 20 for layer in graded["layers"] if "rate_histogram" in layer)
+
+
+def test_a_report_that_fails_while_drawing_leaves_the_previous_one_whole(tmp_path, demo, monkeypatch):
+    """Regression: analyze failing in a plot wrote no report but left new plots beside the old one."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    from eventsnn.analysis_report import write_report
+
+    report = analyze(demo.model, demo.x[:10], demo.y[:10], 3, batch_size=10)
+    write_report({"a.npz": report}, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert "report.json" in before and "rate_vs_activation.png" in before
+    calls = []
+
+    def failing(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("No space left on device")
+        return real(self, path, *args, **kwargs)
+
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", failing)
+    with pytest.raises(OSError, match="No space left"):
+        write_report({"b.npz": analyze(demo.model, demo.x[:10], demo.y[:10], 5, batch_size=10)}, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing new, nothing half-replaced
