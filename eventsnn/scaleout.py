@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from . import memory
 from .model import ConvertedModel
 from .progress import Progress
 from .snn import SimulationResult, SpikingNetwork
@@ -43,6 +44,7 @@ def _distributed():
     return distributed
 
 
+WORKER_BYTES = 250 << 20  # one local worker process: Python, NumPy, Numba's compiled kernels, Dask (measured ~200 MB)
 ANSWER_SECONDS = 15  # a server that accepts the connection but never answers as a Dask scheduler would
 
 
@@ -86,6 +88,11 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         return
     if not workers or workers < 1:
         raise ValueError("give a scheduler address or a number of local workers")
+    most = 4 * (os.cpu_count() or 1)
+    if workers > most:
+        raise ValueError(f"--workers {workers}: more than {most} processes on {os.cpu_count()} cores would only wait for "
+                         "each other")
+    memory.check(workers * WORKER_BYTES, f"a local cluster of {workers} worker processes")
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         yield client

@@ -147,6 +147,22 @@ def test_a_port_that_is_not_a_dask_scheduler_and_other_protocols_are_refused_in_
         assert "give the scheduler's tcp://host:port address" in capsys.readouterr().err
 
 
+def test_too_many_local_workers_are_refused_before_any_starts(monkeypatch):
+    """Regression: --workers had no upper bound, and 8 workers under a 500 MiB limit peaked at 1.86 GB."""
+    import os
+
+    from eventsnn.memory import ENV, MemoryLimitError
+    from eventsnn.scaleout import dask_client
+
+    with pytest.raises(ValueError, match="would only wait for each other"):
+        with dask_client(workers=4 * (os.cpu_count() or 1) + 1):
+            pass
+    monkeypatch.setenv(ENV, "500")
+    with pytest.raises(MemoryLimitError, match="a local cluster of 3 worker processes"):
+        with dask_client(workers=3):
+            pass
+
+
 def test_analyze_on_a_local_cluster_equals_one_process(tmp_path, residual):
     reports = []
     for name, extra in (("one", []), ("cluster", ["--workers", "2"])):
