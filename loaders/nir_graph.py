@@ -298,9 +298,27 @@ def _population(nir, name, node, feeds, index, add_weight, layers, emit, thresho
     emit(name, ReLU(name), (len(layers) - 1,))
 
 
+def _check_declared_sizes(path: str | os.PathLike) -> None:
+    """Refuse a file whose HDF5 datasets declare more than the memory limit (a dataset can be declared
+    huge and never written: reading it would materialize its fill value)."""
+    from eventsnn import memory
+
+    try:
+        import h5py
+
+        sizes = []
+        with h5py.File(os.fspath(path), "r") as f:
+            f.visititems(lambda name, item: sizes.append(item.size * item.dtype.itemsize)
+                         if isinstance(item, h5py.Dataset) and item.shape is not None else None)
+    except Exception as err:  # h5py raises many kinds on a damaged file, as nir.read below
+        raise NirError(f"{path}: cannot read NIR file ({type(err).__name__}: {err})") from None
+    memory.check(sum(sizes), f"reading the NIR file {path} (its datasets' declared sizes)")
+
+
 def load_nir(path: str | os.PathLike) -> ConvertedModel:
     """Read a NIR file (HDF5) as a converted model (see ``from_nir``)."""
     nir = _nir()
+    _check_declared_sizes(path)
     try:
         graph = nir.read(os.fspath(path))
     except Exception as err:  # h5py and nir raise many kinds; report any unreadable file the same way

@@ -131,3 +131,18 @@ def test_a_terminated_convert_leaves_no_temporary_file(tmp_path, demo_files, mon
     assert f"terminated ({signum})" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(getattr(signal, signum)) is before  # the handler is given back
+
+
+def test_a_nir_dataset_declared_huge_but_never_written_is_refused(tmp_path, monkeypatch):
+    """Regression: a NIR file whose HDF5 dataset is declared but never written reached 3.2 GB."""
+    pytest.importorskip("nir")
+    import h5py
+
+    from eventsnn.loaders import load_nir
+
+    monkeypatch.setenv(ENV, "500")
+    with h5py.File(tmp_path / "bomb.nir", "w") as f:
+        f.create_group("node").create_dataset("weight", shape=(40000, 40000), dtype="f4")  # allocated lazily
+    assert (tmp_path / "bomb.nir").stat().st_size < 64 * 1024
+    with pytest.raises(MemoryLimitError, match="declared sizes"):
+        load_nir(tmp_path / "bomb.nir")
