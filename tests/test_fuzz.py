@@ -186,3 +186,31 @@ def test_damaged_onnx_graphs(seeds, tmp_path):
     files = mutated_files((seeds / "net.onnx").read_bytes(), tmp_path, "net.onnx")
     common = ["--calib", str(seeds / "data.npz"), "-o", str(tmp_path / "out.npz")]
     assert_clean(run_all([["convert", str(f), *common] for f in files]))
+
+
+def test_damaged_sweep_specs_and_energy_models(seeds, tmp_path):
+    """Sweep specs and energy-model files: damaged JSON is one line, exit 2 (a few cells at most run:
+    the spec is checked whole first)."""
+    spec = {"checkpoints": [{"checkpoint": str(seeds / "onnx_for_sweep.onnx"), "calib": str(seeds / "data.npz"),
+                             "calib_limit": 8}],
+            "data": str(seeds / "data.npz"), "limit": 8, "grid": {"steps": [2], "spikes": ["graded", "binary"]}}
+    _write_small_onnx(seeds / "onnx_for_sweep.onnx")
+    specs = mutated_files(json.dumps(spec).encode(), tmp_path, "spec.json")
+    cases = [["sweep", str(f), "-o", str(tmp_path / f"out_{f.stem}.json")] for f in specs]
+    energy = mutated_files(json.dumps({"e_ac_pj": 0.03, "e_mac_pj": 0.2, "source": "int8"}).encode(), tmp_path,
+                           "energy.json")
+    cases += [["analyze", str(seeds / "model.npz"), "--data", str(seeds / "data.npz"), "--steps", "2",
+               "--energy-model", str(f), "-o", str(tmp_path / f"report_{f.stem}")] for f in energy]
+    assert_clean(run_all(cases))
+
+
+def _write_small_onnx(path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(1).normal(0, 0.05, (10, 784)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("Gemm", ["f", "w"], ["y"], transB=1)],
+        "small", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph), path)
