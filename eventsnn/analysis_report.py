@@ -36,7 +36,7 @@ def layer_table(report: dict) -> list[str]:
              _num(layer["spikes_per_sample"]), _num(layer["spikes_weighted_per_sample"]), _num(layer["synops_per_sample"]),
              f"{layer['macs']:,}", _num(layer["synops_per_mac"]), _num(layer.get("rate_correlation")),
              _num(layer.get("rate_error"))] for layer in report["layers"]]
-    return _table(["layer", "kind", "neurons", "rate (spikes per neuron and step)", "silent", "events", "spikes (weighted)", "SynOps", "MACs",
+    return _table(["layer", "kind", "neurons", "rate (spikes per neuron and step)", "silent", "events", "spikes (weighted)", "SynOps received", "MACs",
                    "SynOps/MAC", "r (SNN vs ANN)", "mean abs error"], rows)
 
 
