@@ -1,7 +1,8 @@
 """Deep nets at short T: the GPU-trained CIFAR-10 nets (the paper's net, ResNet-20, VGG-16 and a QCFS
 VGG-16; see the README of their folder), as accuracy loss relative to each net's own ANN at
 T = 1..32, graded and binary spikes, with average pooling absorbed by the next layer (the default)
-and as its own population, and binary spikes with potential calibration for T = 4, 8 and 16.
+and as its own population, and binary spikes with potential calibration for T = 4, 8 and 16 (also
+with per-channel scales at the 99.5th percentile, the best binary recipe found).
 
     python examples/reproduce_depth.py --models ../shared/models [--limit 1000] [--nets vgg16_qcfs4,...]
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from reproduce_common import parse, write  # noqa: I001
+from reproduce_common import PATHS, parse, write  # noqa: I001
 
 from eventsnn import ann, convert, simulate
 from eventsnn.calibrate import calibrate
@@ -29,15 +31,18 @@ from eventsnn.progress import terminal_progress
 from examples.cifar10_data import load_cifar10
 
 NETS = ("paper_net", "resnet20", "vgg16", "vgg16_qcfs4")
-# method -> (simulation settings, steps simulated, calibration for T)
+# method -> (simulation settings, steps simulated, calibration for T, conversion options)
+DEFAULT_CONVERSION = {"percentile": 99.9, "scale_per": "layer"}
+CHANNEL_995 = {"percentile": 99.5, "scale_per": "channel"}
 METHODS = {
-    "graded": ({}, 8, None),
-    "graded pool-neurons": ({"avg_pool": "neurons"}, 8, None),
-    "binary": ({"spikes": "binary"}, 32, None),
-    "binary pool-neurons": ({"spikes": "binary", "avg_pool": "neurons"}, 32, None),
-    "binary+potential T=4": ({"spikes": "binary"}, 4, 4),
-    "binary+potential T=8": ({"spikes": "binary"}, 8, 8),
-    "binary+potential T=16": ({"spikes": "binary"}, 16, 16),
+    "graded": ({}, 8, None, DEFAULT_CONVERSION),
+    "graded pool-neurons": ({"avg_pool": "neurons"}, 8, None, DEFAULT_CONVERSION),
+    "binary": ({"spikes": "binary"}, 32, None, DEFAULT_CONVERSION),
+    "binary pool-neurons": ({"spikes": "binary", "avg_pool": "neurons"}, 32, None, DEFAULT_CONVERSION),
+    "binary+potential T=4": ({"spikes": "binary"}, 4, 4, DEFAULT_CONVERSION),
+    "binary+potential T=8": ({"spikes": "binary"}, 8, 8, DEFAULT_CONVERSION),
+    "binary+potential T=16": ({"spikes": "binary"}, 16, 16, DEFAULT_CONVERSION),
+    "binary channel p99.5+potential T=16": ({"spikes": "binary"}, 16, 16, CHANNEL_995),
 }
 CALIBRATION_IMAGES = 256
 
@@ -60,30 +65,42 @@ def main() -> None:
     parser.add_argument("--calib", type=int, default=2000, help="calibration images (training set)")
     parser.add_argument("--nets", default=",".join(NETS))
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--merge", action="store_true", help="add to the depth.json already in --out (same images)")
     args = parse(parser)
     data = load_cifar10()
     x_calib = data["x_train"][balanced_sample(data["y_train"], args.calib)].astype(np.float32) / 255
     x, y = data["x_test"][:args.limit].astype(np.float32) / 255, data["y_test"][:args.limit]
     report = {"samples": len(x), "calibration_images": len(x_calib), "nets": {}}
+    stored = PATHS.results / "depth.json"
+    if args.merge and stored.exists():
+        report = json.loads(stored.read_text())
+        if report["samples"] != len(x) or report["calibration_images"] != len(x_calib):
+            raise SystemExit(f"{stored} holds another run ({report['samples']} images); cannot merge")
     for name in args.nets.split(","):
         folder = Path(args.models)
         net = load_network(folder / f"cifar10_{name}.pt", folder / f"cifar10_{name}.json")
         began = time.perf_counter()
         model = convert(net, x_calib)
-        entry = {"ann_accuracy": ann.accuracy(model.ann, x, y), "macs_per_image": int(sum(ann.macs(model.ann))),
-                 "convert_seconds": round(time.perf_counter() - began, 1), "config": dataclasses.asdict(model.config),
-                 "methods": {}}
+        entry = report["nets"].get(name) or {
+            "ann_accuracy": ann.accuracy(model.ann, x, y), "macs_per_image": int(sum(ann.macs(model.ann))),
+            "convert_seconds": round(time.perf_counter() - began, 1), "config": dataclasses.asdict(model.config),
+            "methods": {}}
         ann_decisions = ann.forward(model.ann, x).argmax(axis=1)
         print(f"{name}: ANN {entry['ann_accuracy']:.4f}, {entry['macs_per_image']:.3g} MACs", flush=True)
         for method in args.methods.split(","):
-            settings, steps, calibrated_for = METHODS[method]
-            used = model
+            settings, steps, calibrated_for, conversion = METHODS[method]
+            used = model if conversion == DEFAULT_CONVERSION else convert(net, x_calib, conversion["percentile"],
+                                                                          scale_per=conversion["scale_per"])
             if calibrated_for:
-                binary = dataclasses.replace(model, config=model.config.updated(**settings))
+                binary = dataclasses.replace(used, config=used.config.updated(**settings))
                 used = calibrate(binary, x_calib[:CALIBRATION_IMAGES], calibrated_for, "potential",
                                  progress=terminal_progress(f"{name} calibrate T={calibrated_for}"))
             entry["methods"][method] = evaluate(used, x, y, ann_decisions, settings, steps, f"{name} {method}")
         report["nets"][name] = entry
+    if args.merge and "command" in report:
+        report.setdefault("merged", []).append(f"python examples/reproduce_depth.py --models DIR --limit {args.limit} "
+                                               f"--nets {args.nets} --methods '{args.methods}' --merge")
+        report = {k: v for k, v in report.items() if k not in ("command", "date")} | {"first_date": report["date"]}
     write("depth", report, f"python examples/reproduce_depth.py --models DIR --limit {args.limit}")
 
 

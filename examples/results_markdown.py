@@ -245,7 +245,11 @@ def depth() -> list[str]:
              "the SNN's accuracy minus its own ANN's, in points, at T steps (one run per row gives every T up to its "
              "length). `graded` are the defaults (average pooling absorbed by the next layer); `pool-neurons` gives "
              "every average pooling its own population (the previous behaviour); `binary+potential T=n` is potential "
-             "calibration (Li et al. 2021) for a run of n steps. SynOps: per image, cumulative up to the T shown.", ""]
+             "calibration (Li et al. 2021) for a run of n steps; `binary channel p99.5` converts with one scale per "
+             "channel at the 99.5th percentile instead of one per layer at the 99.9th. SynOps: per image, cumulative "
+             "up to the T shown.", ""]
+    lines += [f"Added to the same file, on the same images: `{m}`." for m in report.get("merged", [])] + \
+        ([""] if report.get("merged") else [])
     rows = []
     for name, net in report["nets"].items():
         for method, row in net["methods"].items():
@@ -260,8 +264,9 @@ def depth() -> list[str]:
               "higher ANN accuracy than ours; what a conversion method is judged by is the loss.", ""]
     ours = {("vgg16_qcfs4", "binary"): "VGG-16, QCFS L = 4", ("vgg16_qcfs4", "graded"): "VGG-16, QCFS L = 4",
             ("vgg16", "binary+potential T=16"): "VGG-16", ("vgg16", "binary"): "VGG-16",
+            ("vgg16", "binary channel p99.5+potential T=16"): "VGG-16",
             ("vgg16", "graded"): "VGG-16", ("resnet20", "binary+potential T=16"): "ResNet-20",
-            ("resnet20", "graded"): "ResNet-20"}
+            ("resnet20", "binary channel p99.5+potential T=16"): "ResNet-20", ("resnet20", "graded"): "ResNet-20"}
     marks = (1, 2, 4, 8, 16)
     rows = [[paper, net, spikes, _pct(ann), *(_loss(acc[t], ann) if t in acc else "" for t in marks),
              _loss(acc[300], ann) if 300 in acc else ""] for paper, net, spikes, ann, acc in LITERATURE]
