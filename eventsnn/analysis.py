@@ -4,18 +4,17 @@
 per-layer rates, silent neurons, spikes and SynOps, and how faithfully each population's output
 (spikes / (T levels), the layer's normalized units) follows the normalized ANN activation
 (Pearson r and mean absolute error, from running sums: nothing of size samples x neurons is
-kept). Energy under two models (``energy``): the common convention, E = ACs x 0.9 pJ + MACs x
-4.6 pJ (constants overridable with a JSON file {"e_ac_pj": ..., "e_mac_pj": ...}), and a
-memory-aware one that also prices every SRAM access. ``break_even_step``: the last step at which
-the SNN's cumulative energy is still at or below the ANN's.
+kept). Energy (``energy``) under every preset model (fp32, int8, each with and without the
+memory terms) and an optional model of the user's, for the SNN (the graded-event conventions side
+by side) and for the ANN, dense and zero-skipping (the MACs whose input is non-zero, measured here
+on the same samples); ``break_even_step``: the last step at which the SNN's cumulative energy is
+still at or below the ANN's. Accuracies come with 95% Wilson intervals.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -23,46 +22,20 @@ from numba import njit
 
 from . import ann
 from .kernel_cache import CACHE
-from .energy import COMMON, break_even_step, common_energy, memory_energy
+from .connectivity import layer_fan_out
+from .energy import (CONVENTION, GRADED, PRESETS, Activity, EnergyModel, ann_energy, break_even_step,
+                     payload_bits, snn_energy, synop_pj)
 from .engine import simulate
-from .ir import ACTIVATIONS
+from .ir import ACTIVATIONS, AvgPool2d, Network
 from .model import ConvertedModel
 from .progress import Progress
 from .early_exit import stable_exit_steps
 from .report import WITHIN_POINTS, layer_statistics, stable_decision_step, steps_to_within
-from .snn import OUTPUT, SimulationResult, SpikingNetwork
+from .snn import INPUT, OUTPUT, SimulationResult, SpikingNetwork
 
-ENERGY_DEFAULTS = COMMON
-MEMORY_CONVENTION = ("arithmetic as the common convention, plus SRAM accesses at 10 pJ x sqrt(array bytes / 8 KiB) "
-                     "per 64-bit word (Horowitz 2014: 8 KiB 10 pJ, 32 KiB 20 pJ, 1 MiB 100 pJ), half for a 32-bit word; "
-                     "per synaptic event a weight read and a membrane read-modify-write, per neuron and step a membrane "
-                     "read, write and add, per event a queue write and read; the ANN: per MAC a weight and an input "
-                     "read, per activation a write (Lemaire et al. 2022, in spirit)")
 EXIT_STABLE = (2, 4, 8, 16)  # early-exit settings evaluated from the same run
 RATE_BINS = 20  # the most bins of the per-neuron rate histograms
 SCATTER_POINTS = 500  # (ANN, SNN) pairs kept per layer for the scatter plot (the first batch's, sampled)
-
-
-def load_energy_model(path: str | Path | None) -> dict:
-    """The energy constants: the defaults, updated from a JSON file if given (clear errors)."""
-    energy = dict(ENERGY_DEFAULTS)
-    if path is None:
-        return energy
-    try:
-        given = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the energy model ({err})") from err
-    unknown = set(given) - set(ENERGY_DEFAULTS) if isinstance(given, dict) else set()
-    if not isinstance(given, dict) or unknown:
-        raise ValueError(f"{path}: an energy model is a JSON object with keys {sorted(ENERGY_DEFAULTS)}; "
-                         f"unknown: {sorted(unknown)}")
-    for key in ("e_ac_pj", "e_mac_pj"):
-        value = given.get(key, energy[key])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{path}: {key} must be a non-negative number, not {value!r}")
-    energy.update(given)
-    energy["source"] = given.get("source", f"{path}")
-    return energy
 
 
 @njit(cache=CACHE)
@@ -137,9 +110,9 @@ def stage_layer(model: ConvertedModel, stage_name: str) -> int:
 class _Totals:
     """What the analysis accumulates over batches: sums over samples, per stage and step."""
 
-    def __init__(self, snn: SpikingNetwork, watched: dict[int, int], steps: int, seed: int):
+    def __init__(self, snn: SpikingNetwork, net: Network, watched: dict[int, int], steps: int, seed: int):
         n_stages = len(snn.stages)
-        self.snn, self.watched, self.steps = snn, watched, steps
+        self.snn, self.net, self.watched, self.steps = snn, net, watched, steps
         self.offsets = np.concatenate([[0], np.cumsum([s.size for s in snn.stages])])
         self.n, self.seconds, self.ann_correct = 0, 0.0, 0
         self.correct = np.zeros(steps)
@@ -147,6 +120,10 @@ class _Totals:
         self.events = np.zeros((n_stages, steps))
         self.input_ops = np.zeros(n_stages)
         self.weighted = np.zeros(n_stages)
+        self.payload = np.zeros(n_stages)  # spikes carried by the synaptic events received (k per graded event)
+        self.ann_fan_out = {i: f for i, layer in enumerate(net.layers)
+                            if (f := layer_fan_out(layer, _in_shape(net, i))) is not None}
+        self.ann_effective = np.zeros(len(net.layers))  # the ANN's MACs whose input is non-zero
         self.silent = np.zeros(n_stages)
         self.fidelity = {s: _Fidelity() for s in watched}
         self.stage_of = {layer: s for s, layer in watched.items()}  # ANN layer -> the stage standing for it
@@ -172,10 +149,13 @@ class _Totals:
         counts = [result.neuron_counts[:, self.offsets[s]:self.offsets[s + 1]] for s in range(len(snn.stages))]
         for s, stage_counts in enumerate(counts):
             self.silent[s] += _count_stats(stage_counts, divisor, self.rate_hist[s])
+        self._add_payload(result, counts)
+        self._add_nonzero_inputs(-1, x)
         scale = 1.0 / (steps * snn.config.spike_levels)  # spikes -> the layer's normalized units
         last = None
         for j, out in activations:
             last = out
+            self._add_nonzero_inputs(j, out)
             if j in self.stage_of:
                 s = self.stage_of[j]
                 self.fidelity[s].add(out.reshape(len(x), -1), counts[s], scale, self.rng)
@@ -189,11 +169,37 @@ class _Totals:
             self.exits[k] += [(result.decisions[rows, stop - 1] == y).sum(), stop.sum(), spent[rows, stop - 1].sum()]
 
 
+    def _add_payload(self, result: SimulationResult, counts: list[np.ndarray]) -> None:
+        """Spikes carried into each stage: each source neuron's count times its fan-out (exact); what
+        a stage receives from Poisson input spikes (binary) is its SynOps less the rest (where a
+        stage reads the input and a population of graded events, a lower bound)."""
+        poisson = self.snn.config.input == "poisson"
+        for s, stage in enumerate(self.snn.stages):
+            hidden = sum(float((counts[p.source] @ p.fan_out).sum()) for p in stage.projections if p.source != INPUT)
+            self.payload[s] += hidden
+            if poisson and any(p.source == INPUT for p in stage.projections):
+                self.payload[s] += max(0.0, float(result.synops_per_step[:, s].sum()) - hidden)
+
+    def _add_nonzero_inputs(self, j: int, out: np.ndarray) -> None:
+        """The zero-skipping ANN: the operations of the layers reading ``out`` (layer j's output, -1:
+        the input) whose input is non-zero."""
+        for r in self.net.consumers(j):
+            if r in self.ann_fan_out:
+                nonzero = np.count_nonzero(out.reshape(len(out), -1), axis=0)  # per input neuron, over the batch
+                self.ann_effective[r] += float(nonzero @ self.ann_fan_out[r])
+
+
+def _in_shape(net: Network, i: int) -> tuple[int, ...]:
+    j = net.inputs[i][0]
+    return net.input_shape if j < 0 else net.shapes[j]
+
+
 def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int = 256, seed: int = 0,
-            energy: dict | None = None, progress: Progress | None = None,
+            energy: EnergyModel | None = None, progress: Progress | None = None,
             batches: Iterator[SimulationResult] | None = None, **settings) -> dict:
     """The analysis report of one model on labelled data (see the module docstring); ``settings``
-    override the model's simulation settings. ``batches``: the simulation results of consecutive
+    override the model's simulation settings; ``energy``: a model priced first (the headline)
+    besides the presets. ``batches``: the simulation results of consecutive
     batches of ``batch_size`` samples (``count_neurons=True``), computed elsewhere (a Dask
     cluster, ``scaleout.results_in_order``); None: simulated here."""
     y = np.asarray(y)
@@ -202,7 +208,7 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
     snn = model.build(**settings)
     reference = dataclasses.replace(model, bias_shift={}).normalized()  # the ANN the SNN should follow
     watched = {s: stage_layer(model, stage.name) for s, stage in enumerate(snn.stages) if stage.kind != OUTPUT}
-    totals = _Totals(snn, watched, steps, seed)
+    totals = _Totals(snn, reference, watched, steps, seed)
     for start in range(0, len(x), batch_size):
         xb = ann.check_input(model.ann, x[start:start + batch_size])
         yb = y[start:start + batch_size]
@@ -211,7 +217,9 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
         totals.add(result, xb, yb, ann.activations(reference, xb))
         if progress is not None:
             progress(totals.n, len(x))
-    return _report(model, totals, energy or dict(ENERGY_DEFAULTS))
+    models = ([energy] if energy is not None else []) + [m for m in PRESETS.values()
+                                                          if energy is None or m.name != energy.name]
+    return _report(model, totals, models)
 
 
 def _layers(totals: _Totals) -> list[dict]:
@@ -230,24 +238,42 @@ def _layers(totals: _Totals) -> list[dict]:
     return layers
 
 
-def _energy(totals: _Totals, macs: float, energy: dict) -> dict:
-    n = totals.n
-    synops, events, input_ops = totals.synops / n, totals.events / n, totals.input_ops / n
-    snn_energy, ann_energy = common_energy(synops, float(input_ops.sum()), macs, energy)
-    memory_snn, memory_ann, prices = memory_energy(totals.snn, synops, events, input_ops, energy)
-    return {"convention": {k: energy[k] for k in ("e_ac_pj", "e_mac_pj", "source")}
-            | {"analog_input": "the first layer's current, computed once per sample, as MACs",
-               "ann": "every MAC of the ANN"},
-            "ann_uj_per_sample": ann_energy, "snn_uj_per_sample_per_step": [float(e) for e in snn_energy],
-            "break_even_step": break_even_step(snn_energy, ann_energy),
-            "memory_model": {"convention": MEMORY_CONVENTION, "prices_pj": prices, "ann_uj_per_sample": memory_ann,
-                             "snn_uj_per_sample_per_step": [float(e) for e in memory_snn],
-                             "break_even_step": break_even_step(memory_snn, memory_ann)}}
+def _energy(totals: _Totals, models: list[EnergyModel]) -> dict:
+    """Every model's SNN and ANN energy per sample (uJ), the headline model's also at the top level."""
+    snn, net, n = totals.snn, totals.net, totals.n
+    activity = Activity(totals.synops / n, totals.events / n, totals.input_ops / n, totals.payload / n)
+    dense, skipping = ann.macs(net), list(totals.ann_effective / n)
+    report = {"convention": CONVENTION, "payload_bits": payload_bits(snn), "headline": models[0].name, "models": {}}
+    for m in models:
+        per_stage = snn_energy(snn, activity, m) * 1e-6
+        cumulative = np.cumsum(per_stage.sum(axis=0))
+        ann_uj = {"dense": float(ann_energy(net, dense, m).sum()) * 1e-6,
+                  "zero_skipping": float(ann_energy(net, skipping, m).sum()) * 1e-6}
+        report["models"][m.name] = {
+            "model": dataclasses.asdict(m), "synaptic_event_pj": synop_pj(snn, m),
+            "snn_uj_per_sample_per_step": [float(e) for e in cumulative],
+            "ann_uj_per_sample": ann_uj,
+            "break_even_step": {k: break_even_step(cumulative, v) for k, v in ann_uj.items()},
+            "snn_uj_per_layer": {st.name: float(e) for st, e in zip(snn.stages, per_stage.sum(axis=1))},
+            "graded_conventions_uj": {c: float(snn_energy(snn, activity, m, c).sum()) * 1e-6 for c in GRADED}}
+    head = report["models"][models[0].name]
+    return report | {"ann_uj_per_sample": head["ann_uj_per_sample"]["dense"],
+                     "snn_uj_per_sample_per_step": head["snn_uj_per_sample_per_step"],
+                     "break_even_step": head["break_even_step"]["dense"]}
 
 
-def _report(model: ConvertedModel, totals: _Totals, energy: dict) -> dict:
+def wilson_interval(correct: np.ndarray, n: int, z: float = 1.96) -> np.ndarray:
+    """95% Wilson score intervals of accuracies ``correct / n``, as (..., 2) [low, high]."""
+    p = np.asarray(correct, np.float64) / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return np.stack([np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)], axis=-1)
+
+
+def _report(model: ConvertedModel, totals: _Totals, models: list[EnergyModel]) -> dict:
     snn, n, steps = totals.snn, totals.n, totals.steps
     accuracy, ann_accuracy = totals.correct / n, totals.ann_correct / n
+    interval = wilson_interval(totals.correct, n)
     cumulative = np.cumsum(totals.synops.sum(axis=0)) / n
     macs = float(sum(st.macs for st in snn.stages))
     within = {p: steps_to_within(accuracy, ann_accuracy, float(p)) for p in WITHIN_POINTS}
@@ -256,29 +282,48 @@ def _report(model: ConvertedModel, totals: _Totals, energy: dict) -> dict:
     event_ops = float(cumulative[-1]) - input_ops
     graded = snn.config.spikes == "graded"
     first_spike, stable_step = np.concatenate(totals.first_spike), np.concatenate(totals.stable_step)
+    energy = _energy(totals, models)
+    headline, uj = models[0], energy["snn_uj_per_sample_per_step"]
+    weight_macs = sum(m for layer, m in zip(totals.net.layers, ann.macs(totals.net)) if not isinstance(layer, AvgPool2d))
+
+    def exit_uj(spent: float) -> float | None:
+        """Energy of an early-exit row (arithmetic models: every synaptic event costs the same)."""
+        if headline.memory:
+            return None
+        return (input_ops * headline.mac_pj + (spent - input_ops) * synop_pj(snn, headline)) * 1e-6
+
     return {
         "samples": n, "steps": steps, "settings": dataclasses.asdict(snn.config),
         "calibration": model.calibration, "seconds": totals.seconds,
         "ann_accuracy": float(ann_accuracy), "accuracy": float(accuracy[-1]),
         "accuracy_per_step": [float(a) for a in accuracy],
+        "accuracy_interval_per_step": np.round(interval, 6).tolist(),
         "cumulative_synops_per_step": [float(c) for c in cumulative],
         "steps_to_within": within,
+        "steps_to_within_interval": {p: [steps_to_within(interval[:, 1], ann_accuracy, float(p)),
+                                         steps_to_within(interval[:, 0], ann_accuracy, float(p))]
+                                     for p in WITHIN_POINTS},
         "synops_to_within": {p: float(cumulative[t - 1]) if t else None for p, t in within.items()},
+        "energy_to_within_uj": {p: uj[t - 1] if t else None for p, t in within.items()},
         "macs_per_sample": macs,
         "layers": _layers(totals),
-        "energy": _energy(totals, macs, energy),
+        "energy": energy,
         "neurobench": {"activation_sparsity": 1 - float(totals.events[:-1].sum()) / (n * neurons * steps)
                        if neurons else None,
-                       "synaptic_operations": {"effective_macs": input_ops + (event_ops if graded else 0.0),
+                       "synaptic_operations": {"effective_macs": input_ops * steps + (event_ops if graded else 0.0),
                                                "effective_acs": 0.0 if graded else event_ops,
-                                               "dense": macs * steps},
+                                               "dense": float(weight_macs * steps)},
                        "membrane_updates": float(neurons * steps),
-                       "note": "per sample; graded events (k W) are counted as MACs"},
+                       "note": "per sample, as NeuroBench counts them: the image presented at every step (the "
+                               "first layer's MACs T times; eventsnn computes that current once), graded events "
+                               "(k W) as MACs, dense operations of the conv and linear layers only (pooling "
+                               "excluded); membrane updates as an upper bound, every membrane of every step"},
         "latency": {"first_output_spike": _summary(first_spike[first_spike > 0]),
                     "stable_decision_step": _summary(stable_step),
                     "stable_decision_histogram": np.bincount(stable_step, minlength=steps + 1)[1:].tolist(),
                     "exit_stable": [{"stable_steps": k, "accuracy": float(c) / n, "mean_stop_step": float(stops) / n,
-                                     "synops_per_sample": float(spent) / n} for k, (c, stops, spent) in totals.exits.items()]},
+                                     "synops_per_sample": float(spent) / n, "uj_per_sample": exit_uj(float(spent) / n)}
+                                    for k, (c, stops, spent) in totals.exits.items()]},
     }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .ir import AvgPool2d, Conv2d, MaxPool2d, Shape
+from .ir import AvgPool2d, Conv2d, Linear, MaxPool2d, Shape
 from .memory import csr_build_bytes, csr_bytes
 
 DEFAULT_MAX_BYTES = 4 << 30
@@ -76,6 +76,18 @@ def conv_fan_out(layer: Conv2d, in_shape: Shape) -> np.ndarray:
     pin, _, _, _ = window_pairs((h, w), layer.weight.shape[2:], layer.stride, layer.padding)
     per_pixel = np.bincount(pin, minlength=h * w) * (layer.weight.shape[0] // layer.groups)
     return np.tile(per_pixel, c_in).astype(np.int64)
+
+
+def layer_fan_out(layer, in_shape: Shape) -> np.ndarray | None:
+    """Operations each input neuron takes part in (C order): a conv's or linear layer's synapses, the
+    pooling windows of an average pooling; None for layers without (max pooling is a comparison)."""
+    if isinstance(layer, Conv2d):
+        return conv_fan_out(layer, in_shape)
+    if isinstance(layer, Linear):
+        return np.full(int(np.prod(in_shape)), layer.weight.shape[0], np.int64)
+    if isinstance(layer, AvgPool2d):
+        return pool_fan_out(layer, in_shape)
+    return None
 
 
 def direct_kernel(layer: Conv2d) -> np.ndarray:
@@ -188,6 +200,13 @@ def _pool_pairs(layer: MaxPool2d | AvgPool2d, in_hw: tuple[int, int]):
     k = layer.kernel_size
     return window_pairs(in_hw, (k, k), layer.stride, layer.padding, layer.dilation,
                         (layer.output_size(in_hw[0]), layer.output_size(in_hw[1])))
+
+
+def pool_fan_out(layer: MaxPool2d | AvgPool2d, in_shape: Shape) -> np.ndarray:
+    """Windows each input neuron lies in (C order; padding excluded)."""
+    c_in, h, w = in_shape
+    pin = _pool_pairs(layer, (h, w))[0]
+    return np.tile(np.bincount(pin, minlength=h * w), c_in).astype(np.int64)
 
 
 def avgpool_csr(layer: AvgPool2d, in_shape: Shape) -> CSR:

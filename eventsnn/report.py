@@ -4,20 +4,20 @@ Conventions: SynOps of a layer = sum over the events it receives of the sender's
 event carrying k spikes counts once per synapse; ``spikes_weighted_per_sample`` counts k). With
 analog input, the constant current W x of every layer that reads the input is computed once per
 sample; those operations (non-zero pixels times their fan-out, ``SimulationResult.input_synops``)
-are counted once, as multiply-accumulates in the energy estimate. Energy: ``e_ac`` per
-accumulate and ``e_mac`` per MAC (default 0.9 pJ and 4.6 pJ, 45 nm, Horowitz 2014). Membrane updates per step (bias, leak-free integration) are not
-counted, as is common.
+are counted once, as multiply-accumulates in the energy estimate. Energy: the arithmetic of an
+``energy.EnergyModel`` (default fp32, Horowitz 2014) under ``energy.CONVENTION`` (a graded event is
+one multiply by its payload plus an add); membrane updates per step are not counted, as is common.
+``eventsnn analyze`` reports every model, the zero-skipping ANN and the memory terms.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .energy import COMMON, common_energy
+from .energy import HEADLINE, PRESETS, EnergyModel, synop_pj
 from .engine.profiling import PHASES
 from .snn import GATE, IF, OUTPUT, SimulationConfig, SimulationResult, SpikingNetwork, Stage
 
-E_AC_PJ, E_MAC_PJ = COMMON["e_ac_pj"], COMMON["e_mac_pj"]
 _KIND_NAMES = {IF: "IF", GATE: "maxpool gate"}
 
 
@@ -76,7 +76,7 @@ def layer_statistics(snn: SpikingNetwork, spikes: np.ndarray, carried: np.ndarra
 
 
 def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.ndarray | None = None,
-                      ann_accuracy: float | None = None, e_ac: float = E_AC_PJ, e_mac: float = E_MAC_PJ) -> dict:
+                      ann_accuracy: float | None = None, energy: EnergyModel = PRESETS[HEADLINE]) -> dict:
     """A JSON-ready summary of one simulation."""
     n = max(len(result.decisions), 1)
     steps = result.steps
@@ -85,14 +85,15 @@ def efficiency_report(snn: SpikingNetwork, result: SimulationResult, labels: np.
     synops = sum(layer["synops_per_sample"] for layer in layers)
     macs = sum(stage.macs for stage in snn.stages)
     input_ops = float(result.input_synops.sum()) / n if result.input_synops is not None else 0.0
-    snn_energy, ann_energy = common_energy(result.synops.sum(axis=0)[:, None] / n, input_ops, macs,
-                                           {"e_ac_pj": e_ac, "e_mac_pj": e_mac})
+    event_pj = synop_pj(snn, energy)
     report = {
         "samples": len(result.decisions), "steps": steps, "settings": snn.config.__dict__.copy(),
         "spikes_per_sample": sum(layer["spikes_per_sample"] for layer in layers),
         "spikes_weighted_per_sample": sum(layer["spikes_weighted_per_sample"] for layer in layers),
         "synops_per_sample": synops, "macs_per_sample": macs,
-        "energy_snn_uj_per_sample": float(snn_energy[-1]), "energy_ann_uj_per_sample": ann_energy, "energy_pj": {"accumulate": e_ac, "mac": e_mac},
+        "energy_snn_uj_per_sample": ((synops - input_ops) * event_pj + input_ops * energy.mac_pj) * 1e-6,
+        "energy_ann_uj_per_sample": macs * energy.mac_pj * 1e-6,
+        "energy_pj": {"model": energy.name, "synaptic_event": event_pj, "mac": energy.mac_pj},
         "first_output_spike_mean": float(result.first_spike[result.first_spike > 0].mean())
         if np.any(result.first_spike > 0) else None,
         "stable_decision_step_mean": float(stable_decision_step(result.decisions).mean()) if len(result.decisions) else None,
@@ -130,7 +131,8 @@ def format_table(report: dict) -> str:
                  f"{report['synops_per_sample']:>21.4g}{report['macs_per_sample']:>13,}"
                  f"{report['synops_per_sample'] / max(report['macs_per_sample'], 1):>12.3f}")
     lines.append(f"energy per sample: SNN {report['energy_snn_uj_per_sample']:.2f} uJ, ANN {report['energy_ann_uj_per_sample']:.2f} uJ "
-                 f"({report['energy_pj']['accumulate']} pJ/AC, {report['energy_pj']['mac']} pJ/MAC; the analog input's current as MACs)")
+                 f"({report['energy_pj']['model']}: {report['energy_pj']['synaptic_event']:.3g} pJ per synaptic event, "
+                 f"{report['energy_pj']['mac']} pJ per MAC; the analog input's current as MACs)")
     return "\n".join(lines)
 
 

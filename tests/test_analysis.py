@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from eventsnn import simulate
-from eventsnn.analysis import EXIT_STABLE, analyze, load_energy_model
+from eventsnn.analysis import EXIT_STABLE, analyze
+from eventsnn.energy import load_energy_model
 from eventsnn.early_exit import stable_exit_steps
 from eventsnn.cli import main
 from eventsnn.ir import Linear, Network, ReLU
@@ -86,7 +87,14 @@ def test_fidelity_is_exact_where_rates_equal_activations():
 
 def test_energy_model_file_is_checked(tmp_path):
     (tmp_path / "e.json").write_text(json.dumps({"e_ac_pj": 0.03, "e_mac_pj": 0.2, "source": "hypothetical"}))
-    assert load_energy_model(tmp_path / "e.json")["e_ac_pj"] == 0.03
+    older = load_energy_model(tmp_path / "e.json")  # the older format: an add and a MAC
+    assert (older.add_pj, older.mac_pj, older.source) == (0.03, pytest.approx(0.2), "hypothetical")
+    (tmp_path / "n.json").write_text(json.dumps({"add_pj": 0.1, "mult_pj": 0.2, "operand_bits": 8, "weight_bits": 8}))
+    newer = load_energy_model(tmp_path / "n.json")
+    assert (newer.name, newer.weight_bits, newer.state_bits, newer.memory) == ("n", 8, 32, False)
+    (tmp_path / "bits.json").write_text(json.dumps({"weight_bits": 0}))
+    with pytest.raises(ValueError, match="whole number of bits"):
+        load_energy_model(tmp_path / "bits.json")
     (tmp_path / "bad.json").write_text(json.dumps({"e_ac_pj": -1}))
     with pytest.raises(ValueError, match="non-negative"):
         load_energy_model(tmp_path / "bad.json")
@@ -117,11 +125,16 @@ def test_analyze_command(tmp_path, demo, capsys, monkeypatch, with_matplotlib):
     assert report["samples"] == 30 and report["settings"]["spikes"] == "binary"
     # two files of one name in different folders: both reported (one was dropped silently), by their paths
     assert report["model"] == str(tmp_path / "graded.npz") and list(report["compare"]) == [str(tmp_path / "other" / "graded.npz")]
-    assert "Efficiency analysis" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "Efficiency analysis" in markdown and "ANN zero-skipping" in markdown and "Wilson" in markdown
+    rows = (out / "per_step.csv").read_text().splitlines()
+    assert len(rows) == 7 and rows[0].startswith("step,accuracy,accuracy_low,accuracy_high")
+    assert (out / f"per_step_{str(tmp_path / 'other' / 'graded.npz').replace('/', '_')}.csv").exists()
     pngs = sorted(p.name for p in out.glob("*.png"))
     if with_matplotlib:
         assert "accuracy_vs_synops.png" in pngs and "skipped" not in printed
         assert sum(name.startswith("rate_vs_activation") for name in pngs) == 2  # every compared model's scatter
+        assert {"layer_energy.png", "accuracy_vs_energy.png"} <= set(pngs)
     else:
         assert pngs == [] and "skipped without matplotlib" in printed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eventsnn.energy import break_even_step, sram_word_pj
+from eventsnn.energy import PRESETS, break_even_step
 from eventsnn.report import steps_to_within
 
 
@@ -32,10 +32,15 @@ def test_break_even_step(curve, ann, expected):
 
 
 def test_sram_prices_follow_the_published_anchors():
-    """Horowitz 2014: 10 / 20 / 100 pJ per 64-bit read of 8 KiB / 32 KiB / 1 MiB SRAM; a 32-bit word half."""
-    assert sram_word_pj(8 * 1024) == pytest.approx(5.0)
-    assert sram_word_pj(32 * 1024) == pytest.approx(10.0)
-    assert 45 < sram_word_pj(1024 * 1024) < 60
+    """Horowitz 2014: 10 / 20 / 100 pJ per 64-bit read of 8 KiB / 32 KiB / 1 MiB SRAM; a 32-bit word
+    half, an 8-bit one an eighth; nothing without the memory terms."""
+    memory, plain = PRESETS["fp32+memory"], PRESETS["fp32"]
+    kib = 8 * 1024
+    assert memory.sram_pj(8 * kib, 64) == pytest.approx(10.0)
+    assert memory.sram_pj(32 * kib, 64) == pytest.approx(20.0)
+    assert 90 < memory.sram_pj(1024 * kib, 64) < 120
+    assert memory.sram_pj(8 * kib, 32) == pytest.approx(5.0) and memory.sram_pj(8 * kib, 8) == pytest.approx(1.25)
+    assert plain.sram_pj(8 * kib, 32) == 0.0
 
 
 def test_progress_lines_appear_without_a_terminal(monkeypatch):

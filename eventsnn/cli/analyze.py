@@ -21,7 +21,10 @@ def add_parser(sub) -> None:
     p.add_argument("model", help="spiking model file from `eventsnn convert`, or a NIR graph (.nir)")
     add_data(p)
     p.add_argument("--compare", nargs="*", default=[], help="more model files, in the same table and plots")
-    p.add_argument("--energy-model", help="JSON file {\"e_ac_pj\": ..., \"e_mac_pj\": ..., \"source\": ...}")
+    p.add_argument("--energy-model", help="JSON file of one more energy model, reported first: {\"add_pj\", "
+                                          "\"mult_pj\", \"operand_bits\", \"weight_bits\", \"state_bits\", \"memory\", "
+                                          "\"name\", \"source\"} (missing keys as the fp32 preset's); the presets fp32, "
+                                          "int8 and both with memory terms are always reported")
     add_connectivity(p, limit=False)
     p.add_argument("-o", "--output-dir", required=True, help="directory for report.json, report.md and the plots")
     add_cluster(p)
@@ -37,13 +40,14 @@ def model_labels(paths: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze, load_energy_model
+    from ..analysis import analyze
     from ..analysis_report import write_report
+    from ..energy import load_energy_model
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     check_writable(out / "report.json", (args.model, args.data))  # before the long work
-    energy = load_energy_model(args.energy_model)
+    energy = load_energy_model(args.energy_model) if args.energy_model else None
     x, y = load_data(args.data, args.limit)
     build = connectivity(args, **settings(args))
     steps = args.steps
@@ -66,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     rate = report["samples"] / report["seconds"] if report["seconds"] else None
     print(summary({**report, "samples_per_second": rate}))
     e = report["energy"]
-    print(f"energy per sample: ANN {e['ann_uj_per_sample']:.3g} uJ; SNN at T=1: {e['snn_uj_per_sample_per_step'][0]:.3g} "
-          f"uJ, at T={steps}: {e['snn_uj_per_sample_per_step'][-1]:.3g} uJ; break-even step {e['break_even_step']}")
+    print(f"energy per sample ({e['headline']}): ANN {e['ann_uj_per_sample']:.3g} uJ; SNN at T=1: "
+          f"{e['snn_uj_per_sample_per_step'][0]:.3g} uJ, at T={steps}: {e['snn_uj_per_sample_per_step'][-1]:.3g} uJ; "
+          f"break-even step {e['break_even_step']} (report.md prices int8 and memory too)")
     print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} plots"
           + (f" (skipped without matplotlib, `pip install matplotlib`: {', '.join(skipped)})" if skipped else ""))
     return 0
