@@ -120,9 +120,10 @@ def markdown(reports: dict[str, dict], plots: list[str]) -> str:
              _num(r["synops_to_within"][p] / r["macs_per_sample"]) if r["synops_to_within"][p] else "-"]
             for p in ("0.5", "1", "2")]
     lines += _table(["stays within", "from step", "SynOps per sample", "SynOps / ANN MACs"], rows)
-    lines += ["", f"ANN: {r['macs_per_sample']:,.0f} MACs per sample. Steps to each target with the 95% Wilson "
-              "interval of the SNN's accuracy: " + ", ".join(f"{p} points: {lo or 'never'}-{hi or 'never'}" for p, (lo, hi)
-                                                           in r["steps_to_within_interval"].items()) + ".", ""]
+    lines += ["", f"ANN: {r['macs_per_sample']:,.0f} MACs per sample. The same steps read off the top and the bottom "
+              "of the SNN accuracy's 95% Wilson interval: " + ", ".join(
+                  f"{p} points: {lo or 'never'} to {hi or 'never'}" for p, (lo, hi) in r["steps_to_within_interval"].items())
+              + ".", ""]
     lines += energy_section(r) + ["", "## Layers", ""] + layer_table(r)
     nb = r["neurobench"]
     ops = nb["synaptic_operations"]
