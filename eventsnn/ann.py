@@ -8,7 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import memory
-from .ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
+from .ir import (QCFS, Add, AvgPool2d, BatchNorm, Channels, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network, ReLU,
                  Softmax, channel_weight)
 
 
@@ -66,6 +66,8 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         return out
     if isinstance(layer, Concat):
         return np.concatenate((x,) + more, axis=1)
+    if isinstance(layer, Channels):
+        return x[:, layer.index]
     if isinstance(layer, (Conv2d, Linear, AvgPool2d)):
         return synaptic_input(layer, x)
     if isinstance(layer, ReLU):

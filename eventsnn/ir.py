@@ -353,7 +353,32 @@ class Concat:
         return (sum(s[0] for s in in_shapes),) + tuple(in_shapes[0][1:])
 
 
-Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, Softmax, Add, Concat]
+@dataclass(frozen=True, eq=False)
+class Channels:
+    """Output channel c is input channel ``index[c]``: a channel split (``torch.chunk``, ONNX Split) or
+    a channel shuffle (ShuffleNet's view-transpose-view) as one gather. Not a population of its own:
+    conversion resolves it with the concatenations (``rewrite.resolve_concats``)."""
+
+    index: np.ndarray  # int64, which input channel each output channel is
+    spec_type: ClassVar[str] = "channels"
+    name: str = "channels"
+
+    def __post_init__(self):
+        index = np.asarray(self.index)
+        if index.ndim != 1 or index.size == 0 or not np.issubdtype(index.dtype, np.integer) or index.min() < 0:
+            raise ValueError(f"{self.name}: the channel index must be a non-empty list of non-negative integers")
+        object.__setattr__(self, "index", index.astype(np.int64))
+
+    def output_shape(self, *in_shapes: Shape) -> Shape:
+        (shape,) = in_shapes
+        if len(shape) != 3 or self.index.max() >= shape[0]:
+            raise ValueError(f"{self.name}: selects channels up to {self.index.max()} of a {shape} input "
+                             "(a (C, H, W) input with more channels is needed)")
+        return (len(self.index),) + tuple(shape[1:])
+
+
+Layer = Union[Conv2d, Linear, BatchNorm, ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, Softmax, Add, Concat,
+              Channels]
 LAYER_CLASSES: tuple[type, ...] = get_args(Layer)  # every layer kind, in the order the spec lists them
 AFFINE = (Conv2d, Linear)
 ACTIVATIONS = (ReLU, ClipReLU, QCFS)

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from .connectivity import avgpool_csr
 from .convert import output_layer
-from .ir import (ACTIVATIONS, AFFINE, QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Linear,
+from .ir import (ACTIVATIONS, AFFINE, QCFS, Add, AvgPool2d, BatchNorm, Channels, ClipReLU, Concat, Conv2d, Flatten, Linear,
                  MaxPool2d, Network, ReLU)
 
 
@@ -23,31 +23,79 @@ PER_CHANNEL = (ReLU, ClipReLU, QCFS, MaxPool2d, AvgPool2d, Flatten, BatchNorm)  
 
 
 def resolve_concats(net: Network) -> Network:
-    """The same function without channel concatenations, which no population can be: a layer that
-    acts on each channel alone (activation, pooling, batch-norm, flatten) is applied to each part,
-    and a conv or linear layer reading a concatenation becomes one layer per part (the columns of
-    its weight that part feeds) summed by an add, which is one population with a projection per
-    part (as a residual add's branches). So the parts keep their own populations and scales."""
-    if not any(isinstance(layer, Concat) for layer in net.layers):
+    """The same function without channel concatenations and channel gathers (``Channels``: splits
+    and shuffles), which no population can be. A value is tracked as segments: its channels ``at``
+    are the channels ``of`` of a layer of the new graph. A layer that acts on each channel alone
+    (activation, pooling, batch-norm, flatten) is applied to each part; a conv or linear layer
+    becomes one layer per part (the columns of its weight that part feeds, zero elsewhere) summed by
+    an add, which is one population with a projection per part (as a residual add's branches); a
+    depthwise conv filters each part with the filters of its channels. So the parts keep their own
+    populations and scales, and routing channels costs nothing at run time."""
+    if not any(isinstance(layer, (Concat, Channels)) for layer in net.layers):
         return net
     graph = _Rebuilt(net.input_shape)
-    parts: dict[int, list[int]] = {-1: [-1]}  # old layer -> the new layers holding its channels, in order
+    values: dict[int, list[_Segment]] = {-1: graph.whole(-1)}  # old layer -> the segments holding its channels
     for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
-        values = [parts[j] for j in sources]
+        inputs = [values[j] for j in sources]
         if isinstance(layer, Concat):
-            parts[i] = [p for value in values for p in value]
-        elif all(len(value) == 1 for value in values):
-            parts[i] = [graph.emit(layer, [value[0] for value in values])]
-        elif len(values) == 1 and isinstance(layer, PER_CHANNEL):
-            parts[i] = graph.per_part(layer, values[0])
-        elif len(values) == 1 and isinstance(layer, AFFINE) and getattr(layer, "groups", 1) == 1:
-            parts[i] = [graph.split_affine(layer, values[0])]
+            values[i] = _concatenated(inputs, [(net.input_shape if j < 0 else net.shapes[j])[0] for j in sources])
+        elif isinstance(layer, Channels):
+            values[i] = _gathered(inputs[0], layer.index)
+        elif all(graph.is_whole(value) for value in inputs):
+            values[i] = graph.whole(graph.emit(layer, [value[0].part for value in inputs]))
+        elif len(inputs) == 1 and isinstance(layer, PER_CHANNEL):
+            values[i] = graph.per_part(layer, inputs[0])
+        elif len(inputs) == 1 and isinstance(layer, AFFINE) and getattr(layer, "groups", 1) == 1:
+            values[i] = graph.whole(graph.split_affine(layer, inputs[0]))
+        elif len(inputs) == 1 and isinstance(layer, Conv2d) and layer.groups == net.input_shape_of(i)[0]:
+            values[i] = graph.depthwise_per_part(layer, inputs[0])
         else:
-            raise ValueError(f"{type(layer).__name__} '{layer.name}' reads a concatenation, which it cannot be "
-                             "split over (supported: activations, pools, batch-norm, flatten, conv and linear layers)")
-    if len(parts[len(net.layers) - 1]) > 1:
-        raise ValueError("the network's output is a concatenation: end it with a conv or linear layer")
+            raise ValueError(f"{type(layer).__name__} '{layer.name}' reads concatenated or rearranged channels, which it "
+                             "cannot be split over (supported: activations, pools, batch-norm, flatten, conv, depthwise "
+                             "conv and linear layers)")
+    if not graph.is_whole(values[len(net.layers) - 1]):
+        raise ValueError("the network's output is a concatenation or a channel rearrangement: end it with a conv or "
+                         "linear layer")
     return graph.network()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Segment:
+    """Channels ``at`` of a value are channels ``of`` of new layer ``part`` (features, for vectors)."""
+
+    part: int
+    at: np.ndarray
+    of: np.ndarray
+
+
+def _merged(segments: list[_Segment]) -> list[_Segment]:
+    """One segment per part, in order of first appearance."""
+    by_part: dict[int, list[_Segment]] = {}
+    for seg in segments:
+        by_part.setdefault(seg.part, []).append(seg)
+    return [_Segment(part, np.concatenate([s.at for s in group]), np.concatenate([s.of for s in group]))
+            for part, group in by_part.items()]
+
+
+def _concatenated(inputs: list[list[_Segment]], widths: list[int]) -> list[_Segment]:
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]])
+    return _merged([_Segment(seg.part, seg.at + offset, seg.of) for value, offset in zip(inputs, offsets)
+                    for seg in value])
+
+
+def _gathered(value: list[_Segment], index: np.ndarray) -> list[_Segment]:
+    """Output channel c is the value's channel index[c]."""
+    width = sum(len(seg.at) for seg in value)
+    part, of = np.empty(width, np.int64), np.empty(width, np.int64)
+    for seg in value:
+        part[seg.at], of[seg.at] = seg.part, seg.of
+    return _merged([_Segment(int(p), np.flatnonzero(part[index] == p), of[index][part[index] == p])
+                    for p in dict.fromkeys(part[index].tolist())])
+
+
+def _spread(channels: np.ndarray, per_channel: int) -> np.ndarray:
+    """Channel indices to the indices of their ``per_channel`` consecutive units each."""
+    return (channels[:, None] * per_channel + np.arange(per_channel)).ravel()
 
 
 def split_signed(net: Network) -> Network:
@@ -142,31 +190,62 @@ class _Rebuilt:
         self.inputs.append(tuple(sources))
         return len(self.layers) - 1
 
-    def per_part(self, layer, sources: list[int]) -> list[int]:
-        """``layer`` applied to each part on its own (batch-norm with that part's channels)."""
-        pieces, start = [], 0
-        for k, j in enumerate(sources):
+    def whole(self, part: int) -> list[_Segment]:
+        every = np.arange(self.shape(part)[0])
+        return [_Segment(part, every, every)]
+
+    def is_whole(self, value: list[_Segment]) -> bool:
+        """Whether a value is one new layer's output, all of it in order."""
+        if len(value) != 1:
+            return False
+        seg, width = value[0], self.shape(value[0].part)[0]
+        return len(seg.at) == width and np.array_equal(seg.at, np.arange(width)) and np.array_equal(seg.of, seg.at)
+
+    def per_part(self, layer, value: list[_Segment]) -> list[_Segment]:
+        """``layer`` applied to each part on its own (batch-norm with that part's channels; flatten
+        turns channels into their features)."""
+        out = []
+        for k, seg in enumerate(value):
             piece = dataclasses.replace(layer, name=f"{layer.name}.{k}")
             if isinstance(layer, BatchNorm):
-                channels = slice(start, start + self.shape(j)[0])
-                piece = BatchNorm(layer.gamma[channels], layer.beta[channels], layer.mean[channels], layer.var[channels],
-                                  layer.eps, piece.name)
-                start = channels.stop
-            pieces.append(self.emit(piece, [j]))
-        return pieces
+                piece = _batchnorm_of_part(layer, seg, self.shape(seg.part)[0], piece.name)
+            j = self.emit(piece, [seg.part])
+            if isinstance(layer, Flatten):
+                pixels = int(np.prod(self.shape(seg.part)[1:]))
+                out.append(_Segment(j, _spread(seg.at, pixels), _spread(seg.of, pixels)))
+            else:
+                out.append(_Segment(j, seg.at, seg.of))
+        return out
 
-    def split_affine(self, layer: Conv2d | Linear, sources: list[int]) -> int:
-        """One layer per part, with the weight columns that part feeds (the bias on the first), and
-        the add of them, under the layer's own name."""
-        pieces, start = [], 0
-        for k, j in enumerate(sources):
-            width = self.shape(j)[0] if isinstance(layer, Conv2d) else int(np.prod(self.shape(j)))
-            weight = layer.weight[:, start:start + width]
+    def split_affine(self, layer: Conv2d | Linear, value: list[_Segment]) -> int:
+        """One layer per part, with the weight columns that part feeds (zero for its channels the
+        value does not hold; the bias on the first), and the add of them, under the layer's own name."""
+        pieces = []
+        for k, seg in enumerate(value):
+            weight = np.zeros((layer.weight.shape[0], self.shape(seg.part)[0]) + layer.weight.shape[2:], np.float32)
+            np.add.at(weight.swapaxes(0, 1), seg.of, layer.weight[:, seg.at].swapaxes(0, 1))
             bias = layer.bias if k == 0 else np.zeros_like(layer.bias)
-            start += width
-            pieces.append(self.emit(dataclasses.replace(layer, weight=weight, bias=bias, name=f"{layer.name}.in{k}"),
-                                    [j]))
-        return self.emit(Add(layer.name), pieces)
+            name = layer.name if len(value) == 1 else f"{layer.name}.in{k}"
+            pieces.append(self.emit(dataclasses.replace(layer, weight=weight, bias=bias, name=name), [seg.part]))
+        return pieces[0] if len(pieces) == 1 else self.emit(Add(layer.name), pieces)
+
+    def depthwise_per_part(self, layer: Conv2d, value: list[_Segment]) -> list[_Segment]:
+        """A depthwise conv (m filters per channel) as one per part, each channel of the part
+        filtered by the filters of the value's channel it holds (zero for those it does not)."""
+        m = layer.weight.shape[0] // layer.groups
+        out = []
+        for k, seg in enumerate(value):
+            if len(np.unique(seg.of)) != len(seg.of):
+                raise ValueError(f"depthwise conv '{layer.name}' reads one channel twice; eventsnn cannot split it")
+            width = self.shape(seg.part)[0]
+            weight = np.zeros((width * m,) + layer.weight.shape[1:], np.float32)
+            weight[_spread(seg.of, m)] = layer.weight[_spread(seg.at, m)]
+            bias = np.zeros(width * m, np.float32)
+            if layer.bias is not None:
+                bias[_spread(seg.of, m)] = layer.bias[_spread(seg.at, m)]
+            piece = Conv2d(weight, bias, layer.stride, layer.padding, f"{layer.name}.{k}", width)
+            out.append(_Segment(self.emit(piece, [seg.part]), _spread(seg.at, m), _spread(seg.of, m)))
+        return out
 
     def population(self, terms: list[_Term], name: str) -> int:
         """One population summing ``terms``: a single affine term is that layer (its sign in its
@@ -190,6 +269,18 @@ class _Rebuilt:
 
     def network(self) -> Network:
         return Network(self.input_shape, tuple(self.layers), tuple(self.inputs))
+
+
+def _batchnorm_of_part(layer: BatchNorm, seg: _Segment, width: int, name: str) -> BatchNorm:
+    """A batch-norm over a part's ``width`` channels: the value's parameters where the part holds
+    the value's channels, the identity elsewhere."""
+    params = {"gamma": np.ones(width), "beta": np.zeros(width), "mean": np.zeros(width), "var": np.full(width, 1 - layer.eps)}
+    for key, array in params.items():
+        given = getattr(layer, key)[seg.at]
+        array[seg.of] = given
+        if not np.array_equal(array[seg.of], given):
+            raise ValueError(f"batch-norm '{layer.name}' normalizes one channel twice with different statistics")
+    return BatchNorm(*(params[k].astype(np.float32) for k in ("gamma", "beta", "mean", "var")), layer.eps, name)
 
 
 def batchnorm_as_affine(net: Network) -> Network:

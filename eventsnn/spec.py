@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .ir import (LAYER_CLASSES, QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d,
+from .ir import (LAYER_CLASSES, QCFS, Add, AvgPool2d, BatchNorm, Channels, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d,
                  Network, ReLU, Softmax)
 
 LAYER_TYPES = tuple(cls.spec_type for cls in LAYER_CLASSES)
@@ -164,6 +164,16 @@ def _read_add(cls: type[Add], e: _Entry) -> Add:
     return cls(e.name, None if weights is None else tuple(weights))
 
 
+def _read_channels(cls: type[Channels], e: _Entry) -> Channels:
+    e.require("index")
+    index = e.fields["index"]
+    if not isinstance(index, list) or not index or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                           for c in index):
+        raise e.error(f"'index' must list the input channel (a non-negative integer) of each output channel, "
+                      f"not {index!r}")
+    return cls(np.array(index, np.int64), e.name)
+
+
 def _read_name_only(cls: type, e: _Entry) -> Layer:
     return cls(e.name)
 
@@ -228,6 +238,7 @@ _FORMATS: dict[type, _Format] = {
     Softmax: _Format(_read_name_only),
     Add: _Format(_read_add, _add_fields),
     Concat: _Format(_read_name_only),
+    Channels: _Format(_read_channels, lambda layer: {"index": layer.index.tolist()}),
 }
 
 

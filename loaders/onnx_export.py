@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Linear, MaxPool2d, Network,
+from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, Channels, ClipReLU, Concat, Conv2d, Flatten, Linear, MaxPool2d, Network,
                          ReLU, Softmax)
 
 from .optional import require
@@ -28,8 +28,8 @@ class _Graph:
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes, self.constants = [], []
 
-    def constant(self, name: str, value) -> str:
-        self.constants.append(self.numpy_helper.from_array(np.asarray(value, np.float32), name))
+    def constant(self, name: str, value, dtype=np.float32) -> str:
+        self.constants.append(self.numpy_helper.from_array(np.asarray(value, dtype), name))
         return name
 
     def node(self, op: str, inputs: list[str], output: str, **attributes) -> str:
@@ -89,6 +89,8 @@ def _emit(graph: _Graph, layer, sources: list[str], name: str, shapes: list[tupl
         return graph.node("BatchNormalization", [x] + params, name, epsilon=float(layer.eps))
     if isinstance(layer, Concat):
         return graph.node("Concat", sources, name, axis=1)
+    if isinstance(layer, Channels):
+        return graph.node("Gather", [x, graph.constant(f"{name}.index", layer.index, np.int64)], name, axis=1)
     if isinstance(layer, Add):
         terms = []
         for k, (source, weight, shape) in enumerate(zip(sources, layer.input_weights(len(sources)), shapes)):

@@ -4,8 +4,11 @@ Operators: Conv, Gemm, MatMul (+ Add of a constant bias), BatchNormalization, Re
 (threshold ReLU), chains of elementwise Mul, Div, Add, Sub, Floor, Clip and Relu with scalar
 constants that compute ReLU, clip(0, y) or QCFS (the quantization-clip-floor-shift activation
 torch exports as Div, Clip, Mul, Add, Floor, ..., in whatever order it was written), MaxPool,
-AveragePool, GlobalAveragePool (square maps), Flatten, Reshape to (batch, -1) (including the
-Shape/Gather/Unsqueeze/Concat chain ``x.view(x.size(0), -1)`` exports to), Add of two tensors
+AveragePool, GlobalAveragePool and ReduceMean over the pixels (square maps), Flatten, Concat of
+channels; Reshape, Transpose, Slice, Split and Gather (constant indices) where together they
+flatten or rearrange whole channels (ShuffleNet's channel split and shuffle; ``views``), with the
+shape arithmetic torch exports for them (Shape, Gather, Unsqueeze, Concat, Cast, integer Div, Mul,
+Add, Sub of constants, the batch counted as 1); Add of two tensors
 (residual; Sum of several, each maybe multiplied by a scalar: the branch weights), Softmax over
 the classes, Dropout and Identity. Any other operator raises
 ``OnnxError`` naming the node and its operator. Nothing in the file is executed: the graph is
@@ -22,9 +25,10 @@ from typing import Callable
 import numpy as np
 
 from eventsnn import ann
-from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
+from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, Channels, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                          ReLU, Shape, Softmax)
 
+from . import views
 from .optional import require
 
 
@@ -91,6 +95,7 @@ class _Reader:
         self.layers: list[Layer] = []
         self.inputs: list[tuple[int, ...]] = []
         self.shapes: list[Shape] = []
+        self.views: dict[str, views.View] = {}  # reshaped / transposed / sliced tensors, until something reads them
         self.graph = graph
 
     def shape(self, index: int) -> Shape:
@@ -99,9 +104,78 @@ class _Reader:
     def tensor(self, name: str) -> int:
         if name in self.pending:
             self.materialize(name)
+        if name in self.views and name not in self.index:
+            self.materialize_view(name)
         if name not in self.index:
             raise OnnxError(f"'{name}' is not a tensor the network computes")
         return self.index[name]
+
+    def materialize_view(self, name: str) -> None:
+        """The layer a rearranged tensor is, once a layer reads it."""
+        view = self.views[name]
+        kind, index = views.resolve(view, self.shape(view.source))
+        if kind == "same":
+            self.index[name] = view.source
+            return
+        layer = Flatten(self.unique(name, "flatten")) if kind == "flatten" else Channels(index, self.unique(name, "channels"))
+        self.shapes.append(layer.output_shape(self.shape(view.source)))
+        self.layers.append(layer)
+        self.inputs.append((view.source,))
+        self.index[name] = len(self.layers) - 1
+
+    def view(self, name: str) -> views.View:
+        """A tensor as a view (a computed one: all of it)."""
+        if name in self.views and name not in self.index:
+            return self.views[name]
+        source = self.tensor(name)
+        return views.whole(source, self.shape(source))
+
+    def sample_axis(self, view: views.View, axis: int) -> int:
+        rank = len(view.shape) + 1
+        axis = int(axis) + rank if int(axis) < 0 else int(axis)
+        if not 1 <= axis < rank:
+            raise OnnxError(f"axis {axis} is the batch or not an axis of a {rank}-D tensor; only the other axes may move")
+        return axis - 1
+
+    def rearrange(self, node, op: str, a: dict, args: list[str]) -> bool:
+        """Reshape, Transpose, Slice, Split and Gather of a computed tensor, recorded as views."""
+        if op == "Reshape":
+            view = self.view(args[0])
+            target = [int(v) for v in self.constant(args[1]).ravel()]
+            sample = [view.shape[k - 1] if d == 0 and not a.get("allowzero", 0) else d
+                      for k, d in enumerate(target)][1:]
+            if not target or target[0] not in (-1, 0, 1):
+                raise OnnxError(f"a reshape must keep the batch first, not {target}")
+            self.views[node.output[0]] = views.reshape(view, sample or [-1])
+        elif op == "Transpose":
+            view = self.view(args[0])
+            perm = list(a["perm"]) if "perm" in a else list(range(len(view.shape) + 1))[::-1]
+            if perm[0] != 0:
+                raise OnnxError(f"a transpose must keep the batch first, not perm={perm}")
+            self.views[node.output[0]] = views.transpose(view, [p - 1 for p in perm[1:]])
+        elif op == "Slice":
+            view = self.view(args[0])
+            starts, ends = (self.constant(x).ravel().tolist() for x in args[1:3])
+            axes = self.constant(args[3]).ravel().tolist() if len(args) > 3 and args[3] else list(range(len(starts)))
+            steps = self.constant(args[4]).ravel().tolist() if len(args) > 4 and args[4] else [1] * len(starts)
+            for start, end, axis, step in zip(starts, ends, axes, steps):
+                view = views.take(view, self.sample_axis(view, axis), slice(start, end, step))
+            self.views[node.output[0]] = view
+        elif op == "Split":
+            view = self.view(args[0])
+            axis = self.sample_axis(view, a.get("axis", 0))
+            size, parts = view.shape[axis], len(node.output)
+            sizes = (self.constant(args[1]).ravel().tolist() if len(args) > 1 and args[1] else a.get("split")) or \
+                [-(-size // parts)] * (parts - 1) + [size - -(-size // parts) * (parts - 1)]
+            for output, part in zip(node.output, views.split(view, axis, [int(v) for v in sizes])):
+                self.views[output] = part
+        elif op == "Gather" and args[1] in self.constants:
+            view = self.view(args[0])
+            self.views[node.output[0]] = views.take(view, self.sample_axis(view, a.get("axis", 0)),
+                                                    self.constants[args[1]].astype(np.int64))
+        else:
+            return False
+        return True
 
     def constant(self, name: str) -> np.ndarray:
         if name not in self.constants:
@@ -158,7 +232,10 @@ class _Reader:
         if op == "Constant":
             self.constants[node.output[0]] = a["value"]
             return
-        if op in ("Shape", "Gather", "Unsqueeze", "Concat", "Cast") and self.fold_shape(node, op, a):
+        if op in ("Shape", "Gather", "Unsqueeze", "Concat", "Cast", "Div", "Mul", "Add", "Sub") \
+                and self.fold_shape(node, op, a):
+            return
+        if op in ("Reshape", "Transpose", "Slice", "Split", "Gather") and self.rearrange(node, op, a, args):
             return
         if op in ("Identity", "Dropout"):
             if args[0] in self.constants:
@@ -232,11 +309,16 @@ class _Reader:
             if a.get("axis", 1) != 1:
                 raise OnnxError(f"only axis=1 (keep the batch) is supported, not {a.get('axis')}")
             return self.flatten(node, src, name)
-        elif op == "Reshape":
-            target = [int(v) for v in self.constant(args[1]).ravel()]
-            if len(target) != 2 or target[1] not in (-1, int(np.prod(self.shape(src)))):
-                raise OnnxError(f"only a reshape to (batch, -1) is supported, not {target}")
-            return self.flatten(node, src, name)
+        elif op == "ReduceMean":
+            axes = a.get("axes", self.constant(args[1]).ravel().tolist() if len(args) > 1 and args[1] else None)
+            shape = self.shape(src)
+            if axes is None or len(shape) != 3 or sorted(int(x) % 4 for x in axes) != [2, 3] or shape[1] != shape[2]:
+                raise OnnxError(f"only the mean over the pixels (axes 2 and 3) of a square (C, H, H) tensor is "
+                                f"supported, not axes={axes} of {shape}")
+            self.emit(node, AvgPool2d(shape[1], shape[1], name), (src,))
+            if a.get("keepdims", 1):
+                return
+            layer, src = Flatten(self.unique(f"{name}.flatten", "flatten")), self.index[node.output[0]]
         elif op == "Softmax":
             if a.get("axis", -1) not in (1, -1) or len(self.shape(src)) != 1:
                 raise OnnxError("softmax must be over the classes of a vector")
@@ -358,9 +440,12 @@ class _Reader:
         """Shape arithmetic on constants (the batch size counts as 1); False if it is not constant."""
         args = list(node.input)
         if op == "Shape":
-            if args[0] not in self.index:
+            if args[0] in self.views and args[0] not in self.index:
+                value = np.array((1,) + self.views[args[0]].shape, np.int64)
+            elif args[0] not in self.index:
                 return False
-            value = np.array((1,) + self.shape(self.index[args[0]]), np.int64)
+            else:
+                value = np.array((1,) + self.shape(self.index[args[0]]), np.int64)
         elif not all(x in self.constants for x in args if x):
             return False
         elif op == "Gather":
@@ -370,6 +455,14 @@ class _Reader:
             value = np.expand_dims(self.constants[args[0]], tuple(axes))
         elif op == "Concat":
             value = np.concatenate([np.atleast_1d(self.constants[x]) for x in args], axis=a.get("axis", 0))
+        elif op in ("Div", "Mul", "Add", "Sub"):
+            x, y = (self.constants[v] for v in args[:2])
+            if not (np.issubdtype(np.asarray(x).dtype, np.integer) and np.issubdtype(np.asarray(y).dtype, np.integer)):
+                return False  # float arithmetic on constants is not shape arithmetic
+            if op == "Div" and np.any(np.asarray(y) == 0):
+                raise OnnxError("integer division by zero in shape arithmetic")
+            value = {"Div": lambda: np.trunc(np.asarray(x) / y).astype(np.int64), "Mul": lambda: np.multiply(x, y),
+                     "Add": lambda: np.add(x, y), "Sub": lambda: np.subtract(x, y)}[op]()
         else:  # Cast
             value = self.constants[args[0]]
         if np.size(value) > MAX_SHAPE_VALUES:  # shape arithmetic is a few numbers; doubling concats are a memory bomb

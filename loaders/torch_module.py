@@ -4,9 +4,12 @@ Supported: Conv2d, Linear, BatchNorm1d/2d, ReLU (module, ``F.relu``, ``torch.rel
 ReLU6 / Hardtanh(0, y) / ``clamp(x, 0, y)`` as threshold ReLU, QCFS activation modules (an integer
 ``levels`` and a scalar ``threshold`` attribute, e.g. examples/archnet.py's QCFS), grouped and
 depthwise Conv2d, MaxPool2d and AvgPool2d with padding / ceil_mode / dilation / count_include_pad,
-AdaptiveAvgPool2d to a size that divides its input, Flatten / ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)``,
-Dropout and Identity (dropped), residual ``+`` / ``torch.add``, channel concatenation
-(``torch.cat(..., dim=1)``), and a trailing softmax over the classes. Anything else raises ``TraceError`` naming the module and the line of the graph.
+AdaptiveAvgPool2d to a size that divides its input and ``x.mean([2, 3])``, Flatten /
+``torch.flatten(x, 1)``, Dropout and Identity (dropped), residual ``+`` / ``torch.add``, channel
+concatenation (``torch.cat(..., dim=1)``), view / reshape / transpose / permute / chunk / split /
+slicing ``x[:, a:b]`` where together they flatten or rearrange whole channels (ShuffleNet's channel
+split and shuffle, with the ``x.size()`` arithmetic around them; ``views``), and a trailing softmax
+over the classes. Anything else raises ``TraceError`` naming the module and the line of the graph.
 """
 
 from __future__ import annotations
@@ -16,14 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
+from eventsnn.ir import (QCFS, Add, AvgPool2d, BatchNorm, Channels, ClipReLU, Concat, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                          ReLU, Shape, Softmax)
 
+from . import views
 from .optional import require
 
 
 class TraceError(ValueError):
     """A module uses something the IR cannot express."""
+
+
+class _Batch:
+    """The batch size in shape arithmetic (``x.size(0)``): unknown, and never part of a layer."""
+
+    def __repr__(self) -> str:
+        return "batch"
+
+
+BATCH = _Batch()
+_INT_ARITHMETIC = {operator.floordiv: operator.floordiv, operator.mul: operator.mul, operator.add: operator.add,
+                   operator.sub: operator.sub}
 
 
 def _torch():
@@ -96,6 +112,8 @@ class _Tracer:
         self.inputs: list[tuple[int, ...]] = []
         self.shapes: list[Shape] = []
         self.index: dict[Any, int] = {}  # fx node -> IR index
+        self.values: dict[Any, Any] = {}  # fx node -> a shape, or a number computed from shapes
+        self.views: dict[Any, views.View | list[views.View]] = {}  # fx node -> a rearrangement of a tensor
         self.names: set[str] = set()
 
     # -- building ------------------------------------------------------------------------------
@@ -119,9 +137,134 @@ class _Tracer:
         return name
 
     def source(self, node, arg) -> int:
+        if arg in self.views and arg not in self.index:
+            self.materialize(arg)
         if arg not in self.index:
             raise TraceError(f"argument {arg!r} is not a tensor the network computes")
         return self.index[arg]
+
+    def materialize(self, arg) -> None:
+        """The layer a reshaped / transposed / sliced tensor is, once a layer reads it."""
+        view = self.views[arg]
+        if isinstance(view, list):
+            raise TraceError("the parts of a chunk or split must be taken one by one ([0], [1], ...)")
+        try:
+            kind, index = views.resolve(view, self.shape(view.source))
+        except ValueError as err:
+            raise TraceError(str(err)) from None
+        if kind == "same":
+            self.index[arg] = view.source
+        elif kind == "flatten":
+            self.emit(arg, Flatten(self.name(arg)), (view.source,))
+        else:
+            self.emit(arg, Channels(index, self.name(arg)), (view.source,))
+
+    def view_of(self, node, arg) -> views.View:
+        """``arg`` as a view (a computed tensor: all of it)."""
+        if arg in self.views and arg not in self.index:
+            view = self.views[arg]
+            if isinstance(view, list):
+                raise TraceError("the parts of a chunk or split must be taken one by one ([0], [1], ...)")
+            return view
+        source = self.source(node, arg)
+        return views.whole(source, self.shape(source))
+
+    def literal(self, arg):
+        """A shape, number or slice in an argument, with shape arithmetic's results filled in."""
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(self.literal(a) for a in arg)
+        if isinstance(arg, slice):
+            return slice(self.literal(arg.start), self.literal(arg.stop), self.literal(arg.step))
+        if arg in self.values:
+            return self.values[arg]
+        if arg in self.index or arg in self.views:
+            raise TraceError(f"a tensor ({arg}) where a number or shape was expected")
+        return arg
+
+    def is_literal(self, args) -> bool:
+        try:
+            self.literal(args)
+        except TraceError:
+            return False
+        return True
+
+    def sample_axis(self, view: views.View, dim) -> int:
+        """A tensor axis (batch included, negative from the end) as a sample axis; the batch is refused."""
+        rank = len(view.shape) + 1
+        axis = int(dim) + rank if int(dim) < 0 else int(dim)
+        if not 1 <= axis < rank:
+            raise TraceError(f"dim={dim} is the batch or not an axis of a {rank}-D tensor; only the other axes may move")
+        return axis - 1
+
+    def shape_function(self, node) -> bool:
+        """Shape arithmetic and rearrangements of tensors (recorded, not layers); False if not one."""
+        target, args, kwargs = node.target, node.args, node.kwargs
+        method = node.op == "call_method"
+        try:
+            if method and target in ("size", "dim"):
+                shape = (BATCH,) + self.view_of(node, args[0]).shape
+                dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+                self.values[node] = len(shape) if target == "dim" else shape if dim is None else shape[dim]
+            elif target in _INT_ARITHMETIC and self.is_literal(args):
+                numbers = self.literal(args)
+                if any(v is BATCH for v in numbers):
+                    raise TraceError("arithmetic with the batch size is not supported")
+                self.values[node] = _INT_ARITHMETIC[target](*numbers)
+            elif target is operator.getitem:
+                self.getitem(node, args[0], self.literal(args[1]))
+            elif method and target in ("view", "reshape") or target is torch_reshape():
+                dims = self.literal(args[1:] if method else args[1])
+                dims = list(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else list(dims)
+                if not dims or (dims[0] is not BATCH and dims[0] != -1) or BATCH in dims[1:]:
+                    raise TraceError(f"a view/reshape must keep the batch first (x.size(0) or -1), not {dims}")
+                view = self.view_of(node, args[0])
+                self.views[node] = views.reshape(view, [-1] if dims[0] == -1 and len(dims) == 1 else dims[1:])
+            elif target in ("transpose", "permute") and method or target in torch_transposes():
+                view = self.view_of(node, args[0])
+                if "transpose" in str(target):
+                    a, b = (self.sample_axis(view, d) for d in self.literal(args[1:3]))
+                    perm = list(range(len(view.shape)))
+                    perm[a], perm[b] = perm[b], perm[a]
+                else:
+                    dims = self.literal(args[1:] if method else args[1])
+                    dims = list(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else list(dims)
+                    if dims[0] != 0:
+                        raise TraceError(f"permute must keep the batch first, not {dims}")
+                    perm = [self.sample_axis(view, d) for d in dims[1:]]
+                self.views[node] = views.transpose(view, perm)
+            elif target in ("chunk", "split") and method or target in torch_splits():
+                view = self.view_of(node, args[0])
+                dim = kwargs.get("dim", args[2] if len(args) > 2 else 0)
+                axis = self.sample_axis(view, dim)
+                size, what = view.shape[axis], self.literal(args[1] if len(args) > 1 else kwargs.get("chunks"))
+                if "chunk" in str(target):
+                    step = -(-size // int(what))
+                    sizes = [min(step, size - a) for a in range(0, size, step)]
+                else:
+                    sizes = [int(what)] * (size // int(what)) + ([size % int(what)] if size % int(what) else []) \
+                        if isinstance(what, int) else [int(v) for v in what]
+                self.views[node] = views.split(view, axis, sizes)
+            elif method and target in ("contiguous", "clone") and args[0] in self.views:
+                self.views[node] = self.views[args[0]]
+            else:
+                return False
+        except ValueError as err:
+            raise TraceError(str(err)) from None
+        return True
+
+    def getitem(self, node, container, key) -> None:
+        if container in self.values:
+            self.values[node] = self.values[container][key]
+        elif isinstance(self.views.get(container), list):
+            self.views[node] = self.views[container][key]
+        else:  # indexing a tensor: x[:, a:b] along sample axes, the batch whole
+            view = self.view_of(node, container)
+            key = key if isinstance(key, tuple) else (key,)
+            if not key or key[0] != slice(None) or not all(isinstance(k, slice) for k in key):
+                raise TraceError(f"only slices that keep the whole batch (x[:, a:b]) index a tensor, not {key}")
+            for axis, k in enumerate(key[1:]):
+                view = views.take(view, axis, k)
+            self.views[node] = view
 
     # -- per node kind ---------------------------------------------------------------------------
 
@@ -208,8 +351,8 @@ class _Tracer:
         F = torch.nn.functional
         target, args, kwargs = node.target, node.args, node.kwargs
         method = node.op == "call_method"
-        if method and target == "size":
-            return  # x.size(0) in x.view(x.size(0), -1): not a tensor of the network
+        if self.shape_function(node):
+            return
         if target in (operator.add, operator.iadd, torch.add) or (method and target in ("add", "add_")):
             if kwargs.get("alpha", 1) != 1 or len(args) != 2:
                 raise TraceError("only a plain sum of two tensors is supported as a residual add")
@@ -234,8 +377,9 @@ class _Tracer:
             start = kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
             end = kwargs.get("end_dim", args[2] if len(args) > 2 else -1)
             return self.flatten(node, src, start, end)
-        if method and target in ("view", "reshape"):
-            return self.reshape(node, src, args[1:])
+        if target is torch.mean or (method and target == "mean"):
+            return self.mean(node, src, kwargs.get("dim", args[1] if len(args) > 1 else None),
+                             kwargs.get("keepdim", args[2] if len(args) > 2 else False))
         if target in (F.softmax, torch.softmax) or (method and target == "softmax"):
             return self.emit(node, self.softmax(node, src, kwargs.get("dim", args[1] if len(args) > 1 else None)), (src,))
         if target in (F.max_pool2d, F.avg_pool2d):
@@ -261,13 +405,16 @@ class _Tracer:
             return self.alias(node, node.args[0])
         self.emit(node, Flatten(self.name(node)), (src,))
 
-    def reshape(self, node, src: int, dims) -> None:
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
-        batch_kept = len(dims) == 2 and (not isinstance(dims[0], int) or dims[0] == -1)
-        features = dims[1] if len(dims) == 2 else None
-        if not batch_kept or features not in (-1, int(np.prod(self.shape(src)))):
-            raise TraceError(f"only x.view(x.size(0), -1) (flatten) is supported as a view/reshape, not {dims}")
-        self.flatten(node, src, 1, -1)
+    def mean(self, node, src: int, dims, keepdim: bool) -> None:
+        """The mean over the pixels (``x.mean([2, 3])``, ShuffleNet's global pooling) of a square input."""
+        shape = self.shape(src)
+        dims = [dims] if isinstance(dims, int) else list(dims or [])
+        if len(shape) != 3 or sorted(d % 4 for d in dims) != [2, 3] or shape[1] != shape[2]:
+            raise TraceError(f"only the mean over the pixels (dims 2 and 3) of a square (C, H, H) tensor is supported, "
+                             f"not dims={dims} of {shape}")
+        self.emit(node, AvgPool2d(shape[1], shape[1], self.name(node)), (src,))
+        if not keepdim:
+            self.emit(node, Flatten(self.name(node)), (self.index[node],))
 
     def softmax(self, node, src: int, dim) -> Softmax:
         if dim not in (1, -1) or len(self.shape(src)) != 1:
@@ -327,6 +474,20 @@ class _Tracer:
                              **common)
         except ValueError as err:
             raise TraceError(f"{where}: {err}") from None
+
+
+def torch_reshape():
+    return _torch().reshape
+
+
+def torch_transposes() -> tuple:
+    torch = _torch()
+    return (torch.transpose, torch.permute, torch.swapaxes)
+
+
+def torch_splits() -> tuple:
+    torch = _torch()
+    return (torch.chunk, torch.split)
 
 
 def from_torch(module, input_shape: Shape) -> Network:

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from eventsnn import ann
 from eventsnn.convert import spiking_roles
-from eventsnn.rewrite import resolve_concats
-from eventsnn.ir import Concat, Conv2d, Flatten, Linear, Network, ReLU, Softmax
+from eventsnn.rewrite import resolve_concats, split_signed
+from eventsnn.ir import Channels, Concat, Conv2d, Flatten, Linear, Network, ReLU, Softmax
 from eventsnn.model import convert
 from eventsnn.snn import build
 from eventsnn.spec import network_from_spec, network_to_spec
@@ -80,7 +80,7 @@ def test_spec_round_trip_and_refusals():
     vectors = Network((1, 3, 3), net.layers[:2] + (Flatten("f0"),) + net.layers[2:4] + (Flatten("f1"), Concat("cat"),
                                                                                          Softmax("s")),
                       ((-1,), (0,), (1,), (-1,), (3,), (4,), (2, 5), (6,)))
-    with pytest.raises(ValueError, match="Softmax 's' reads a concatenation"):
+    with pytest.raises(ValueError, match="Softmax 's' reads concatenated or rearranged channels"):
         resolve_concats(vectors)
 
 
@@ -113,3 +113,39 @@ def test_pre_activation_batchnorm_after_a_concat_becomes_a_depthwise_layer():
     assert_rewrite_keeps_the_function(net, model.ann, x)
     result = simulate(model.build(), x, 8)
     assert np.mean(result.predictions() == ann.forward(net, x).argmax(axis=1)) >= 0.75
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_resolving_splits_and_shuffles_keeps_the_function(data):
+    """ShuffleNet's channel split and shuffle (``Channels``) routed into the parts' synapses."""
+    net = data.draw(es.shuffle_networks(dyadic=False))
+    x = data.draw(es.inputs(net, 1, 4, dyadic=False))
+    resolved = resolve_concats(net)
+    assert not any(isinstance(layer, (Concat, Channels)) for layer in resolved.layers)
+    assert_rewrite_keeps_the_function(net, split_signed(resolved), x)
+
+
+@settings(max_examples=25, deadline=None)
+@given(net=es.shuffle_networks(), config=es.simulation_configs(), steps=st.sampled_from([8, 16]),
+       seed=st.integers(0, 99), data=st.data())
+def test_engine_equals_reference_on_split_and_shuffled_channels(net, config, steps, seed, data):
+    x = data.draw(es.inputs(net))
+    assert_engine_equals_reference(build(split_signed(resolve_concats(net)), config), x, steps, seed)
+
+
+def test_channels_spec_round_trip_and_refusals():
+    net = es.fixed_sample(es.shuffle_networks(dyadic=False), 1)[0]
+    spec, params = network_to_spec(net)
+    shuffle = next(entry for entry in spec["layers"] if entry["name"] == "shuffle")
+    assert sorted(shuffle["index"]) == list(range(len(shuffle["index"])))
+    back = network_from_spec(spec, params)
+    x = np.random.default_rng(0).random((3,) + net.input_shape, dtype=np.float32)
+    np.testing.assert_array_equal(ann.forward(back, x), ann.forward(net, x))
+    with pytest.raises(ValueError, match="selects channels up to 5 of a"):
+        Channels(np.array([5]), "too_far").output_shape((2, 3, 3))
+    with pytest.raises(ValueError, match="non-negative integers"):
+        Channels(np.array([-1]), "negative")
+    with pytest.raises(Exception, match="'index' must list"):
+        network_from_spec({**spec, "layers": [dict(e, index="all") if e["name"] == "shuffle" else e
+                                              for e in spec["layers"]]}, params)

@@ -217,3 +217,19 @@ def test_the_trained_qcfs_net_through_onnx_equals_its_checkpoint_route(tmp_path)
     runs = [simulate(convert(net, x).build(), x, 8).decisions for net in (via_onnx, via_pt)]
     np.testing.assert_array_equal(runs[0], runs[1])
 
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_channel_split_and_shuffle_read_back_from_onnx(tmp_path):
+    """torch's export of ShuffleNet's blocks: Shape/Gather/Div arithmetic, Reshape to 5-D, Transpose,
+    Reshape back, Slice for chunk, ReduceMean for the pooling."""
+    from eventsnn import convert, simulate
+    from tests.test_torch_module import ShuffleUnit
+
+    torch.manual_seed(0)
+    module = randomize_batchnorm(ShuffleUnit()).eval()
+    export(module, (3, 8, 8), tmp_path / "shuffle.onnx")
+    net = load_onnx(tmp_path / "shuffle.onnx")
+    x = np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+    assert simulate(convert(net, x, 100.0).build(), x, 4).decisions.shape == (4, 4)

@@ -18,6 +18,7 @@ pytest.importorskip("onnx")
 
 @settings(max_examples=40, deadline=None)
 @given(net=es.networks(dyadic=False, activations=es.ACTIVATION_KINDS) | es.concat_networks(dyadic=False)
+       | es.shuffle_networks(dyadic=False)
        | es.batchnorm_networks(), data=st.data())
 def test_written_onnx_reads_back_as_the_same_function(tmp_path_factory, net, data):
     """save_onnx writes what load_onnx reads: every layer kind, grouped convs, pool options,

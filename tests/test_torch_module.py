@@ -10,7 +10,7 @@ from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from eventsnn import ann, convert, simulate  # noqa: E402
-from eventsnn.ir import Add, AvgPool2d, ClipReLU  # noqa: E402
+from eventsnn.ir import Add, AvgPool2d, Channels, ClipReLU  # noqa: E402
 from eventsnn.loaders import TraceError, from_torch  # noqa: E402
 from eventsnn.spec import network_from_spec, network_to_spec  # noqa: E402
 from examples.train_mnist_resnet import Block  # noqa: E402  (relu(bn(conv(...))) + shortcut, 1x1 conv when needed)
@@ -250,3 +250,66 @@ def test_the_family_nets_convert_and_their_folded_anns_equal_torch(family):
     np.testing.assert_allclose(ann.forward(model.ann, x.numpy()), torch_forward(module, x.numpy()), rtol=1e-4,
                                atol=1e-5)
     assert simulate(model.build(), x.numpy(), 2).decisions.shape == (3, 2)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2's blocks, small: a downsampling unit (two branches, one through a depthwise conv
+    without activation), then a unit that splits its input with chunk; each ends in torchvision's
+    channel shuffle (view, transpose, view); the head pools with x.mean([2, 3])."""
+
+    def __init__(self):
+        super().__init__()
+
+        def conv(c_in: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
+            layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+            return nn.Sequential(*layers, *([nn.ReLU()] if act else []))
+        self.stem = conv(3, 8, 3)
+        self.branch1 = nn.Sequential(conv(8, 8, 3, 2, groups=8, act=False), conv(8, 4))
+        self.branch2 = nn.Sequential(conv(8, 4), conv(4, 4, 3, 2, groups=4, act=False), conv(4, 4))
+        self.unit2 = nn.Sequential(conv(4, 4), conv(4, 4, 3, groups=4, act=False), conv(4, 4))
+        self.fc = nn.Linear(8, 5)
+
+    @staticmethod
+    def shuffle(x, groups: int = 2):
+        batch, channels, height, width = x.size()
+        x = x.view(batch, groups, channels // groups, height, width)
+        return torch.transpose(x, 1, 2).contiguous().view(batch, -1, height, width)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.shuffle(torch.cat((self.branch1(x), self.branch2(x)), dim=1))
+        x1, x2 = x.chunk(2, dim=1)
+        x = self.shuffle(torch.cat((x1, self.unit2(x2)), dim=1))
+        return self.fc(x.mean([2, 3]))
+
+
+def test_channel_split_and_shuffle_trace_convert_and_run():
+    torch.manual_seed(0)
+    module = randomize_batchnorm(ShuffleUnit())
+    x = torch.rand(6, 3, 8, 8).numpy()
+    net = from_torch(module, (3, 8, 8))
+    # the first shuffle composes into the two chunk parts read after it: three gathers in all
+    assert sum(isinstance(layer, Channels) for layer in net.layers) == 3
+    np.testing.assert_allclose(ann.forward(net, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+    model = convert(net, x, 100.0)
+    np.testing.assert_allclose(ann.forward(model.ann, x), torch_forward(module, x), rtol=1e-4, atol=1e-5)
+    assert simulate(model.build(), x, 4).decisions.shape == (6, 4)
+
+
+class MovesPixels(nn.Module):
+    def forward(self, x):
+        return F.relu(torch.transpose(x, 2, 3).reshape(x.size(0), -1))
+
+
+class BatchArithmetic(nn.Module):
+    def forward(self, x):
+        return F.relu(x.view(x.size(0) * 2, -1))
+
+
+@pytest.mark.parametrize("module, message", [
+    (MovesPixels(), "moves values between pixels or axes"),
+    (BatchArithmetic(), "arithmetic with the batch size"),
+])
+def test_reshapes_the_ir_cannot_express_are_refused(module, message):
+    with pytest.raises(TraceError, match=message):
+        from_torch(module, (2, 3, 4))

@@ -29,11 +29,11 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("eventsnn.testing.strategies needs hypothesis: pip install hypothesis (or, in the eventsnn "
                       "checkout, pip install -e '.[testing]')") from err
 
-from ..ir import QCFS, Add, AvgPool2d, ClipReLU, Concat, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
+from ..ir import QCFS, Add, AvgPool2d, Channels, ClipReLU, Concat, Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU, Softmax
 from ..snn import AVG_POOLS, IF, INPUTS, OUTPUTS, RESETS, SHIFTS, SimulationConfig, SpikingNetwork
 
 __all__ = ["fixed_sample", "weights", "networks", "chain_networks", "residual_networks", "concat_networks",
-           "signed_networks", "inputs", "networks_and_inputs",
+           "shuffle_networks", "signed_networks", "inputs", "networks_and_inputs",
            "simulation_configs", "initial_potentials", "batchnorm_networks", "specs_and_state_dicts", "ACTIVATION_KINDS", "POOL_KINDS"]
 
 ACTIVATION_KINDS = ("relu", "clip_relu", "qcfs")
@@ -240,6 +240,57 @@ def concat_networks(draw, max_channels: int = 3, min_size: int = 4, max_size: in
     if draw(st.booleans()):
         x, out_c = conv_act("head", shape[0], x)
         shape = (out_c,) + shape[1:]
+    x = add(Flatten("flatten"), x)
+    n_out = draw(st.integers(2, max_outputs))
+    add(Linear(draw(weights((n_out, int(np.prod(shape))), dyadic)), draw(_bias(n_out, dyadic)), "fc"), x)
+    return graph.network((c, h, w))
+
+
+@st.composite
+def shuffle_networks(draw, max_channels: int = 4, min_size: int = 4, max_size: int = 6, max_outputs: int = 4,
+                     activations: Sequence[str] = ("relu",), dyadic: bool = True) -> Network:
+    """A ShuffleNet-style unit: conv - act, its channels split in two (``Channels``: any two
+    disjoint subsets, in any order), one part through conv - act (and optionally the other through
+    a depthwise conv without activation then conv - act), the parts concatenated and shuffled (a
+    random permutation), then one of: conv - act, depthwise conv - act, max-pool, or nothing;
+    flatten - linear. ``rewrite.resolve_concats`` turns it into a network the SNN builder takes."""
+    c = draw(st.integers(1, max_channels))
+    h, w = draw(st.integers(min_size, max_size)), draw(st.integers(min_size, max_size))
+    graph = _Graph()
+    add = graph.add
+
+    def conv_act(name: str, c_in: int, source: int, groups: int = 1, act: bool = True,
+                 out: int | None = None) -> tuple[int, int]:
+        width = out or (c_in * draw(st.integers(1, 2)) if groups > 1 else draw(st.integers(1, max_channels)))
+        k = 3 if groups > 1 else draw(st.sampled_from([1, 3]))
+        conv = add(Conv2d(draw(weights((width, c_in // groups, k, k), dyadic)), draw(_bias(width, dyadic)), 1, k // 2,
+                          name, groups), source)
+        return (add(draw(_activation(activations, f"{name}.act", dyadic)), conv) if act else conv), width
+
+    stem, width = conv_act("stem", c, -1)
+    if width < 2:  # a split needs two channels
+        stem, width = conv_act("widen", width, stem, out=2)
+    order = draw(st.permutations(range(width)))
+    cut = draw(st.integers(1, width - 1))
+    first, first_width = add(Channels(np.array(order[:cut]), "split0"), stem), cut
+    second = add(Channels(np.array(order[cut:]), "split1"), stem)
+    if draw(st.booleans()):  # ShuffleNet's other branch: a depthwise conv without activation, then conv - act
+        first, first_width = conv_act("branch0.dw", first_width, first, groups=first_width, act=False)
+        first, first_width = conv_act("branch0", first_width, first)
+    branch, branch_width = conv_act("branch1", width - cut, second)
+    total = first_width + branch_width
+    x = add(Channels(np.array(draw(st.permutations(range(total)))), "shuffle"), add(Concat("concat"), first, branch))
+    shape: tuple[int, ...] = (total, h, w)
+    head = draw(st.sampled_from(["conv", "depthwise", "maxpool", "none"]))
+    if head == "conv":
+        x, out_c = conv_act("head", total, x)
+        shape = (out_c, h, w)
+    elif head == "depthwise":
+        x, out_c = conv_act("head", total, x, groups=total)
+        shape = (out_c, h, w)
+    elif head == "maxpool":
+        pool = MaxPool2d(2, 2, "pool")
+        x, shape = add(pool, x), pool.output_shape(shape)
     x = add(Flatten("flatten"), x)
     n_out = draw(st.integers(2, max_outputs))
     add(Linear(draw(weights((n_out, int(np.prod(shape))), dyadic)), draw(_bias(n_out, dyadic)), "fc"), x)
