@@ -195,12 +195,12 @@ def convert_network(net: Network, x_calib, options: ConversionOptions, log: Log 
     model = convert(net, x_calib, options.percentile, config, progress=terminal_progress("computing scales"),
                     scale_per=options.scale_per, clip_scale=options.clip_scale)
     if options.calibrate != "none":
-        model = calibrate(model, x_calib.head(options.calibrate_images), options.steps, options.calibrate,
+        model = calibrate(model, x_calib.spread(options.calibrate_images), options.steps, options.calibrate,
                           progress=terminal_progress(f"calibrating {options.calibrate} for T={options.steps}"))
         log(calibration_summary(options.calibrate, model.calibration))
     if options.exit == "auto":
         steps = options.steps or default_steps(model)[0]
-        rule = choose_exit(model, np.asarray(x_calib.head(options.exit_images)), steps,
+        rule = choose_exit(model, np.asarray(x_calib.spread(options.exit_images)), steps,
                            options.exit_loss_points / 100,
                            progress=terminal_progress(f"choosing the early exit for T={steps}"))
         model = dataclasses.replace(model, early_exit=rule)

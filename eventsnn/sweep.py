@@ -141,7 +141,7 @@ def run_sweep(spec: dict, build: dict, batch: int = DEFAULTS.batch, threads: int
                 key = (percentile, config, cell["steps"], cell["calibrate"])
                 if key not in calibrated:
                     log(f"{entry['name']}: calibrating {cell['calibrate']} for T={cell['steps']}")
-                    calibrated[key] = calibrate(model, x_calib.head(CALIBRATION_IMAGES), cell["steps"],
+                    calibrated[key] = calibrate(model, x_calib.spread(CALIBRATION_IMAGES), cell["steps"],
                                                 cell["calibrate"])
                 model = calibrated[key]
             log(f"{entry['name']}: {_describe(cell)}")

@@ -150,6 +150,13 @@ class Images:
         """The first n images, still lazy."""
         return Images(self.data.head(n) if isinstance(self.data, (FileRows, _Rows)) else self.data[:n], self.source)
 
+    def spread(self, n: int) -> "Images":
+        """n images at even intervals over the set (all of them where it has no more): a set stored
+        class by class still gives every class, where ``head`` gives its first classes only."""
+        if len(self) <= n:
+            return self
+        return self.take(np.unique(np.linspace(0, len(self) - 1, n).round().astype(np.int64)))
+
     def take(self, rows: np.ndarray) -> "Images":
         """The images at these indices (sorted, for reads in file order), still lazy."""
         return Images(_Rows(self.data, np.asarray(rows, np.int64)), self.source)

@@ -260,3 +260,16 @@ def test_a_sample_reads_its_rows_from_disk_and_from_memory(tmp_path):
         np.testing.assert_array_equal(np.round(sample[3:9] * 255), images[rows[3:9]])
         np.testing.assert_array_equal(sample.head(4).rows, rows[:4])
     assert sorted(np.bincount(labels[rows])) == [3] * 5
+
+
+def test_calibration_subsets_spread_over_a_class_sorted_set():
+    """--calibrate and --exit auto take a few hundred of the calibration images: evenly spread, so a
+    set stored class by class gives every class (its first images were one or two classes)."""
+    from eventsnn.loaders.datasets import Images
+
+    classes = np.repeat(np.arange(10), 50).astype(np.uint8)  # 500 images, class by class; pixel value = class
+    images = Images(np.broadcast_to(classes[:, None, None, None], (500, 1, 2, 2)).copy(), "sorted")
+    assert len(np.unique(np.asarray(images.head(40))[:, 0, 0, 0])) == 1
+    spread = np.asarray(images.spread(40))
+    assert len(spread) == 40 and np.array_equal(np.unique(np.round(spread[:, 0, 0, 0] * 255)), np.arange(10))
+    assert images.spread(1000) is images
