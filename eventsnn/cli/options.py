@@ -57,9 +57,9 @@ _SETTINGS = {
     "softmax_rate": (float, "probability per step of the softmax trigger"),
     "maxpool_decay": (float, "decay of the max-pool gate's rate estimate (1 = spike count)"),
     "spikes": (SPIKES, "binary spikes, or graded: one event carries floor(V / threshold) spikes"),
-    "max_spikes": (POSITIVE, "the most spikes one graded event carries"),
+    "max_spikes": (POSITIVE, "the most spikes one graded event carries (a new conversion: 16; a QCFS-L net: L)"),
     "levels": (POSITIVE, "graded spikes: each spike is worth 1/LEVELS of its layer's scale "
-                         "(needs max-spikes >= levels)"),
+                         "(needs max-spikes >= levels; a new conversion: 8; a QCFS-L net: L)"),
     "avg_pool": (AVG_POOLS, "average pooling absorbed by the next layer's synapses (exact), or its own neurons"),
 }
 
