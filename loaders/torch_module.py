@@ -114,6 +114,7 @@ class _Tracer:
         self.index: dict[Any, int] = {}  # fx node -> IR index
         self.values: dict[Any, Any] = {}  # fx node -> a shape, or a number computed from shapes
         self.views: dict[Any, views.View | list[views.View]] = {}  # fx node -> a rearrangement of a tensor
+        self.parameters: dict[Any, str] = {}  # fx node -> a parameter read in forward (e.g. by F.layer_norm)
         self.names: set[str] = set()
 
     # -- building ------------------------------------------------------------------------------
@@ -139,6 +140,8 @@ class _Tracer:
     def source(self, node, arg) -> int:
         if arg in self.views and arg not in self.index:
             self.materialize(arg)
+        if arg in self.parameters:
+            raise TraceError(f"a parameter '{self.parameters[arg]}' used directly in forward is not supported")
         if arg not in self.index:
             raise TraceError(f"argument {arg!r} is not a tensor the network computes")
         return self.index[arg]
@@ -284,8 +287,8 @@ class _Tracer:
     def visit(self, node) -> None:
         if node.op == "placeholder":
             self.index[node] = -1
-        elif node.op == "get_attr":
-            raise TraceError(f"a parameter '{node.target}' used directly in forward is not supported")
+        elif node.op == "get_attr":  # refused where it is used (the function using it says more)
+            self.parameters[node] = node.target
         elif node.op == "call_module":
             self.module_node(node, self.module.get_submodule(node.target))
         elif node.op in ("call_function", "call_method"):
@@ -351,6 +354,9 @@ class _Tracer:
         F = torch.nn.functional
         target, args, kwargs = node.target, node.args, node.kwargs
         method = node.op == "call_method"
+        name = getattr(target, "__name__", str(target))
+        if name.lower() in _NOT_SPIKING:  # before its arguments, which may be what it needs (a permute, weights)
+            raise TraceError(f"unsupported {'method' if method else 'function'} '{name}'{_advice(name)}")
         if self.shape_function(node):
             return
         if target in (operator.add, operator.iadd, torch.add) or (method and target in ("add", "add_")):
@@ -387,7 +393,6 @@ class _Tracer:
         if target is F.adaptive_avg_pool2d:
             return self.emit(node, self.global_pool(node, src, kwargs.get("output_size", args[1] if len(args) > 1 else None)),
                              (src,))
-        name = getattr(target, "__name__", str(target))
         raise TraceError(f"unsupported {'method' if method else 'function'} '{name}'{_advice(name)}")
 
     # -- layers with checks ------------------------------------------------------------------------
