@@ -156,9 +156,9 @@ def test_every_layer_kind_round_trips_through_a_spec():
               ir.BatchNorm(w(2), w(2), w(2), np.ones(2), 1e-3, "bn"), ir.ReLU("relu"),
               ir.MaxPool2d(2, 2, "max", padding=1, ceil_mode=True, dilation=1), ir.ClipReLU(2.0, "clip"),
               ir.Add("add", (1.0, (0.5, 2.0))), ir.QCFS(4, 1.5, "q"), ir.Concat("cat"),
-              ir.AvgPool2d(2, 1, "avg", padding=1, ceil_mode=True, count_include_pad=False), ir.Flatten("flat"),
+              ir.Channels(np.array([3, 0, 1, 2]), "shuffle"), ir.AvgPool2d(2, 1, "avg", padding=1, ceil_mode=True, count_include_pad=False), ir.Flatten("flat"),
               ir.Linear(w(3, 64), w(3), "fc"), ir.Softmax("soft"))
-    inputs = ((-1,), (0,), (1,), (2,), (3,), (4, 3), (5,), (6, 3), (7,), (8,), (9,), (10,))
+    inputs = ((-1,), (0,), (1,), (2,), (3,), (4, 3), (5,), (6, 3), (7,), (8,), (9,), (10,), (11,))
     net = ir.Network((2, 4, 4), layers, inputs)
     assert {type(layer) for layer in layers} == set(ir.LAYER_CLASSES)
     spec, params = network_to_spec(net)
@@ -166,7 +166,7 @@ def test_every_layer_kind_round_trips_through_a_spec():
     assert sorted(LAYER_TYPES) == sorted(entry["type"] for entry in spec["layers"])
     back = network_from_spec(json.loads(json.dumps(spec)), params)
     assert network_to_spec(back)[0] == spec and back.inputs == net.inputs
-    assert spec["layers"][0]["groups"] == 2 and spec["layers"][8]["count_include_pad"] is False
+    assert spec["layers"][0]["groups"] == 2 and spec["layers"][9]["count_include_pad"] is False
     x = rng.random((2, 2, 4, 4)).astype(np.float32)
     np.testing.assert_array_equal(ann.forward(back, x), ann.forward(net, x))
 
