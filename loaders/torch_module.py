@@ -203,6 +203,9 @@ class _Tracer:
         """Shape arithmetic and rearrangements of tensors (recorded, not layers); False if not one."""
         target, args, kwargs = node.target, node.args, node.kwargs
         method = node.op == "call_method"
+        torch = _torch()
+        rearranging = (torch.reshape, torch.transpose, torch.swapaxes, torch.permute, torch.chunk, torch.split)
+        op = target if method else target.__name__ if target in rearranging else None  # the same name either way
         try:
             if method and target in ("size", "dim"):
                 shape = (BATCH,) + self.view_of(node, args[0]).shape
@@ -215,16 +218,16 @@ class _Tracer:
                 self.values[node] = _INT_ARITHMETIC[target](*numbers)
             elif target is operator.getitem:
                 self.getitem(node, args[0], self.literal(args[1]))
-            elif method and target in ("view", "reshape") or target is torch_reshape():
+            elif op in ("view", "reshape"):
                 dims = self.literal(args[1:] if method else args[1])
                 dims = list(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else list(dims)
                 if not dims or (dims[0] is not BATCH and dims[0] != -1) or BATCH in dims[1:]:
                     raise TraceError(f"a view/reshape must keep the batch first (x.size(0) or -1), not {dims}")
                 view = self.view_of(node, args[0])
                 self.views[node] = views.reshape(view, [-1] if dims[0] == -1 and len(dims) == 1 else dims[1:])
-            elif target in ("transpose", "permute") and method or target in torch_transposes():
+            elif op in ("transpose", "swapaxes", "permute"):
                 view = self.view_of(node, args[0])
-                if "transpose" in str(target):
+                if op != "permute":
                     a, b = (self.sample_axis(view, d) for d in self.literal(args[1:3]))
                     perm = list(range(len(view.shape)))
                     perm[a], perm[b] = perm[b], perm[a]
@@ -235,12 +238,12 @@ class _Tracer:
                         raise TraceError(f"permute must keep the batch first, not {dims}")
                     perm = [self.sample_axis(view, d) for d in dims[1:]]
                 self.views[node] = views.transpose(view, perm)
-            elif target in ("chunk", "split") and method or target in torch_splits():
+            elif op in ("chunk", "split"):
                 view = self.view_of(node, args[0])
                 dim = kwargs.get("dim", args[2] if len(args) > 2 else 0)
                 axis = self.sample_axis(view, dim)
                 size, what = view.shape[axis], self.literal(args[1] if len(args) > 1 else kwargs.get("chunks"))
-                if "chunk" in str(target):
+                if op == "chunk":
                     step = -(-size // int(what))
                     sizes = [min(step, size - a) for a in range(0, size, step)]
                 else:
@@ -479,20 +482,6 @@ class _Tracer:
                              **common)
         except ValueError as err:
             raise TraceError(f"{where}: {err}") from None
-
-
-def torch_reshape():
-    return _torch().reshape
-
-
-def torch_transposes() -> tuple:
-    torch = _torch()
-    return (torch.transpose, torch.permute, torch.swapaxes)
-
-
-def torch_splits() -> tuple:
-    torch = _torch()
-    return (torch.chunk, torch.split)
 
 
 def from_torch(module, input_shape: Shape) -> Network:
