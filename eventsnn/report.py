@@ -132,7 +132,7 @@ def format_table(report: dict) -> str:
                  f"{report['synops_per_sample'] / max(report['macs_per_sample'], 1):>12.3f}")
     lines.append(f"energy per sample: SNN {report['energy_snn_uj_per_sample']:.2f} uJ, ANN {report['energy_ann_uj_per_sample']:.2f} uJ "
                  f"({report['energy_pj']['model']}: {report['energy_pj']['synaptic_event']:.3g} pJ per synaptic event, "
-                 f"{report['energy_pj']['mac']} pJ per MAC; the analog input's current as MACs)")
+                 f"{report['energy_pj']['mac']:.3g} pJ per MAC; the analog input's current as MACs)")
     return "\n".join(lines)
 
 
