@@ -243,6 +243,7 @@ _FORMATS: dict[type, _Format] = {
 
 
 def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]) -> Layer:
+    """Read the spec's layer number ``index`` (counted from 1, as a person reading the file counts)."""
     if not isinstance(entry, dict) or "type" not in entry:
         raise SpecError(f"layer {index}: must be an object with a 'type'")
     kind = entry["type"]
@@ -255,7 +256,7 @@ def _layer(entry: dict, index: int, params: Mapping[str, np.ndarray]) -> Layer:
         raise SpecError(f"{where}: needs a 'name', the prefix of its parameters")
     if not isinstance(entry.get("name", ""), str):
         raise SpecError(f"{where}: 'name' must be a string, not {entry['name']!r}")
-    return layer_format.read(cls, _Entry(entry, entry.get("name", f"{kind}{index}"), where, params))
+    return layer_format.read(cls, _Entry(entry, entry.get("name", f"{kind}{index - 1}"), where, params))
 
 
 def _inputs(entries: list, layers: list) -> tuple[tuple[int, ...], ...]:
@@ -264,14 +265,15 @@ def _inputs(entries: list, layers: list) -> tuple[tuple[int, ...], ...]:
     result = []
     for i, (entry, layer) in enumerate(zip(entries, layers)):
         names = entry.get("inputs")
+        where = f"layer {i + 1} ('{layer.name}')"
         if names is None:
             result.append((i - 1,))
         elif not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise SpecError(f"layer {i} ('{layer.name}'): 'inputs' must be a non-empty list of layer names")
+            raise SpecError(f"{where}: 'inputs' must be a non-empty list of layer names")
         else:
             unknown = [n for n in names if n not in index]
             if unknown:
-                raise SpecError(f"layer {i} ('{layer.name}'): inputs {unknown} are not earlier layers (or 'input')")
+                raise SpecError(f"{where}: inputs {unknown} are not earlier layers (or 'input')")
             result.append(tuple(index[n] for n in names))
         index[layer.name] = i
     return tuple(result)
@@ -311,7 +313,7 @@ def network_from_spec(spec: dict, params: Mapping[str, np.ndarray]) -> Network:
     if not isinstance(spec["layers"], list):
         raise SpecError("'layers' must be a list")
     layers = []
-    for i, entry in enumerate(spec["layers"]):
+    for i, entry in enumerate(spec["layers"], start=1):
         try:
             layers.append(_layer(entry, i, params))
         except SpecError:

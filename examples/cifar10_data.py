@@ -2,7 +2,8 @@
 
     python examples/cifar10_data.py --archive ../shared/data/cifar10-jpeg.tar.gz
 
-The cache (``~/.cache/eventsnn/cifar10.npz``, or ``$EVENTSNN_CACHE``) lives outside the repo and
+The other scripts decode the archive named by $EVENTSNN_CIFAR10_ARCHIVE (default: the one above)
+when there is no cache yet. The cache (``~/.cache/eventsnn/cifar10.npz``, or ``$EVENTSNN_CACHE``) lives outside the repo and
 holds uint8 arrays x_train (50000, 3, 32, 32), y_train, x_test, y_test, classes in sorted order
 (which is the standard CIFAR-10 label order). Needs Pillow.
 """
@@ -48,14 +49,22 @@ def decode_archive(archive: Path) -> dict[str, np.ndarray]:
             "x_test": np.stack(images["test"]), "y_test": np.array(labels["test"], np.int64)}
 
 
-def load_cifar10(archive: Path = DEFAULT_ARCHIVE) -> dict[str, np.ndarray]:
-    """uint8 CIFAR-10 arrays, decoding the archive on first use.
+def default_archive() -> Path:
+    return Path(os.environ.get("EVENTSNN_CIFAR10_ARCHIVE", DEFAULT_ARCHIVE))
+
+
+def load_cifar10(archive: Path | None = None) -> dict[str, np.ndarray]:
+    """uint8 CIFAR-10 arrays, decoding the archive (default: ``default_archive()``) on first use.
 
     The archive is sorted by class; both splits come back in a fixed shuffled order (seed 0), so
     that the first N test images are a fair sample of all ten classes."""
     path = cache_path()
     if not path.exists():
-        arrays = decode_archive(Path(archive))
+        archive = Path(archive or default_archive())
+        if not archive.is_file():
+            raise SystemExit(f"no CIFAR-10 cache at {path} and no archive at {archive}: run "
+                             "`python examples/cifar10_data.py --archive FILE` once, or set EVENTSNN_CIFAR10_ARCHIVE")
+        arrays = decode_archive(archive)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **arrays)
@@ -71,7 +80,8 @@ def load_cifar10(archive: Path = DEFAULT_ARCHIVE) -> dict[str, np.ndarray]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
+    parser.add_argument("--archive", default=str(default_archive()),
+                        help="the JPEG archive (default: %(default)s)")
     args = parser.parse_args()
     data = load_cifar10(Path(args.archive))
     print({k: v.shape for k, v in data.items()}, "cached at", cache_path())

@@ -13,8 +13,9 @@ Methods (all with reset by subtraction, analog input, p99.9 normalization):
   graded L4+bias graded L4 with biases calibrated for each T
   binary channel binary with one scale per channel of each hidden layer
 Methods without calibration run once for 64 steps (one run gives every T); calibrated ones run once
-per T. Writes docs/results/short_latency.json (accuracy and mean cumulative SynOps per sample at each
-T, steps to within 0.5 / 1 point of the ANN) and short_latency.png.
+per T. Writes short_latency.json to --out (default out/results; docs/results holds the committed
+figures) with accuracy and mean cumulative SynOps per sample at each T, steps to within 0.5 / 1
+point of the ANN, and short_latency.png.
 """
 
 from __future__ import annotations

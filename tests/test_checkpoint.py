@@ -105,6 +105,12 @@ def test_npz_checkpoint_and_spec_errors(tmp_path):
         network_from_spec(spec, {"fc.weight": np.full((3, 4), np.nan)})
     with pytest.raises(SpecError, match="unsupported type 'lstm'"):
         network_from_spec({"input_shape": [4], "layers": [{"type": "lstm"}]}, {})
+    # layers count from 1, as a person reading the file counts
+    with pytest.raises(SpecError, match=r"^layer 2 \(linear\): "):
+        network_from_spec({"input_shape": [4], "layers": [{"type": "relu"}, {"type": "linear"}]}, {})
+    with pytest.raises(SpecError, match=r"^layer 1 \('fc'\): inputs \['x'\] are not earlier"):
+        network_from_spec({"input_shape": [4], "layers": [{**spec["layers"][0], "inputs": ["x"]}]},
+                          {"fc.weight": np.ones((3, 4))})
     with pytest.raises(SpecError, match=r"expects \(4,\) input, found \(5,\)"):
         network_from_spec({"input_shape": [5], "layers": spec["layers"]}, {"fc.weight": np.ones((3, 4))})
 

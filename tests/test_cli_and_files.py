@@ -62,6 +62,8 @@ def test_convert_and_run_from_the_command_line(tmp_path, small_data, demo_files,
     assert main(["convert", str(demo_files["mnist_cnn.pt"]), "--arch", str(demo_files["mnist_cnn.json"]),
                  "--calib", str(small_data / "calib.npz"), "--percentile", "99", "-o", str(out)]) == 0
     assert load(out).percentile == 99.0
+    calibration_images = len(np.load(small_data / "calib.npz")["x"])
+    assert f"(percentile 99.0 on {calibration_images} calibration images;" in capsys.readouterr().out
     report_path = tmp_path / "report.json"
     assert main(["run", str(out), "--data", str(small_data / "test.npz"), "--steps", "30",
                  "--json", str(report_path)]) == 0
@@ -303,6 +305,28 @@ def test_help_of_every_command_prints_and_shows_defaults(command, capsys):
     assert out.startswith("usage: eventsnn") and "--memory-limit-mib" in out
     if command in (["run"], ["analyze"]):
         assert "(default: 256)" in out  # --batch
+    if command in (["run"], ["sweep"]):
+        assert "--chunk" in out and "analyze" not in out
+    if command == ["analyze"]:
+        assert "--chunk" not in out  # its Dask tasks are its batches
+
+
+def test_debug_after_the_command_shows_the_traceback(monkeypatch, capsys):
+    from eventsnn.cli import tools
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tools, "warmup", broken)
+    assert main(["warmup"]) == 1
+    assert "unexpected error: RuntimeError: a bug (rerun with --debug" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["warmup", "--debug"])
+
+
+def test_demo_refuses_more_samples_than_it_ships(capsys):
+    assert main(["demo", "--samples", "2000"]) == 2
+    assert "--samples: the demo ships 1000 test images, not 2000" in capsys.readouterr().err
 
 
 def test_global_options_are_taken_after_the_command_too(tmp_path, small_data, demo, capsys, monkeypatch):

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
                                           "int8 and both with memory terms are always reported")
     add_connectivity(p, limit=False)
     p.add_argument("-o", "--output-dir", required=True, help="directory for report.json, report.md and the plots")
-    add_cluster(p)
+    add_cluster(p, chunk=False)
     add_settings(p)
     p.set_defaults(func=run)
 

@@ -102,10 +102,11 @@ def add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the Poisson input and softmax streams")
 
 
-def add_cluster(parser: argparse.ArgumentParser) -> None:
+def add_cluster(parser: argparse.ArgumentParser, chunk: bool = True) -> None:
+    """Dask options; ``chunk=False`` where one task is one ``--batch`` (analyze keeps each batch's record)."""
     group = parser.add_argument_group("Dask cluster (extra 'dask')")
     group.add_argument("--scheduler", help="run on the Dask cluster at this address (tcp://host:port); "
                                            "the data path must be readable by the workers")
     group.add_argument("--workers", type=POSITIVE, help="run on a local Dask cluster of this many worker processes")
-    group.add_argument("--chunk", type=POSITIVE, default=DEFAULTS.cluster_chunk,
-                       help="samples per Dask task (analyze: --batch)")
+    if chunk:
+        group.add_argument("--chunk", type=POSITIVE, default=DEFAULTS.cluster_chunk, help="samples per Dask task")
