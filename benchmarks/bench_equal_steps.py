@@ -7,8 +7,8 @@ Each system runs the same converted checkpoint on the same first test images for
 2-core machine (2 threads): eventsnn in this process (best of 2, kernels compiled first), with
 binary spikes (as the peers' single-spike neurons) and with its defaults; the peers through
 `benchmarks/peers.py` in their own environment (`benchmarks/make_peer_env.sh`), one run each,
-their whole-run samples/s. Writes docs/results/equal_steps.json and prints the ratios. Run it on
-an idle machine.
+their whole-run samples/s. Writes equal_steps.json to --out (default out/results; `--out docs/results`
+updates the committed one) and prints the ratios. Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from eventsnn import simulate  # noqa: E402
 from eventsnn.model import convert  # noqa: E402
 from eventsnn.snn import SimulationConfig  # noqa: E402
 from examples.reproduce_short_latency import NETS  # noqa: E402
+from outputs import add_out_option  # noqa: E402
 
 STEPS = (32, 100, 300)
 OURS = {"eventsnn binary": {"spikes": "binary"}, "eventsnn defaults": {}}
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--nets", default="mnist_cnn,cifar10_relu")
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--peer-python", default="/work/peer-venv/bin/python")
+    add_out_option(parser)
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -82,7 +84,8 @@ def main() -> None:
                 print(f"{name} T={steps}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in row.items())
                       + (f"; eventsnn binary / fastest peer {row['eventsnn binary'] / fastest_peer:.1f}x" if fastest_peer
                          else ""), flush=True)
-    out = REPO / "docs" / "results" / "equal_steps.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "equal_steps.json"
     out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
                                "samples": args.samples, "nets": results}, indent=1) + "\n")
     print(f"wrote {out}")

@@ -7,7 +7,8 @@ examples/models/cifar10_relu.pt when present, else random weights of the same sh
 real images). All simulators run the same converted network on the same inputs with analog
 input, reset by subtraction and membrane readout, and their decisions are compared.
 
-Prints tables and writes docs/results/performance.json and docs/results/performance_time_vs_T.png.
+Prints tables and writes performance.json, performance_time_vs_T.png and performance.md to --out
+(default out/results; `--out docs/results` updates docs/performance.md).
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ from eventsnn.engine.packing import _neuron_order, pack  # noqa: E402
 from eventsnn.loaders import load_network  # noqa: E402
 from eventsnn.report import phase_report  # noqa: E402
 from eventsnn.snn import GATE  # noqa: E402
-
-OUT = REPO / "docs" / "results"
+from outputs import add_out_option, page_path  # noqa: E402
 
 
 def best_of(fn, repeats: int = 2) -> tuple[float, object]:
@@ -265,8 +265,9 @@ def onnxruntime_section(r: dict) -> list[str]:
     return lines
 
 
-def render_markdown(report: dict) -> str:
-    """docs/performance.md: the measured tables and the issue's targets, met or missed."""
+def render_markdown(report: dict, out: Path) -> str:
+    """performance.md: the measured tables and the issue's targets, met or missed (with the other
+    benchmarks' results stored in ``out``)."""
     lines = ["# Performance", "", f"Measured {report['date']} on this project's 2-core CPU machine with "
              f"`{report['command']}` (all ratios from the same run). CIFAR-10 weights: {report['cifar10_weights']}.",
              "Every simulator runs the same converted network (99.9th-percentile normalization, analog input, reset by "
@@ -299,10 +300,10 @@ def render_markdown(report: dict) -> str:
                   f"{np.size(su['warm_seconds'])} later ones): {seconds_range(su['cold_seconds'], 1)} s the "
                   f"first time on a machine (the kernels compile into Numba's on-disk cache; `eventsnn warmup` does "
                   f"this ahead, e.g. when building an image), {seconds_range(su['warm_seconds'])} s every time after."]
-    ort = OUT / "vs_onnxruntime.json"
+    ort = out / "vs_onnxruntime.json"
     if ort.exists():  # benchmarks/bench_vs_onnxruntime.py, measured in its own run
         lines += onnxruntime_section(json.loads(ort.read_text()))
-    equal = OUT / "equal_steps.json"
+    equal = out / "equal_steps.json"
     if equal.exists():  # benchmarks/bench_equal_steps.py: the peers at equal T, measured in its own run
         eq = json.loads(equal.read_text())
         lines += ["", "## Against the peers at equal T", "",
@@ -397,16 +398,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     parser.add_argument("--render-only", action="store_true",
-                        help="rewrite docs/performance.md from the stored JSON files, measuring nothing")
+                        help="rewrite performance.md from the stored JSON files, measuring nothing")
     parser.add_argument("--start-up", action="store_true",
-                        help="measure only the start-up times, then rewrite docs/performance.md from the stored JSON")
+                        help="measure only the start-up times, then rewrite performance.md from the stored JSON")
+    add_out_option(parser)
     args = parser.parse_args()
+    out = args.out
     if args.render_only or args.start_up:
-        report = json.loads((OUT / "performance.json").read_text())
+        if not (out / "performance.json").is_file():
+            raise SystemExit(f"no {out / 'performance.json'} to update: run the whole benchmark first, or give "
+                             "--out docs/results for the committed one")
+        report = json.loads((out / "performance.json").read_text())
         if args.start_up:
             report["start_up"] = measure_start_up(*mnist_setup())
-            (OUT / "performance.json").write_text(json.dumps(report, indent=1))
-        (REPO / "docs" / "performance.md").write_text(render_markdown(report))
+            (out / "performance.json").write_text(json.dumps(report, indent=1))
+        page_path(out, "performance.md").write_text(render_markdown(report, out))
         return
     try:
         import torch
@@ -482,9 +488,9 @@ def main() -> None:
     print(f"\npeak RSS {report['peak_rss_bytes'] / 2**20:.0f} MiB; connectivity: " + ", ".join(
         f"{name} {sum(report[f'{name}_connectivity_bytes'].values()) / 2**20:.1f} MiB" for name in nets))
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "performance.json").write_text(json.dumps(report, indent=1))
-    (REPO / "docs" / "performance.md").write_text(render_markdown(report))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "performance.json").write_text(json.dumps(report, indent=1))
+    page_path(out, "performance.md").write_text(render_markdown(report, out))
     try:
         import matplotlib
 
@@ -501,10 +507,10 @@ def main() -> None:
             ax.set(xscale="log", yscale="log", xlabel="time steps T", ylabel="ms per sample", title=name)
             ax.legend()
         fig.tight_layout()
-        fig.savefig(OUT / "performance_time_vs_T.png", dpi=100)
+        fig.savefig(out / "performance_time_vs_T.png", dpi=100)
     except ImportError:
         print("matplotlib not installed: no plot")
-    print(f"wrote {OUT / 'performance.json'}")
+    print(f"wrote {out / 'performance.json'} and {page_path(out, 'performance.md')}")
 
 
 if __name__ == "__main__":

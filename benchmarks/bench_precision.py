@@ -14,7 +14,8 @@ power-of-two step per layer (the threshold is then an integer number of steps), 
 exact, so past the first layer (whose analog input stays as it is) this is what an integer engine
 of the same width computes, as long as no membrane leaves its integer range.
 
-Prints both tables and writes docs/results/precision.json and docs/precision.md.
+Prints both tables and writes precision.json and precision.md to --out (default out/results;
+`--out docs/results` updates docs/precision.md).
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ from eventsnn.engine.delivery import _deliver_dense, _deliver_direct  # noqa: E4
 from eventsnn.engine.packing import _neuron_order, pack  # noqa: E402
 from eventsnn.engine.packing import DENSE_PATH, DIRECT_PATH  # noqa: E402
 from eventsnn.ir import Conv2d, Linear, Network  # noqa: E402
-
-OUT = REPO / "docs" / "results"
+from outputs import add_out_option, page_path  # noqa: E402
 ARITHMETIC = {"float32": (np.float32, np.float32), "int32": (np.int32, np.int32), "int16 wrapping": (np.int16, np.int16),
               "int16 saturating": (np.int16, np.int16)}
 
@@ -209,6 +209,7 @@ def render(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    add_out_option(parser)
     args = parser.parse_args()
     samples = 100 if args.quick else 1000
     report = {"date": str(date.today()), "command": "python benchmarks/bench_precision.py" + (" --quick" if args.quick else ""),
@@ -222,9 +223,9 @@ def main() -> None:
         report["speed"][name] = delivery_speed(model.build(spikes="binary", output="membrane"), x[:10 if args.quick else 20], 100)
         print(f"{name}: accuracy by weight precision, default settings")
         report["accuracy"][name] = accuracy_by_bits(model, x[:samples], y[:samples], (1, 2, 4, 8, 16))
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "precision.json").write_text(json.dumps(report, indent=1))
-    (REPO / "docs" / "precision.md").write_text(page(report))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "precision.json").write_text(json.dumps(report, indent=1))
+    page_path(args.out, "precision.md").write_text(page(report))
     print(render(report))
 
 

@@ -1,6 +1,6 @@
 """Scale benchmark: an ImageNet-shaped net (VGG-11 at 224x224) on a local Dask cluster of 1 and 2 workers.
 
-    python benchmarks/bench_scale.py [--images 8] [--steps 8] [-o docs/results/scale.json]
+    python benchmarks/bench_scale.py [--images 8] [--steps 8] [--out docs/results]
 
 Random He-initialized weights, normalized on random images (the accuracy is meaningless; the
 work per image is what a trained VGG-11 of this shape costs, give or take its spike rates). The
@@ -27,6 +27,7 @@ from eventsnn.atomic import write_text  # noqa: E402
 from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU  # noqa: E402
 from eventsnn.model import convert, save  # noqa: E402
 from eventsnn.scaleout import dask_client, simulate_on_cluster  # noqa: E402
+from outputs import add_out_option  # noqa: E402
 
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
@@ -62,7 +63,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--calib-images", type=int, default=8)
-    parser.add_argument("-o", "--output", default=str(Path(__file__).resolve().parents[1] / "docs/results/scale.json"))
+    add_out_option(parser)
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -110,8 +111,9 @@ def main() -> None:
         "hours_by_machines": {str(m): 50000 * per_image_machine / m / 3600 for m in (1, 10, 100)}}
     print(f"speed-up of 2 workers over 1: {report['speedup_2_over_1']:.2f}x; projected 50,000 images: "
           + ", ".join(f"{m} machine(s) {h:.1f} h" for m, h in report["projection_50000_images"]["hours_by_machines"].items()))
-    write_text(args.output, json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.output}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "scale.json", json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out / 'scale.json'}")
 
 
 if __name__ == "__main__":

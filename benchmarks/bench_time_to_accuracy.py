@@ -9,8 +9,9 @@ simulating the same 1,000 test images for T* steps, measured on this machine in 
 samples stop by the early-exit rule chosen on the calibration images for a 0.5-point budget, its
 mean stop step in place of T*; the peers: `benchmarks/peers.py` in the peer
 environment, `benchmarks/make_peer_env.sh`, torch with 2 threads, one run at T*). Run it on an
-idle machine. Writes docs/results/time_to_accuracy.json and prints a table with each system's
-seconds and the ratio to eventsnn's fastest setting.
+idle machine. Writes time_to_accuracy.json to --out (default out/results; `--out docs/results` updates
+the committed one) and prints a table with each system's seconds and the ratio to eventsnn's
+fastest setting.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from eventsnn import ann, simulate  # noqa: E402
 from eventsnn.early_exit import choose_exit  # noqa: E402
@@ -34,6 +36,7 @@ from eventsnn.model import convert  # noqa: E402
 from eventsnn.report import steps_to_within  # noqa: E402
 from eventsnn.snn import SimulationConfig  # noqa: E402
 from examples.reproduce_short_latency import NETS  # noqa: E402
+from outputs import add_out_option  # noqa: E402
 
 OURS = {"eventsnn defaults (graded, 8 levels)": {}, "eventsnn binary": {"spikes": "binary"},
         "eventsnn binary, channel-wise scales": {"spikes": "binary", "scale_per": "channel"}}
@@ -150,8 +153,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--peer-python", default="/work/peer-venv/bin/python")
     parser.add_argument("--ours-only", action="store_true", help="rerun eventsnn's rows, keep the stored peers' rows")
+    add_out_option(parser)
     args = parser.parse_args()
-    out = REPO / "docs" / "results" / "time_to_accuracy.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "time_to_accuracy.json"
     stored = json.loads(out.read_text())["nets"] if out.exists() else {}
     results = dict(stored)
     with tempfile.TemporaryDirectory() as folder:

@@ -3,7 +3,8 @@
 For every model (random weights, batch-norm statistics randomized, eval mode) and each route, the
 result is "converted" or the one refusal the loader gives. For converted ones: the folded ANN
 against torch (max |difference| / max |output|), and a T = 4 simulation of the converted SNN
-(default settings) on one image. Writes docs/results/model_zoo.json and docs/model_zoo.md.
+(default settings) on one image. Writes model_zoo.json and model_zoo.md to --out (default
+out/results; `--out docs/results` updates docs/model_zoo.md).
 
     python benchmarks/model_zoo.py [--models resnet18,vgg16] [--quick]
 
@@ -28,9 +29,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from eventsnn import ann, convert, simulate  # noqa: E402
 from eventsnn.atomic import write_text  # noqa: E402
+from outputs import add_out_option, page_path  # noqa: E402
 
 # (torchvision constructor, input side): 224 where the model's adaptive pooling is the identity only
 # there (VGG, AlexNet), otherwise small inputs to keep the run short
@@ -164,9 +167,10 @@ def markdown(report: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated subset (default: all)")
-    parser.add_argument("--json", default=str(ROOT / "docs" / "results" / "model_zoo.json"))
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "model_zoo.md"))
+    add_out_option(parser)
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path, markdown_path = args.out / "model_zoo.json", page_path(args.out, "model_zoo.md")
     _declare_detection_ops()
     import torch
     import torchvision
@@ -190,10 +194,10 @@ def main() -> int:
               f"({time.perf_counter() - began:.0f} s) {row['fx'].get('reason', '')[:90]}", flush=True)
     report["converted"] = {r: sum(row[r]["status"] == "converted" for row in report["models"].values())
                            for r in ("fx", "onnx")}
-    write_text(args.json, json.dumps(report, indent=1))
-    write_text(args.markdown, markdown(report))
+    write_text(json_path, json.dumps(report, indent=1))
+    write_text(markdown_path, markdown(report))
     print(f"converted: from_torch {report['converted']['fx']}, ONNX {report['converted']['onnx']} of "
-          f"{len(report['models'])}; wrote {args.json} and {args.markdown}")
+          f"{len(report['models'])}; wrote {json_path} and {markdown_path}")
     return 0
 
 

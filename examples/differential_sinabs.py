@@ -6,7 +6,7 @@ Draws chains of conv/linear layers with dyadic weights (``eventsnn.testing.strat
 each as a NIR graph (binary IF neurons, V(0) = 0, analog input), runs it with ``sinabs.from_nir``
 and compares every IF layer's spike train with eventsnn's run of the same net under several
 readings of the graph (``eventsnn.testing.assert_same_spikes``). Writes
-docs/results/differential_sinabs.json: per reading, how many nets spiked identically, and the
+out/results/differential_sinabs.json (``-o``; the committed one is in docs/results): per reading, how many nets spiked identically, and the
 first difference of a few that did not. The reading that matches says what sinabs does with
 a NIR IF node; the rest of the differences are explained in docs/testing.md.
 """
@@ -29,7 +29,7 @@ from eventsnn.snn import SimulationConfig, build  # noqa: E402
 from eventsnn.testing import assert_same_spikes, spike_trains  # noqa: E402
 from eventsnn.testing import strategies as es  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "differential_sinabs.json"
+OUT = Path(__file__).resolve().parents[1] / "out" / "results" / "differential_sinabs.json"
 READINGS = {  # ways to run the same graph in eventsnn: which one does sinabs implement?
     "as NIR writes it: binary spikes, reset to zero": dict(spikes="binary", reset="zero"),
     "eventsnn's metadata: binary spikes, reset by subtraction": dict(spikes="binary", reset="subtract"),
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nets", type=int, default=100)
     parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("-o", "--output", default=str(OUT))
+    parser.add_argument("-o", "--output", default=str(OUT), help="the JSON file (default: %(default)s)")
     args = parser.parse_args()
 
     import sinabs
@@ -95,6 +95,7 @@ def main() -> None:
             "differ_with_eventsnn_membrane_below_minus_threshold": below_floor, "first_differences": examples}
         print(f"{label}: {identical}/{args.nets} identical ({spiking} of them with spikes); of the "
               f"{args.nets - identical} others, {below_floor} end with some V < -threshold in eventsnn", flush=True)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     write_text(args.output, json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.output}")
 

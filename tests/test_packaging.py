@@ -34,3 +34,16 @@ def test_a_regular_install_carries_the_loaders_the_cli_and_the_demo_data(tmp_pat
     assert Path(package).is_relative_to(target) and Path(loaders).is_relative_to(target)
     assert Path(loaders).parent == Path(package).parent / "loaders"
     assert data == "True"
+
+
+def test_scripts_write_into_docs_only_when_asked():
+    """A trial run of a benchmark or reproduction script writes to out/ (``--out docs/results`` to
+    replace the committed results), so no script names docs/ as a place to write by default.
+    results_markdown.py exists to turn docs/results into docs/results.md."""
+    import re
+
+    scripts = [p for p in [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("examples/*.py")]
+               if p.name not in ("outputs.py", "results_markdown.py")]
+    assert len(scripts) > 10
+    writing_docs = [p.name for p in scripts if re.search(r'/\s*"docs"', p.read_text())]
+    assert writing_docs == []
