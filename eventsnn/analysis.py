@@ -125,6 +125,7 @@ class _Totals:
                             if (f := layer_fan_out(layer, _in_shape(net, i))) is not None}
         self.ann_effective = np.zeros(len(net.layers))  # the ANN's MACs whose input is non-zero
         self.silent = np.zeros(n_stages)
+        self.membrane_updates = 0  # membranes that changed in a step, all stages but gates
         self.fidelity = {s: _Fidelity() for s in watched}
         self.stage_of = {layer: s for s, layer in watched.items()}  # ANN layer -> the stage standing for it
         possible = steps * max(1, snn.config.spike_limit) + 1  # spike counts 0 .. T x the most per step
@@ -145,6 +146,7 @@ class _Totals:
         self.events += result.spikes.sum(axis=0)
         self.input_ops += result.input_synops.sum(axis=0)
         self.weighted += result.spike_amounts.sum(axis=0)
+        self.membrane_updates += int(result.membrane_updates.sum())
         divisor = steps * max(1, snn.config.spike_limit)  # histogram over [0, most spikes per step]
         counts = [result.neuron_counts[:, self.offsets[s]:self.offsets[s + 1]] for s in range(len(snn.stages))]
         for s, stage_counts in enumerate(counts):
@@ -313,11 +315,12 @@ def _report(model: ConvertedModel, totals: _Totals, models: list[EnergyModel]) -
                        "synaptic_operations": {"effective_macs": input_ops * steps + (event_ops if graded else 0.0),
                                                "effective_acs": 0.0 if graded else event_ops,
                                                "dense": float(weight_macs * steps)},
-                       "membrane_updates": float(neurons * steps),
+                       "membrane_updates": totals.membrane_updates / n,
                        "note": "per sample, as NeuroBench counts them: the image presented at every step (the "
                                "first layer's MACs T times; eventsnn computes that current once), graded events "
                                "(k W) as MACs, dense operations of the conv and linear layers only (pooling "
-                               "excluded); membrane updates as an upper bound, every membrane of every step"},
+                               "excluded); membrane updates: membranes that changed in a step, every layer's (the "
+                               "output's included), in the steps the samples ran"},
         "latency": {"first_output_spike": _summary(first_spike[first_spike > 0]),
                     "stable_decision_step": _summary(stable_step),
                     "stable_decision_histogram": np.bincount(stable_step, minlength=steps + 1)[1:].tolist(),

@@ -89,6 +89,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     counts = np.zeros((n, snn.n_classes), np.int32)
     raster = np.zeros((n, steps, snn.n_neurons), np.uint8) if record else None
     tally = np.zeros((n, snn.n_neurons), np.int32)
+    updates = np.zeros((n, n_stages), np.int64)  # membranes that changed in a step
     offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
     analog = cfg.input == "analog"
     input_synops = analog_input_synops(snn, x)
@@ -110,6 +111,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 out[s] = _gate(stage, est_in, est_out, incoming, limit)
                 est[s] = (est_in, est_out + out[s])
             else:
+                before = v[s]
                 for projection in stage.projections:
                     if projection.source != INPUT or not analog:
                         incoming = out[projection.source]
@@ -123,6 +125,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                     out[s] = emitted
                 else:
                     out[s] = np.zeros_like(v[s])
+                updates[:, s] += (v[s] != before).sum(axis=1)
             spikes[:, s, t] = (out[s] != 0).sum(axis=1)
             tally[:, offsets[s]:offsets[s + 1]] += out[s].astype(np.int32)
             if record:
@@ -147,4 +150,5 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
                             spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None,
-                            synops_per_step=step_synops, input_synops=input_synops)
+                            synops_per_step=step_synops, input_synops=input_synops,
+                            membrane_updates=updates if count_neurons else None)

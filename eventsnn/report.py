@@ -6,7 +6,8 @@ analog input, the constant current W x of every layer that reads the input is co
 sample; those operations (non-zero pixels times their fan-out, ``SimulationResult.input_synops``)
 are counted once, as multiply-accumulates in the energy estimate. Energy: the arithmetic of an
 ``energy.EnergyModel`` (default fp32, Horowitz 2014) under ``energy.CONVENTION`` (a graded event is
-one multiply by its payload plus an add); membrane updates per step are not counted, as is common.
+one multiply by its payload plus an add); membrane updates are not priced, as is common
+(``analyze`` counts them for NeuroBench).
 ``eventsnn analyze`` reports every model, the zero-skipping ANN and the memory terms.
 """
 

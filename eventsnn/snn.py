@@ -483,6 +483,7 @@ class SimulationResult:
     synops_per_step: np.ndarray | None = field(default=None, repr=False)  # (N, S, T) int64 SynOps into each stage per step
     input_synops: np.ndarray | None = field(default=None, repr=False)  # (N, S) int64 of those, the analog input's (step 1)
     phase_seconds: np.ndarray | None = field(default=None, repr=False)  # (N, S, phases) CPU seconds, when profiled
+    membrane_updates: np.ndarray | None = field(default=None, repr=False)  # (N, S) int64 membranes changed, when counted
 
     def __post_init__(self):
         if self.spike_amounts is None:  # binary spikes: every event carries one
@@ -506,7 +507,7 @@ class SimulationResult:
         first = parts[0]
         recorded = {f: None if getattr(first, f) is None else np.concatenate([getattr(p, f) for p in parts])
                     for f in ("raster", "membrane", "exit_step", "spike_amounts", "neuron_counts", "synops_per_step",
-                              "input_synops", "phase_seconds")}
+                              "input_synops", "phase_seconds", "membrane_updates")}
         return SimulationResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
             "decisions", "spikes", "synops", "first_spike", "output_counts", "output_membrane")),
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)

@@ -57,6 +57,12 @@ def test_energy_matches_a_hand_count_on_a_tiny_net(spikes):
     assert report["neurobench"]["synaptic_operations"]["dense"] == dense * steps
     assert report["neurobench"]["synaptic_operations"]["effective_macs"] == pytest.approx(
         input_ops * steps + (events if spikes == "graded" else 0))
+    # membrane updates that happened: a hidden membrane changes every step its constant input current
+    # is not zero, an output membrane in the steps the hidden events it receives do not cancel
+    hidden_updates = steps * np.count_nonzero(x @ W1.T)
+    output_updates = np.count_nonzero(raster @ W2.T.astype(np.float64))
+    assert 0 < output_updates < raster.shape[0] * steps * 2
+    assert report["neurobench"]["membrane_updates"] == pytest.approx((hidden_updates + output_updates) / 30)
 
 
 @settings(max_examples=6, deadline=None)

@@ -29,6 +29,7 @@ def assert_identical(a, b, snn=None):
     np.testing.assert_array_equal(a.synops_per_step.sum(axis=2), a.synops)
     np.testing.assert_array_equal(a.neuron_counts, b.neuron_counts)
     np.testing.assert_array_equal(a.neuron_counts, a.raster.sum(axis=1, dtype=np.int32))
+    np.testing.assert_array_equal(a.membrane_updates, b.membrane_updates)
 
 
 def assert_engine_equals_reference(snn, x, steps: int, seed: int):

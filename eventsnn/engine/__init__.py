@@ -43,13 +43,13 @@ __all__ = ["build", "simulate", "simulation_bytes", "fastest_projection", "compi
 def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = False, count_neurons: bool = False,
                      threads: int = 1) -> int:
     """What simulating n samples allocates: per-sample results (counts per stage and step, decisions;
-    the raster and membranes when recorded, the spike counts when counted), held twice while the
-    batches are joined, and each thread's scratch."""
+    the raster and membranes when recorded, the spike and update counts when counted), held twice
+    while the batches are joined, and each thread's scratch."""
     stages, neurons, steps, n = len(snn.stages), snn.n_neurons, int(steps), int(n)  # Python ints: no overflow
     per_sample = stages * steps * 12 + steps * 4 + stages * 24 + snn.n_classes * 8 + 16
     per_sample += (steps + 4) * neurons if record else 0
-    per_sample += 4 * neurons if count_neurons else 0
-    return 2 * n * per_sample + threads * 48 * neurons
+    per_sample += 4 * neurons + 8 * stages if count_neurons else 0
+    return 2 * n * per_sample + threads * (52 if count_neurons else 48) * neurons
 
 
 @repairing
@@ -63,7 +63,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     so a data set split into chunks gives the same result as one run. ``record`` keeps the full
     spike raster and the final membrane potentials of all neurons, in IR order (memory:
     N * T * neurons bytes; for tests and small nets); ``count_neurons`` keeps only each neuron's
-    spike count (weighted by what graded events carry; N * neurons * 4 bytes). Early exit (off by
+    spike count (weighted by what graded events carry; N * neurons * 4 bytes) and each stage's
+    membrane updates (membranes that changed in a step, summed over steps). Early exit (off by
     default): a sample stops once its decision has not changed for ``stable_steps`` steps, or once
     the leading class has ``exit_margin`` more output spikes than the runner-up; its later
     decisions repeat the last one. ``profile`` times each phase of each stage (``PHASES``: input,
@@ -97,10 +98,11 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
+        updates = np.zeros((b if count_neurons else 1, n_stages), np.int64)
         ticks = np.zeros((b if profile else 1, n_stages, len(PHASES)), np.int64)
         began, began_ticks = time.perf_counter(), ticks_now()
         run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
-                  exit_step, counts, v_out, raster, membrane, record, tally, count_neurons, ticks, profile,
+                  exit_step, counts, v_out, raster, membrane, record, tally, updates, count_neurons, ticks, profile,
                   n_threads=n_threads)
         elapsed = time.perf_counter() - began
         seconds_per_tick = elapsed / max(ticks_now() - began_ticks, 1)
@@ -109,7 +111,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
                                       raster if record else None, membrane if record else None, spike_amounts,
                                       tally if count_neurons else None, step_synops,
                                       analog_input_synops(snn, x_ir[start:start + batch_size]),
-                                      ticks * seconds_per_tick if profile else None))
+                                      ticks * seconds_per_tick if profile else None,
+                                      updates if count_neurons else None))
         if progress is not None:
             progress(start + b, n)
     return SimulationResult.concatenate(parts)

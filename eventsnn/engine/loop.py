@@ -29,13 +29,24 @@ def _copy(target, source):
         target[i] = source[i]
 
 
+@njit(cache=CACHE, inline="always")
+def _changed(v, v_prev):
+    """How many membranes differ from their copy taken at the start of the step."""
+    count = 0
+    for i in range(v_prev.size):
+        count += v[i] != v_prev[i]
+    return count
+
+
 @njit(cache=CACHE, error_model="numpy")
-def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive, residual,
-                words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane, record,
-                tally, tallying, ticks, profiling):
+def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
+                residual, words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane,
+                record, tally, updates, tallying, ticks, profiling):
     """Simulate one sample; the scratch arrays (v ... lanes) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1). When
-    profiling, ticks[stage, phase] accumulates the cycles each phase took (``profiling.PHASES``)."""
+    profiling, ticks[stage, phase] accumulates the cycles each phase took (``profiling.PHASES``).
+    When tallying, ``tally`` counts each neuron's spikes and ``updates[stage]`` the membranes that
+    changed in a step (summed over steps; NeuroBench's membrane updates)."""
     kinds, off, drive = net.kinds, net.off, net.drive
     threshold, subtract, poisson, readout = cfg.threshold, cfg.subtract, cfg.poisson, cfg.readout
     graded, max_spikes = cfg.graded, cfg.max_spikes
@@ -90,6 +101,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                                          graded, max_spikes, off[src + 1] - off[src], net, v0, n)
                 since = _lap(ticks, s, GATE_PHASE, since, profiling)
             else:
+                if tallying:
+                    _copy(v_prev[:n], v[v0:v0 + n])
                 received = 0
                 emitted = 0
                 for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
@@ -117,6 +130,8 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
                 else:
                     _integrate(v, v0, n, stage_drive, v0)
                     since = _lap(ticks, s, FIRE, since, profiling)
+                if tallying:
+                    updates[s] += _changed(v[v0:v0 + n], v_prev[:n])
             spikes[s, t] = qlen[s]
             spike_amounts[s] += emitted
             if record or tallying:
@@ -161,11 +176,12 @@ def _run_sample(x, sample, net, cfg, v, est, window_est, best, queue, amounts, q
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike, exit_step,
-               counts, v_out, raster, membrane, record, tally, tallying, ticks, profiling):
+               counts, v_out, raster, membrane, record, tally, updates, tallying, ticks, profiling):
     """Samples lo .. hi-1 of a batch, one after the other, with scratch allocated once. Releases
     the GIL, so threads run chunks side by side."""
     n_total = net.off[net.kinds.size]
     v = np.empty(n_total, dtype=np.float32)
+    v_prev = np.empty(n_total if tallying else 0, dtype=np.float32)  # one stage's membranes at the start of a step
     est = np.empty(n_total)  # gate inputs' rate estimates, by neuron
     window_est = np.empty(n_total)  # gate windows' own estimates (apart: a gate may read a gate)
     best = np.empty(n_total)  # gate windows: best input estimate this step
@@ -182,9 +198,9 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
         c = np.int64(b) if tallying else np.int64(0)
         k = np.int64(b) if profiling else np.int64(0)
         first_spike[b], exit_step[b] = _run_sample(
-            x[b], first_sample + b, net, cfg, v, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
-            residual, words, lanes, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b], v_out[b],
-            raster[r], membrane[r], record, tally[c], tallying, ticks[k], profiling)
+            x[b], first_sample + b, net, cfg, v, v_prev, est, window_est, best, queue, amounts, qlen, input_queue,
+            input_drive, residual, words, lanes, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b],
+            v_out[b], raster[r], membrane[r], record, tally[c], updates[c], tallying, ticks[k], profiling)
 
 
 CHUNKS_PER_THREAD = 4  # samples differ in cost (early exit, activity): small chunks keep threads busy
