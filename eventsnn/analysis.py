@@ -20,12 +20,12 @@ from typing import Iterator
 import numpy as np
 from numba import njit
 
-from . import ann
+from . import ann, memory
 from .kernel_cache import CACHE
 from .connectivity import layer_fan_out
 from .energy import (CONVENTION, GRADED, PRESETS, Activity, EnergyModel, ann_energy, break_even_step,
                      payload_bits, snn_energy, synop_pj)
-from .engine import simulate
+from .engine import simulate, simulation_bytes
 from .ir import ACTIVATIONS, AvgPool2d, Network
 from .model import ConvertedModel
 from .progress import Progress
@@ -191,6 +191,19 @@ class _Totals:
                 self.ann_effective[r] += float(nonzero @ self.ann_fan_out[r])
 
 
+# what the report holds per step beyond the simulation: per-step lists under every energy model, their
+# JSON and CSV text, and the plotted curves (measured 1.6-1.8 KB per step at T = 5,000-50,000)
+REPORT_BYTES_PER_STEP = 4096
+
+
+def analysis_bytes(snn: SpikingNetwork, batch: int, steps: int) -> int:
+    """Memory of one analysis: a batch simulated with neuron counts, the per-stage and per-step sums,
+    and the report's per-step part."""
+    steps = int(steps)  # a Python int: no overflow
+    return (simulation_bytes(snn, batch, steps, count_neurons=True) + 16 * len(snn.stages) * steps
+            + REPORT_BYTES_PER_STEP * steps)
+
+
 def _in_shape(net: Network, i: int) -> tuple[int, ...]:
     j = net.inputs[i][0]
     return net.input_shape if j < 0 else net.shapes[j]
@@ -208,6 +221,8 @@ def analyze(model: ConvertedModel, x, y: np.ndarray, steps: int, batch_size: int
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as images, and at least one: {len(x)} images, {len(y)} labels")
     snn = model.build(**settings)
+    memory.check(analysis_bytes(snn, min(len(x), batch_size), steps),
+                 f"analyzing {len(x)} samples for {steps} steps (batches of {batch_size})")
     reference = dataclasses.replace(model, bias_shift={}).normalized()  # the ANN the SNN should follow
     watched = {s: stage_layer(model, stage.name) for s, stage in enumerate(snn.stages) if stage.kind != OUTPUT}
     totals = _Totals(snn, reference, watched, steps, seed)

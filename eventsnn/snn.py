@@ -24,6 +24,7 @@ spike ('membrane': argmax V).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
@@ -71,6 +72,9 @@ class SimulationConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         check_threshold(self.threshold, "threshold")
+        for name in ("softmax_rate", "maxpool_decay"):  # a complex or text value from a file cannot be compared
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Real):
+                raise ValueError(f"{name} must be a real number, not {getattr(self, name)!r}")
         if not 0 < self.softmax_rate <= 1:
             raise ValueError(f"softmax_rate is a probability per step in (0, 1], not {self.softmax_rate}")
         if not 0 < self.maxpool_decay <= 1:

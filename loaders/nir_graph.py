@@ -145,6 +145,10 @@ def _metadata(graph) -> dict:
     out = {}
     for key, value in raw.items():
         value = value.decode() if isinstance(value, bytes) else value
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]
+        if isinstance(value, np.ndarray):  # every setting eventsnn writes is one number or word
+            raise NirError(f"metadata '{key}' must be a single value, not an array of shape {value.shape}")
         out[key] = value.item() if isinstance(value, np.generic) else value
     return out
 
@@ -311,8 +315,14 @@ def _check_declared_sizes(path: str | os.PathLike) -> None:
             f.visititems(lambda name, item: sizes.append(item.size * item.dtype.itemsize)
                          if isinstance(item, h5py.Dataset) and item.shape is not None else None)
     except Exception as err:  # h5py raises many kinds on a damaged file, as nir.read below
-        raise NirError(f"{path}: cannot read NIR file ({type(err).__name__}: {err})") from None
+        raise _unreadable(path, err) from None
     memory.check(sum(sizes), f"reading the NIR file {path} (its datasets' declared sizes)")
+
+
+def _unreadable(path, err: Exception) -> NirError:
+    """One line, however long the reader's message (nir's type errors print whole arrays)."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return NirError(f"{path}: cannot read NIR file ({text[:300]}{' ...' if len(text) > 300 else ''})")
 
 
 def load_nir(path: str | os.PathLike) -> ConvertedModel:
@@ -322,7 +332,7 @@ def load_nir(path: str | os.PathLike) -> ConvertedModel:
     try:
         graph = nir.read(os.fspath(path))
     except Exception as err:  # h5py and nir raise many kinds; report any unreadable file the same way
-        raise NirError(f"{path}: cannot read NIR file ({type(err).__name__}: {err})") from None
+        raise _unreadable(path, err) from None
     try:
         return from_nir(graph)
     except NirError as err:

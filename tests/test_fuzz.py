@@ -214,3 +214,124 @@ def _write_small_onnx(path) -> None:
         "small", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [numpy_helper.from_array(w, "w")])
     onnx.save(helper.make_model(graph), path)
+
+
+# --- structure-aware fuzzing: valid containers with drawn contents ---------------------------------
+
+FOLDED_OPS = ("Gather", "Unsqueeze", "Concat", "Cast", "Div", "Mul", "Add", "Sub")
+AWKWARD_INTEGERS = st.one_of(st.integers(-3, 800), st.sampled_from([0, -1, 784, 2**31, 2**62, -2**63]),
+                             st.lists(st.integers(-2, 800), max_size=4))
+
+
+@st.composite
+def shape_programs(draw):
+    """The nodes and int64 constants of a shape computation on Shape(x): a chain of drawn folding
+    ops (a Concat may take a value twice, the doubling of a constant bomb), whose last value is the
+    target of the Reshape before the classifier."""
+    nodes, constants, values = [("Shape", ["x"], "v0", {})], {}, ["v0"]
+    for i in range(1, draw(st.integers(1, 8)) + 1):
+        op, source, const = draw(st.sampled_from(FOLDED_OPS)), draw(st.sampled_from(values)), f"c{i}"
+        constants[const] = draw(AWKWARD_INTEGERS)
+        attributes = {"axis": draw(st.integers(-2, 1))} if op in ("Gather", "Concat") else {}
+        inputs = {"Cast": [source], "Concat": [source, draw(st.sampled_from(values)), const]}.get(
+            op, [const, source] if op in ("Div", "Sub") and draw(st.booleans()) else [source, const])
+        if op == "Cast":
+            attributes = {"to": 7}  # INT64
+        nodes.append((op, inputs, f"v{i}", attributes))
+        values.append(f"v{i}")
+    return nodes, constants
+
+
+def _onnx_with_shape_program(path, nodes, constants) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(1).normal(0, 0.05, (10, 784)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node(op, inputs, [out], **attributes) for op, inputs, out, attributes in nodes]
+        + [helper.make_node("Reshape", ["x", nodes[-1][2]], ["r"]), helper.make_node("Gemm", ["r", "w"], ["y"], transB=1)],
+        "folded", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [numpy_helper.from_array(w, "w")]
+        + [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in constants.items()])
+    from onnx import save
+
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_onnx_shape_arithmetic_of_drawn_constants(seeds, tmp_path):
+    """ONNX constant folding: drawn chains of Shape/Gather/Unsqueeze/Concat/Cast/Div/Mul/Add/Sub
+    over awkward integers (zero, negative, 2**62, lists, doubling concats) feeding a Reshape."""
+    pytest.importorskip("onnx")
+    valid = ([("Shape", ["x"], "v0", {}), ("Gather", ["v0", "c1"], "v1", {"axis": 0}),
+              ("Concat", ["v1", "c2"], "v2", {"axis": 0})], {"c1": [0], "c2": [784]})  # [1, 784]
+    _onnx_with_shape_program(tmp_path / "undamaged_folded.onnx", *valid)
+    files = [tmp_path / "undamaged_folded.onnx"]
+    for i, program in enumerate(fixed_sample(shape_programs(), MUTATIONS_PER_KIND)):
+        files.append(tmp_path / f"{i}_folded.onnx")
+        _onnx_with_shape_program(files[-1], *program)
+    common = ["--calib", str(seeds / "data.npz"), "-o", str(tmp_path / "out.npz")]
+    assert_clean(run_all([["convert", str(f), *common] for f in files]))
+
+
+NIR_REPLACEMENTS = ("shape", "int8", "complex", "text", "scalar", "nan", "delete", "huge", "big_integers")
+
+
+def _replace_dataset(path, dataset: str, how: str, rng: np.random.Generator) -> None:
+    """Replace one dataset of a NIR (HDF5) file in place: another shape, dtype or value, gone, or
+    declared huge and never written."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        old = f[dataset]
+        shape = old.shape
+        del f[dataset]
+        if how == "shape":
+            f[dataset] = rng.normal(size=tuple(rng.integers(0, 6, rng.integers(1, 4)))).astype(np.float32)
+        elif how == "int8":
+            f[dataset] = np.ones(shape, np.int8)
+        elif how == "complex":
+            f[dataset] = np.ones(shape, np.complex64)
+        elif how == "text":
+            f[dataset] = "IF"
+        elif how == "scalar":
+            f[dataset] = np.float32(3.0)
+        elif how == "nan":
+            f[dataset] = np.full(shape or (), np.nan, np.float32)
+        elif how == "huge":
+            f.create_dataset(dataset, shape=(40_000, 40_000), dtype=np.float32, chunks=(1000, 1000))
+        elif how == "big_integers":
+            f[dataset] = np.full(shape or (3,), 2**40, np.int64)
+
+
+def test_nir_datasets_of_drawn_shapes_types_and_values(seeds, tmp_path):
+    """NIR HDF5 internals: each case replaces one dataset of a valid graph (weights, thresholds, the
+    input shape, edges, type names, metadata) by another shape, dtype or value, removes it, or
+    declares it 40000 x 40000 without writing it."""
+    pytest.importorskip("nir")
+    import shutil
+    import warnings
+
+    import h5py
+
+    from eventsnn.ir import Flatten, Linear, Network, ReLU
+    from eventsnn.loaders.nir_graph import save_nir
+    from eventsnn.snn import SimulationConfig, build
+
+    seed = tmp_path / "undamaged_graph.nir"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = Network((1, 28, 28), (Flatten(), Linear(np.ones((4, 784), np.float32) / 784, None, "h"), ReLU(),
+                                    Linear(np.ones((10, 4), np.float32), None, "o")))
+        save_nir(build(net, SimulationConfig(spikes="binary")), seed)
+    with h5py.File(seed) as f:
+        datasets = []
+        f.visititems(lambda name, item: datasets.append(name) if isinstance(item, h5py.Dataset) else None)
+    assert len(datasets) > 20
+    files = [seed]
+    cases = fixed_sample(st.tuples(st.sampled_from(datasets), st.sampled_from(NIR_REPLACEMENTS),
+                                   st.integers(0, 2**31)), MUTATIONS_PER_KIND)
+    for i, (dataset, how, draw_seed) in enumerate(cases):
+        files.append(tmp_path / f"{i}_graph.nir")
+        shutil.copy(seed, files[-1])
+        _replace_dataset(files[-1], dataset, how, np.random.default_rng(draw_seed))
+    assert_clean(run_all([["run", str(f), "--data", str(seeds / "data.npz"), "--steps", "3"] for f in files]))

@@ -170,3 +170,18 @@ def test_a_numpy_integer_step_count_does_not_overflow_the_estimate(demo):
     assert simulation_bytes(snn, 1, np.int32(400_000_000)) == simulation_bytes(snn, 1, 400_000_000) > 2**34
     with pytest.raises(MemoryLimitError, match="400000000 steps"):
         simulate(snn, demo.x[:1], np.int32(400_000_000))
+
+
+def test_analyze_counts_what_its_report_holds_per_step(demo, monkeypatch):
+    """Regression: analyze held ~12 KB per step beyond the simulation's estimate (one sample at
+    T = 50,000 under a 300 MiB limit peaked at 757 MB); its report's per-step part is now checked
+    before anything is simulated."""
+    from eventsnn.analysis import analysis_bytes, analyze
+    from eventsnn.engine import simulation_bytes
+
+    snn = demo.model.build()
+    steps = 50_000
+    monkeypatch.setenv(ENV, "100")  # MiB: the simulation alone fits, the report does not
+    assert simulation_bytes(snn, 1, steps, count_neurons=True) < 100 * 2**20 < analysis_bytes(snn, 1, steps)
+    with pytest.raises(MemoryLimitError, match="analyzing 1 samples for 50000 steps"):
+        analyze(demo.model, demo.x[:1], demo.y[:1], steps)
