@@ -47,6 +47,10 @@ have sinabs "$SINABS_VERSION" || "${PIP[@]}" install --no-deps "sinabs==$SINABS_
     numpy scipy tqdm packaging requests "loguru>=0.7,<1" \
     pbr "nir<=1.0.4" nirtorch matplotlib pillow
 
+# torchvision's model definitions for benchmarks/model_zoo_peers.py: the version that matches torch,
+# without its dependencies (they would replace torch).
+have torchvision 0.28.0 || "${PIP[@]}" install --no-deps "torchvision==0.28.0"
+
 # 3. eventsnn itself (editable), for its data loaders, with hypothesis for its testing strategies
 #    (examples/differential_sinabs.py).
 "$PY" -I -c "import eventsnn.loaders, hypothesis" 2>/dev/null || "${PIP[@]}" install -q -c "$CONSTRAINTS" -e "$REPO[testing]"
