@@ -289,7 +289,29 @@ def depth() -> list[str]:
                   f"{paper_net['samples']:,} test images: SNN {_pct(paper_net['rows'][-1]['accuracy'])} against its ANN's "
                   f"{_pct(paper_net['ann_accuracy'])} (`{paper_net['command']}`, {paper_net['date']}); the paper: 87.62% "
                   "against 87.86%.", ""]
-    return lines
+    return lines + qcfs_ties()
+
+
+def qcfs_ties() -> list[str]:
+    """Why the QCFS VGG-16's one-step graded SNN misses its ANN's decision on a few images."""
+    r = _load("qcfs_ties")
+    if r is None:
+        return []
+    lines = ["### The QCFS VGG-16 at T = 1: where it decides differently, and why", "", _header(r), "",
+             f"On {r['samples']} test images the one-step graded SNN decides differently from the trained ANN on "
+             f"{r['snn_vs_ann']}. The normalized ANN (the trained weights divided by the QCFS thresholds, which the SNN "
+             f"is built from) already differs from the trained one on {r['normalized_vs_trained_ann']}, and the SNN "
+             f"differs from the normalized ANN on {r['snn_vs_normalized_ann']}: float32 rounds a pre-activation that "
+             "lies on a quantization step one way in one order of summation and the other way in another, and one "
+             "changed level reaches every neuron downstream. Per image (populations whose events differ from the "
+             "normalized ANN's levels, with the first such neuron's pre-activation in levels):", ""]
+    for image in r["images"]:
+        found = "; ".join(f"{d['population']} {d['neurons']} of {d['of']:,} ({d['first_pre_activation_levels']:.4g})"
+                          for d in image["differences"]) or "none (the normalized ANN decides as the SNN does)"
+        lines.append(f"- image {image['image']}: SNN {image['snn']}, ANN {image['ann']}, normalized ANN "
+                     f"{image['normalized_ann']}; {found}")
+    return lines + ["", "Integer arithmetic with the quantization steps on integers would make the three agree by "
+                    "construction (the performance issue's integer mode); in float32 ties like these remain.", ""]
 
 
 def mnist() -> list[str]:
