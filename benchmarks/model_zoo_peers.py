@@ -1,9 +1,9 @@
 """What SpikingJelly and sinabs make of torchvision's CNNs: the peers' columns of docs/model_zoo.md.
 
-    /work/peer-venv/bin/python benchmarks/model_zoo_peers.py [--models resnet18,vgg16] [--out DIR]
+    VENV_DIR/bin/python benchmarks/model_zoo_peers.py [--models resnet18,vgg16] [--out DIR]
 
-Runs in the peer environment (benchmarks/make_peer_env.sh, plus torchvision 0.28.0 installed with
---no-deps). The same models as benchmarks/model_zoo.py (same constructors, seed and batch-norm
+Runs in the peer environment (`bash benchmarks/make_peer_env.sh VENV_DIR`, which also installs
+torchvision 0.28.0 with --no-deps). The same models as benchmarks/model_zoo.py (same constructors, seed and batch-norm
 statistics), each converted by each peer's documented call:
 
 - SpikingJelly 2.0: ``ann2snn.Converter(RateCodingRecipe(dataloader, mode='max')).convert(model)``
