@@ -28,7 +28,7 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: i
     out = (parts[0] if groups == 1 else np.concatenate(parts, axis=3)).transpose(0, 3, 1, 2)
     if bias is not None:
         out += bias[None, :, None, None]
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return np.ascontiguousarray(out, dtype=np.result_type(x.dtype, np.float32))
 
 
 def pool_windows(x: np.ndarray, pool: MaxPool2d | AvgPool2d, fill: float) -> np.ndarray:
@@ -50,8 +50,9 @@ def synaptic_input(layer: Layer, x: np.ndarray, with_bias: bool = True) -> np.nd
         out = x @ layer.weight.T
         return out + layer.bias if with_bias else out
     if isinstance(layer, AvgPool2d):
-        sums = pool_windows(x, layer, 0.0).sum(axis=-1, dtype=np.float32)
-        return (sums / layer.divisors(x.shape[2:]).astype(np.float32)).astype(np.float32)
+        dtype = np.result_type(x.dtype, np.float32)  # float64 stays exact (the int32 reference)
+        sums = pool_windows(x, layer, 0.0).sum(axis=-1, dtype=dtype)
+        return (sums / layer.divisors(x.shape[2:]).astype(dtype)).astype(dtype)
     raise TypeError(f"{type(layer).__name__} has no synapses")
 
 

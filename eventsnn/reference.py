@@ -3,7 +3,9 @@
 It follows the equations in ``snn`` literally: every step, every layer computes W s + b densely
 (convolutions as in the ANN), whatever the spikes. Random numbers come from the same
 counter-based streams as the engine. With weights and inputs that are exact in float32
-(e.g. multiples of 1/64), the engine's spike trains must equal these exactly.
+(e.g. multiples of 1/64), the engine's spike trains must equal these exactly. In int32
+arithmetic (``fixed_point``) it computes in float64, where the grid values and their sums are
+exact, and wraps and saturates as int32 membranes do: the engine must equal it on any network.
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ import numpy as np
 
 from .ann import pool_windows, synaptic_input
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
+from . import fixed_point
 from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
-                  check_simulation_args, stage_drive, stage_initial_membrane)
+                  check_simulation_args, stage_drive, stage_initial_membrane, threshold_of)
 
 
 def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
     return np.array([step_key(seed, stream, int(n), step) for n in samples], dtype=np.uint64)
 
 
-def synaptic(projection: Projection, spikes: np.ndarray) -> np.ndarray:
-    """W s of one projection for a batch of source spikes (or analog inputs), no bias."""
+def synaptic(projection: Projection, spikes: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """W s of one projection for a batch of source spikes (or analog inputs), no bias, in ``dtype``."""
+    spikes = spikes.astype(dtype, copy=False)
     if projection.layer is None:
-        return (spikes * np.asarray(projection.weight, np.float32)).astype(np.float32)
+        return (spikes * np.asarray(projection.weight, np.float32)).astype(dtype)
     batch = spikes.reshape((len(spikes),) + projection.in_shape)
-    return synaptic_input(projection.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(np.float32)
+    return synaptic_input(projection.layer, batch, with_bias=False).reshape(len(spikes), -1).astype(dtype)
 
 
 def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndarray, limit: int) -> np.ndarray:
@@ -47,11 +51,13 @@ def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndar
     return np.where(gap > 0, np.minimum(np.ceil(gap), limit) if limit > 1 else 1, 0).astype(np.float32)
 
 
-def _fire(u: np.ndarray, threshold: np.float32, limit: int) -> np.ndarray:
-    """Spikes per neuron: 1 where V >= threshold; graded (``limit`` > 1): min(floor(V / threshold), limit)."""
+def _fire(u: np.ndarray, threshold: np.floating, limit: int, exact: bool) -> np.ndarray:
+    """Spikes per neuron: 1 where V >= threshold; graded (``limit`` > 1): min(floor(V / threshold), limit),
+    the quotient floored exactly when ``exact`` (as the int32 engine's integer division does)."""
     if limit == 1:
-        return (u >= threshold).astype(np.float32)
-    return np.where(u >= threshold, np.minimum(np.floor(u / threshold), np.float32(limit)), np.float32(0))
+        return (u >= threshold).astype(u.dtype)
+    quotient = np.floor_divide(u, threshold) if exact else np.floor(u / threshold)
+    return np.where(u >= threshold, np.minimum(quotient, limit), 0).astype(u.dtype)
 
 
 def _softmax_draw(v: np.ndarray, u: float) -> int:
@@ -77,10 +83,12 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     cfg, stages = snn.config, snn.stages
     n, n_stages = len(x), len(stages)
     samples = np.arange(first_sample, first_sample + n)
-    threshold = np.float32(cfg.threshold)
-    v = [np.tile(stage_initial_membrane(s, cfg), (n, 1)) for s in stages]
+    exact = cfg.arithmetic == "int32"
+    dtype = np.float64 if exact else np.float32
+    threshold = dtype(threshold_of(cfg))
+    v = [np.tile(stage_initial_membrane(s, cfg), (n, 1)).astype(dtype) for s in stages]
     est = [(np.zeros((n, s.projections[0].n_in)), np.zeros((n, s.size))) for s in stages]  # gates: inputs, windows
-    drive = [stage_drive(s, cfg, steps) for s in stages]
+    drive = [stage_drive(s, cfg, steps).astype(dtype) for s in stages]
     spikes = np.zeros((n, n_stages, steps), np.int32)
     step_synops = np.zeros((n, n_stages, steps), np.int64)
     limit = cfg.spike_limit
@@ -98,7 +106,8 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         for s, stage in enumerate(stages):
             for projection in stage.projections:
                 if projection.source == INPUT:
-                    drive[s] = synaptic(projection, x) + drive[s]
+                    drive[s] = synaptic(projection, x, dtype) + drive[s]
+                    drive[s] = fixed_point.wrapped(drive[s]) if exact else drive[s]
 
     for t in range(steps):
         out = {INPUT: x}
@@ -116,15 +125,17 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                     if projection.source != INPUT or not analog:
                         incoming = out[projection.source]
                         step_synops[:, s, t] += (incoming != 0) @ projection.fan_out  # one per event
-                        v[s] = v[s] + synaptic(projection, incoming)
-                v[s] = v[s] + drive[s]
+                        v[s] = v[s] + synaptic(projection, incoming, dtype)
+                v[s] = fixed_point.wrapped(v[s]) if exact else v[s]
+                u = v[s] + drive[s]  # the int32 engine adds in int64 here: no wrap
                 if stage.kind == IF or cfg.output == "spikes":
-                    emitted = _fire(v[s], threshold, limit)
-                    v[s] = np.where(emitted > 0, v[s] - emitted * threshold if cfg.reset == "subtract" else np.float32(0),
-                                    v[s])
+                    emitted = _fire(u, threshold, limit, exact)
+                    v[s] = np.where(emitted > 0, u - emitted * threshold if cfg.reset == "subtract" else 0, u).astype(dtype)
                     out[s] = emitted
                 else:
+                    v[s] = fixed_point.wrapped(u) if exact else u
                     out[s] = np.zeros_like(v[s])
+                v[s] = fixed_point.saturated(v[s]) if exact else v[s]
                 updates[:, s] += (v[s] != before).sum(axis=1)
             spikes[:, s, t] = (out[s] != 0).sum(axis=1)
             tally[:, offsets[s]:offsets[s + 1]] += out[s].astype(np.int32)
@@ -144,9 +155,9 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
             counts += out[n_stages - 1].astype(np.int32)
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
-    membrane = np.concatenate(v, axis=1) if record else None
+    membrane = np.concatenate(v, axis=1).astype(np.float32) if record else None
     spike_amounts = np.add.reduceat(tally, offsets[:-1], axis=1).astype(np.int64)  # per stage
-    return SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v[-1].copy(),
+    return SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v[-1].astype(np.float32),
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
                             spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None,

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import ann, memory
+from . import ann, fixed_point, memory
 from .connectivity import (CSR, DEFAULT_MAX_BYTES, avgpool_csr, conv_csr, conv_fan_out, csr_build_bytes_estimate,
                            csr_kept_bytes_estimate, direct_kernel, engine_order, identity_csr, kernel_target_table,
                            maxpool_windows, permuted, validate)
@@ -44,6 +44,7 @@ INPUTS = ("analog", "poisson")
 OUTPUTS = ("softmax", "spikes", "membrane")
 SHIFTS = ("none", "bias", "membrane")
 SPIKES = ("binary", "graded")
+ARITHMETICS = ("float32", "int32")  # see fixed_point
 AVG_POOLS = ("fold", "neurons")  # average pooling absorbed by the next layer's synapses, or its own IF population
 MAX_SPIKES_LIMIT = 255  # an event's amount is stored in one byte
 
@@ -65,13 +66,17 @@ class SimulationConfig:
     max_spikes: int = 16  # the most spikes one graded event carries (ignored for binary spikes)
     levels: int = 8  # graded spikes: each spike is worth 1/levels of its layer's scale (see build; binary: 1)
     avg_pool: str = "fold"  # the next layer integrates the pooled current exactly, or 'neurons' re-quantize it
+    arithmetic: str = "float32"  # or 'int32': exact fixed-point sums, the same in any order (``fixed_point``)
 
     def __post_init__(self):
         for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS),
-                              ("spikes", SPIKES), ("avg_pool", AVG_POOLS)):
+                              ("spikes", SPIKES), ("avg_pool", AVG_POOLS), ("arithmetic", ARITHMETICS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         check_threshold(self.threshold, "threshold")
+        if self.arithmetic == "int32" and not fixed_point.UNIT <= self.threshold < fixed_point.LARGEST:
+            raise ValueError(f"int32 arithmetic needs a threshold in [2**-{fixed_point.FRACTION_BITS}, "
+                             f"{fixed_point.LARGEST:g}), not {self.threshold}")
         for name in ("softmax_rate", "maxpool_decay"):  # a complex or text value from a file cannot be compared
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Real):
                 raise ValueError(f"{name} must be a real number, not {getattr(self, name)!r}")
@@ -352,6 +357,8 @@ def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAU
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     net, macs = _pooling_folded(net, config)
+    if config.arithmetic == "int32":
+        net = fixed_point.quantized(net)
     paths = conv_paths(net, path, max_bytes, measured=choose is not None)
     memory.check(_build_bytes(net, paths), f"building the spiking network of {net.input_shape} input")
     builder = _Builder(net, paths, max_bytes, choose, macs)
@@ -440,7 +447,7 @@ def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarra
     drive = stage.bias.copy()
     if config.shift == "bias" and (stage.kind == IF or (stage.kind == OUTPUT and config.output == "spikes")):
         drive += np.float32(config.threshold / (2 * steps))
-    return drive
+    return fixed_point.on_grid(drive) if config.arithmetic == "int32" else drive
 
 
 def analog_input_synops(snn: SpikingNetwork, x: np.ndarray) -> np.ndarray:
@@ -461,10 +468,16 @@ def initial_membrane(config: SimulationConfig) -> np.float32:
     return np.float32(config.threshold / 2 if config.shift == "membrane" else 0.0)
 
 
+def threshold_of(config: SimulationConfig) -> np.float32:
+    """The threshold the simulators use (on the grid in int32 arithmetic)."""
+    return fixed_point.on_grid(config.threshold)[()] if config.arithmetic == "int32" else np.float32(config.threshold)
+
+
 def stage_initial_membrane(stage: Stage, config: SimulationConfig) -> np.ndarray:
     """V(0) of each neuron of a stage (IR order): the setting's, plus any calibrated offset."""
     v0 = np.full(stage.size, initial_membrane(config), np.float32)
-    return v0 if stage.potential is None else v0 + stage.potential
+    v0 = v0 if stage.potential is None else v0 + stage.potential
+    return fixed_point.on_grid(v0) if config.arithmetic == "int32" else v0
 
 
 @dataclass(eq=False)
@@ -528,6 +541,8 @@ def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: 
         raise ValueError("input contains NaN or Inf")
     if snn.config.input == "poisson" and x.size and (x.min() < 0 or x.max() > 1):
         raise ValueError("Poisson input needs intensities in [0, 1] (they are spike probabilities per step)")
+    if snn.config.arithmetic == "int32" and snn.config.input == "analog":
+        x = fixed_point.quantized_input(x)
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, not {steps!r}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:

@@ -2,7 +2,8 @@
 VGG-16; see the README of their folder), as accuracy loss relative to each net's own ANN at
 T = 1..32, graded and binary spikes, with average pooling absorbed by the next layer (the default)
 and as its own population, and binary spikes with potential calibration for T = 4, 8 and 16 (also
-with per-channel scales at the 99.5th percentile, the best binary recipe found).
+with per-channel scales at the 99.5th percentile, the best binary recipe found); graded and binary
+spikes in int32 arithmetic (``eventsnn.fixed_point``).
 
     python examples/reproduce_depth.py --models ../shared/models [--limit 1000] [--nets vgg16_qcfs4,...]
 
@@ -43,6 +44,8 @@ METHODS = {
     "binary+potential T=8": ({"spikes": "binary"}, 8, 8, DEFAULT_CONVERSION),
     "binary+potential T=16": ({"spikes": "binary"}, 16, 16, DEFAULT_CONVERSION),
     "binary channel p99.5+potential T=16": ({"spikes": "binary"}, 16, 16, CHANNEL_995),
+    "graded int32": ({"arithmetic": "int32"}, 8, None, DEFAULT_CONVERSION),
+    "binary int32": ({"spikes": "binary", "arithmetic": "int32"}, 32, None, DEFAULT_CONVERSION),
 }
 CALIBRATION_IMAGES = 256
 

@@ -102,7 +102,8 @@ def test_paths_agree_bit_for_bit_on_real_weights(demo):
 
 
 def test_inner_loops_vectorize():
-    """The dense-row, kernel-direct and fire loops compile to packed (SIMD) float instructions."""
+    """The dense-row, kernel-direct and fire loops compile to packed (SIMD) instructions, float32
+    and int32 (``fixed_point``) alike."""
     import re
 
     from numba import njit
@@ -115,12 +116,18 @@ def test_inner_loops_vectorize():
     table_ptr, table = np.array([0, 1, 2, 3], np.int64), np.array([0, 0, 32] * 3, np.int32)
     cases = [(_deliver_dense, (queue, 0, 2, none, 32, w, 0, v, 0)),
              (_deliver_direct, (queue, 0, 2, none, 1, 32, table_ptr, 0, table, 0, w, 0, v, 0)),
-             (_fire, (v, w[:64], np.zeros(64, np.uint8), np.float32(1), True))]
-    for kernel, args in cases:
+             (_fire, (v, w[:64], np.zeros(64, np.uint8), np.float32(1), True, np.float32(-np.inf), np.float32(np.inf)))]
+    vi, wi, amounts = np.zeros(64, np.int32), np.ones(256, np.int32), np.ones(4, np.int32)
+    whole = (np.int32(-2**30), np.int32(2**30))
+    integer = [(_deliver_dense, (queue, 0, 2, amounts, 32, wi, 0, vi, 0)),
+               (_deliver_direct, (queue, 0, 2, amounts, 1, 32, table_ptr, 0, table, 0, wi, 0, vi, 0)),
+               (_fire, (vi, wi[:64], np.zeros(64, np.uint8), np.int32(1), True) + whole)]
+    for (kernel, args), packed in [(case, r"\bv?(addps|subps|cmpps|cmpleps|blendvps)\b") for case in cases] + \
+            [(case, r"\bv?(paddd|paddq|psubq|pcmpgtd|pcmpgtq)\b") for case in integer]:
         fresh = njit(error_model="numpy")(kernel.py_func)  # cached kernels cannot be inspected
         fresh(*args)
         asm = fresh.inspect_asm(fresh.signatures[0])
-        assert re.search(r"\bv?(addps|subps|cmpps|cmpleps|blendvps)\b", asm), kernel.__name__
+        assert re.search(packed, asm), kernel.__name__
 
 
 def real_fan_out(projection) -> np.ndarray:

@@ -24,7 +24,7 @@ import time
 import numba
 import numpy as np
 
-from .. import memory
+from .. import fixed_point, memory
 from ..kernel_cache import repairing
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
@@ -82,6 +82,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     net = with_drive(pack(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
     x_ir, x = x, x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
+    if snn.config.arithmetic == "int32" and snn.config.input == "analog":
+        x = fixed_point.steps_of(x, fixed_point.INPUT_BITS)  # the input's current is added as integers
     n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
     parts = []
     for start in range(0, max(n, 1), batch_size):

@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit
 
 from ..kernel_cache import CACHE
+from .arithmetic import one_like
 from .packing import DENSE_PATH, DIRECT_PATH
 
 @njit(cache=CACHE, inline="always", error_model="numpy")
@@ -42,7 +43,7 @@ def _deliver_dense(queue, q0, count, amounts, n_out, weights, w0, v, v0):
     for e in range(count):
         j = queue[q0 + e]
         row = w0 + j * n_out
-        a = amounts[j] if amounts.size else np.float32(1.0)
+        a = amounts[j] if amounts.size else one_like(amounts)
         _add_row(v[v0:v0 + n_out], weights[row:row + n_out], a, amounts.size > 0)
     return count * n_out
 
@@ -59,7 +60,7 @@ def _deliver_direct(queue, q0, count, amounts, channels, channel_stride, table_p
         j = queue[q0 + e]
         c = j % channels
         pixel = j // channels
-        a = amounts[j] if amounts.size else np.float32(1.0)
+        a = amounts[j] if amounts.size else one_like(amounts)
         for r in range(table_ptr[p0 + pixel], table_ptr[p0 + pixel + 1]):
             target = v0 + table[t0 + 3 * r]
             row = w0 + table[t0 + 3 * r + 1] + c * channel_stride

@@ -53,7 +53,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
     seed, steps, stable_steps, exit_margin = cfg.seed, cfg.steps, cfg.stable_steps, cfg.exit_margin
     n_stages = kinds.size
     n_input = x.size
-    no_amounts = np.empty(0, dtype=np.float32)  # spikes carry no amount (a global array would block caching)
+    no_amounts = v[:0]  # spikes carry no amount (of the membranes' type; a global array would block caching)
     _copy(v, net.v_init)
     est[:] = 0.0
     window_est[:] = 0.0
@@ -121,14 +121,15 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
                         residual[s], emitted = _fire_pass(v, v0, n, stage_drive, v0, threshold, subtract, graded,
-                                                          max_spikes, amounts, words, net.word_off[s])
+                                                          max_spikes, cfg.low, cfg.high, amounts, words,
+                                                          net.word_off[s])
                         since = _lap(ticks, s, FIRE, since, profiling)
                         qlen[s] = _compact(n, queue, v0, words, net.word_off[s], lanes)
                         if not graded:
                             emitted = qlen[s]  # one spike per event
                         since = _lap(ticks, s, COMPACTION, since, profiling)
                 else:
-                    _integrate(v, v0, n, stage_drive, v0)
+                    _integrate(v, v0, n, stage_drive, v0, cfg.low, cfg.high)
                     since = _lap(ticks, s, FIRE, since, profiling)
                 if tallying:
                     updates[s] += _changed(v[v0:v0 + n], v_prev[:n])
@@ -145,7 +146,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
             since = _lap(ticks, s, COUNT, since, profiling)
         if readout == SOFTMAX:
             if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
-                k = _softmax_draw(v, out0, n_out, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
+                k = _softmax_draw(v, out0, n_out, cfg.unit, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
                 counts[k] += 1
                 spikes[n_stages - 1, t] = 1
                 spike_amounts[n_stages - 1] += 1
@@ -167,10 +168,10 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
             decisions[t + 1:] = decisions[t]
             break
     for k in range(n_out):
-        v_out[k] = v[out0 + k]
+        v_out[k] = v[out0 + k] * cfg.unit
     if record:
         for e in range(v.size):
-            membrane[net.ir_index[e]] = v[e]
+            membrane[net.ir_index[e]] = v[e] * cfg.unit
     return first_spike, exit_step
 
 
@@ -180,16 +181,16 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
     """Samples lo .. hi-1 of a batch, one after the other, with scratch allocated once. Releases
     the GIL, so threads run chunks side by side."""
     n_total = net.off[net.kinds.size]
-    v = np.empty(n_total, dtype=np.float32)
-    v_prev = np.empty(n_total if tallying else 0, dtype=np.float32)  # one stage's membranes at the start of a step
+    v = np.empty_like(net.v_init)  # float32, or int32 grid steps (``fixed_point``)
+    v_prev = np.empty_like(net.v_init[:n_total if tallying else 0])  # one stage's membranes at the start of a step
     est = np.empty(n_total)  # gate inputs' rate estimates, by neuron
     window_est = np.empty(n_total)  # gate windows' own estimates (apart: a gate may read a gate)
     best = np.empty(n_total)  # gate windows: best input estimate this step
     queue = np.empty(n_total, dtype=np.int32)
-    amounts = np.empty(n_total, dtype=np.float32)  # graded spikes: what each neuron's event carries
+    amounts = np.empty_like(v)  # graded spikes: what each neuron's event carries
     qlen = np.empty(net.kinds.size, dtype=np.int64)
     input_queue = np.empty(x.shape[1], dtype=np.int32)
-    input_drive = np.empty(n_total, dtype=np.float32)
+    input_drive = np.empty_like(v)
     residual = np.empty(net.kinds.size, dtype=np.bool_)
     words = np.zeros(net.word_off[net.kinds.size], dtype=np.uint64)  # spike flags, one byte per neuron
     lanes = lane_table()

@@ -6,13 +6,15 @@ import numpy as np
 from numba import njit
 
 from ..kernel_cache import CACHE
+from .arithmetic import spike_count
 from .delivery import _add_row
 from .intrinsics import _popcount
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amounts, words, f0):
-    """V += drive; spike where V >= threshold and reset. Branch-free, so it vectorizes: the spikes
+def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, low, high, amounts, words, f0):
+    """V += drive; spike where V >= threshold, reset, and saturate V at [low, high] (int32
+    arithmetic; float32 passes infinities). Branch-free, so it vectorizes: the spikes
     each neuron emits go as one byte into ``words`` (from word f0) for ``_compact``, and graded,
     also into ``amounts`` (what its event carries; indexed by neuron, like the queue's entries).
     Returns (whether some V is still >= threshold after its reset, so it fires again without
@@ -21,32 +23,36 @@ def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, amo
     flags = words.view(np.uint8)
     if graded:
         still_above, emitted = _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n],
-                                            amounts[v0:v0 + n], threshold, subtract, max_spikes)
+                                            amounts[v0:v0 + n], threshold, subtract, max_spikes, low, high)
         return still_above > 0, emitted
-    return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract) > 0, 0
+    return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract, low, high) > 0, 0
+
+
+# In int32 arithmetic u = V + drive is an int64 (Numba widens), so it cannot wrap; zero is written
+# u - u to keep the membranes' type either way.
 
 
 @njit(cache=CACHE, inline="always", error_model="numpy")
-def _fire(v, drive, flags, threshold, subtract):
+def _fire(v, drive, flags, threshold, subtract, low, high):
     still_above = np.uint8(0)  # a byte-wide max vectorizes 32 wide; an int64 count would run 4 wide
     for i in range(v.size):
         u = v[i] + drive[i]
         spike = u >= threshold
-        reset = u - threshold if subtract else np.float32(0.0)
-        v[i] = reset if spike else u
+        reset = u - threshold if subtract else u - u
+        v[i] = min(max(reset if spike else u, low), high)
         flags[i] = np.uint8(1) if spike else np.uint8(0)
         still_above = max(still_above, np.uint8(1) if v[i] >= threshold else np.uint8(0))
     return still_above
 
 
 @njit(cache=CACHE, inline="always", error_model="numpy")
-def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes):
+def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes, low, high):
     still_above, emitted = np.uint8(0), 0
     for i in range(v.size):
         u = v[i] + drive[i]
-        k = min(np.floor(u / threshold), max_spikes) if u >= threshold else np.float32(0.0)
-        reset = u - k * threshold if subtract else np.float32(0.0)
-        v[i] = reset if k > 0 else u
+        k = min(spike_count(u, threshold), max_spikes) if u >= threshold else max_spikes - max_spikes
+        reset = u - k * threshold if subtract else u - u
+        v[i] = min(max(reset if k > 0 else u, low), high)
         flags[i] = np.uint8(k)
         amounts[i] = k
         still_above = max(still_above, np.uint8(1) if v[i] >= threshold else np.uint8(0))
@@ -96,8 +102,11 @@ def _compact(n, queue, q0, words, f0, lanes):
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _integrate(v, v0, n, drive, d0):
-    _add_row(v[v0:v0 + n], drive[d0:d0 + n], np.float32(1.0), False)
+def _integrate(v, v0, n, drive, d0, low, high):
+    """V += drive, saturated at [low, high] (a layer that does not fire, the membrane readout)."""
+    _add_row(v[v0:v0 + n], drive[d0:d0 + n], low, False)
+    for i in range(v0, v0 + n):
+        v[i] = min(max(v[i], low), high)
 
 
 @njit(cache=CACHE, inline="always", error_model="numpy")

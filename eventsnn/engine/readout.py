@@ -11,15 +11,16 @@ from ..kernel_cache import CACHE
 from .packing import MEMBRANE
 
 @njit(cache=CACHE, error_model="numpy")
-def _softmax_draw(v, v0, n, u):
-    """Index drawn from softmax(V) with the uniform number u (inverse CDF, float64)."""
+def _softmax_draw(v, v0, n, unit, u):
+    """Index drawn from softmax(V * unit) with the uniform number u (inverse CDF, float64; ``unit``
+    turns int32 grid steps into values, and is 1 for float32)."""
     top = np.float64(v[v0])
     for k in range(1, n):
         top = max(top, np.float64(v[v0 + k]))
     weights = np.empty(n)
     total = 0.0
     for k in range(n):
-        weights[k] = math.exp(np.float64(v[v0 + k]) - top)
+        weights[k] = math.exp((np.float64(v[v0 + k]) - top) * unit)
         total += weights[k]
     target = u * total
     cumulative = 0.0
