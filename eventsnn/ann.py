@@ -77,7 +77,7 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         return np.clip(x, 0, np.float32(layer.threshold))
     if isinstance(layer, QCFS):
         step = np.float64(layer.threshold) / layer.levels
-        return (np.clip(np.floor(x / step + 0.5), 0, layer.levels) * step).astype(np.float32)
+        return (np.clip(np.floor(x / step + 0.5), 0, layer.levels) * step).astype(x.dtype)
     if isinstance(layer, MaxPool2d):
         return pool_windows(x, layer, -np.inf).max(axis=-1)
     if isinstance(layer, BatchNorm):
@@ -92,13 +92,13 @@ def layer_forward(layer: Layer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported layer {type(layer).__name__}")
 
 
-def check_input(net: Network, x: np.ndarray) -> np.ndarray:
-    """A batch of inputs as float32, with a clear error for a wrong shape or type, or NaN/Inf."""
+def check_input(net: Network, x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """A batch of inputs as ``dtype`` (float32), with a clear error for a wrong shape or type, or NaN/Inf."""
     x = np.asarray(x)
     if x.ndim != len(net.input_shape) + 1 or tuple(x.shape[1:]) != net.input_shape:
         raise ValueError(f"input must have shape (N, {', '.join(map(str, net.input_shape))}), found {x.shape}")
     check_floating(x)
-    x = x.astype(np.float32, copy=False)
+    x = x.astype(dtype, copy=False)
     if not np.all(np.isfinite(x)):
         raise ValueError("input contains NaN or Inf")
     return x
@@ -125,10 +125,12 @@ def forward_bytes(net: Network, n: int) -> int:
     return 4 * int(n) * (int(np.prod(net.input_shape)) + outputs + padded)
 
 
-def activations(net: Network, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (layer index, output) for every layer of the network, for one batch."""
-    x = check_input(net, x)
-    memory.check(forward_bytes(net, len(x)), f"the ANN's forward pass of {len(x)} samples of {net.input_shape}")
+def activations(net: Network, x: np.ndarray, dtype=np.float32) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (layer index, output) for every layer of the network, for one batch, computed in
+    ``dtype`` (float64 is exact on the grid values of ``fixed_point``)."""
+    x = check_input(net, x, dtype)
+    memory.check(forward_bytes(net, len(x)) * np.dtype(dtype).itemsize // 4,
+                 f"the ANN's forward pass of {len(x)} samples of {net.input_shape}")
     outputs: dict[int, np.ndarray] = {-1: x}
     last_use = {j: i for i, sources in enumerate(net.inputs) for j in sources}
     for i, (layer, sources) in enumerate(zip(net.layers, net.inputs)):
@@ -140,12 +142,12 @@ def activations(net: Network, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]
         yield i, out
 
 
-def forward(net: Network, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Network output for all of x, computed in batches."""
-    x = check_input(net, x)
+def forward(net: Network, x: np.ndarray, batch_size: int = 256, dtype=np.float32) -> np.ndarray:
+    """Network output for all of x, computed in batches, in ``dtype``."""
+    x = check_input(net, x, dtype)
     outputs = []
     for start in range(0, len(x), batch_size):
-        for _, out in activations(net, x[start:start + batch_size]):
+        for _, out in activations(net, x[start:start + batch_size], dtype):
             pass
         outputs.append(out)
     return np.concatenate(outputs) if outputs else np.zeros((0,) + net.output_shape, np.float32)

@@ -66,12 +66,12 @@ def _checked(values: np.ndarray, what: str) -> np.ndarray:
     return values
 
 
-def _reads_input(net: Network, i: int) -> bool:
-    """Whether layer i reads the network input (through flattens and activations)."""
-    source = net.inputs[i][0]
+def _input_bits(net: Network, source: int) -> int:
+    """The grid of the weights that read layer ``source``'s output: coarser for the network input
+    (reached through flattens and activations), whose analog values carry INPUT_BITS themselves."""
     while source >= 0 and isinstance(net.layers[source], (Flatten,) + ACTIVATIONS):
         source = net.inputs[source][0]
-    return source < 0
+    return FRACTION_BITS - INPUT_BITS if source < 0 else FRACTION_BITS
 
 
 def quantized(net: Network) -> Network:
@@ -80,15 +80,15 @@ def quantized(net: Network) -> Network:
     own populations must divide by a power of two (1 / divisor is then exact)."""
     layers = []
     for i, layer in enumerate(net.layers):
-        reads_input = _reads_input(net, i)
-        bits = FRACTION_BITS - INPUT_BITS if reads_input else FRACTION_BITS
+        bits = _input_bits(net, net.inputs[i][0])
         if isinstance(layer, (Conv2d, Linear)):
             weight = _checked(on_grid(layer.weight, bits), f"layer '{layer.name}'")
             bias = None if layer.bias is None else _checked(on_grid(layer.bias), f"the bias of '{layer.name}'")
             layer = replace(layer, weight=weight, bias=bias)
-        elif isinstance(layer, Add) and layer.weights is not None:
-            layer = replace(layer, weights=tuple(float(on_grid(w)) if np.ndim(w) == 0 else tuple(on_grid(w).tolist())
-                                                 for w in layer.weights))
+        elif isinstance(layer, Add) and layer.weights is not None:  # a branch's weight, per branch's grid
+            grids = [_input_bits(net, j) for j in net.inputs[i]]
+            layer = replace(layer, weights=tuple(float(on_grid(w, b)) if np.ndim(w) == 0 else tuple(on_grid(w, b).tolist())
+                                                 for w, b in zip(layer.weights, grids)))
         elif isinstance(layer, AvgPool2d):
             source = net.inputs[i][0]
             divisors = layer.divisors((net.input_shape if source < 0 else net.shapes[source])[1:])

@@ -10,7 +10,7 @@ The spec (paths relative to the spec file)::
 
 Grid keys: ``percentile``, ``calibrate`` (none | bias | potential), ``steps``, ``seed`` and any simulation
 setting (``reset``, ``input``, ``output``, ``shift``, ``spikes``, ``max_spikes``, ``levels``,
-``softmax_rate``, ``maxpool_decay``, ``avg_pool``); a key left out takes its default. Every cell is the
+``softmax_rate``, ``maxpool_decay``, ``avg_pool``, ``arithmetic``); a key left out takes its default. Every cell is the
 product of one value per key. Each checkpoint is loaded once and each percentile's conversion done
 once and shared by the cells; calibration, which depends on the settings and T, once per
 such combination. A cell is exactly what ``eventsnn convert`` + ``eventsnn run`` with the same

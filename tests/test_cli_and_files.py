@@ -92,6 +92,18 @@ def test_reference_engine_from_the_command_line(tmp_path, small_data, demo, caps
     assert report["settings"]["reset"] == "zero" and report["samples"] == 4
 
 
+def test_int32_arithmetic_from_the_command_line(tmp_path, small_data, demo):
+    """--arithmetic int32: the engine and the reference give the same accuracy at every step."""
+    save(demo.model, tmp_path / "m.npz")
+    args = ["run", str(tmp_path / "m.npz"), "--data", str(small_data / "test.npz"), "--limit", "6", "--steps", "4",
+            "--arithmetic", "int32"]
+    assert main(args + ["--json", str(tmp_path / "event.json")]) == 0
+    assert main(args + ["--engine", "reference", "--json", str(tmp_path / "reference.json")]) == 0
+    event, reference = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("event", "reference"))
+    assert event["settings"]["arithmetic"] == "int32"
+    assert event["accuracy_per_step"] == reference["accuracy_per_step"]
+
+
 def test_bad_data_gets_a_clear_error(tmp_path, demo, capsys):
     save(demo.model, tmp_path / "m.npz")
     np.savez(tmp_path / "nan.npz", x=np.full((2, 1, 28, 28), np.nan, np.float32), y=np.zeros(2, np.int64))
