@@ -251,12 +251,15 @@ def onnxruntime_section(r: dict) -> list[str]:
              "-o ann.onnx`) and run by onnxruntime; eventsnn runs the defaults at the first T whose accuracy is within "
              "0.5 points of the ANN's on these images, timed warm. This is the honest yardstick for CPU deployment.", "",
              "| net | ANN MACs | onnxruntime img/s, batch 64 / 1 | eventsnn T, accuracy (ANN) | SynOps/image | "
-             "eventsnn img/s | eventsnn / onnxruntime (batch 64) |", "|---|---|---|---|---|---|---|"]
+             "eventsnn img/s | eventsnn / onnxruntime (batch 64) | int32: accuracy, img/s, / float32 |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, n in r["nets"].items():
-        e, o = n["eventsnn"], n["onnxruntime"]
+        e, o, i = n["eventsnn"], n["onnxruntime"], n.get("eventsnn_int32")
+        int32 = (f"{100 * i['accuracy']:.1f}%, {i['images_per_second']:,.0f}, "
+                 f"{i['images_per_second'] / e['images_per_second']:.2f}x" if i else "")
         lines.append(f"| {name} | {n['ann_macs']:.3g} | {o['batch64']:,.0f} / {o['batch1']:,.0f} | T = {e['steps']}, "
                      f"{100 * e['accuracy']:.1f}% ({100 * n['ann_accuracy']:.1f}%) | {e['synops_per_image']:.3g} | "
-                     f"{e['images_per_second']:,.0f} | 1/{1 / n['ratio_batch64']:.1f} |")
+                     f"{e['images_per_second']:,.0f} | 1/{1 / n['ratio_batch64']:.1f} | {int32} |")
     lines += ["", "onnxruntime runs about 1e11 MAC/s here, eventsnn's event delivery about 1e10 SynOps/s; at T = 1-3 with "
               "graded spikes the SynOps are 0.3-1x the MACs, so the event engine is 2.6-9x slower than the dense ANN on "
               "the same cores. The gap is smallest on the VGG-16s (1/2.6-1/2.8: sparse activity, 0.3 SynOps per MAC "

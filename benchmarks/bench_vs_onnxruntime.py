@@ -7,8 +7,9 @@ For each net (the demo MNIST CNN shipped with eventsnn; from ``--models``, the G
 nets: the paper's net, ResNet-20, VGG-16, QCFS VGG-16): the converted model's ANN is written as
 ONNX (``save_onnx``) and timed in onnxruntime at batch 64 and batch 1; eventsnn runs with the
 defaults at the first T within 0.5 points of the ANN on these images (found from one run of
-``--max-steps``), timed warm (kernels compiled). Needs the ``ort`` extra. Prints a table and writes
-vs_onnxruntime.json (``--out``, default out/results; docs/results updates the docs).
+``--max-steps``), timed warm (kernels compiled), and at the same T in int32 arithmetic
+(``--arithmetic int32``). Needs the ``ort`` extra. Prints a table and writes vs_onnxruntime.json
+(``--out``, default out/results; docs/results updates the docs).
 """
 
 from __future__ import annotations
@@ -81,12 +82,15 @@ def onnxruntime_speed(model_ann, x: np.ndarray, threads: int) -> dict:
             "agreement_with_eventsnn_ann": agreement}
 
 
-def eventsnn_speed(model, x: np.ndarray, y: np.ndarray, ann_accuracy: float, max_steps: int, threads: int) -> dict:
-    snn = model.build()
-    probe = simulate(snn, x, max_steps, threads=threads)
-    accuracy = probe.accuracy_per_step(y)
-    reached = np.flatnonzero(accuracy >= ann_accuracy - WITHIN)
-    steps = int(reached[0]) + 1 if reached.size else max_steps
+def eventsnn_speed(model, x: np.ndarray, y: np.ndarray, ann_accuracy: float, max_steps: int, threads: int,
+                   steps: int | None = None, **settings) -> dict:
+    """Speed at ``steps``, or at the first T within WITHIN of the ANN (up to ``max_steps``)."""
+    snn = model.build(**settings)
+    reached = np.array([0])
+    if steps is None:
+        accuracy = simulate(snn, x, max_steps, threads=threads).accuracy_per_step(y)
+        reached = np.flatnonzero(accuracy >= ann_accuracy - WITHIN)
+        steps = int(reached[0]) + 1 if reached.size else max_steps
     simulate(snn, x[:8], steps, threads=threads)  # compiled already; warm caches
     timed = []
     rate = images_per_second(lambda: timed.append(simulate(snn, x, steps, threads=threads)), len(x))
@@ -116,13 +120,16 @@ def main() -> None:
         row = {"images": len(x), "ann_accuracy": accuracy, "ann_macs": int(sum(ann.macs(model.ann))),
                "onnxruntime": onnxruntime_speed(model.ann, x, args.threads),
                "eventsnn": eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads)}
+        row["eventsnn_int32"] = eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads,
+                                               steps=row["eventsnn"]["steps"], arithmetic="int32")
         row["ratio_batch64"] = row["eventsnn"]["images_per_second"] / row["onnxruntime"]["batch64"]
         rows[name] = row
         e, o = row["eventsnn"], row["onnxruntime"]
         print(f"{name}: ANN {accuracy:.4f} ({row['ann_macs']:.3g} MACs); onnxruntime {o['batch64']:,.0f} / "
               f"{o['batch1']:,.0f} img/s (batch 64 / 1); eventsnn T={e['steps']} {e['accuracy']:.4f} "
               f"{e['images_per_second']:,.0f} img/s, {e['synops_per_image']:.3g} SynOps; "
-              f"eventsnn / onnxruntime = {row['ratio_batch64']:.3f}", flush=True)
+              f"eventsnn / onnxruntime = {row['ratio_batch64']:.3f}; int32 {row['eventsnn_int32']['accuracy']:.4f} "
+              f"{row['eventsnn_int32']['images_per_second']:,.0f} img/s", flush=True)
     print("\n| net | ANN MACs | onnxruntime img/s (batch 64 / 1) | eventsnn T, accuracy vs ANN | SynOps/image "
           "| eventsnn img/s | eventsnn / onnxruntime |\n|---|---|---|---|---|---|---|")
     for name, r in rows.items():

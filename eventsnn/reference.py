@@ -20,7 +20,7 @@ from .ann import pool_windows, synaptic_input
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
 from . import fixed_point
 from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
-                  check_simulation_args, stage_drive, stage_initial_membrane, threshold_of)
+                  check_simulation_args, stage_bits, stage_drive, stage_initial_membrane, threshold_of)
 
 
 def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:
@@ -89,6 +89,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     v = [np.tile(stage_initial_membrane(s, cfg), (n, 1)).astype(dtype) for s in stages]
     est = [(np.zeros((n, s.projections[0].n_in)), np.zeros((n, s.size))) for s in stages]  # gates: inputs, windows
     drive = [stage_drive(s, cfg, steps).astype(dtype) for s in stages]
+    bits = [stage_bits(s) for s in stages]  # int32: each population's grid
     spikes = np.zeros((n, n_stages, steps), np.int32)
     step_synops = np.zeros((n, n_stages, steps), np.int64)
     limit = cfg.spike_limit
@@ -107,7 +108,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
             for projection in stage.projections:
                 if projection.source == INPUT:
                     drive[s] = synaptic(projection, x, dtype) + drive[s]
-                    drive[s] = fixed_point.wrapped(drive[s]) if exact else drive[s]
+                    drive[s] = fixed_point.wrapped(drive[s], bits[s]) if exact else drive[s]
 
     for t in range(steps):
         out = {INPUT: x}
@@ -126,16 +127,16 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                         incoming = out[projection.source]
                         step_synops[:, s, t] += (incoming != 0) @ projection.fan_out  # one per event
                         v[s] = v[s] + synaptic(projection, incoming, dtype)
-                v[s] = fixed_point.wrapped(v[s]) if exact else v[s]
+                v[s] = fixed_point.wrapped(v[s], bits[s]) if exact else v[s]
                 u = v[s] + drive[s]  # the int32 engine adds in int64 here: no wrap
                 if stage.kind == IF or cfg.output == "spikes":
                     emitted = _fire(u, threshold, limit, exact)
                     v[s] = np.where(emitted > 0, u - emitted * threshold if cfg.reset == "subtract" else 0, u).astype(dtype)
                     out[s] = emitted
                 else:
-                    v[s] = fixed_point.wrapped(u) if exact else u
+                    v[s] = fixed_point.wrapped(u, bits[s]) if exact else u
                     out[s] = np.zeros_like(v[s])
-                v[s] = fixed_point.saturated(v[s]) if exact else v[s]
+                v[s] = fixed_point.saturated(v[s], bits[s]) if exact else v[s]
                 updates[:, s] += (v[s] != before).sum(axis=1)
             spikes[:, s, t] = (out[s] != 0).sum(axis=1)
             tally[:, offsets[s]:offsets[s + 1]] += out[s].astype(np.int32)

@@ -74,9 +74,10 @@ class SimulationConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         check_threshold(self.threshold, "threshold")
-        if self.arithmetic == "int32" and not fixed_point.UNIT <= self.threshold < fixed_point.LARGEST:
-            raise ValueError(f"int32 arithmetic needs a threshold in [2**-{fixed_point.FRACTION_BITS}, "
-                             f"{fixed_point.LARGEST:g}), not {self.threshold}")
+        low, high = fixed_point.THRESHOLDS
+        if self.arithmetic == "int32" and not low <= self.threshold < high:
+            raise ValueError(f"int32 arithmetic needs a threshold in [2**-{fixed_point.OUTPUT_FRACTION_BITS}, {high:g}), "
+                             f"not {self.threshold}")
         for name in ("softmax_rate", "maxpool_decay"):  # a complex or text value from a file cannot be compared
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Real):
                 raise ValueError(f"{name} must be a real number, not {getattr(self, name)!r}")
@@ -358,7 +359,7 @@ def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAU
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     net, macs = _pooling_folded(net, config)
     if config.arithmetic == "int32":
-        net = fixed_point.quantized(net)
+        net = fixed_point.quantized(net, config.input == "analog", spiking_roles(net))
     paths = conv_paths(net, path, max_bytes, measured=choose is not None)
     memory.check(_build_bytes(net, paths), f"building the spiking network of {net.input_shape} input")
     builder = _Builder(net, paths, max_bytes, choose, macs)
@@ -447,7 +448,7 @@ def stage_drive(stage: Stage, config: SimulationConfig, steps: int) -> np.ndarra
     drive = stage.bias.copy()
     if config.shift == "bias" and (stage.kind == IF or (stage.kind == OUTPUT and config.output == "spikes")):
         drive += np.float32(config.threshold / (2 * steps))
-    return fixed_point.on_grid(drive) if config.arithmetic == "int32" else drive
+    return fixed_point.on_grid(drive, stage_bits(stage)) if config.arithmetic == "int32" else drive
 
 
 def analog_input_synops(snn: SpikingNetwork, x: np.ndarray) -> np.ndarray:
@@ -468,16 +469,23 @@ def initial_membrane(config: SimulationConfig) -> np.float32:
     return np.float32(config.threshold / 2 if config.shift == "membrane" else 0.0)
 
 
+def stage_bits(stage: Stage) -> int:
+    """int32 arithmetic: the grid (2**-bits) of a population's membranes (``fixed_point``)."""
+    return fixed_point.stage_bits(stage.kind == OUTPUT)
+
+
 def threshold_of(config: SimulationConfig) -> np.float32:
     """The threshold the simulators use (on the grid in int32 arithmetic)."""
-    return fixed_point.on_grid(config.threshold)[()] if config.arithmetic == "int32" else np.float32(config.threshold)
+    if config.arithmetic == "int32":  # on the coarsest grid, so on every population's
+        return fixed_point.on_grid(config.threshold, fixed_point.OUTPUT_FRACTION_BITS)[()]
+    return np.float32(config.threshold)
 
 
 def stage_initial_membrane(stage: Stage, config: SimulationConfig) -> np.ndarray:
     """V(0) of each neuron of a stage (IR order): the setting's, plus any calibrated offset."""
     v0 = np.full(stage.size, initial_membrane(config), np.float32)
     v0 = v0 if stage.potential is None else v0 + stage.potential
-    return fixed_point.on_grid(v0) if config.arithmetic == "int32" else v0
+    return fixed_point.on_grid(v0, stage_bits(stage)) if config.arithmetic == "int32" else v0
 
 
 @dataclass(eq=False)
@@ -530,6 +538,27 @@ class SimulationResult:
             stage_names=first.stage_names, seconds=sum(p.seconds for p in parts), **recorded)
 
 
+def _largest_input_current(snn: SpikingNetwork, largest_input: float) -> float:
+    """An upper bound of the current a neuron fed by the input receives: its bias and all its input
+    weights' magnitudes times the largest input."""
+    bound = 0.0
+    for stage in snn.stages:
+        fan_in = sum(_fan_in_magnitude(p) for p in stage.projections if p.source == INPUT)
+        if fan_in:
+            bound = max(bound, float(np.abs(stage.bias).max(initial=0.0)) + fan_in * largest_input)
+    return bound
+
+
+def _fan_in_magnitude(p: Projection) -> np.ndarray | float:
+    """Per output neuron (or its largest, for a kernel) the sum of |weights| that reach it."""
+    if p.path == "direct":
+        return float(np.abs(p.kernel.astype(np.float64)).sum(axis=(0, 1, 2)).max(initial=0.0))
+    if p.path == "dense":
+        return float(np.abs(p.dense.astype(np.float64)).sum(axis=0).max(initial=0.0))
+    return float(np.bincount(p.synapses.indices, np.abs(p.synapses.weights.astype(np.float64)),
+                             p.synapses.n_cols).max(initial=0.0))
+
+
 def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int) -> np.ndarray:
     """Validate what a simulator is given; return x as (N, n_input) float32 in IR (C) order."""
     x = np.asarray(x)
@@ -543,6 +572,7 @@ def check_simulation_args(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: 
         raise ValueError("Poisson input needs intensities in [0, 1] (they are spike probabilities per step)")
     if snn.config.arithmetic == "int32" and snn.config.input == "analog":
         x = fixed_point.quantized_input(x)
+        fixed_point.check_input_current(_largest_input_current(snn, float(np.max(np.abs(x), initial=0.0))))
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, not {steps!r}")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:

@@ -101,8 +101,10 @@ def main() -> None:
             entry["methods"][method] = evaluate(used, x, y, ann_decisions, settings, steps, f"{name} {method}")
         report["nets"][name] = entry
     if args.merge and "command" in report:
-        report.setdefault("merged", []).append(f"python examples/reproduce_depth.py --models DIR --limit {args.limit} "
-                                               f"--nets {args.nets} --methods '{args.methods}' --merge")
+        merged = (f"python examples/reproduce_depth.py --models DIR --limit {args.limit} --nets {args.nets} "
+                  f"--methods '{args.methods}' --merge")
+        if merged not in report.setdefault("merged", []):  # a rerun replaces its rows
+            report["merged"].append(merged)
         report = {k: v for k, v in report.items() if k not in ("command", "date")} | {"first_date": report["date"]}
     write("depth", report, f"python examples/reproduce_depth.py --models DIR --limit {args.limit}")
 

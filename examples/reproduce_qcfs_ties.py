@@ -9,7 +9,12 @@ is built from) and the SNN (the same sums in event order). Where a pre-activatio
 rounding of a quantization step, the three may round it to different levels, and one changed
 level reaches every neuron downstream. For each image where the SNN's decision differs from the
 ANN's, this counts the neurons of each population whose level differs from the normalized ANN's
-and gives the first such neuron's pre-activation in levels. Writes qcfs_ties.json (``--out``).
+and gives the first such neuron's pre-activation in levels.
+
+Then the same in int32 arithmetic (``eventsnn.fixed_point``): the SNN against the quantized ANN on
+the same grid computed exactly (float64), that ANN against the trained one, and per QCFS layer the
+share of activations the grid's rounding moves to another level (on the first ``--layer-images``
+images). Writes qcfs_ties.json (``--out``).
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import numpy as np
 
 from reproduce_common import parse, write  # noqa: I001
 
-from eventsnn import ann, convert, simulate
+from eventsnn import ann, convert, fixed_point, simulate
+from eventsnn.convert import spiking_roles
+from eventsnn.ir import QCFS
 from eventsnn.loaders import load_network
 from eventsnn.loaders.datasets import balanced_sample
+from eventsnn.rewrite import fold_avgpools
 from cifar10_data import load_cifar10
 
 
@@ -49,11 +57,30 @@ def level_differences(model, snn, image: np.ndarray) -> list[dict]:
     return found
 
 
+def int32_comparison(model, x: np.ndarray, trained: np.ndarray, layer_images: int) -> dict:
+    """The int32 SNN at T = 1 against the exact quantized ANN on its grid, and that ANN against the
+    trained one, with the share of each QCFS layer's activations that the grid moves."""
+    net, _ = fold_avgpools(model.normalized(model.config.spike_levels))  # what int32 builds from
+    grid = fixed_point.quantized(net, True, spiking_roles(net))
+    read = fixed_point.quantized_input(x)
+    exact = ann.forward(grid, read, dtype=np.float64).argmax(axis=1)
+    spiking = simulate(model.build(arithmetic="int32"), x, 1).decisions[:, 0]
+    moved = {}
+    plain = dict(ann.activations(net, x[:layer_images], np.float64))
+    for i, out in ann.activations(grid, read[:layer_images], np.float64):
+        if isinstance(grid.layers[i], QCFS):
+            moved[grid.layers[i].name] = float(np.mean(out != plain[i]))
+    return {"snn_vs_grid_ann": int(np.sum(spiking != exact)), "grid_vs_trained_ann": int(np.sum(exact != trained)),
+            "snn_vs_trained_ann": int(np.sum(spiking != trained)), "layer_images": layer_images,
+            "moved_by_layer": moved}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", required=True, help="folder of cifar10_vgg16_qcfs4.{pt,json}")
     parser.add_argument("--limit", type=int, default=1000, help="test images")
     parser.add_argument("--calib", type=int, default=2000, help="calibration images (training set)")
+    parser.add_argument("--layer-images", type=int, default=100, help="images for the int32 per-layer comparison")
     args = parse(parser)
     data = load_cifar10()
     x_calib = data["x_train"][balanced_sample(data["y_train"], args.calib)].astype(np.float32) / 255
@@ -71,7 +98,8 @@ def main() -> None:
         print(images[-1], flush=True)
     report = {"samples": len(x), "config": str(model.config),
               "snn_vs_ann": int(np.sum(spiking != trained)), "snn_vs_normalized_ann": int(np.sum(spiking != normalized)),
-              "normalized_vs_trained_ann": int(np.sum(normalized != trained)), "images": images}
+              "normalized_vs_trained_ann": int(np.sum(normalized != trained)), "images": images,
+              "int32": int32_comparison(model, x, trained, args.layer_images)}
     print({k: v for k, v in report.items() if k != "images"})
     write("qcfs_ties", report, f"python examples/reproduce_qcfs_ties.py --models DIR --limit {args.limit}")
 

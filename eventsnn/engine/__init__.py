@@ -83,7 +83,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
     x_ir, x = x, x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
     if snn.config.arithmetic == "int32" and snn.config.input == "analog":
-        x = fixed_point.steps_of(x, fixed_point.INPUT_BITS)  # the input's current is added as integers
+        x = x.astype(np.int32)  # round(255 x) (``check_simulation_args``): the input current is added as integers
     n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
     parts = []
     for start in range(0, max(n, 1), batch_size):

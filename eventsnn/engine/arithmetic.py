@@ -10,7 +10,10 @@ from numba.np.numpy_support import as_dtype
 
 
 def spike_count(u, threshold):
-    """floor(u / threshold): a float division floored, or an integer floor division (exact)."""
+    """floor(u / threshold), exact for integers too. Integers are divided in float64, which
+    vectorizes where an integer division does not, and is exact here: for |u| < 2**52 a quotient
+    that is not an integer lies at least 1/|u| (relatively) from one, far more than float64's
+    rounding, so the floor cannot change."""
     raise NotImplementedError  # compiled only
 
 
@@ -22,7 +25,7 @@ def one_like(values):
 @overload(spike_count, inline="always")
 def _spike_count(u, threshold):
     if isinstance(u, types.Integer):
-        return lambda u, threshold: u // threshold
+        return lambda u, threshold: np.int64(np.floor(np.float64(u) / np.float64(threshold)))
     return lambda u, threshold: np.floor(u / threshold)
 
 

@@ -48,7 +48,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
     When tallying, ``tally`` counts each neuron's spikes and ``updates[stage]`` the membranes that
     changed in a step (summed over steps; NeuroBench's membrane updates)."""
     kinds, off, drive = net.kinds, net.off, net.drive
-    threshold, subtract, poisson, readout = cfg.threshold, cfg.subtract, cfg.poisson, cfg.readout
+    subtract, poisson, readout = cfg.subtract, cfg.poisson, cfg.readout
     graded, max_spikes = cfg.graded, cfg.max_spikes
     seed, steps, stable_steps, exit_margin = cfg.seed, cfg.steps, cfg.stable_steps, cfg.exit_margin
     n_stages = kinds.size
@@ -120,8 +120,8 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
                     if received == 0 and not constant and not residual[s]:
                         qlen[s] = 0  # nothing changed: no neuron can cross the threshold
                     else:
-                        residual[s], emitted = _fire_pass(v, v0, n, stage_drive, v0, threshold, subtract, graded,
-                                                          max_spikes, cfg.low, cfg.high, amounts, words,
+                        residual[s], emitted = _fire_pass(v, v0, n, stage_drive, v0, net.threshold[s], subtract,
+                                                          graded, max_spikes, net.low[s], net.high[s], amounts, words,
                                                           net.word_off[s])
                         since = _lap(ticks, s, FIRE, since, profiling)
                         qlen[s] = _compact(n, queue, v0, words, net.word_off[s], lanes)
@@ -129,7 +129,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
                             emitted = qlen[s]  # one spike per event
                         since = _lap(ticks, s, COMPACTION, since, profiling)
                 else:
-                    _integrate(v, v0, n, stage_drive, v0, cfg.low, cfg.high)
+                    _integrate(v, v0, n, stage_drive, v0, net.low[s], net.high[s])
                     since = _lap(ticks, s, FIRE, since, profiling)
                 if tallying:
                     updates[s] += _changed(v[v0:v0 + n], v_prev[:n])
@@ -146,7 +146,8 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
             since = _lap(ticks, s, COUNT, since, profiling)
         if readout == SOFTMAX:
             if uniform(step_key(seed, STREAM_SOFTMAX_TRIGGER, sample, t), 0) < cfg.rate:
-                k = _softmax_draw(v, out0, n_out, cfg.unit, uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
+                k = _softmax_draw(v, out0, n_out, net.unit[n_stages - 1],
+                                  uniform(step_key(seed, STREAM_SOFTMAX_DRAW, sample, t), 0))
                 counts[k] += 1
                 spikes[n_stages - 1, t] = 1
                 spike_amounts[n_stages - 1] += 1
@@ -168,10 +169,11 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
             decisions[t + 1:] = decisions[t]
             break
     for k in range(n_out):
-        v_out[k] = v[out0 + k] * cfg.unit
+        v_out[k] = v[out0 + k] * net.unit[n_stages - 1]
     if record:
-        for e in range(v.size):
-            membrane[net.ir_index[e]] = v[e] * cfg.unit
+        for s in range(n_stages):
+            for e in range(off[s], off[s + 1]):
+                membrane[net.ir_index[e]] = v[e] * net.unit[s]
     return first_spike, exit_step
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import fixed_point
 from ..connectivity import engine_order
-from ..snn import INPUT, Projection, SpikingNetwork, stage_drive, stage_initial_membrane, threshold_of
+from ..snn import INPUT, Projection, SpikingNetwork, stage_bits, stage_drive, stage_initial_membrane, threshold_of
 
 SOFTMAX, SPIKES, MEMBRANE = 0, 1, 2  # readout codes
 _READOUTS = {"softmax": SOFTMAX, "spikes": SPIKES, "membrane": MEMBRANE}
@@ -40,22 +40,20 @@ class NetArrays(NamedTuple):
     v_init: np.ndarray  # V(0) per neuron
     fires_at_start: np.ndarray  # per stage: some V(0) is at or above the threshold (a calibrated V(0) may be)
     has_drive: np.ndarray
+    threshold: np.ndarray  # per stage, of the membranes' type (float32, or int32 grid steps)
+    low: np.ndarray  # per stage: membranes saturate at [low, high] after each step (int32; float32: +-inf)
+    high: np.ndarray
+    unit: np.ndarray  # per stage: a membrane's value in its units (float64: 2**-bits in int32, else 1)
     input_index: np.ndarray  # IR index of each input (keys the Poisson stream)
     ir_index: np.ndarray  # IR index (stages concatenated) of each neuron: rasters and counts are kept in IR order
 
 
 class Settings(NamedTuple):
-    """The run's settings; numbers the neurons compare with are of the membranes' type (float32 or int32)."""
-
     seed: int
     steps: int
-    threshold: np.float32 | np.int32
     subtract: bool
     graded: bool  # events carry k spikes (amounts); binary events carry one
-    max_spikes: np.float32 | np.int32
-    low: np.float32 | np.int32  # membranes saturate at [low, high] after each step (int32 arithmetic; else +-inf)
-    high: np.float32 | np.int32
-    unit: float  # a membrane's value in units of its scale (2**-16 in int32 arithmetic, else 1)
+    max_spikes: np.float32 | np.int32  # of the membranes' type
     poisson: bool
     readout: int
     rate: float
@@ -95,19 +93,13 @@ def _integer(snn: SpikingNetwork) -> bool:
     return snn.config.arithmetic == "int32"
 
 
-def _state(values: np.ndarray, snn: SpikingNetwork) -> np.ndarray:
-    """Membrane-like values (V(0), drive) in the engine's type: float32, or int32 grid steps."""
-    return fixed_point.steps_of(values) if _integer(snn) else values.astype(np.float32)
-
-
-def _engine_weights(projection: Projection, snn: SpikingNetwork) -> np.ndarray:
-    """A projection's weights in the engine's type. In int32 arithmetic, grid steps, except that the
-    weights an analog input drives count steps of the coarser grid (the input's steps make up the rest)."""
+def _state(per_stage: list[np.ndarray], snn: SpikingNetwork) -> np.ndarray:
+    """Per-stage membrane-like values (V(0), drive, thresholds), concatenated in the engine's type:
+    float32, or int32 steps of each stage's grid."""
     if not _integer(snn):
-        return _weights(projection)
-    analog = projection.source == INPUT and snn.config.input == "analog"
-    return fixed_point.steps_of(_weights(projection), fixed_point.FRACTION_BITS - fixed_point.INPUT_BITS if analog
-                                else fixed_point.FRACTION_BITS)
+        return np.concatenate(per_stage).astype(np.float32)
+    return np.concatenate([fixed_point.steps_of(values, stage_bits(stage))
+                           for values, stage in zip(per_stage, snn.stages)])
 
 
 def _offsets(sizes: list[int]) -> np.ndarray:
@@ -127,8 +119,9 @@ def pack(snn: SpikingNetwork) -> NetArrays:
     tables = [p.kernel_targets if p.path == "direct" else p.synapses for p in projections]
     syn_ptr, syn_p0 = _concat([t.indptr if t is not None else empty for t in tables], np.int64)
     syn_idx, syn_i0 = _concat([t.indices if t is not None else none for t in tables], np.int32)
-    syn_w, syn_w0 = _concat([_engine_weights(p, snn) for p in projections],
-                            np.int32 if _integer(snn) else np.float32)
+    integer = _integer(snn)  # int32: a projection's weights in steps of its target's grid
+    syn_w, syn_w0 = _concat([fixed_point.steps_of(_weights(p), stage_bits(t)) if integer else _weights(p)
+                             for p, t in zip(projections, targets)], np.int32 if integer else np.float32)
     off = _offsets([s.size for s in stages])
     initial = [stage_initial_membrane(s, snn.config) for s in stages]  # V(0) per neuron, IR order
     return NetArrays(
@@ -140,28 +133,36 @@ def pack(snn: SpikingNetwork) -> NetArrays:
         paths=np.array([_PATHS[p.path] for p in projections], np.int64),
         geometry=np.array([_geometry(p, t.size) for p, t in zip(projections, targets)], np.int64).reshape(-1, 3),
         syn_ptr=syn_ptr, syn_p0=syn_p0, syn_idx=syn_idx, syn_i0=syn_i0, syn_w=syn_w, syn_w0=syn_w0,
-        drive=_state(np.zeros(off[-1], np.float32), snn), has_drive=np.zeros(len(stages), np.bool_),
-        v_init=_state(np.concatenate([v[engine_order(s.out_shape)] for v, s in zip(initial, stages)]), snn),
+        drive=_state([np.zeros(s.size, np.float32) for s in stages], snn), has_drive=np.zeros(len(stages), np.bool_),
+        v_init=_state([v[engine_order(s.out_shape)] for v, s in zip(initial, stages)], snn),
         fires_at_start=np.array([np.any(v >= threshold_of(snn.config)) for v in initial], np.bool_),
+        **_limits(snn),
         input_index=engine_order(snn.input_shape), ir_index=_neuron_order(snn))
 
 
 def with_drive(net: NetArrays, snn: SpikingNetwork, steps: int) -> NetArrays:
     """The arrays with each neuron's constant current for a run of ``steps`` (engine order)."""
     drive = [stage_drive(s, snn.config, steps)[engine_order(s.out_shape)] for s in snn.stages]
-    return net._replace(drive=_state(np.concatenate(drive), snn), has_drive=np.array([np.any(d != 0) for d in drive]))
+    return net._replace(drive=_state(drive, snn), has_drive=np.array([np.any(d != 0) for d in drive]))
+
+
+def _limits(snn: SpikingNetwork) -> dict[str, np.ndarray]:
+    """Per stage: the threshold, the saturation bounds and the value of one membrane unit."""
+    n = len(snn.stages)
+    threshold = _state([np.array([threshold_of(snn.config)]) for _ in snn.stages], snn)
+    if not _integer(snn):
+        return dict(threshold=threshold, low=np.full(n, -np.inf, np.float32), high=np.full(n, np.inf, np.float32),
+                    unit=np.ones(n))
+    bits = np.array([stage_bits(s) for s in snn.stages])
+    return dict(threshold=threshold, low=np.full(n, -fixed_point.MEMBRANE_LIMIT, np.int32),
+                high=np.full(n, fixed_point.MEMBRANE_LIMIT, np.int32), unit=2.0 ** -bits)
 
 
 def settings(snn: SpikingNetwork, seed: int, steps: int, stable_steps: int = 0, exit_margin: int = 0) -> Settings:
     cfg = snn.config
-    if _integer(snn):
-        threshold, max_spikes = fixed_point.steps_of(threshold_of(cfg))[()], np.int32(cfg.spike_limit)
-        low, high, unit = np.int32(-fixed_point.MEMBRANE_LIMIT), np.int32(fixed_point.MEMBRANE_LIMIT), fixed_point.UNIT
-    else:
-        threshold, max_spikes = np.float32(cfg.threshold), np.float32(cfg.spike_limit)
-        low, high, unit = np.float32(-np.inf), np.float32(np.inf), 1.0
-    return Settings(seed=int(seed), steps=int(steps), threshold=threshold, subtract=cfg.reset == "subtract",
-                    graded=cfg.spikes == "graded", max_spikes=max_spikes, low=low, high=high, unit=unit,
+    return Settings(seed=int(seed), steps=int(steps), subtract=cfg.reset == "subtract",
+                    graded=cfg.spikes == "graded",
+                    max_spikes=(np.int32 if _integer(snn) else np.float32)(cfg.spike_limit),
                     poisson=cfg.input == "poisson", readout=_READOUTS[cfg.output],
                     rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay),
                     stable_steps=int(stable_steps), exit_margin=int(exit_margin))
