@@ -123,7 +123,7 @@ def test_inner_loops_vectorize():
                (_deliver_direct, (queue, 0, 2, amounts, 1, 32, table_ptr, 0, table, 0, wi, 0, vi, 0)),
                (_fire, (vi, wi[:64], np.zeros(64, np.uint8), np.int32(1), True) + whole)]
     for (kernel, args), packed in [(case, r"\bv?(addps|subps|cmpps|cmpleps|blendvps)\b") for case in cases] + \
-            [(case, r"\bv?(paddd|paddq|psubq|pcmpgtd|pcmpgtq)\b") for case in integer]:
+            [(case, r"\bv?(paddd|paddq|psubq|pcmpgtd|pcmpgtq|addpd|cmppd|subpd)\b") for case in integer]:
         fresh = njit(error_model="numpy")(kernel.py_func)  # cached kernels cannot be inspected
         fresh(*args)
         asm = fresh.inspect_asm(fresh.signatures[0])

@@ -9,11 +9,10 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 
-def spike_count(u, threshold):
-    """floor(u / threshold), exact for integers too. Integers are divided in float64, which
-    vectorizes where an integer division does not, and is exact here: for |u| < 2**52 a quotient
-    that is not an integer lies at least 1/|u| (relatively) from one, far more than float64's
-    rounding, so the floor cannot change."""
+def exact_float(value):
+    """``value`` in a float type in which the fire pass computes exactly: float32 stays float32,
+    an int32 becomes float64 (which holds int32 sums and quotients' floors exactly, and, unlike
+    int64, converts to and from int32 in SIMD registers, so the loop vectorizes)."""
     raise NotImplementedError  # compiled only
 
 
@@ -22,11 +21,11 @@ def one_like(values):
     raise NotImplementedError  # compiled only
 
 
-@overload(spike_count, inline="always")
-def _spike_count(u, threshold):
-    if isinstance(u, types.Integer):
-        return lambda u, threshold: np.int64(np.floor(np.float64(u) / np.float64(threshold)))
-    return lambda u, threshold: np.floor(u / threshold)
+@overload(exact_float, inline="always")
+def _exact_float(value):
+    if isinstance(value, types.Integer):
+        return lambda value: np.float64(value)
+    return lambda value: value
 
 
 @overload(one_like, inline="always")

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from ..kernel_cache import CACHE
-from .arithmetic import spike_count
+from .arithmetic import exact_float
 from .delivery import _add_row
 from .intrinsics import _popcount
 
@@ -28,15 +28,16 @@ def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, low
     return _fire(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], threshold, subtract, low, high) > 0, 0
 
 
-# In int32 arithmetic u = V + drive is an int64 (Numba widens), so it cannot wrap; zero is written
-# u - u to keep the membranes' type either way.
+# In int32 arithmetic the pass computes in float64 (``exact_float``: exact for these integers, and
+# the loop vectorizes); zero is written u - u to keep the type either way.
 
 
 @njit(cache=CACHE, inline="always", error_model="numpy")
 def _fire(v, drive, flags, threshold, subtract, low, high):
+    threshold, low, high = exact_float(threshold), exact_float(low), exact_float(high)
     still_above = np.uint8(0)  # a byte-wide max vectorizes 32 wide; an int64 count would run 4 wide
     for i in range(v.size):
-        u = v[i] + drive[i]
+        u = exact_float(v[i]) + exact_float(drive[i])
         spike = u >= threshold
         reset = u - threshold if subtract else u - u
         v[i] = min(max(reset if spike else u, low), high)
@@ -47,10 +48,12 @@ def _fire(v, drive, flags, threshold, subtract, low, high):
 
 @njit(cache=CACHE, inline="always", error_model="numpy")
 def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes, low, high):
+    threshold, max_spikes = exact_float(threshold), exact_float(max_spikes)
+    low, high = exact_float(low), exact_float(high)
     still_above, emitted = np.uint8(0), 0
     for i in range(v.size):
-        u = v[i] + drive[i]
-        k = min(spike_count(u, threshold), max_spikes) if u >= threshold else max_spikes - max_spikes
+        u = exact_float(v[i]) + exact_float(drive[i])
+        k = min(np.floor(u / threshold), max_spikes) if u >= threshold else max_spikes - max_spikes
         reset = u - k * threshold if subtract else u - u
         v[i] = min(max(reset if k > 0 else u, low), high)
         flags[i] = np.uint8(k)
