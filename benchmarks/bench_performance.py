@@ -260,11 +260,16 @@ def onnxruntime_section(r: dict) -> list[str]:
         lines.append(f"| {name} | {n['ann_macs']:.3g} | {o['batch64']:,.0f} / {o['batch1']:,.0f} | T = {e['steps']}, "
                      f"{100 * e['accuracy']:.1f}% ({100 * n['ann_accuracy']:.1f}%) | {e['synops_per_image']:.3g} | "
                      f"{e['images_per_second']:,.0f} | 1/{1 / n['ratio_batch64']:.1f} | {int32} |")
+    slower = sorted(1 / n["ratio_batch64"] for n in r["nets"].values())
+    vgg = sorted(1 / n["ratio_batch64"] for name, n in r["nets"].items() if name.startswith("vgg16"))
     lines += ["", "onnxruntime runs about 1e11 MAC/s here, eventsnn's event delivery about 1e10 SynOps/s; at T = 1-3 with "
-              "graded spikes the SynOps are 0.3-1x the MACs, so the event engine is 2.6-9x slower than the dense ANN on "
-              "the same cores. The gap is smallest on the VGG-16s (1/2.6-1/2.8: sparse activity, 0.3 SynOps per MAC "
-              "at T = 1) and largest on the small nets. Closing it is the work of integer arithmetic and dense delivery "
-              "of dense layers (the performance issue)."]
+              f"graded spikes the SynOps are 0.3-1x the MACs, so the event engine is {slower[0]:.1f}-{slower[-1]:.1f}x "
+              "slower than the dense ANN on the same cores. The gap is smallest on the VGG-16s "
+              f"(1/{vgg[0]:.1f}-1/{vgg[-1]:.1f}: sparse activity, 0.3 SynOps per MAC at T = 1) and largest on the "
+              "small nets. int32 arithmetic (`--arithmetic int32`, exact and order-independent; last column, the same "
+              "T in the same process) runs at about the speed of float32: it does not close the gap by itself, but it "
+              "makes a dense delivery of dense layers (a matrix product in any order) exact, which is the next step "
+              "of the performance issue."]
     return lines
 
 
