@@ -209,8 +209,12 @@ def render(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--render-only", action="store_true", help="rewrite precision.md from the stored JSON")
     add_out_option(parser)
     args = parser.parse_args()
+    if args.render_only:
+        page_path(args.out, "precision.md").write_text(page(json.loads((args.out / "precision.json").read_text())))
+        return
     samples = 100 if args.quick else 1000
     report = {"date": str(date.today()), "command": "python benchmarks/bench_precision.py" + (" --quick" if args.quick else ""),
               "samples": samples, "speed": {}, "accuracy": {}}
@@ -241,7 +245,16 @@ def page(report: dict) -> str:
         f"Conv layers, which carry most SynOps in these nets, deliver {min(conv):.2f}x to {max(conv):.2f}x faster in "
         "int16 than in float32, most likely because the kernel rows of a spike are short (one output pixel's channels, 16 to 64 values), "
         "so loop overhead and the scattered row starts weigh as much as the adds (not profiled further); wide dense rows gain most. "
-        "Weights rounded to 8 bits keep the accuracy within a few tenths of a point, 4 bits do not.", ""])
+        "Weights rounded to 8 bits keep the accuracy within a few tenths of a point, 4 bits do not.", "",
+        "## What the engine offers", "",
+        "`--arithmetic int32` (`eventsnn/fixed_point.py`): int32 membranes and weights on a grid of 2^-20 of a "
+        "threshold (2^-16 in the output layer). It is chosen for exactness, not speed: sums are exact, so results "
+        "do not depend on the order of summation (delivery path, threads, simulator), and the engine equals the "
+        "dense reference on any weights. It runs at 0.87-1.01x float32's speed on the shipped nets "
+        "([performance.md](performance.md#against-the-ann-itself-in-onnxruntime)) with float32's accuracy "
+        "([results.md](results.md#deep-nets-at-short-t)); its limits are in [usage.md](usage.md#the-settings). "
+        "int16 weights, which the table above prices at 1.13-1.52x on conv layers, would need a per-layer scale "
+        "that these grids do not have yet.", ""])
 
 
 if __name__ == "__main__":

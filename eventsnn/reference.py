@@ -16,9 +16,9 @@ from itertools import accumulate
 
 import numpy as np
 
+from . import fixed_point
 from .ann import pool_windows, synaptic_input
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
-from . import fixed_point
 from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
                   check_simulation_args, stage_bits, stage_drive, stage_initial_membrane, threshold_of)
 
@@ -53,7 +53,7 @@ def _gate(stage: Stage, est_in: np.ndarray, est_out: np.ndarray, spikes: np.ndar
 
 def _fire(u: np.ndarray, threshold: np.floating, limit: int, exact: bool) -> np.ndarray:
     """Spikes per neuron: 1 where V >= threshold; graded (``limit`` > 1): min(floor(V / threshold), limit),
-    the quotient floored exactly when ``exact`` (as the int32 engine's integer division does)."""
+    the quotient floored exactly when ``exact`` (float64 grid values, as the int32 engine computes it)."""
     if limit == 1:
         return (u >= threshold).astype(u.dtype)
     quotient = np.floor_divide(u, threshold) if exact else np.floor(u / threshold)
