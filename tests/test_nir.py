@@ -78,6 +78,25 @@ def test_calibrated_initial_potentials_cannot_be_exported():
         to_nir(dataclasses.replace(snn, stages=(first,) + snn.stages[1:]))
 
 
+def test_an_int32_network_exports_its_float_weights(tmp_path, capsys):
+    """int32 is a way of simulating: its grid (and its first layer reading 255 x) never reaches a
+    NIR file. to_nir refuses it; `export` of a model stored with int32 writes the float network."""
+    from eventsnn.cli import main
+    from eventsnn.model import convert, save
+
+    net, x = es.fixed_sample(es.networks_and_inputs(residual=False, min_samples=4, **WITHOUT_MAXPOOL)
+                             .filter(ungrouped), 1)[0]
+    config = SimulationConfig(reset="zero", spikes="binary", arithmetic="int32")
+    with pytest.raises(NirError, match="arithmetic='float32'"):
+        to_nir(build(net, config))
+    save(convert(net, x, config=config), tmp_path / "m.npz")
+    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.nir")]) == 0
+    float_weight = build(net, config.updated(arithmetic="float32")).stages[0].projections[0].layer.weight
+    np.testing.assert_array_equal(load_nir(tmp_path / "m.nir").ann.layers[0].weight, float_weight)
+    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "n.nir"), "--arithmetic", "int32"]) == 2
+    assert "NIR holds the network's float weights" in capsys.readouterr().err
+
+
 def test_unsupported_nodes_are_named():
     graph = nir.NIRGraph(
         nodes={"input": nir.Input(input_type={"input": np.array([3])}),

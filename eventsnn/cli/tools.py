@@ -52,7 +52,10 @@ def export(args: argparse.Namespace) -> int:
         save_onnx(model.ann, args.output_file)
         print(f"exported the ANN of {args.model} -> {args.output_file} (ONNX: {len(model.ann.layers)} layers)")
         return 0
-    snn = model.build(**settings(args))
+    overrides = settings(args)
+    if overrides["arithmetic"] == "int32":
+        raise ValueError("--arithmetic int32: NIR holds the network's float weights; export without it")
+    snn = model.build(**{**overrides, "arithmetic": "float32"})  # a model simulated in int32 exports its float net
     save_nir(snn, args.output_file)
     print(f"exported {args.model} -> {args.output_file} (NIR: {len(snn.stages)} populations, "
           f"reset {snn.config.reset}, input {snn.config.input})")
