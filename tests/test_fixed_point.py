@@ -153,7 +153,7 @@ def test_int32_refusals():
 def one_step_against_the_exact_quantized_ann(net, x) -> int | None:
     """Asserts that a QCFS net's one int32 step decides as its quantized ANN computed exactly on
     the same grid (float64); returns the spikes emitted (None: the net's QCFS layers have several
-    L, or int32 refuses it)."""
+    L, an average pooling stays a population, or int32 refuses it)."""
     if len({layer.levels for layer in net.layers if isinstance(layer, QCFS)}) != 1:
         return None
     model = convert(net, x, 99.9)
@@ -165,6 +165,8 @@ def one_step_against_the_exact_quantized_ann(net, x) -> int | None:
             return None
         raise
     folded, _ = fold_avgpools(model.normalized(config.spike_levels))
+    if any(isinstance(layer, AvgPool2d) for layer in folded.layers):
+        return None  # a pooling the next layer cannot absorb keeps its own neurons, which quantize it again
     grid = fixed_point.quantized(folded, True, spiking_roles(folded))
     exact = ann.forward(grid, fixed_point.quantized_input(x), dtype=np.float64)
     assert exact.dtype == np.float64
@@ -179,8 +181,8 @@ QCFS_NETS = es.networks_and_inputs(dyadic=False, activations=("qcfs",), min_samp
 @settings(max_examples=40, deadline=None)
 @given(net_x=QCFS_NETS)
 def test_a_qcfs_net_in_one_int32_step_decides_as_its_quantized_ann(net_x):
-    """Bu et al.'s claim made exact: a QCFS net (any weights, max- and average pooling, residual
-    adds) converted with its defaults (graded, levels = max_spikes = L, V(0) = threshold/2) decides
+    """Bu et al.'s claim made exact: a QCFS net (any weights, max- and average pooling the next layer
+    absorbs, residual adds) converted with its defaults (graded, levels = max_spikes = L, V(0) = threshold/2) decides
     in one int32 step as its quantized ANN does."""
     assume(one_step_against_the_exact_quantized_ann(*net_x) is not None)
 
