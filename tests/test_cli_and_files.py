@@ -289,8 +289,12 @@ def test_qcfs_nets_default_to_their_own_levels(tmp_path, small_data):
 
 
 def test_warmup_compiles_the_kernels(capsys):
+    from eventsnn.engine.loop import _run_chunk
+
     assert main(["warmup"]) == 0
     assert "cache:" in capsys.readouterr().out
+    membranes = {dict(zip(net.fields, net.types))["v_init"].dtype.name for _, _, _, _, net, *_ in _run_chunk.signatures}
+    assert membranes >= {"float32", "int32"}  # both arithmetics, so --arithmetic int32 starts warm too
 
 
 def test_atomic_writes_give_files_the_usual_mode(tmp_path):
