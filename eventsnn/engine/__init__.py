@@ -29,7 +29,7 @@ from ..kernel_cache import repairing
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
 from ..ir import Network
-from ..snn import (ARITHMETICS, IF, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
+from ..snn import (ARITHMETICS, IF, INPUTS, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
                    check_simulation_args)
 from ..snn import build as build_populations
 from .profiling import PHASES, ticks_now
@@ -147,17 +147,19 @@ def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4
 
 
 @repairing
-def compile_kernels() -> float:
+def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS) -> float:
     """Compile every kernel into Numba's on-disk cache (the first run of a fresh install pays this,
     later processes load the cache in well under a second); returns the seconds it took. Settings
     are run-time values, so one small net covering conv, max-pool gate and dense delivery compiles
-    what any net needs, once per arithmetic (float32 and int32 membranes are two compiled kernels)."""
+    what any net needs, once per arithmetic and input kind (int32 membranes compile apart from
+    float32, and in int32 analog pixels and Poisson rates are inputs of two types)."""
     from ..ir import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
     began = time.perf_counter()
     net = Network((1, 4, 4), (Conv2d(np.ones((2, 1, 3, 3), np.float32), None, 1, 1, "conv"), ReLU(),
                               MaxPool2d(2, 2, "pool"), Flatten(), Linear(np.ones((2, 8), np.float32), None, "out")))
-    for arithmetic in ARITHMETICS:
-        simulate(build(net, SimulationConfig(arithmetic=arithmetic)), np.ones((1, 1, 4, 4), np.float32), 2,
-                 record=True, count_neurons=True)
+    for arithmetic in arithmetics:
+        for input_kind in INPUTS:  # int32 reads analog input as int32 pixels, Poisson input as float32 rates
+            config = SimulationConfig(arithmetic=arithmetic, input=input_kind)
+            simulate(build(net, config), np.ones((1, 1, 4, 4), np.float32), 2, record=True, count_neurons=True)
     return time.perf_counter() - began
