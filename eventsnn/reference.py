@@ -19,7 +19,7 @@ import numpy as np
 from . import fixed_point
 from .ann import pool_windows, synaptic_input
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
-from .snn import (GATE, IF, INPUT, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
+from .snn import (GATE, IF, INPUT, RASTER_DTYPE, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
                   check_simulation_args, stage_bits, stage_drive, stage_initial_membrane, threshold_of)
 
 
@@ -96,8 +96,9 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     decisions = np.zeros((n, steps), np.int32)
     first_spike = np.full(n, -1, np.int32)
     counts = np.zeros((n, snn.n_classes), np.int32)
-    raster = np.zeros((n, steps, snn.n_neurons), np.uint8) if record else None
+    raster = np.zeros((n, steps, snn.n_neurons), RASTER_DTYPE) if record else None
     tally = np.zeros((n, snn.n_neurons), np.int32)
+    carried = np.zeros((n, snn.n_neurons), np.int64)  # spikes emitted, a signed spike's -1 counted as one
     updates = np.zeros((n, n_stages), np.int64)  # membranes that changed in a step
     offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
     analog = cfg.input == "analog"
@@ -131,7 +132,9 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 u = v[s] + drive[s]  # the int32 engine adds in int64 here: no wrap
                 if stage.kind == IF or cfg.output == "spikes":
                     emitted = _fire(u, threshold, limit, exact)
-                    v[s] = np.where(emitted > 0, u - emitted * threshold if cfg.reset == "subtract" else 0, u).astype(dtype)
+                    if cfg.spikes == "signed":  # a neuron with spikes to take back emits -1 where V < 0
+                        emitted = emitted - ((u < 0) & (tally[:, offsets[s]:offsets[s + 1]] > 0)).astype(u.dtype)
+                    v[s] = np.where(emitted != 0, u - emitted * threshold if cfg.reset == "subtract" else 0, u).astype(dtype)
                     out[s] = emitted
                 else:
                     v[s] = fixed_point.wrapped(u, bits[s]) if exact else u
@@ -140,6 +143,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 updates[:, s] += (v[s] != before).sum(axis=1)
             spikes[:, s, t] = (out[s] != 0).sum(axis=1)
             tally[:, offsets[s]:offsets[s + 1]] += out[s].astype(np.int32)
+            carried[:, offsets[s]:offsets[s + 1]] += np.abs(out[s]).astype(np.int64)
             if record:
                 raster[:, t, offsets[s]:offsets[s + 1]] = out[s]
         if cfg.output == "softmax":
@@ -150,6 +154,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 counts[b, k] += 1
                 spikes[b, -1, t] = 1
                 tally[b, offsets[-2] + k] += 1
+                carried[b, offsets[-2] + k] += 1
                 if record:
                     raster[b, t, offsets[-2] + k] = 1
         elif cfg.output == "spikes":
@@ -157,7 +162,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
     membrane = np.concatenate(v, axis=1).astype(np.float32) if record else None
-    spike_amounts = np.add.reduceat(tally, offsets[:-1], axis=1).astype(np.int64)  # per stage
+    spike_amounts = np.add.reduceat(carried, offsets[:-1], axis=1)  # per stage
     return SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v[-1].astype(np.float32),
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,

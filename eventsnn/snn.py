@@ -11,6 +11,11 @@ Graded spikes (``spikes='graded'``, Li & Zeng 2022, sinabs' MultiSpike): a neuro
 V >= threshold emits one event carrying k = min(floor(V / threshold), max_spikes), delivered as
 k W, and is reset by k * threshold (or to zero). Binary spikes are k <= 1.
 
+Signed spikes (``spikes='signed'``, the signed neuron with memory of Wang et al., IJCAI 2022): a
+neuron also emits a spike of -1 (delivered as -W, V += threshold) when V < 0 and its spike count so
+far is positive, so its count never goes negative and ends near round(charge / threshold) whatever
+the order in which its input arrived (with V(0) = threshold/2). Events carry one bit and a sign.
+
 Max-pool gate: rate estimates est_i(t) = decay * est_i(t-1) + s_i(t) for the inputs and
 est_w(t) = decay * est_w(t-1) + s_w(t) for each window; the window spikes when one of its
 inputs spikes at t with est_i(t) > decay * est_w(t-1), carrying s_w(t) = 1 (binary) or, graded,
@@ -43,10 +48,11 @@ RESETS = ("subtract", "zero")
 INPUTS = ("analog", "poisson")
 OUTPUTS = ("softmax", "spikes", "membrane")
 SHIFTS = ("none", "bias", "membrane")
-SPIKES = ("binary", "graded")
+SPIKES = ("binary", "graded", "signed")
 ARITHMETICS = ("float32", "int32")  # see fixed_point
 AVG_POOLS = ("fold", "neurons")  # average pooling absorbed by the next layer's synapses, or its own IF population
 MAX_SPIKES_LIMIT = 255  # an event's amount is stored in one byte
+RASTER_DTYPE = np.int16  # a recorded event's amount: 1 .. MAX_SPIKES_LIMIT, or a signed spike's -1
 
 IF, GATE, OUTPUT = 0, 1, 2  # stage kinds, as the kernels see them
 
@@ -62,7 +68,7 @@ class SimulationConfig:
     softmax_rate: float = 0.5  # trigger probability per step
     maxpool_decay: float = 1.0  # of the gate's rate estimate; 1 = running spike count (measured best, docs/results.md)
     shift: str = "membrane"  # Deng & Gu: 'membrane' starts V at threshold/2; 'bias' adds threshold/(2T) to every bias
-    spikes: str = "graded"  # one event carries k = min(floor(V / threshold), max_spikes) spikes; or 'binary'
+    spikes: str = "graded"  # one event carries k = min(floor(V / threshold), max_spikes) spikes; 'binary'; 'signed'
     max_spikes: int = 16  # the most spikes one graded event carries (ignored for binary spikes)
     levels: int = 8  # graded spikes: each spike is worth 1/levels of its layer's scale (see build; binary: 1)
     avg_pool: str = "fold"  # the next layer integrates the pooled current exactly, or 'neurons' re-quantize it
@@ -358,6 +364,10 @@ def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAU
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     net, macs = _pooling_folded(net, config)
+    gates = [layer.name for layer, role in zip(net.layers, spiking_roles(net)) if role == "gate"]
+    if config.spikes == "signed" and gates:  # a gate counts its inputs' spikes up, never down
+        raise ValueError(f"signed spikes need a network without max-pooling ({gates[0]} is one); "
+                         "use binary or graded spikes, or average pooling")
     if config.arithmetic == "int32":
         net = fixed_point.quantized(net, config.input == "analog", spiking_roles(net))
     paths = conv_paths(net, path, max_bytes, measured=choose is not None)
@@ -501,7 +511,7 @@ class SimulationResult:
     stage_names: tuple[str, ...]
     seconds: float = 0.0
     exit_step: np.ndarray | None = None  # (N,) int32: step a sample stopped early, -1 if it ran to T
-    raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) uint8 spikes per event, when recorded
+    raster: np.ndarray | None = field(default=None, repr=False)  # (N, T, n_neurons) int16: what each event carried, when recorded
     membrane: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) float32 at T, when recorded
     spike_amounts: np.ndarray | None = None  # (N, S) int64: spikes per stage weighted by what each event carries
     neuron_counts: np.ndarray | None = field(default=None, repr=False)  # (N, n_neurons) int32 spikes, when counted

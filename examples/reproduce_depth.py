@@ -3,7 +3,8 @@ VGG-16; see the README of their folder), as accuracy loss relative to each net's
 T = 1..32, graded and binary spikes, with average pooling absorbed by the next layer (the default)
 and as its own population, and binary spikes with potential calibration for T = 4, 8 and 16 (also
 with per-channel scales at the 99.5th percentile, the best binary recipe found); graded and binary
-spikes in int32 arithmetic (``eventsnn.fixed_point``).
+spikes in int32 arithmetic (``eventsnn.fixed_point``); signed spikes (one bit and a sign: a neuron
+that has spiked takes a spike back where V < 0), for the nets without max-pooling.
 
     python examples/reproduce_depth.py --models ../shared/models [--limit 1000] [--nets vgg16_qcfs4,...]
 
@@ -46,6 +47,8 @@ METHODS = {
     "binary channel p99.5+potential T=16": ({"spikes": "binary"}, 16, 16, CHANNEL_995),
     "graded int32": ({"arithmetic": "int32"}, 8, None, DEFAULT_CONVERSION),
     "binary int32": ({"spikes": "binary", "arithmetic": "int32"}, 32, None, DEFAULT_CONVERSION),
+    "signed": ({"spikes": "signed"}, 32, None, DEFAULT_CONVERSION),
+    "signed channel p99.5": ({"spikes": "signed"}, 32, None, CHANNEL_995),
 }
 CALIBRATION_IMAGES = 256
 

@@ -53,8 +53,8 @@ def to_nir(snn: SpikingNetwork):
     cfg = snn.config
     if any(stage.kind == GATE for stage in snn.stages):
         raise NirError("NIR has no rate-gated max-pool node; only networks without max-pooling can be exported")
-    if cfg.spikes == "graded":
-        raise NirError("NIR's IF node emits binary spikes; a network with graded spikes cannot be exported "
+    if cfg.spikes != "binary":
+        raise NirError(f"NIR's IF node emits binary spikes; a network with {cfg.spikes} spikes cannot be exported "
                        "(convert or run it with --spikes binary)")
     if cfg.arithmetic == "int32":  # its first layer reads 255 x, and its values are rounded to a grid
         raise NirError("NIR holds the network's float weights; build it with arithmetic='float32' to export it "

@@ -56,7 +56,8 @@ _SETTINGS = {
     "shift": (SHIFTS, "Deng & Gu: membranes start at threshold/2, or threshold/2T added to biases"),
     "softmax_rate": (float, "probability per step of the softmax trigger"),
     "maxpool_decay": (float, "decay of the max-pool gate's rate estimate (1 = spike count)"),
-    "spikes": (SPIKES, "binary spikes, or graded: one event carries floor(V / threshold) spikes"),
+    "spikes": (SPIKES, "binary spikes; graded: one event carries floor(V / threshold) spikes; signed: binary, "
+                       "plus a spike of -1 where V < 0 from a neuron that has spiked (no max-pooling)"),
     "max_spikes": (POSITIVE, "the most spikes one graded event carries (a new conversion: 16; a QCFS-L net: L)"),
     "levels": (POSITIVE, "graded spikes: each spike is worth 1/LEVELS of its layer's scale "
                          "(needs max-spikes >= levels; a new conversion: 8; a QCFS-L net: L)"),

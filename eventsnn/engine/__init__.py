@@ -29,7 +29,7 @@ from ..kernel_cache import repairing
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
 from ..ir import Network
-from ..snn import (ARITHMETICS, IF, INPUTS, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
+from ..snn import (ARITHMETICS, IF, INPUTS, RASTER_DTYPE, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
                    check_simulation_args)
 from ..snn import build as build_populations
 from .profiling import PHASES, ticks_now
@@ -47,9 +47,10 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     while the batches are joined, and each thread's scratch."""
     stages, neurons, steps, n = len(snn.stages), snn.n_neurons, int(steps), int(n)  # Python ints: no overflow
     per_sample = stages * steps * 12 + steps * 4 + stages * 24 + snn.n_classes * 8 + 16
-    per_sample += (steps + 4) * neurons if record else 0
+    per_sample += (np.dtype(RASTER_DTYPE).itemsize * steps + 4) * neurons if record else 0
     per_sample += 4 * neurons + 8 * stages if count_neurons else 0
-    return 2 * n * per_sample + threads * (52 if count_neurons else 48) * neurons
+    scratch = 48 + (4 if count_neurons else 0) + (4 if snn.config.spikes == "signed" else 0)  # bytes per neuron
+    return 2 * n * per_sample + threads * scratch * neurons
 
 
 @repairing
@@ -62,7 +63,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     ``first_sample`` numbers the samples for the random streams (sample i uses first_sample + i),
     so a data set split into chunks gives the same result as one run. ``record`` keeps the full
     spike raster and the final membrane potentials of all neurons, in IR order (memory:
-    N * T * neurons bytes; for tests and small nets); ``count_neurons`` keeps only each neuron's
+    2 N T neurons bytes; for tests and small nets); ``count_neurons`` keeps only each neuron's
     spike count (weighted by what graded events carry; N * neurons * 4 bytes) and each stage's
     membrane updates (membranes that changed in a step, summed over steps). Early exit (off by
     default): a sample stops once its decision has not changed for ``stable_steps`` steps, or once
@@ -97,7 +98,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         exit_step = np.zeros(b, np.int32)
         counts = np.zeros((b, n_out), np.int32)
         v_out = np.zeros((b, n_out), np.float32)
-        raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), np.uint8)
+        raster = np.zeros((b, steps, snn.n_neurons) if record else (1, 1, 1), RASTER_DTYPE)
         membrane = np.zeros((b, snn.n_neurons) if record else (1, 1), np.float32)
         tally = np.zeros((b, snn.n_neurons) if count_neurons else (1, 1), np.int32)
         updates = np.zeros((b if count_neurons else 1, n_stages), np.int64)

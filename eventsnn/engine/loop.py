@@ -39,8 +39,8 @@ def _changed(v, v_prev):
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, amounts, qlen, input_queue, input_drive,
-                residual, words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane,
+def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, amounts, total, qlen, input_queue,
+                input_drive, residual, words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane,
                 record, tally, updates, tallying, ticks, profiling):
     """Simulate one sample; the scratch arrays (v ... lanes) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1). When
@@ -58,6 +58,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
     est[:] = 0.0
     window_est[:] = 0.0
     best[:] = -1.0
+    total[:] = 0
     qlen[:] = 0
     _copy(residual, net.fires_at_start)
 
@@ -122,7 +123,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
                     else:
                         residual[s], emitted = _fire_pass(v, v0, n, stage_drive, v0, net.threshold[s], subtract,
                                                           graded, max_spikes, net.low[s], net.high[s], amounts, words,
-                                                          net.word_off[s])
+                                                          net.word_off[s], cfg.signed, total)
                         since = _lap(ticks, s, FIRE, since, profiling)
                         qlen[s] = _compact(n, queue, v0, words, net.word_off[s], lanes)
                         if not graded:
@@ -190,6 +191,7 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
     best = np.empty(n_total)  # gate windows: best input estimate this step
     queue = np.empty(n_total, dtype=np.int32)
     amounts = np.empty_like(v)  # graded spikes: what each neuron's event carries
+    total = np.empty(n_total if cfg.signed else 0, dtype=np.int32)  # signed spikes: each neuron's count so far
     qlen = np.empty(net.kinds.size, dtype=np.int64)
     input_queue = np.empty(x.shape[1], dtype=np.int32)
     input_drive = np.empty_like(v)
@@ -201,8 +203,8 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
         c = np.int64(b) if tallying else np.int64(0)
         k = np.int64(b) if profiling else np.int64(0)
         first_spike[b], exit_step[b] = _run_sample(
-            x[b], first_sample + b, net, cfg, v, v_prev, est, window_est, best, queue, amounts, qlen, input_queue,
-            input_drive, residual, words, lanes, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b],
+            x[b], first_sample + b, net, cfg, v, v_prev, est, window_est, best, queue, amounts, total, qlen,
+            input_queue, input_drive, residual, words, lanes, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b],
             v_out[b], raster[r], membrane[r], record, tally[c], updates[c], tallying, ticks[k], profiling)
 
 

@@ -12,15 +12,21 @@ from .intrinsics import _popcount
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, low, high, amounts, words, f0):
+def _fire_pass(v, v0, n, drive, d0, threshold, subtract, graded, max_spikes, low, high, amounts, words, f0,
+               signed, total):
     """V += drive; spike where V >= threshold, reset, and saturate V at [low, high] (int32
     arithmetic; float32 passes infinities). Branch-free, so it vectorizes: the spikes
     each neuron emits go as one byte into ``words`` (from word f0) for ``_compact``, and graded,
     also into ``amounts`` (what its event carries; indexed by neuron, like the queue's entries).
-    Returns (whether some V is still >= threshold after its reset, so it fires again without
-    input; graded: the spikes emitted, counted with what they carry, binary: 0, the event count
-    says it)."""
+    Signed: a neuron whose spike count so far (``total``) is positive emits -1 where V < 0.
+    Returns (whether some neuron fires again without input: V still >= threshold after its
+    reset, or signed, still < 0 with spikes to take back; graded: the spikes emitted, counted with
+    what they carry, a -1 as one; binary: 0, the event count says it)."""
     flags = words.view(np.uint8)
+    if signed:
+        again, emitted = _fire_signed(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n], amounts[v0:v0 + n],
+                                      total[v0:v0 + n], threshold, subtract, low, high)
+        return again > 0, emitted
     if graded:
         still_above, emitted = _fire_graded(v[v0:v0 + n], drive[d0:d0 + n], flags[8 * f0:8 * f0 + n],
                                             amounts[v0:v0 + n], threshold, subtract, max_spikes, low, high)
@@ -61,6 +67,25 @@ def _fire_graded(v, drive, flags, amounts, threshold, subtract, max_spikes, low,
         still_above = max(still_above, np.uint8(1) if v[i] >= threshold else np.uint8(0))
         emitted += np.int64(k)
     return still_above, emitted
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _fire_signed(v, drive, flags, amounts, total, threshold, subtract, low, high):
+    threshold, low, high = exact_float(threshold), exact_float(low), exact_float(high)
+    again, emitted = np.uint8(0), 0
+    for i in range(v.size):
+        u = exact_float(v[i]) + exact_float(drive[i])
+        up = u >= threshold
+        down = (u < u - u) & (total[i] > 0)  # u - u: zero of u's type
+        k = np.int32(1) if up else np.int32(-1) if down else np.int32(0)
+        reset = u - k * threshold if subtract else u - u
+        v[i] = min(max(reset if k != 0 else u, low), high)
+        flags[i] = np.uint8(k & 0xFF)
+        amounts[i] = k
+        total[i] += k
+        again = max(again, np.uint8(1) if v[i] >= threshold or (v[i] < 0 and total[i] > 0) else np.uint8(0))
+        emitted += np.int64(abs(k))
+    return again, emitted
 
 
 LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)

@@ -52,7 +52,8 @@ class Settings(NamedTuple):
     seed: int
     steps: int
     subtract: bool
-    graded: bool  # events carry k spikes (amounts); binary events carry one
+    graded: bool  # events carry amounts (k spikes, or signed spikes' +-1); binary events carry one
+    signed: bool  # a neuron whose count is positive takes a spike back when V < 0
     max_spikes: np.float32 | np.int32  # of the membranes' type
     poisson: bool
     readout: int
@@ -161,7 +162,7 @@ def _limits(snn: SpikingNetwork) -> dict[str, np.ndarray]:
 def settings(snn: SpikingNetwork, seed: int, steps: int, stable_steps: int = 0, exit_margin: int = 0) -> Settings:
     cfg = snn.config
     return Settings(seed=int(seed), steps=int(steps), subtract=cfg.reset == "subtract",
-                    graded=cfg.spikes == "graded",
+                    graded=cfg.spikes in ("graded", "signed"), signed=cfg.spikes == "signed",
                     max_spikes=(np.int32 if _integer(snn) else np.float32)(cfg.spike_limit),
                     poisson=cfg.input == "poisson", readout=_READOUTS[cfg.output],
                     rate=float(cfg.softmax_rate), decay=float(cfg.maxpool_decay),
