@@ -123,9 +123,10 @@ def default_steps(model: ConvertedModel, settings: dict | None = None) -> tuple[
         return calibrated_steps(model), "the T the model was calibrated for"
     if (model.early_exit or {}).get("steps"):
         return model.early_exit["steps"], "the T the model's early exit was chosen for"
-    if model.config.updated(**(settings or {})).spikes == "graded":
+    spikes = model.config.updated(**(settings or {})).spikes
+    if spikes == "graded":
         return DEFAULTS.steps_graded, "the default for graded spikes"
-    return DEFAULTS.steps_binary, "the default for binary spikes"
+    return DEFAULTS.steps_binary, f"the default for {spikes} spikes"
 
 
 def exit_rule_text(rule: dict) -> str:
