@@ -26,7 +26,7 @@ from .progress import terminal_progress
 from .reference import simulate_reference
 from .report import efficiency_report, mean_steps_run
 from .scaleout import DEFAULT_CHUNK
-from .snn import PATHS, SimulationResult, SpikingNetwork
+from .snn import PATHS, SimulationResult, SpikingNetwork, check_spikes_fit
 
 Log = Callable[[str], None]
 
@@ -195,6 +195,7 @@ def convert_network(net: Network, x_calib, options: ConversionOptions, log: Log 
     config = default_config(net).updated(**options.settings)  # what the user gave, over the net's defaults
     model = convert(net, x_calib, options.percentile, config, progress=terminal_progress("computing scales"),
                     scale_per=options.scale_per, clip_scale=options.clip_scale)
+    check_spikes_fit(model.ann, model.config)  # before calibrating: refused here, not at the first run
     if options.calibrate != "none":
         model = calibrate(model, x_calib.spread(options.calibrate_images), options.steps, options.calibrate,
                           progress=terminal_progress(f"calibrating {options.calibrate} for T={options.steps}"))

@@ -19,8 +19,9 @@ import numpy as np
 from . import fixed_point
 from .ann import pool_windows, synaptic_input
 from .rng import STREAM_POISSON_INPUT, STREAM_SOFTMAX_DRAW, STREAM_SOFTMAX_TRIGGER, step_key, uniform_numpy
-from .snn import (GATE, IF, INPUT, RASTER_DTYPE, Projection, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
-                  check_simulation_args, stage_bits, stage_drive, stage_initial_membrane, threshold_of)
+from .snn import (GATE, IF, INPUT, RASTER_DTYPE, Projection, SimulationResult, SpikingNetwork, Stage,
+                  analog_input_synops, check_simulation_args, stage_bits, stage_drive, stage_initial_membrane,
+                  threshold_of)
 
 
 def _keys(seed: int, stream: int, samples: np.ndarray, step: int) -> np.ndarray:

@@ -350,6 +350,14 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
     return build_spiking(normalize(net, unit_scales(net), config.spike_levels), config, max_bytes, path, choose)
 
 
+def check_spikes_fit(net: Network, config: SimulationConfig) -> None:
+    """Refuse signed spikes on a network with max-pooling: a gate counts its inputs' spikes up, never down."""
+    gates = [layer.name for layer, role in zip(net.layers, spiking_roles(net)) if role == "gate"]
+    if config.spikes == "signed" and gates:
+        raise ValueError(f"signed spikes need a network without max-pooling ({gates[0]} is one); "
+                         "use binary or graded spikes, or average pooling")
+
+
 def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto",
                   choose: Chooser | None = None) -> SpikingNetwork:
     """Populations and connectivity of a network already in units of spikes for ``config``
@@ -364,10 +372,7 @@ def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAU
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, not {path!r}")
     net, macs = _pooling_folded(net, config)
-    gates = [layer.name for layer, role in zip(net.layers, spiking_roles(net)) if role == "gate"]
-    if config.spikes == "signed" and gates:  # a gate counts its inputs' spikes up, never down
-        raise ValueError(f"signed spikes need a network without max-pooling ({gates[0]} is one); "
-                         "use binary or graded spikes, or average pooling")
+    check_spikes_fit(net, config)
     if config.arithmetic == "int32":
         net = fixed_point.quantized(net, config.input == "analog", spiking_roles(net))
     paths = conv_paths(net, path, max_bytes, measured=choose is not None)

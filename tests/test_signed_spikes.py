@@ -94,3 +94,11 @@ def test_signed_spikes_refuse_max_pooling():
                               MaxPool2d(2, 2, "pool"), Flatten("flat"), Linear(np.ones((2, 8)), None, "out")))
     with pytest.raises(ValueError, match="signed spikes need a network without max-pooling"):
         build(net, SimulationConfig(spikes="signed"))
+
+
+def test_converting_a_max_pooling_net_for_signed_spikes_is_refused_with_one_line(capsys):
+    from eventsnn.cli import main
+
+    assert main(["demo", "--spikes", "signed", "--samples", "2"]) == 2  # the demo CNN max-pools
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "signed spikes need a network without max-pooling" in error

@@ -29,8 +29,8 @@ from ..kernel_cache import repairing
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
 from ..ir import Network
-from ..snn import (ARITHMETICS, IF, INPUTS, RASTER_DTYPE, Projection, SimulationConfig, SimulationResult, SpikingNetwork, Stage, analog_input_synops,
-                   check_simulation_args)
+from ..snn import (ARITHMETICS, IF, INPUTS, RASTER_DTYPE, Projection, SimulationConfig, SimulationResult,
+                   SpikingNetwork, Stage, analog_input_synops, check_simulation_args)
 from ..snn import build as build_populations
 from .profiling import PHASES, ticks_now
 from .delivery import _deliver

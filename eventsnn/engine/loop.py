@@ -40,8 +40,8 @@ def _changed(v, v_prev):
 
 @njit(cache=CACHE, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, amounts, total, qlen, input_queue,
-                input_drive, residual, words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out, raster, membrane,
-                record, tally, updates, tallying, ticks, profiling):
+                input_drive, residual, words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out,
+                raster, membrane, record, tally, updates, tallying, ticks, profiling):
     """Simulate one sample; the scratch arrays (v ... lanes) are reused across samples. Returns
     (first output spike step or -1, the step after which the sample stopped early or -1). When
     profiling, ticks[stage, phase] accumulates the cycles each phase took (``profiling.PHASES``).
@@ -204,8 +204,8 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
         k = np.int64(b) if profiling else np.int64(0)
         first_spike[b], exit_step[b] = _run_sample(
             x[b], first_sample + b, net, cfg, v, v_prev, est, window_est, best, queue, amounts, total, qlen,
-            input_queue, input_drive, residual, words, lanes, spikes[b], spike_amounts[b], step_synops[b], decisions[b], counts[b],
-            v_out[b], raster[r], membrane[r], record, tally[c], updates[c], tallying, ticks[k], profiling)
+            input_queue, input_drive, residual, words, lanes, spikes[b], spike_amounts[b], step_synops[b], decisions[b],
+            counts[b], v_out[b], raster[r], membrane[r], record, tally[c], updates[c], tallying, ticks[k], profiling)
 
 
 CHUNKS_PER_THREAD = 4  # samples differ in cost (early exit, activity): small chunks keep threads busy
