@@ -49,6 +49,7 @@ METHODS = {
     "binary int32": ({"spikes": "binary", "arithmetic": "int32"}, 32, None, DEFAULT_CONVERSION),
     "signed": ({"spikes": "signed"}, 32, None, DEFAULT_CONVERSION),
     "signed channel p99.5": ({"spikes": "signed"}, 32, None, CHANNEL_995),
+    "signed channel p99.5+potential T=8": ({"spikes": "signed"}, 8, 8, CHANNEL_995),
 }
 CALIBRATION_IMAGES = 256
 

@@ -461,7 +461,8 @@ def _depth_targets() -> list[list[str]]:
         gap = acc - net["ann_accuracy"]
         rows.append([f"{name}, binary with the best calibration: within 1 point at T = 16", f"{100 * gap:+.2f} ({method})",
                      "met" if gap >= -0.01 else "missed"])
-        signed = [(row["accuracy"][15], m) for m, row in net["methods"].items() if m.startswith("signed")]
+        signed = [(row["accuracy"][15], m) for m, row in net["methods"].items()
+                  if m.startswith("signed") and len(row["accuracy"]) >= 16]
         if signed:
             acc, method = max(signed)
             gap = acc - net["ann_accuracy"]
