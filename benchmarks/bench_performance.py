@@ -225,7 +225,7 @@ def start_up_profile(su: dict) -> list[str]:
     own = sorted(profile["own"].items(), key=lambda item: -item[1])
     kernels = [(name, t) for name, t in own if not name.startswith(("ol_", "_ol_", "impl"))]
     top = ", ".join(f"`{name}` {t:.1f} s" for name, t in kernels[:6])
-    library = sum(t for name, t in own if (name, t) not in kernels)
+    library = sum(t for _, t in own) - sum(t for _, t in kernels)  # NumPy functions compiled for the kernels
     return [f"Where the first run's time goes (the float32 kernels compiled alone, {profile['seconds']:.1f} s; each "
             f"kernel's own compile time, nested compiles subtracted): {top}; {len(kernels)} kernels in all, and "
             f"{library:.1f} s for the NumPy functions Numba compiles for them. No kernel dominates: the time is Numba "
