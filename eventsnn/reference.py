@@ -99,7 +99,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     counts = np.zeros((n, snn.n_classes), np.int32)
     raster = np.zeros((n, steps, snn.n_neurons), RASTER_DTYPE) if record else None
     tally = np.zeros((n, snn.n_neurons), np.int32)
-    carried = np.zeros((n, snn.n_neurons), np.int64)  # spikes emitted, a signed spike's -1 counted as one
+    spike_amounts = np.zeros((n, n_stages), np.int64)  # spikes emitted per stage, a signed spike's -1 as one
     updates = np.zeros((n, n_stages), np.int64)  # membranes that changed in a step
     offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
     analog = cfg.input == "analog"
@@ -144,7 +144,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 updates[:, s] += (v[s] != before).sum(axis=1)
             spikes[:, s, t] = (out[s] != 0).sum(axis=1)
             tally[:, offsets[s]:offsets[s + 1]] += out[s].astype(np.int32)
-            carried[:, offsets[s]:offsets[s + 1]] += np.abs(out[s]).astype(np.int64)
+            spike_amounts[:, s] += np.abs(out[s]).sum(axis=1, dtype=np.int64)
             if record:
                 raster[:, t, offsets[s]:offsets[s + 1]] = out[s]
         if cfg.output == "softmax":
@@ -155,7 +155,7 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
                 counts[b, k] += 1
                 spikes[b, -1, t] = 1
                 tally[b, offsets[-2] + k] += 1
-                carried[b, offsets[-2] + k] += 1
+                spike_amounts[b, -1] += 1
                 if record:
                     raster[b, t, offsets[-2] + k] = 1
         elif cfg.output == "spikes":
@@ -163,7 +163,6 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
         first_spike = np.where((first_spike < 0) & (spikes[:, -1, t] > 0), t + 1, first_spike)
         decisions[:, t] = _decide(counts, v[-1], cfg.output, first_spike > 0)
     membrane = np.concatenate(v, axis=1).astype(np.float32) if record else None
-    spike_amounts = np.add.reduceat(carried, offsets[:-1], axis=1)  # per stage
     return SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v[-1].astype(np.float32),
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
