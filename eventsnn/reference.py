@@ -81,6 +81,8 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     """Dense time-stepped simulation of the same network and settings as ``engine.simulate``."""
     began = time.perf_counter()
     x = check_simulation_args(snn, x, steps, seed)
+    if snn.config.correction == "offset":
+        return _simulate_layerwise(snn, x, steps, seed, record, first_sample, count_neurons, began)
     cfg, stages = snn.config, snn.stages
     n, n_stages = len(x), len(stages)
     samples = np.arange(first_sample, first_sample + n)
@@ -166,6 +168,98 @@ def simulate_reference(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int
     return SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v[-1].astype(np.float32),
                             tuple(s.name for s in stages), time.perf_counter() - began,
                             exit_step=np.full(n, -1, np.int32), raster=raster, membrane=membrane,
+                            spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None,
+                            synops_per_step=step_synops, input_synops=input_synops,
+                            membrane_updates=updates if count_neurons else None)
+
+
+def _corrected_start(v_start: np.ndarray, v_end: np.ndarray, count: np.ndarray, threshold: float, most: int,
+                     bits: int, exact: bool) -> np.ndarray:
+    """Offset correction (``snn``): V(0) moved by the miscount c* - c that the residual V(T) shows, in float64."""
+    threshold = np.float64(threshold)
+    due = np.clip(np.floor((v_end.astype(np.float64) + count * threshold) / threshold), 0, most)
+    corrected = v_start.astype(np.float64) - (count - due) * threshold
+    return (fixed_point.saturated(corrected, bits) if exact else corrected).astype(v_start.dtype)
+
+
+def _simulate_layerwise(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int, record: bool, first_sample: int,
+                        count_neurons: bool, began: float) -> SimulationResult:
+    """Offset correction: stage by stage, each IF population run for all steps twice (``snn``)."""
+    cfg, stages = snn.config, snn.stages
+    n, n_stages = len(x), len(stages)
+    samples = np.arange(first_sample, first_sample + n)
+    exact = cfg.arithmetic == "int32"
+    dtype = np.float64 if exact else np.float32
+    threshold, limit = dtype(threshold_of(cfg)), cfg.spike_limit
+    trains: dict[int, np.ndarray] = {}  # stage -> (T, N, size) what each neuron emitted per step
+    if cfg.input == "analog":
+        trains[INPUT] = np.broadcast_to(x, (steps,) + x.shape)
+    else:
+        trains[INPUT] = np.stack([(uniform_numpy(_keys(seed, STREAM_POISSON_INPUT, samples, t), x.shape[1]) < x)
+                                  .astype(np.float32) for t in range(steps)])
+    spikes = np.zeros((n, n_stages, steps), np.int32)
+    step_synops = np.zeros((n, n_stages, steps), np.int64)
+    decisions = np.zeros((n, steps), np.int32)
+    updates = np.zeros((n, n_stages), np.int64)
+    input_synops = analog_input_synops(snn, x)
+    step_synops[:, :, 0] += input_synops
+    v_final = []
+    for s, stage in enumerate(stages):
+        bits = stage_bits(stage)
+        drive = stage_drive(stage, cfg, steps).astype(dtype)
+        current = np.zeros((steps, n, stage.size), dtype)
+        for projection in stage.projections:
+            if projection.source == INPUT and cfg.input == "analog":  # a constant W x, summed into the drive once
+                drive = synaptic(projection, x, dtype) + drive
+                drive = fixed_point.wrapped(drive, bits) if exact else drive
+                continue
+            for t in range(steps):
+                incoming = trains[projection.source][t]
+                step_synops[:, s, t] += (incoming != 0) @ projection.fan_out
+                current[t] = current[t] + synaptic(projection, incoming, dtype)
+        v_start = np.tile(stage_initial_membrane(stage, cfg), (n, 1)).astype(dtype)
+
+        def run(v_start):
+            """T steps from V(0) = v_start: (emitted per step, V(T), membrane updates per sample)."""
+            v, emitted, changed = v_start, np.zeros((steps, n, stage.size), dtype), np.zeros(n, np.int64)
+            for t in range(steps):
+                before = v
+                v = v + current[t]
+                v = fixed_point.wrapped(v, bits) if exact else v
+                u = v + drive
+                if stage.kind == IF:
+                    emitted[t] = _fire(u, threshold, limit, exact)
+                    v = np.where(emitted[t] != 0, u - emitted[t] * threshold, u).astype(dtype)
+                else:  # the membrane readout
+                    v = fixed_point.wrapped(u, bits) if exact else u
+                    decisions[:, t] = v.argmax(axis=1)
+                v = fixed_point.saturated(v, bits) if exact else v
+                changed += (v != before).sum(axis=1)
+            return emitted, v, changed
+
+        emitted, v, changed = run(v_start)
+        updates[:, s] = changed
+        if stage.kind == IF:
+            corrected = _corrected_start(v_start, v, emitted.sum(axis=0), threshold, steps * limit, bits, exact)
+            moved = np.any(corrected != v_start, axis=1)  # the samples that run again
+            if np.any(moved):
+                again, v_again, changed = run(corrected)
+                emitted, v = np.where(moved[:, None], again, emitted), np.where(moved[:, None], v_again, v)
+                updates[:, s] += np.where(moved, changed, 0)
+        trains[s] = emitted
+        spikes[:, s] = (emitted != 0).sum(axis=2).T
+        v_final.append(v)
+    emitted_all = np.concatenate([trains[s] for s in range(n_stages)], axis=2)  # (T, N, neurons)
+    offsets = np.concatenate([[0], np.cumsum([s.size for s in stages])])
+    spike_amounts = np.stack([np.abs(trains[s]).sum(axis=(0, 2)) for s in range(n_stages)], axis=1).astype(np.int64)
+    tally = emitted_all.sum(axis=0).astype(np.int32)
+    assert offsets[-1] == tally.shape[1]
+    return SimulationResult(decisions, spikes, step_synops.sum(axis=2), np.full(n, -1, np.int32),
+                            np.zeros((n, snn.n_classes), np.int32), v_final[-1].astype(np.float32),
+                            tuple(s.name for s in stages), time.perf_counter() - began,
+                            exit_step=np.full(n, -1, np.int32),
+                            raster=emitted_all.transpose(1, 0, 2).astype(RASTER_DTYPE) if record else None,
+                            membrane=np.concatenate(v_final, axis=1).astype(np.float32) if record else None,
                             spike_amounts=spike_amounts, neuron_counts=tally if count_neurons else None,
                             synops_per_step=step_synops, input_synops=input_synops,
                             membrane_updates=updates if count_neurons else None)

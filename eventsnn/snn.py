@@ -16,6 +16,16 @@ neuron also emits a spike of -1 (delivered as -W, V += threshold) when V < 0 and
 far is positive, so its count never goes negative and ends near round(charge / threshold) whatever
 the order in which its input arrived (with V(0) = threshold/2). Events carry one bit and a sign.
 
+Offset correction (``correction='offset'``, after Hao et al., ICLR 2023, "Bridging the gap between
+ANNs and SNNs by calibrating offset spikes"): the network runs layer by layer. Each IF population
+receives its sources' final spike trains for all T steps and runs them once; a neuron that emitted
+c spikes and ends at V(T) has received the charge Q = V(T) - V(0) + c threshold, of which it should
+have emitted c* = clip(floor((V(0) + Q) / threshold), 0, T max_spikes) (V(0) = threshold/2 makes
+this rounding). Where c != c*, V(0) is moved by (c* - c) thresholds and the population runs its T
+steps again; that second run is its output. The correction is computed in float64 in both
+arithmetics. Latency: 2T steps per population (pipelined layer by layer); SynOps are those of one
+run (the currents are kept), neuron updates those of both. No max-pooling; membrane readout only.
+
 Max-pool gate: rate estimates est_i(t) = decay * est_i(t-1) + s_i(t) for the inputs and
 est_w(t) = decay * est_w(t-1) + s_w(t) for each window; the window spikes when one of its
 inputs spikes at t with est_i(t) > decay * est_w(t-1), carrying s_w(t) = 1 (binary) or, graded,
@@ -51,6 +61,7 @@ SHIFTS = ("none", "bias", "membrane")
 SPIKES = ("binary", "graded", "signed")
 ARITHMETICS = ("float32", "int32")  # see fixed_point
 AVG_POOLS = ("fold", "neurons")  # average pooling absorbed by the next layer's synapses, or its own IF population
+CORRECTIONS = ("none", "offset")  # layer-wise offset-spike correction (``offset`` in the module docstring)
 MAX_SPIKES_LIMIT = 255  # an event's amount is stored in one byte
 RASTER_DTYPE = np.int16  # a recorded event's amount: 1 .. MAX_SPIKES_LIMIT, or a signed spike's -1
 
@@ -73,10 +84,12 @@ class SimulationConfig:
     levels: int = 8  # graded spikes: each spike is worth 1/levels of its layer's scale (see build; binary: 1)
     avg_pool: str = "fold"  # the next layer integrates the pooled current exactly, or 'neurons' re-quantize it
     arithmetic: str = "float32"  # or 'int32': exact fixed-point sums, the same in any order (``fixed_point``)
+    correction: str = "none"  # 'offset': layer by layer, each population runs twice, V(0) corrected by its miscount
 
     def __post_init__(self):
         for name, allowed in (("reset", RESETS), ("input", INPUTS), ("output", OUTPUTS), ("shift", SHIFTS),
-                              ("spikes", SPIKES), ("avg_pool", AVG_POOLS), ("arithmetic", ARITHMETICS)):
+                              ("spikes", SPIKES), ("avg_pool", AVG_POOLS), ("arithmetic", ARITHMETICS),
+                              ("correction", CORRECTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         check_threshold(self.threshold, "threshold")
@@ -96,6 +109,9 @@ class SimulationConfig:
             raise ValueError(f"max_spikes must be an integer in [1, {MAX_SPIKES_LIMIT}], not {self.max_spikes!r}")
         if isinstance(self.levels, bool) or not isinstance(self.levels, (int, np.integer)) or self.levels < 1:
             raise ValueError(f"levels must be a positive integer, not {self.levels!r}")
+        if self.correction == "offset" and (self.reset, self.output, self.spikes == "signed") != ("subtract", "membrane", False):
+            raise ValueError("offset correction needs reset by subtraction, the membrane readout and binary or graded "
+                             "spikes (its miscount is read from the residual V(T))")
         if self.spikes == "graded" and self.max_spikes < self.levels:
             raise ValueError(f"levels={self.levels} needs max_spikes >= levels (a neuron must be able to emit its "
                              "layer's full scale in one step)")
@@ -351,11 +367,15 @@ def build(net: Network, config: SimulationConfig | None = None, max_bytes: int =
 
 
 def check_spikes_fit(net: Network, config: SimulationConfig) -> None:
-    """Refuse signed spikes on a network with max-pooling: a gate counts its inputs' spikes up, never down."""
+    """Refuse signed spikes and offset correction on a network with max-pooling: a gate counts its
+    inputs' spikes up, never down, and has no membrane whose V(0) could be corrected."""
     gates = [layer.name for layer, role in zip(net.layers, spiking_roles(net)) if role == "gate"]
     if config.spikes == "signed" and gates:
         raise ValueError(f"signed spikes need a network without max-pooling ({gates[0]} is one); "
                          "use binary or graded spikes, or average pooling")
+    if config.correction == "offset" and gates:
+        raise ValueError(f"offset correction needs a network without max-pooling ({gates[0]} is one); "
+                         "use average pooling, or correction='none'")
 
 
 def build_spiking(net: Network, config: SimulationConfig, max_bytes: int = DEFAULT_MAX_BYTES, path: str = "auto",

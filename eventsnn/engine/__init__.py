@@ -13,8 +13,9 @@ depend on the thread count or the batch size. Equations: see ``snn``.
 By concern: ``packing`` (network and settings as flat arrays), ``delivery`` (synaptic delivery),
 ``neurons`` (integrate and fire, compaction of spikes into queues), ``gates`` (max-pool gates),
 ``readout`` (softmax draw, decision, early exit), ``loop`` (one sample's time loop, batches in
-parallel), ``profiling`` (cycles per stage and phase) over ``intrinsics`` (LLVM's cycle counter
-and popcount); this module runs them.
+parallel), ``layerwise`` (offset correction: a sample layer by layer, each population run twice),
+``profiling`` (cycles per stage and phase) over ``intrinsics`` (LLVM's cycle counter and popcount);
+this module runs them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from ..snn import (ARITHMETICS, IF, INPUTS, RASTER_DTYPE, Projection, Simulation
 from ..snn import build as build_populations
 from .profiling import PHASES, ticks_now
 from .delivery import _deliver
-from .loop import run_batch
+from .layerwise import _run_chunk_layerwise
+from .loop import _run_chunk, run_batch
 from .packing import _NO_AMOUNTS, pack, settings, with_drive
 
 __all__ = ["build", "simulate", "simulation_bytes", "fastest_projection", "compile_kernels", "PHASES"]
@@ -50,7 +52,9 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     per_sample += (np.dtype(RASTER_DTYPE).itemsize * steps + 4) * neurons if record else 0
     per_sample += 4 * neurons + 8 * stages if count_neurons else 0
     scratch = 48 + (4 if count_neurons else 0) + (4 if snn.config.spikes == "signed" else 0)  # bytes per neuron
-    return 2 * n * per_sample + threads * scratch * neurons
+    if snn.config.correction == "offset":  # per step: every stage's events and amounts, the largest stage's current
+        scratch += steps * 8 + steps * 4 * max(stage.size for stage in snn.stages) / max(neurons, 1)
+    return 2 * n * per_sample + int(threads * scratch * neurons)
 
 
 @repairing
@@ -78,6 +82,9 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], not {threads}")
     n_threads = threads or numba.config.NUMBA_NUM_THREADS
+    layerwise = snn.config.correction == "offset"
+    if layerwise and (stable_steps or exit_margin or profile):
+        raise ValueError("offset correction runs layer by layer: no early exit (stable_steps, exit_margin) or profile")
     memory.check(simulation_bytes(snn, len(x), steps, record, count_neurons, n_threads),
                  f"simulating {len(x)} samples for {steps} steps" + (" with record=True" if record else ""))
     net = with_drive(pack(snn), snn, steps)
@@ -106,7 +113,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         began, began_ticks = time.perf_counter(), ticks_now()
         run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
                   exit_step, counts, v_out, raster, membrane, record, tally, updates, count_neurons, ticks, profile,
-                  n_threads=n_threads)
+                  n_threads=n_threads, chunk=_run_chunk_layerwise if layerwise else _run_chunk)
         elapsed = time.perf_counter() - began
         seconds_per_tick = elapsed / max(ticks_now() - began_ticks, 1)
         parts.append(SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v_out,

@@ -211,15 +211,16 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
 CHUNKS_PER_THREAD = 4  # samples differ in cost (early exit, activity): small chunks keep threads busy
 
 
-def run_batch(x, first_sample, net, cfg, *outputs, n_threads: int) -> None:
+def run_batch(x, first_sample, net, cfg, *outputs, n_threads: int, chunk=_run_chunk) -> None:
     """All samples of a batch, in chunks that ``n_threads`` threads take in turn (dynamic
-    scheduling: a thread that finishes early takes the next chunk)."""
+    scheduling: a thread that finishes early takes the next chunk); ``chunk``: the compiled runner
+    of a chunk (``_run_chunk``, or ``layerwise._run_chunk_layerwise``, which takes the same arguments)."""
     n = len(x)
     if n_threads <= 1 or n <= 1:
-        _run_chunk(x, 0, n, first_sample, net, cfg, *outputs)
+        chunk(x, 0, n, first_sample, net, cfg, *outputs)
         return
     size = max(1, -(-n // (n_threads * CHUNKS_PER_THREAD)))
     with ThreadPoolExecutor(n_threads) as pool:
-        for done in [pool.submit(_run_chunk, x, lo, min(lo + size, n), first_sample, net, cfg, *outputs)
+        for done in [pool.submit(chunk, x, lo, min(lo + size, n), first_sample, net, cfg, *outputs)
                      for lo in range(0, n, size)]:
             done.result()  # re-raises a chunk's exception here

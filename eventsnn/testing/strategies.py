@@ -381,7 +381,8 @@ def networks_and_inputs(draw, residual: bool | None = None, dyadic: bool = True,
 def simulation_configs(draw, spikes: Sequence[str] = ("binary", "graded"), resets: Sequence[str] = RESETS,
                        input_modes: Sequence[str] = INPUTS, outputs: Sequence[str] = OUTPUTS,
                        shifts: Sequence[str] = SHIFTS, max_spikes: int = 5,
-                       avg_pools: Sequence[str] = AVG_POOLS, arithmetics: Sequence[str] = ("float32",)) -> SimulationConfig:
+                       avg_pools: Sequence[str] = AVG_POOLS, arithmetics: Sequence[str] = ("float32",),
+                       corrections: Sequence[str] = ("none",)) -> SimulationConfig:
     """Valid simulation settings drawn from the given choices (graded spikes get levels <= max_spikes).
     int32 arithmetic (``fixed_point``) makes every sum exact on any weights, not only dyadic ones."""
     mode = draw(st.sampled_from(spikes))
@@ -391,7 +392,7 @@ def simulation_configs(draw, spikes: Sequence[str] = ("binary", "graded"), reset
         output=draw(st.sampled_from(outputs)), shift=draw(st.sampled_from(shifts)),
         maxpool_decay=draw(st.sampled_from([1.0, 0.75, 0.5])), softmax_rate=0.75, spikes=mode,
         max_spikes=draw(st.integers(levels, max_spikes)), levels=levels, avg_pool=draw(st.sampled_from(avg_pools)),
-        arithmetic=draw(st.sampled_from(arithmetics)))
+        arithmetic=draw(st.sampled_from(arithmetics)), correction=draw(st.sampled_from(corrections)))
 
 
 @st.composite

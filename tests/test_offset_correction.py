@@ -1,0 +1,125 @@
+"""Offset correction (``correction='offset'``): layer by layer, each IF population runs its T steps,
+V(0) is moved by the miscount its residual V(T) shows, and it runs again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventsnn.engine import simulate
+from eventsnn.ir import Linear, MaxPool2d, Network, ReLU
+from eventsnn.reference import simulate_reference
+from eventsnn.snn import SimulationConfig, build
+from eventsnn.testing import strategies as es
+
+from .test_equivalence import assert_identical
+from .test_fixed_point import int32_refusals_skipped
+
+NO_MAX_POOL = ("avgpool",)
+OFFSET = dict(corrections=("offset",), resets=("subtract",), outputs=("membrane",))
+
+
+def both(snn, x, steps, seed=0):
+    event = simulate(snn, x, steps, seed=seed, record=True, batch_size=2, count_neurons=True)
+    reference = simulate_reference(snn, x, steps, seed=seed, record=True, count_neurons=True)
+    return event, reference
+
+
+@settings(max_examples=50, deadline=None)
+@given(net_x=es.networks_and_inputs(pools=NO_MAX_POOL), config=es.simulation_configs(**OFFSET),
+       steps=st.sampled_from([1, 4, 16]), seed=st.integers(0, 999), data=st.data())
+def test_offset_engine_equals_reference(net_x, config, steps, seed, data):
+    """Chains and residual graphs, binary and graded spikes, analog and Poisson input, calibrated
+    V(0) offsets, dyadic weights: every event, count, SynOp, membrane update and final membrane
+    is the same in both simulators."""
+    net, x = net_x
+    snn = data.draw(es.initial_potentials(build(net, config)))
+    event, reference = both(snn, x, steps, seed)
+    assert_identical(event, reference, snn)
+    np.testing.assert_array_equal(event.decisions, reference.decisions)
+    np.testing.assert_array_equal(event.membrane, reference.membrane)
+
+
+@settings(max_examples=30, deadline=None)
+@given(net_x=es.networks_and_inputs(dyadic=False, pools=NO_MAX_POOL),
+       config=es.simulation_configs(arithmetics=("int32",), **OFFSET), steps=st.sampled_from([4, 16]))
+def test_offset_int32_engine_equals_reference_on_any_weights(net_x, config, steps):
+    net, x = net_x
+    with int32_refusals_skipped():
+        snn = build(net, config)
+        event, reference = both(snn, x, steps)
+    assert_identical(event, reference, snn)
+    np.testing.assert_array_equal(event.membrane, reference.membrane)
+
+
+def _chain(hidden_weight: float) -> Network:
+    """driver (one neuron, analog input) -> hidden (one neuron) -> output."""
+    return Network((1,), (Linear(np.array([[1.0]]), None, "driver"), ReLU("r1"),
+                          Linear(np.array([[hidden_weight]]), None, "hidden"), ReLU("r2"),
+                          Linear(np.array([[1.0]]), None, "out")))
+
+
+def _hidden_count(correction: str, potential: float, hidden_weight: float, drive: float = 1.0, steps: int = 4) -> int:
+    snn = build(_chain(hidden_weight), SimulationConfig(spikes="binary", levels=1, max_spikes=1, correction=correction))
+    stages = list(snn.stages)
+    stages[1] = dataclasses.replace(stages[1], potential=np.float32([potential]))
+    snn = dataclasses.replace(snn, stages=tuple(stages))
+    result = simulate(snn, np.full((1, 1), drive, np.float32), steps, count_neurons=True)
+    assert stages[1].name == "hidden"
+    return int(result.neuron_counts[0, 1])
+
+
+def test_an_early_spike_that_is_not_due_is_taken_out_of_the_second_run():
+    """The hidden neuron starts 2 thresholds above threshold/2 and receives -0.75 thresholds per step:
+    its charge over 4 steps is 2.5 - 3 < 0, so no spike is due. Uncorrected it fires once at step 1;
+    corrected, V(0) moves down by that one threshold and it stays silent."""
+    assert _hidden_count("none", 2.0, -0.75) == 1
+    assert _hidden_count("offset", 2.0, -0.75) == 0
+
+
+def test_a_spike_held_back_by_a_late_input_is_moved_into_the_run():
+    """In 2 steps the driver, given 7/16 of a threshold per step from V(0) = 1/2, fires at step 2
+    only; the hidden neuron gets 2.5 thresholds then but fires at most once a step, so it ends at
+    V(T) = 2 thresholds with 1 spike of the 2 its charge (0.5 + 2.5) is due. Corrected, it starts a
+    threshold higher, fires at step 1 already, and emits 2."""
+    assert _hidden_count("none", 0.0, 2.5, drive=7 / 16, steps=2) == 1
+    assert _hidden_count("offset", 0.0, 2.5, drive=7 / 16, steps=2) == 2
+
+
+def test_the_correction_changes_spike_trains():
+    """Guard against a vacuous equivalence test: on a spread of random nets the corrected runs emit
+    other spikes than the uncorrected ones (and never more than T max_spikes per neuron)."""
+    changed = 0
+    for net, x in es.fixed_sample(es.networks_and_inputs(pools=NO_MAX_POOL), 12):
+        counts = {}
+        for correction in ("none", "offset"):
+            snn = build(net, SimulationConfig(spikes="binary", levels=1, max_spikes=1, correction=correction))
+            counts[correction] = simulate(snn, x, 8, count_neurons=True).neuron_counts
+        assert counts["offset"].min() >= 0 and counts["offset"].max() <= 8
+        changed += int(np.any(counts["offset"] != counts["none"]))
+    assert changed >= 3, changed
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(reset="zero"), "reset by subtraction"),
+    (dict(output="softmax"), "membrane readout"),
+    (dict(spikes="signed"), "binary or graded"),
+])
+def test_settings_it_cannot_correct_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        SimulationConfig(correction="offset", **change)
+
+
+def test_max_pooling_and_early_exit_are_refused():
+    pooled = [net for net, _ in es.fixed_sample(es.networks_and_inputs(residual=False, pools=("maxpool",)), 20)
+              if any(isinstance(layer, MaxPool2d) for layer in net.layers)]
+    with pytest.raises(ValueError, match="without max-pooling"):
+        build(pooled[0], SimulationConfig(correction="offset"))
+    net, x = es.fixed_sample(es.networks_and_inputs(residual=False, pools=NO_MAX_POOL), 1)[0]
+    snn = build(net, SimulationConfig(correction="offset"))
+    with pytest.raises(ValueError, match="no early exit"):
+        simulate(snn, x, 4, stable_steps=2)
