@@ -141,12 +141,16 @@ def early_exit_options(model: ConvertedModel, stable_steps: int | None, exit_mar
                        settings: dict | None = None, log: Log = print) -> dict:
     """The early-exit rule of a run: the values given, else the rule chosen at conversion. A margin
     counts output spikes, so it is refused with the membrane readout (it would never stop a sample)."""
+    config = model.config.updated(**(settings or {}))
     if stable_steps is not None or exit_margin is not None or not model.early_exit:
         options = {"stable_steps": stable_steps or 0, "exit_margin": exit_margin or 0}
+    elif config.correction == "offset":
+        log("the early exit chosen at conversion is off: offset correction runs layer by layer")
+        options = {"stable_steps": 0, "exit_margin": 0}
     else:
         log(f"early exit chosen at conversion: {exit_rule_text(model.early_exit)} (--exit-stable 0 turns it off)")
         options = {key: model.early_exit[key] for key in ("stable_steps", "exit_margin")}
-    if options["exit_margin"] and model.config.updated(**(settings or {})).output == "membrane":
+    if options["exit_margin"] and config.output == "membrane":
         raise ValueError("an exit margin counts output spikes, and the membrane readout emits none: use "
                          "--exit-stable, or --output softmax or spikes")
     return options

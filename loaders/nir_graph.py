@@ -59,6 +59,9 @@ def to_nir(snn: SpikingNetwork):
     if cfg.arithmetic == "int32":  # its first layer reads 255 x, and its values are rounded to a grid
         raise NirError("NIR holds the network's float weights; build it with arithmetic='float32' to export it "
                        "(int32 is a way of simulating the same network)")
+    if cfg.correction != "none":
+        raise NirError("NIR's graph runs step by step; offset correction runs each population twice, layer by layer "
+                       "(build it with correction='none' to export)")
     calibrated = [stage.name for stage in snn.stages if stage.potential is not None]
     if calibrated:
         raise NirError(f"NIR's IF node has no initial membrane potential; {', '.join(calibrated)} start from calibrated "

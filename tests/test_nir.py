@@ -78,6 +78,12 @@ def test_calibrated_initial_potentials_cannot_be_exported():
         to_nir(dataclasses.replace(snn, stages=(first,) + snn.stages[1:]))
 
 
+def test_offset_correction_cannot_be_exported():
+    net, _ = es.fixed_sample(es.networks_and_inputs(residual=False, **WITHOUT_MAXPOOL).filter(ungrouped), 1)[0]
+    with pytest.raises(NirError, match="offset correction"):
+        to_nir(build(net, SimulationConfig(spikes="binary", correction="offset")))
+
+
 def test_an_int32_network_exports_its_float_weights(tmp_path, capsys):
     """int32 is a way of simulating: its grid (and its first layer reading 255 x) never reaches a
     NIR file. to_nir refuses it; `export` of a model stored with int32 writes the float network."""

@@ -6,7 +6,7 @@ import argparse
 
 from .. import memory
 from ..pipeline import DEFAULTS, build_options
-from ..snn import ARITHMETICS, AVG_POOLS, INPUTS, OUTPUTS, PATHS, RESETS, SHIFTS, SPIKES
+from ..snn import ARITHMETICS, AVG_POOLS, CORRECTIONS, INPUTS, OUTPUTS, PATHS, RESETS, SHIFTS, SPIKES
 
 
 def at_least(minimum: int):
@@ -63,6 +63,8 @@ _SETTINGS = {
                          "(needs max-spikes >= levels; a new conversion: 8; a QCFS-L net: L)"),
     "avg_pool": (AVG_POOLS, "average pooling absorbed by the next layer's synapses (exact), or its own neurons"),
     "arithmetic": (ARITHMETICS, "float32, or int32: exact fixed-point sums, identical in any order (docs/precision.md)"),
+    "correction": (CORRECTIONS, "offset: layer by layer, each population runs its T steps twice, the second time "
+                                "from a V(0) corrected by the miscount of the first (no max-pooling)"),
 }
 
 
