@@ -111,7 +111,8 @@ class SimulationConfig:
             raise ValueError(f"levels must be a positive integer, not {self.levels!r}")
         if self.correction == "offset" and (self.reset, self.output, self.spikes == "signed") != ("subtract", "membrane", False):
             raise ValueError("offset correction needs reset by subtraction, the membrane readout and binary or graded "
-                             "spikes (its miscount is read from the residual V(T))")
+                             f"spikes (its miscount is read from the residual V(T)); found reset={self.reset}, "
+                             f"output={self.output}, spikes={self.spikes}")
         if self.spikes == "graded" and self.max_spikes < self.levels:
             raise ValueError(f"levels={self.levels} needs max_spikes >= levels (a neuron must be able to emit its "
                              "layer's full scale in one step)")

@@ -4,7 +4,9 @@ T = 1..32, graded and binary spikes, with average pooling absorbed by the next l
 and as its own population, and binary spikes with potential calibration for T = 4, 8 and 16 (also
 with per-channel scales at the 99.5th percentile, the best binary recipe found); graded and binary
 spikes in int32 arithmetic (``eventsnn.fixed_point``); signed spikes (one bit and a sign: a neuron
-that has spiked takes a spike back where V < 0), for the nets without max-pooling.
+that has spiked takes a spike back where V < 0), for the nets without max-pooling; binary spikes
+with offset correction (``correction='offset'``: layer by layer, each population run twice), one
+run per T since it corrects for its run's length.
 
     python examples/reproduce_depth.py --models ../shared/models [--limit 1000] [--nets vgg16_qcfs4,...]
 
@@ -50,7 +52,10 @@ METHODS = {
     "signed": ({"spikes": "signed"}, 32, None, DEFAULT_CONVERSION),
     "signed channel p99.5": ({"spikes": "signed"}, 32, None, CHANNEL_995),
     "signed channel p99.5+potential T=8": ({"spikes": "signed"}, 8, 8, CHANNEL_995),
+    "binary+offset": ({"spikes": "binary", "correction": "offset"}, 32, None, DEFAULT_CONVERSION),
+    "binary channel p99.5+offset": ({"spikes": "binary", "correction": "offset"}, 32, None, CHANNEL_995),
 }
+RUN_PER_T = (1, 2, 4, 8, 16, 32)  # offset correction corrects for its run's T: one run per T, no readout between
 CALIBRATION_IMAGES = 256
 
 
@@ -63,6 +68,19 @@ def evaluate(model, x, y, ann_decisions, settings: dict, steps: int, label: str)
     return {"accuracy": result.accuracy_per_step(y).tolist(),
             "agreement_with_ann": (result.decisions == ann_decisions[:, None]).mean(axis=0).tolist(),
             "synops_per_image": synops.tolist(), "seconds": round(result.seconds, 1)}
+
+
+def evaluate_per_run(model, x, y, ann_decisions, settings: dict, steps: int, label: str) -> dict:
+    """``evaluate`` for offset correction: a run of each T in RUN_PER_T up to ``steps``, each read at
+    its own last step; the steps between are None."""
+    row = {"accuracy": [None] * steps, "agreement_with_ann": [None] * steps, "synops_per_image": [None] * steps,
+           "seconds": 0.0, "one_run_per_t": True}
+    for t in (t for t in RUN_PER_T if t <= steps):
+        run = evaluate(model, x, y, ann_decisions, settings, t, f"{label} T={t}")
+        for key in ("accuracy", "agreement_with_ann", "synops_per_image"):
+            row[key][t - 1] = run[key][-1]
+        row["seconds"] += run["seconds"]
+    return row
 
 
 def main() -> None:
@@ -102,7 +120,8 @@ def main() -> None:
                 binary = dataclasses.replace(used, config=used.config.updated(**settings))
                 used = calibrate(binary, x_calib[:CALIBRATION_IMAGES], calibrated_for, "potential",
                                  progress=terminal_progress(f"{name} calibrate T={calibrated_for}"))
-            entry["methods"][method] = evaluate(used, x, y, ann_decisions, settings, steps, f"{name} {method}")
+            run = evaluate_per_run if settings.get("correction") == "offset" else evaluate
+            entry["methods"][method] = run(used, x, y, ann_decisions, settings, steps, f"{name} {method}")
         report["nets"][name] = entry
     if args.merge and "command" in report:
         merged = (f"python examples/reproduce_depth.py --models DIR --limit {args.limit} --nets {args.nets} "

@@ -269,8 +269,8 @@ LITERATURE = [
 DEPTH_MARKS = (1, 2, 4, 8, 16, 32)
 
 
-def _loss(accuracy: float, ann: float) -> str:
-    return f"{100 * (accuracy - ann):+.2f}"
+def _loss(accuracy: float | None, ann: float) -> str:
+    return "" if accuracy is None else f"{100 * (accuracy - ann):+.2f}"
 
 
 def depth() -> list[str]:
@@ -288,7 +288,11 @@ def depth() -> list[str]:
              "channel at the 99.5th percentile instead of one per layer at the 99.9th; `int32` rows compute in exact "
              "fixed point (`--arithmetic int32`); `signed` rows fire signed spikes (`--spikes signed`: one bit and a "
              "sign, a neuron that has spiked takes a spike back where V < 0; Wang et al. 2022's signed neuron with "
-             "memory), which are not binary spikes. SynOps: per image, cumulative up to the T shown.", ""]
+             "memory), which are not binary spikes; `+offset` rows correct offset spikes (`--correction offset`, after "
+             "Hao et al. 2023: layer by layer, each population runs its T steps, its V(0) moves by the miscount its "
+             "residual V(T) shows, and it runs them again), one run per T, since the correction is for its run's "
+             "length: 2T steps of latency and neuron updates per layer, the SynOps of T. SynOps: per image, "
+             "cumulative up to the T shown (`+offset`: of the T=4 run).", ""]
     lines += [f"Added to the same file, on the same images: `{m}`." for m in report.get("merged", [])] + \
         ([""] if report.get("merged") else [])
     rows = []
@@ -309,7 +313,9 @@ def depth() -> list[str]:
             ("vgg16", "binary channel p99.5+potential T=16"): "VGG-16",
             ("vgg16", "graded"): "VGG-16", ("resnet20", "binary+potential T=16"): "ResNet-20",
             ("resnet20", "binary channel p99.5+potential T=16"): "ResNet-20", ("resnet20", "graded"): "ResNet-20",
-            ("vgg16", "signed channel p99.5"): "VGG-16", ("resnet20", "signed channel p99.5"): "ResNet-20"}
+            ("vgg16", "signed channel p99.5"): "VGG-16", ("resnet20", "signed channel p99.5"): "ResNet-20",
+            ("vgg16", "binary channel p99.5+offset"): "VGG-16", ("resnet20", "binary channel p99.5+offset"): "ResNet-20",
+            ("vgg16_qcfs4", "binary+offset"): "VGG-16, QCFS L = 4"}
     marks = (1, 2, 4, 8, 16)
     rows = [[paper, net, spikes, _pct(ann), *(_loss(acc[t], ann) if t in acc else "" for t in marks),
              _loss(acc[300], ann) if 300 in acc else ""] for paper, net, spikes, ann, acc in LITERATURE]
@@ -433,7 +439,8 @@ def _depth_targets() -> list[list[str]]:
     def best(net: dict, t: int, spikes: str = "binary") -> tuple[float, str] | None:
         """The best accuracy at step t among the runs with these spikes (average pooling absorbed)."""
         return max(((row["accuracy"][t - 1], m) for m, row in net["methods"].items()
-                    if m.startswith(spikes) and "neurons" not in m and len(row["accuracy"]) >= t), default=None)
+                    if m.startswith(spikes) and "neurons" not in m and len(row["accuracy"]) >= t
+                    and row["accuracy"][t - 1] is not None), default=None)
 
     qcfs = nets.get("vgg16_qcfs4")
     if qcfs is not None:

@@ -123,3 +123,22 @@ def test_max_pooling_and_early_exit_are_refused():
     snn = build(net, SimulationConfig(correction="offset"))
     with pytest.raises(ValueError, match="no early exit"):
         simulate(snn, x, 4, stable_steps=2)
+
+
+def test_the_run_summary_says_what_a_step_of_a_corrected_run_means():
+    from eventsnn.cli.run import summary
+    from eventsnn.pipeline import run_report
+
+    net, x = es.fixed_sample(es.networks_and_inputs(residual=False, pools=NO_MAX_POOL), 1)[0]
+    snn = build(net, SimulationConfig(spikes="binary", levels=1, max_spikes=1, correction="offset"))
+    result = simulate(snn, x, 4)
+    text = summary(run_report(snn, result, np.zeros(len(x), np.int64), 1.0))
+    assert "offset correction: step t reads a run corrected for T=4" in text
+
+
+def test_the_demo_refuses_offset_correction_on_its_max_pooling_net_with_one_line(capsys):
+    from eventsnn.cli import main
+
+    assert main(["demo", "--spikes", "binary", "--correction", "offset", "--samples", "2"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "offset correction needs a network without max-pooling" in error
