@@ -289,14 +289,16 @@ def test_qcfs_nets_default_to_their_own_levels(tmp_path, small_data):
 
 
 def test_warmup_compiles_the_kernels(capsys):
+    from eventsnn.engine.layerwise import _run_chunk_layerwise
     from eventsnn.engine.loop import _run_chunk
 
     assert main(["warmup"]) == 0
     assert "cache:" in capsys.readouterr().out
-    compiled = {(x.dtype.name, dict(zip(net.fields, net.types))["v_init"].dtype.name)
-                for x, _, _, _, net, *_ in _run_chunk.signatures}
-    # inputs and membranes: float32; int32 pixels into int32 membranes; Poisson rates into int32 membranes
-    assert compiled >= {("float32", "float32"), ("int32", "int32"), ("float32", "int32")}
+    for chunk in (_run_chunk, _run_chunk_layerwise):  # step by step, and offset correction's layer by layer
+        compiled = {(x.dtype.name, dict(zip(net.fields, net.types))["v_init"].dtype.name)
+                    for x, _, _, _, net, *_ in chunk.signatures}
+        # inputs and membranes: float32; int32 pixels into int32 membranes; Poisson rates into int32 membranes
+        assert compiled >= {("float32", "float32"), ("int32", "int32"), ("float32", "int32")}, chunk
 
 
 def test_atomic_writes_give_files_the_usual_mode(tmp_path):

@@ -160,14 +160,18 @@ def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS) -> float:
     later processes load the cache in well under a second); returns the seconds it took. Settings
     are run-time values, so one small net covering conv, max-pool gate and dense delivery compiles
     what any net needs, once per arithmetic and input kind (int32 membranes compile apart from
-    float32, and in int32 analog pixels and Poisson rates are inputs of two types)."""
-    from ..ir import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+    float32, and in int32 analog pixels and Poisson rates are inputs of two types), and once more
+    for offset correction's layer-by-layer kernels (on the net with average pooling)."""
+    from ..ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
     began = time.perf_counter()
     net = Network((1, 4, 4), (Conv2d(np.ones((2, 1, 3, 3), np.float32), None, 1, 1, "conv"), ReLU(),
                               MaxPool2d(2, 2, "pool"), Flatten(), Linear(np.ones((2, 8), np.float32), None, "out")))
+    pooled_by_average = Network(net.input_shape, tuple(AvgPool2d(2, 2, "pool") if isinstance(layer, MaxPool2d) else layer
+                                                       for layer in net.layers))
     for arithmetic in arithmetics:
         for input_kind in INPUTS:  # int32 reads analog input as int32 pixels, Poisson input as float32 rates
-            config = SimulationConfig(arithmetic=arithmetic, input=input_kind)
-            simulate(build(net, config), np.ones((1, 1, 4, 4), np.float32), 2, record=True, count_neurons=True)
+            for correction, network in (("none", net), ("offset", pooled_by_average)):  # offset: its own kernels
+                config = SimulationConfig(arithmetic=arithmetic, input=input_kind, correction=correction)
+                simulate(build(network, config), np.ones((1, 1, 4, 4), np.float32), 2, record=True, count_neurons=True)
     return time.perf_counter() - began
