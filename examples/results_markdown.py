@@ -314,7 +314,7 @@ def depth() -> list[str]:
             ("vgg16", "graded"): "VGG-16", ("resnet20", "binary+potential T=16"): "ResNet-20",
             ("resnet20", "binary channel p99.5+potential T=16"): "ResNet-20", ("resnet20", "graded"): "ResNet-20",
             ("vgg16", "signed channel p99.5"): "VGG-16", ("resnet20", "signed channel p99.5"): "ResNet-20",
-            ("vgg16", "binary channel p99.5+offset"): "VGG-16", ("resnet20", "binary channel p99.5+offset"): "ResNet-20",
+            ("vgg16", "binary+offset"): "VGG-16", ("vgg16", "binary channel p99.5+offset"): "VGG-16", ("resnet20", "binary channel p99.5+offset"): "ResNet-20",
             ("vgg16_qcfs4", "binary+offset"): "VGG-16, QCFS L = 4"}
     marks = (1, 2, 4, 8, 16)
     rows = [[paper, net, spikes, _pct(ann), *(_loss(acc[t], ann) if t in acc else "" for t in marks),
