@@ -97,7 +97,10 @@ def main() -> None:
     x, y = data["x_test"][:args.limit].astype(np.float32) / 255, data["y_test"][:args.limit]
     report = {"samples": len(x), "calibration_images": len(x_calib), "nets": {}}
     stored = PATHS.results / "depth.json"
-    if args.merge and stored.exists():
+    if args.merge and not stored.exists():
+        raise SystemExit(f"--merge: there is no {stored} to add to (the committed one is docs/results/depth.json: "
+                         "give --out docs/results)")
+    if args.merge:
         report = json.loads(stored.read_text())
         if report["samples"] != len(x) or report["calibration_images"] != len(x_calib):
             raise SystemExit(f"{stored} holds another run ({report['samples']} images); cannot merge")
