@@ -273,7 +273,6 @@ def run_report(snn: SpikingNetwork, result: SimulationResult, y, ann_accuracy: f
     report = efficiency_report(snn, result, y, ann_accuracy)
     report["engine"] = engine
     report["connectivity"] = [{"name": s.name, "path": s.path, "bytes": s.connectivity_bytes} for s in snn.stages]
-    report["correction"] = snn.config.correction
     if result.exit_step is not None and np.any(result.exit_step > 0):
         report["exit_step_mean"] = mean_steps_run(result)
     return report

@@ -90,7 +90,7 @@ def summary(report: dict) -> str:
     curve = report["accuracy_per_step"]
     marks = sorted({t for t in ACCURACY_MARKS if t < len(curve)} | {len(curve)})
     lines.append("accuracy by step: " + ", ".join(f"T={t}: {curve[t - 1]:.4f}" for t in marks))
-    if report.get("correction") == "offset":
+    if report.get("settings", {}).get("correction") == "offset":
         lines.append(f"(offset correction: step t reads a run corrected for T={len(curve)}; a run of t steps "
                      "corrects for t; each population ran its steps twice)")
     within = report.get("steps_to_within")
