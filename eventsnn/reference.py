@@ -184,7 +184,8 @@ def _corrected_start(v_start: np.ndarray, v_end: np.ndarray, count: np.ndarray, 
 
 
 def _run_population(stage: Stage, v_start: np.ndarray, current: np.ndarray, drive: np.ndarray, threshold: np.floating,
-                    limit: int, bits: int, exact: bool, decisions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    limit: int, bits: int, exact: bool,
+                    decisions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All T steps of one population from V(0) = v_start, given its currents (T, N, size): what it
     emitted per step, V(T), and each sample's membrane updates. The output layer only integrates,
     and writes the decision at every step."""

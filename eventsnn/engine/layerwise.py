@@ -184,6 +184,6 @@ def _run_chunk_layerwise(x, lo, hi, first_sample, net, cfg, spikes, spike_amount
         c = np.int64(b) if tallying else np.int64(0)
         first_spike[b], exit_step[b] = -1, -1
         _run_sample_layerwise(x[b], first_sample + b, net, cfg, v, v_start, v_prev, current, trains, train_len,
-                              train_amounts, count, input_queue, input_drive, words, lanes, spikes[b], spike_amounts[b],
-                              step_synops[b], decisions[b], counts[b], v_out[b], raster[r], membrane[r], record, tally[c],
-                              updates[c], tallying)
+                              train_amounts, count, input_queue, input_drive, words, lanes, spikes[b],
+                              spike_amounts[b], step_synops[b], decisions[b], counts[b], v_out[b], raster[r],
+                              membrane[r], record, tally[c], updates[c], tallying)
