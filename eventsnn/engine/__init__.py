@@ -30,8 +30,8 @@ from ..kernel_cache import repairing
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
 from ..ir import Network
-from ..snn import (ARITHMETICS, IF, INPUTS, RASTER_DTYPE, Projection, SimulationConfig, SimulationResult,
-                   SpikingNetwork, Stage, analog_input_synops, check_simulation_args)
+from ..snn import (ARITHMETICS, CORRECTIONS, IF, INPUTS, RASTER_DTYPE, Projection, SimulationConfig,
+                   SimulationResult, SpikingNetwork, Stage, analog_input_synops, check_simulation_args)
 from ..snn import build as build_populations
 from .profiling import PHASES, ticks_now
 from .delivery import _deliver
@@ -155,13 +155,14 @@ def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4
 
 
 @repairing
-def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS) -> float:
+def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS, corrections: tuple[str, ...] = CORRECTIONS) -> float:
     """Compile every kernel into Numba's on-disk cache (the first run of a fresh install pays this,
     later processes load the cache in well under a second); returns the seconds it took. Settings
     are run-time values, so one small net covering conv, max-pool gate and dense delivery compiles
     what any net needs, once per arithmetic and input kind (int32 membranes compile apart from
-    float32, and in int32 analog pixels and Poisson rates are inputs of two types), and once more
-    for offset correction's layer-by-layer kernels (on the net with average pooling)."""
+    float32, and in int32 analog pixels and Poisson rates are inputs of two types), and per
+    correction: offset correction's layer-by-layer kernels are others (compiled on the net with
+    average pooling instead)."""
     from ..ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
     began = time.perf_counter()
@@ -171,7 +172,8 @@ def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS) -> float:
                                                        for layer in net.layers))
     for arithmetic in arithmetics:
         for input_kind in INPUTS:  # int32 reads analog input as int32 pixels, Poisson input as float32 rates
-            for correction, network in (("none", net), ("offset", pooled_by_average)):  # offset: its own kernels
+            for correction in corrections:  # offset correction has kernels of its own (no max-pooling)
+                network = pooled_by_average if correction == "offset" else net
                 config = SimulationConfig(arithmetic=arithmetic, input=input_kind, correction=correction)
                 simulate(build(network, config), np.ones((1, 1, 4, 4), np.float32), 2, record=True, count_neurons=True)
     return time.perf_counter() - began
