@@ -32,9 +32,15 @@ def assert_identical(a, b, snn=None):
     np.testing.assert_array_equal(a.membrane_updates, b.membrane_updates)
 
 
-def assert_engine_equals_reference(snn, x, steps: int, seed: int):
+def engine_and_reference(snn, x, steps: int, seed: int = 0):
+    """Both simulators' results, recorded and counted (the engine in batches of 2, so chunks and threads differ)."""
     event = simulate(snn, x, steps, seed=seed, record=True, batch_size=2, count_neurons=True)
-    assert_identical(event, simulate_reference(snn, x, steps, seed=seed, record=True, count_neurons=True), snn)
+    return event, simulate_reference(snn, x, steps, seed=seed, record=True, count_neurons=True)
+
+
+def assert_engine_equals_reference(snn, x, steps: int, seed: int):
+    event, reference = engine_and_reference(snn, x, steps, seed)
+    assert_identical(event, reference, snn)
     return event
 
 

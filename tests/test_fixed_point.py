@@ -21,7 +21,7 @@ from eventsnn.rewrite import fold_avgpools
 from eventsnn.snn import SimulationConfig
 from eventsnn.testing import strategies as es
 
-from .test_equivalence import assert_identical
+from .test_equivalence import assert_identical, engine_and_reference
 
 
 def refused_by_int32(err: ValueError) -> bool:
@@ -38,6 +38,15 @@ def int32_refusals_skipped():
     except ValueError as err:
         assume(not refused_by_int32(err))
         raise
+
+
+def assert_int32_engine_equals_reference(net, config, x, steps: int) -> None:
+    """Built in int32 (a drawn net int32 refuses is skipped): every spike, count and membrane equal."""
+    with int32_refusals_skipped():
+        snn = build(net, config)
+        event, reference = engine_and_reference(snn, x, steps)
+    assert_identical(event, reference, snn)
+    np.testing.assert_array_equal(event.membrane, reference.membrane)
 
 
 @settings(max_examples=60, deadline=None)

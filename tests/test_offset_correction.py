@@ -12,21 +12,15 @@ from hypothesis import strategies as st
 
 from eventsnn.engine import simulate
 from eventsnn.ir import Linear, MaxPool2d, Network, ReLU
-from eventsnn.reference import simulate_reference
 from eventsnn.snn import SimulationConfig, build
 from eventsnn.testing import strategies as es
 
-from .test_equivalence import assert_identical
-from .test_fixed_point import int32_refusals_skipped
+from .test_equivalence import assert_identical, engine_and_reference
+from .test_fixed_point import assert_int32_engine_equals_reference
 
 NO_MAX_POOL = ("avgpool",)
 OFFSET = dict(corrections=("offset",), resets=("subtract",), outputs=("membrane",))
 
-
-def both(snn, x, steps, seed=0):
-    event = simulate(snn, x, steps, seed=seed, record=True, batch_size=2, count_neurons=True)
-    reference = simulate_reference(snn, x, steps, seed=seed, record=True, count_neurons=True)
-    return event, reference
 
 
 @settings(max_examples=50, deadline=None)
@@ -38,7 +32,7 @@ def test_offset_engine_equals_reference(net_x, config, steps, seed, data):
     is the same in both simulators."""
     net, x = net_x
     snn = data.draw(es.initial_potentials(build(net, config)))
-    event, reference = both(snn, x, steps, seed)
+    event, reference = engine_and_reference(snn, x, steps, seed)
     assert_identical(event, reference, snn)
     np.testing.assert_array_equal(event.decisions, reference.decisions)
     np.testing.assert_array_equal(event.membrane, reference.membrane)
@@ -49,11 +43,7 @@ def test_offset_engine_equals_reference(net_x, config, steps, seed, data):
        config=es.simulation_configs(arithmetics=("int32",), **OFFSET), steps=st.sampled_from([4, 16]))
 def test_offset_int32_engine_equals_reference_on_any_weights(net_x, config, steps):
     net, x = net_x
-    with int32_refusals_skipped():
-        snn = build(net, config)
-        event, reference = both(snn, x, steps)
-    assert_identical(event, reference, snn)
-    np.testing.assert_array_equal(event.membrane, reference.membrane)
+    assert_int32_engine_equals_reference(net, config, x, steps)
 
 
 def _chain(hidden_weight: float) -> Network:
@@ -105,7 +95,7 @@ def test_the_correction_changes_spike_trains_of_a_mixed_sign_net():
     counts = {}
     for correction in ("none", "offset"):
         snn = build(net, SimulationConfig(spikes="binary", levels=1, max_spikes=1, correction=correction))
-        event, reference = both(snn, x, 4)
+        event, reference = engine_and_reference(snn, x, 4)
         assert_identical(event, reference, snn)
         counts[correction] = event.neuron_counts
     assert counts["offset"].min() >= 0 and counts["offset"].max() <= 4

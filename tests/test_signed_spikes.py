@@ -11,20 +11,14 @@ from hypothesis import strategies as st
 
 from eventsnn.engine import simulate
 from eventsnn.ir import Conv2d, Flatten, Linear, MaxPool2d, Network, ReLU
-from eventsnn.reference import simulate_reference
 from eventsnn.snn import IF, SimulationConfig, build
 from eventsnn.testing import strategies as es
 
-from .test_equivalence import assert_identical
-from .test_fixed_point import int32_refusals_skipped
+from .test_equivalence import assert_identical, engine_and_reference
+from .test_fixed_point import assert_int32_engine_equals_reference
 
 NO_MAX_POOL = ("avgpool",)  # a max-pool gate counts spikes up only: refused with signed spikes
 
-
-def both(snn, x, steps, seed=0):
-    event = simulate(snn, x, steps, seed=seed, record=True, batch_size=2, count_neurons=True)
-    reference = simulate_reference(snn, x, steps, seed=seed, record=True, count_neurons=True)
-    return event, reference
 
 
 @settings(max_examples=50, deadline=None)
@@ -35,7 +29,7 @@ def test_signed_engine_equals_reference(net_x, config, steps, seed, data):
     sign), count, SynOp and membrane update is the same in both simulators."""
     net, x = net_x
     snn = data.draw(es.initial_potentials(build(net, config)))
-    assert_identical(*both(snn, x, steps, seed), snn)
+    assert_identical(*engine_and_reference(snn, x, steps, seed), snn)
 
 
 @settings(max_examples=30, deadline=None)
@@ -43,11 +37,7 @@ def test_signed_engine_equals_reference(net_x, config, steps, seed, data):
        config=es.simulation_configs(spikes=("signed",), arithmetics=("int32",)), steps=st.sampled_from([4, 16]))
 def test_signed_int32_engine_equals_reference_on_any_weights(net_x, config, steps):
     net, x = net_x
-    with int32_refusals_skipped():
-        snn = build(net, config)
-        event, reference = both(snn, x, steps)
-    assert_identical(event, reference, snn)
-    np.testing.assert_array_equal(event.membrane, reference.membrane)
+    assert_int32_engine_equals_reference(net, config, x, steps)
 
 
 def test_spikes_are_taken_back_and_counts_stay_non_negative():
@@ -80,7 +70,7 @@ def test_a_late_negative_input_takes_the_early_spike_back():
         stages = list(snn.stages)
         stages[hidden] = dataclasses.replace(stages[hidden], potential=np.array([2.0], np.float32))
         snn = dataclasses.replace(snn, stages=tuple(stages))
-        event, reference = both(snn, np.ones((1, 1), np.float32), 4)
+        event, reference = engine_and_reference(snn, np.ones((1, 1), np.float32), 4)
         assert_identical(event, reference, snn)
         counts[spikes] = event.raster[0, :, 1].tolist()  # the hidden neuron's events per step
     # V: 2.5 -0.75 -> 1.75 fires, 0.75; -0.75 -> 0.0, -0.75 -> -0.75; -0.75 -> -1.5 (binary keeps its 1 spike)
