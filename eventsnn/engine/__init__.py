@@ -52,9 +52,10 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     per_sample += (np.dtype(RASTER_DTYPE).itemsize * steps + 4) * neurons if record else 0
     per_sample += 4 * neurons + 8 * stages if count_neurons else 0
     scratch = 48 + (4 if count_neurons else 0) + (4 if snn.config.spikes == "signed" else 0)  # bytes per neuron
+    scratch *= neurons
     if snn.config.correction == "offset":  # per step: every stage's events and amounts, the largest stage's current
-        scratch += steps * 8 + steps * 4 * max(stage.size for stage in snn.stages) / max(neurons, 1)
-    return 2 * n * per_sample + int(threads * scratch * neurons)
+        scratch += steps * (8 * neurons + 4 * max(stage.size for stage in snn.stages))
+    return 2 * n * per_sample + threads * scratch
 
 
 @repairing

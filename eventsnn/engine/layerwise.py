@@ -13,11 +13,10 @@ import numpy as np
 from numba import njit
 
 from ..kernel_cache import CACHE
-from ..rng import STREAM_POISSON_INPUT, step_key, uniform
 from ..snn import INPUT, OUTPUT
 from .arithmetic import exact_float
 from .delivery import _deliver
-from .loop import START, _changed, _copy
+from .loop import START, _add_input_current, _changed, _copy, _poisson_events, _read_membranes
 from .neurons import _compact, _fire_pass, _integrate, lane_table
 from .readout import _decide
 
@@ -41,17 +40,6 @@ def _correct_offsets(v, v_start, count, threshold, most, low, high):
 def _add_current(v, v0, current):
     for i in range(current.size):
         v[v0 + i] += current[i]
-
-
-@njit(cache=CACHE, error_model="numpy")
-def _poisson_events(x, seed, sample, t, input_index, queue):
-    key = step_key(seed, STREAM_POISSON_INPUT, sample, t)
-    n_events = 0
-    for j in range(x.size):
-        if uniform(key, input_index[j]) < x[j]:
-            queue[n_events] = j
-            n_events += 1
-    return n_events
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -105,17 +93,7 @@ def _run_sample_layerwise(x, sample, net, cfg, v, v_start, v_prev, current, trai
     n_stages = net.kinds.size
     stage_drive = net.drive
     if not cfg.poisson:  # analog input: its constant current W x joins the drive, computed once
-        n_events = 0
-        for j in range(x.size):
-            if x[j] != 0:
-                input_queue[n_events] = j
-                n_events += 1
-        _copy(input_drive, net.drive)
-        for s in range(n_stages):
-            for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
-                if net.proj_src[p] == INPUT:
-                    step_synops[s, 0] += _deliver(p, input_queue, START, np.int64(n_events), x, net, input_drive,
-                                                  net.off[s])
+        _add_input_current(x, net, input_queue, input_drive, step_synops)
         stage_drive = input_drive
     most = np.float64(cfg.steps) * np.float64(cfg.max_spikes if cfg.graded else 1)
     for s in range(n_stages):
@@ -148,13 +126,7 @@ def _run_sample_layerwise(x, sample, net, cfg, v, v_start, v_prev, current, trai
                     raster[t, net.ir_index[j]] = carried
                 if tallying:
                     tally[net.ir_index[j]] += carried
-    out0 = net.off[n_stages - 1]
-    for k in range(net.off[n_stages] - out0):
-        v_out[k] = v[out0 + k] * net.unit[n_stages - 1]
-    if record:
-        for s in range(n_stages):
-            for e in range(net.off[s], net.off[s + 1]):
-                membrane[net.ir_index[e]] = v[e] * net.unit[s]
+    _read_membranes(v, net, v_out, membrane, record)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")

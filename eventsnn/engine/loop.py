@@ -39,6 +39,48 @@ def _changed(v, v_prev):
 
 
 @njit(cache=CACHE, error_model="numpy")
+def _add_input_current(x, net, input_queue, input_drive, step_synops):
+    """Analog input: input_drive = each neuron's drive plus the constant W x of the projections
+    from the input, computed once per sample (its SynOps counted at step 1)."""
+    n_events = 0
+    for j in range(x.size):
+        if x[j] != 0:
+            input_queue[n_events] = j
+            n_events += 1
+    _copy(input_drive, net.drive)
+    for s in range(net.kinds.size):
+        for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
+            if net.proj_src[p] == INPUT:
+                step_synops[s, 0] += _deliver(p, input_queue, START, np.int64(n_events), x, net, input_drive,
+                                              net.off[s])
+
+
+@njit(cache=CACHE, inline="always", error_model="numpy")
+def _poisson_events(x, seed, sample, t, input_index, queue):
+    """Poisson input at step t: the inputs that spike (p = intensity), keyed by their IR index."""
+    key = step_key(seed, STREAM_POISSON_INPUT, sample, t)
+    n_events = 0
+    for j in range(x.size):
+        if uniform(key, input_index[j]) < x[j]:
+            queue[n_events] = j
+            n_events += 1
+    return n_events
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _read_membranes(v, net, v_out, membrane, record):
+    """The output membranes (and, when recording, every membrane in IR order) in their units."""
+    n_stages = net.kinds.size
+    out0 = net.off[n_stages - 1]
+    for k in range(net.off[n_stages] - out0):
+        v_out[k] = v[out0 + k] * net.unit[n_stages - 1]
+    if record:
+        for s in range(n_stages):
+            for e in range(net.off[s], net.off[s + 1]):
+                membrane[net.ir_index[e]] = v[e] * net.unit[s]
+
+
+@njit(cache=CACHE, error_model="numpy")
 def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, amounts, total, qlen, input_queue,
                 input_drive, residual, words, lanes, spikes, spike_amounts, step_synops, decisions, counts, v_out,
                 raster, membrane, record, tally, updates, tallying, ticks, profiling):
@@ -52,7 +94,6 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
     graded, max_spikes = cfg.graded, cfg.max_spikes
     seed, steps, stable_steps, exit_margin = cfg.seed, cfg.steps, cfg.stable_steps, cfg.exit_margin
     n_stages = kinds.size
-    n_input = x.size
     no_amounts = v[:0]  # spikes carry no amount (of the membranes' type; a global array would block caching)
     _copy(v, net.v_init)
     est[:] = 0.0
@@ -65,16 +106,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
     since = _ticks() if profiling else 0
     stage_drive = drive
     if not poisson:  # analog input: projections from the input add a constant W x, computed once
-        n_events = 0
-        for j in range(n_input):
-            if x[j] != 0:
-                input_queue[n_events] = j
-                n_events += 1
-        _copy(input_drive, drive)
-        for s in range(n_stages):
-            for p in range(net.proj_ptr[s], net.proj_ptr[s + 1]):
-                if net.proj_src[p] == INPUT:
-                    step_synops[s, 0] += _deliver(p, input_queue, START, np.int64(n_events), x, net, input_drive, off[s])  # once
+        _add_input_current(x, net, input_queue, input_drive, step_synops)
         stage_drive = input_drive
         since = _lap(ticks, 0, INPUT_PHASE, since, profiling)
 
@@ -85,11 +117,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
     for t in range(steps):
         n_events = 0
         if poisson:
-            key = step_key(seed, STREAM_POISSON_INPUT, sample, t)
-            for j in range(n_input):
-                if uniform(key, net.input_index[j]) < x[j]:
-                    input_queue[n_events] = j
-                    n_events += 1
+            n_events = _poisson_events(x, seed, sample, t, net.input_index, input_queue)
             since = _lap(ticks, 0, INPUT_PHASE, since, profiling)
         for s in range(n_stages):
             v0 = off[s]
@@ -169,12 +197,7 @@ def _run_sample(x, sample, net, cfg, v, v_prev, est, window_est, best, queue, am
             exit_step = t + 1
             decisions[t + 1:] = decisions[t]
             break
-    for k in range(n_out):
-        v_out[k] = v[out0 + k] * net.unit[n_stages - 1]
-    if record:
-        for s in range(n_stages):
-            for e in range(off[s], off[s + 1]):
-                membrane[net.ir_index[e]] = v[e] * net.unit[s]
+    _read_membranes(v, net, v_out, membrane, record)
     return first_spike, exit_step
 
 
