@@ -35,9 +35,13 @@ from ..snn import (ARITHMETICS, CORRECTIONS, IF, INPUTS, RASTER_DTYPE, Projectio
 from ..snn import build as build_populations
 from .profiling import PHASES, ticks_now
 from .delivery import _deliver
+from . import lockstep
 from .layerwise import _run_chunk_layerwise
 from .loop import _run_chunk, run_batch
 from .packing import _NO_AMOUNTS, pack, settings, with_drive
+
+SCHEDULES = ("auto", "step", "layer")
+DELIVERIES = ("auto", "dense", "events")
 
 __all__ = ["build", "simulate", "simulation_bytes", "fastest_projection", "compile_kernels", "PHASES"]
 
@@ -62,7 +66,8 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
 def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
              record: bool = False, threads: int | None = None, progress: Progress | None = None,
              first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0,
-             count_neurons: bool = False, profile: bool = False) -> SimulationResult:
+             count_neurons: bool = False, profile: bool = False, schedule: str = "auto",
+             delivery: str = "auto") -> SimulationResult:
     """Run the event-driven SNN on inputs x (N, *input_shape) for ``steps`` steps.
 
     ``first_sample`` numbers the samples for the random streams (sample i uses first_sample + i),
@@ -76,6 +81,13 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     decisions repeat the last one. ``profile`` times each phase of each stage (``PHASES``: input,
     delivery, fire, compaction, gate, count, readout) with the CPU's cycle counter, into the
     result's ``phase_seconds`` (N, S, phases; CPU seconds, summed over all threads).
+
+    ``schedule``: 'step' runs each sample step by step through all stages; 'layer' runs a batch
+    stage by stage, all samples and steps at once, each projection delivered as a matrix product
+    where its input is dense and as events where it is sparse (``lockstep``; the same spikes, in
+    float32 rounded in another order); 'auto' (default) takes 'layer' where it applies.
+    ``delivery`` ('layer' only): 'auto' times both deliveries of each projection once and takes
+    the cheaper; 'dense' or 'events' forces one (for tests and measurements).
     """
     x = check_simulation_args(snn, x, steps, seed)
     if stable_steps < 0 or exit_margin < 0:
@@ -86,6 +98,14 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     layerwise = snn.config.correction == "offset"
     if layerwise and (stable_steps or exit_margin or profile):
         raise ValueError("offset correction runs layer by layer: no early exit (stable_steps, exit_margin) or profile")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
+    refused = lockstep.refusal(snn, record, count_neurons, profile, bool(stable_steps or exit_margin))
+    if schedule == "layer" and refused:
+        raise ValueError(f"schedule='layer' does not cover {refused}; use schedule='step' or 'auto'")
+    if delivery not in DELIVERIES:
+        raise ValueError(f"delivery must be one of {DELIVERIES}, not {delivery!r}")
+    plan = lockstep.plan_for(snn, delivery) if schedule != "step" and refused is None else None
     memory.check(simulation_bytes(snn, len(x), steps, record, count_neurons, n_threads),
                  f"simulating {len(x)} samples for {steps} steps" + (" with record=True" if record else ""))
     net = with_drive(pack(snn), snn, steps)
@@ -112,9 +132,14 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         updates = np.zeros((b if count_neurons else 1, n_stages), np.int64)
         ticks = np.zeros((b if profile else 1, n_stages, len(PHASES)), np.int64)
         began, began_ticks = time.perf_counter(), ticks_now()
-        run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
-                  exit_step, counts, v_out, raster, membrane, record, tally, updates, count_neurons, ticks, profile,
-                  n_threads=n_threads, chunk=_run_chunk_layerwise if layerwise else _run_chunk)
+        if plan is not None:
+            first_spike[:], exit_step[:] = -1, -1
+            lockstep.run_lockstep(plan, net, cfg, xb, first_sample + start, spikes, spike_amounts, step_synops,
+                                  decisions, v_out, n_threads)
+        else:
+            run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
+                      exit_step, counts, v_out, raster, membrane, record, tally, updates, count_neurons, ticks,
+                      profile, n_threads=n_threads, chunk=_run_chunk_layerwise if layerwise else _run_chunk)
         elapsed = time.perf_counter() - began
         seconds_per_tick = elapsed / max(ticks_now() - began_ticks, 1)
         parts.append(SimulationResult(decisions, spikes, step_synops.sum(axis=2), first_spike, counts, v_out,

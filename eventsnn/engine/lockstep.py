@@ -1,0 +1,420 @@
+"""Batch lock-step: a batch simulated stage by stage, all its samples and steps at once (``simulate``'s
+``schedule='layer'``).
+
+A feed-forward SNN's stage s reads, at step t, what its sources emitted at step t, so it can run its T
+steps once its sources have run theirs: the spikes are those of the step-major loop. Run this way,
+a projection's input is the count tensor (samples x steps x source neurons) of its source, and it is
+delivered in the cheaper of two ways, chosen per projection and batch:
+- dense: one matrix product over the counts (BLAS; a convolution's input unrolled into its
+  windows first), as the ANN computes the layer;
+- events: each sample's and step's events scattered through the projection's synapses, as the
+  step-major loop does (``delivery._deliver``).
+The choice is measured, not guessed: the first time a projection delivers, both ways are timed on
+its first rows (``Plan.goes_dense``), and from then on it takes the way its input's number of
+rows and events make cheaper.
+int32 arithmetic multiplies in float64, where these integer sums are exact, and wraps into int32
+as the engine's adds do: every delivery order gives the same spikes. In float32 the two orders
+round differently (within float32's rounding; exact on weights and inputs on a dyadic grid).
+
+Not covered (``refusal`` says why; ``simulate`` then runs the step-major loop): max-pool gates,
+signed spikes, the softmax and spike readouts, early exit, profiles, records and neuron counts,
+offset correction (``layerwise``).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+from .. import fixed_point
+from ..connectivity import engine_order
+from ..kernel_cache import CACHE
+from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork, stage_bits
+from .delivery import _add_row, _deliver
+from .loop import _copy, _poisson_events
+from .neurons import _fire_pass, _integrate
+from .packing import MEMBRANE
+from .readout import _decide
+
+WINDOW_BYTES = 16 << 20  # a convolution's unrolled input is built and multiplied this much at a time
+STAGE_BYTES = 256 << 20  # a sub-batch's per-stage tensors (currents, counts) stay within about this
+
+
+def refusal(snn: SpikingNetwork, record: bool, count_neurons: bool, profile: bool, early_exit: bool) -> str | None:
+    """Why this run cannot go stage by stage (None: it can)."""
+    cfg = snn.config
+    reasons = [(any(s.kind == GATE for s in snn.stages), "max-pool gates"), (cfg.spikes == "signed", "signed spikes"),
+               (cfg.output != "membrane", f"the {cfg.output} readout"), (early_exit, "early exit"),
+               (profile, "profile"), (record, "record"), (count_neurons, "count_neurons"),
+               (cfg.correction != "none", "offset correction")]
+    found = [what for refused, what in reasons if refused]
+    return ", ".join(found) if found else None
+
+
+# ----------------------------------------------------------------------------------------- kernels
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, out):
+    """Rows lo .. hi-1 of src (rows, channel-last images of f h x f w pixels) unrolled into windows:
+    out[r*ho*wo + pixel] = the (kh, kw, c) window of that output pixel (zero padding) in the image
+    summed over f x f blocks (f = 1: the image itself)."""
+    row_width = w * f * c
+    for r in range(lo, hi):
+        image = src[r]
+        base = r * ho * wo
+        for oy in range(ho):
+            for ox in range(wo):
+                row = out[base + oy * wo + ox]
+                x0 = ox * stride - pad
+                first, last = max(0, -x0), min(kw, w - x0)  # the kernel columns inside the image
+                for i in range(kh):
+                    y = oy * stride + i - pad
+                    line = row[i * kw * c:(i + 1) * kw * c]
+                    if not 0 <= y < h or first >= last:
+                        line[:] = 0
+                        continue
+                    line[:first * c] = 0
+                    line[last * c:] = 0
+                    if f == 1:  # one contiguous run of pixels
+                        _copy_cast(line[first * c:last * c], image[(y * w + x0 + first) * c:(y * w + x0 + last) * c])
+                        continue
+                    line[first * c:last * c] = 0
+                    for j in range(first, last):
+                        for a in range(f):
+                            start = (y * f + a) * row_width + (x0 + j) * f * c
+                            for e in range(f):
+                                _add_cast(line[j * c:(j + 1) * c], image[start + e * c:start + (e + 1) * c])
+
+
+@njit(cache=CACHE, inline="always")
+def _copy_cast(target, source):
+    for i in range(target.size):  # views indexed from 0: vectorizes
+        target[i] = source[i]
+
+
+@njit(cache=CACHE, inline="always")
+def _add_cast(target, source):
+    for i in range(target.size):
+        target[i] += source[i]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _count_synops(lo, hi, src, fan_out, synops):
+    """synops[r] += the fan-out of row r's non-zero inputs (one SynOp per synapse an event reaches)."""
+    for r in range(lo, hi):
+        ops = 0
+        for j in range(src.shape[1]):
+            if src[r, j] != 0:
+                ops += fan_out[j]
+        synops[r] += ops
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _scatter(lo, hi, p, src, scaled, net, current, synops):
+    """Rows lo .. hi-1: each row's non-zero inputs delivered as events through projection p into
+    current (rows, n); ``scaled``: events carry their value (graded spikes, analog pixels)."""
+    queue = np.empty(src.shape[1], np.int32)
+    amounts = np.empty(src.shape[1] if scaled else 0, current.dtype)
+    for r in range(lo, hi):
+        n_events = 0
+        for j in range(src.shape[1]):
+            if src[r, j] != 0:
+                queue[n_events] = j
+                if scaled:
+                    amounts[j] = src[r, j]
+                n_events += 1
+        synops[r] += _deliver(p, queue, np.int64(0), np.int64(n_events), amounts, net, current[r], np.int64(0))
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _fire_stage(lo, hi, s, net, cfg, current, drive, counts, events, emitted):
+    """Samples lo .. hi-1 of IF stage s through all steps: V += current[b, t], then the fire pass
+    (``neurons._fire_pass``) with the drive; what each neuron emitted goes to counts[b, t]."""
+    v0, n = net.off[s], net.off[s + 1] - net.off[s]
+    v = np.empty(n, net.v_init.dtype)
+    amounts = np.empty(n, net.v_init.dtype)
+    words = np.zeros((n + 7) // 8, np.uint64)
+    flags = words.view(np.uint8)
+    no_total = np.empty(0, np.int32)
+    for b in range(lo, hi):
+        row = drive[b if drive.shape[0] > 1 else 0]
+        _copy(v, net.v_init[v0:v0 + n])
+        for t in range(cfg.steps):
+            _add_row(v, current[b, t], v[0], False)
+            _, amount = _fire_pass(v, 0, n, row, 0, net.threshold[s], cfg.subtract, cfg.graded, cfg.max_spikes,
+                                   net.low[s], net.high[s], amounts, words, 0, False, no_total)
+            fired = 0
+            out = counts[b, t]
+            for i in range(n):
+                out[i] = amounts[i] if cfg.graded else flags[i]
+                fired += out[i] != 0
+            events[b, t] = fired
+            emitted[b] += amount if cfg.graded else fired
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _read_out(lo, hi, s, net, cfg, current, drive, decisions, v_out):
+    """Samples lo .. hi-1 of the output stage: V += current[b, t] and the drive, a decision per step."""
+    v0, n = net.off[s], net.off[s + 1] - net.off[s]
+    v = np.empty(n, net.v_init.dtype)
+    no_counts = np.zeros(n, np.int32)
+    for b in range(lo, hi):
+        row = drive[b if drive.shape[0] > 1 else 0]
+        _copy(v, net.v_init[v0:v0 + n])
+        for t in range(cfg.steps):
+            _add_row(v, current[b, t], v[0], False)
+            _integrate(v, 0, n, row, 0, net.low[s], net.high[s])
+            decisions[b, t] = _decide(no_counts, v, 0, n, MEMBRANE, False)
+        for k in range(n):
+            v_out[b, k] = v[k] * net.unit[s]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _poisson_counts(lo, hi, x, seed, first_sample, input_index, counts):
+    """Samples lo .. hi-1: counts[b, t, j] = 1 where input j spikes at step t (``loop._poisson_events``)."""
+    queue = np.empty(x.shape[1], np.int32)
+    for b in range(lo, hi):
+        for t in range(counts.shape[1]):
+            n_events = _poisson_events(x[b], seed, first_sample + b, t, input_index, queue)
+            for e in range(n_events):
+                counts[b, t, queue[e]] = 1
+
+
+# ------------------------------------------------------------------------------------ the schedule
+
+_POOL: list[ThreadPoolExecutor] = []  # one pool for the process, grown to the most threads asked for
+
+
+def _in_threads(kernel, rows: int, n_threads: int, *args) -> None:
+    """kernel(lo, hi, *args) over rows 0 .. rows-1, split among n_threads (the kernels release the GIL)."""
+    if n_threads <= 1 or rows <= 1:
+        kernel(0, rows, *args)
+        return
+    if not _POOL or _POOL[0]._max_workers < n_threads:
+        _POOL[:] = [ThreadPoolExecutor(n_threads)]
+    size = -(-rows // n_threads)
+    for done in [_POOL[0].submit(kernel, lo, min(lo + size, rows), *args) for lo in range(0, rows, size)]:
+        done.result()
+
+
+def _pooling_factor(weight: np.ndarray, stride: int, padding: int, in_shape: tuple[int, ...]) -> int:
+    """f > 1 where a conv is an f x f sum pooling of stride f followed by a conv f times smaller
+    (an average pooling absorbed by ``rewrite.fold_avgpools``): its weights are constant over f x f
+    blocks. Run so, it takes f^2 times fewer multiplications."""
+    out, per_group, kh, kw = weight.shape
+    _, h, w = in_shape
+    for f in (4, 3, 2):
+        if kh % f or kw % f or stride % f or padding % f or h % f or w % f:
+            continue
+        blocks = weight.reshape(out, per_group, kh // f, f, kw // f, f)
+        if np.array_equal(blocks, np.broadcast_to(blocks[:, :, :, :1, :, :1], blocks.shape)):
+            return f
+    return 1
+
+
+class _Dense:
+    """A projection as a matrix product: the weight matrix (rows in the order of the unrolled input),
+    in float32, or in float64 grid steps for int32 arithmetic; a convolution's geometry."""
+
+    def __init__(self, projection: Projection, bits: int | None):
+        layer = projection.layer
+        if projection.path == "dense":
+            matrix = projection.dense
+            self.conv = None
+        else:
+            c, h, w = projection.in_shape
+            f = _pooling_factor(layer.weight, layer.stride, layer.padding, projection.in_shape)
+            weight = layer.weight[:, :, ::f, ::f]
+            kh, kw = weight.shape[2:]
+            stride, pad, h, w = layer.stride // f, layer.padding // f, h // f, w // f
+            ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+            self.conv = (c, h, w, kh, kw, stride, pad, ho, wo, f)
+            matrix = weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])  # the window's (kh, kw, c) order
+        self.matrix = np.ascontiguousarray(fixed_point.steps_of(matrix, bits).astype(np.float64) if bits is not None
+                                           else matrix.astype(np.float32))
+
+    @staticmethod
+    def applies(projection: Projection) -> bool:
+        if projection.path == "dense":
+            return True
+        return projection.path == "direct" and projection.layer.groups == 1
+
+    def deliver(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
+        """current (rows, n_out) += src (rows, n_in) through the weights (``fresh``: current is
+        zero, so the product is written into it); int32 currents wrap."""
+        rows = len(src)
+        if self.conv is None:
+            self._add(current, src.astype(self.matrix.dtype) @ self.matrix, fresh)
+            return
+        c, h, w, kh, kw, stride, pad, ho, wo, f = self.conv
+        block = max(1, WINDOW_BYTES // (ho * wo * kh * kw * c * self.matrix.itemsize))
+        windows = np.empty((min(block, rows) * ho * wo, kh * kw * c), self.matrix.dtype)
+        for lo in range(0, rows, block):
+            hi = min(lo + block, rows)
+            part = windows[:(hi - lo) * ho * wo]
+            _in_threads(_unroll, hi - lo, n_threads, src[lo:hi], c, h, w, kh, kw, stride, pad, ho, wo, f, part)
+            target = current[lo:hi].reshape(len(part), -1)
+            if fresh and current.dtype == self.matrix.dtype:
+                np.matmul(part, self.matrix, out=target)
+            else:
+                self._add(target, part @ self.matrix, fresh)
+
+    @staticmethod
+    def _add(current: np.ndarray, product: np.ndarray, fresh: bool) -> None:
+        if current.dtype == np.int32:  # exact float64 sums, wrapped as int32 adds wrap
+            product = product.astype(np.int64).astype(np.int32)
+        if fresh:
+            current[...] = product
+        else:
+            current += product
+
+
+class _Buffers:
+    """Large scratch arrays handed out again once given back: fresh memory costs page faults on
+    first touch, about as much as the work done in it."""
+
+    def __init__(self):
+        self.free: list[np.ndarray] = []
+
+    def take(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        fits = [i for i, buffer in enumerate(self.free) if buffer.size >= nbytes]
+        buffer = self.free.pop(min(fits, key=lambda i: self.free[i].size)) if fits else np.empty(nbytes, np.uint8)
+        return buffer[:nbytes].view(dtype).reshape(shape)
+
+    def give(self, array: np.ndarray) -> None:
+        self.free.append(array.base if array.base is not None else array)
+
+
+class Plan:
+    """What a run stage by stage prepares once per network: each projection's matrix product
+    (None where it has none), its sources' fan-out in engine order, the last stage reading each
+    source, and (``delivery='auto'``) each projection's measured cost of both deliveries."""
+
+    def __init__(self, snn: SpikingNetwork, delivery: str = "auto"):
+        integer = snn.config.arithmetic == "int32"
+        self.snn, self.delivery = snn, delivery
+        self.dense = [[_Dense(p, stage_bits(stage) if integer else None) if _Dense.applies(p) else None
+                       for p in stage.projections] for stage in snn.stages]
+        self.fan_out = [[p.fan_out[engine_order(p.source_shape)].astype(np.int64) for p in stage.projections]
+                        for stage in snn.stages]
+        self.last_reader = {p.source: s for s, stage in enumerate(snn.stages) for p in stage.projections}
+        self.costs: dict[int, tuple[float, float]] = {}  # projection: (seconds per input row dense, per event)
+        self.buffers = _Buffers()
+
+    def goes_dense(self, p: int, dense: _Dense | None, src: np.ndarray, scaled: bool, current: np.ndarray, net,
+                   n_threads: int) -> bool:
+        """Whether projection p delivers src (rows, n_in) as a matrix product: where it has one, and
+        ('auto') where that took less time than the events would, both timed once on its first rows."""
+        if dense is None or self.delivery == "events":
+            return False
+        if self.delivery == "dense":
+            return True
+        if p not in self.costs:
+            rows = min(len(src), CALIBRATION_ROWS)
+            self.costs[p] = _time_both(p, dense, src[:rows], scaled, np.zeros_like(current[:rows]), net, n_threads)
+        per_row, per_event = self.costs[p]
+        return per_row * len(src) <= per_event * np.count_nonzero(src)
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def plan_for(snn: SpikingNetwork, delivery: str) -> Plan:
+    """The network's plan, kept while the network lives (so its measured costs are measured once)."""
+    plans = _PLANS.setdefault(snn, {})
+    if delivery not in plans:
+        plans[delivery] = Plan(snn, delivery)
+    return plans[delivery]
+
+
+CALIBRATION_ROWS = 32  # input rows (sample-steps) on which a projection's two deliveries are timed
+
+
+def _time_both(p: int, dense: _Dense, src: np.ndarray, scaled: bool, current: np.ndarray, net,
+               n_threads: int) -> tuple[float, float]:
+    """Seconds per input row of the matrix product and per event of the scatter, on src (into the scratch current)."""
+    synops = np.zeros(len(src), np.int64)
+    began = time.perf_counter()
+    dense.deliver(src, current, True, n_threads)
+    per_row = (time.perf_counter() - began) / max(len(src), 1)
+    began = time.perf_counter()
+    _in_threads(_scatter, len(src), n_threads, p, src, scaled, net, current, synops)
+    per_event = (time.perf_counter() - began) / max(np.count_nonzero(src), 1)
+    return per_row, per_event
+
+
+def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes: np.ndarray,
+                 spike_amounts: np.ndarray, step_synops: np.ndarray, decisions: np.ndarray, v_out: np.ndarray,
+                 n_threads: int) -> np.ndarray:
+    """One batch (x in engine order) stage by stage, into the step-major loop's outputs. Returns per
+    stage the source events delivered by matrix products and all its source events (S, 2)."""
+    steps, stages = cfg.steps, plan.snn.stages
+    dtype = net.v_init.dtype
+    largest = max(stage.size for stage in stages)
+    sub = max(1, min(len(x), STAGE_BYTES // (steps * largest * (dtype.itemsize + np.dtype(RASTER_DTYPE).itemsize))))
+    events = np.zeros((len(stages), 2), np.int64)
+    for lo in range(0, len(x), sub):
+        hi = min(lo + sub, len(x))
+        xb, b = x[lo:hi], hi - lo
+        counts: dict[int, np.ndarray] = {}  # (b, steps, size) what each neuron emitted, until its last reader ran
+        if cfg.poisson:
+            counts[INPUT] = plan.buffers.take((b, steps, x.shape[1]), RASTER_DTYPE)
+            counts[INPUT][...] = 0
+            _in_threads(_poisson_counts, b, n_threads, xb, cfg.seed, first_sample + lo, net.input_index,
+                        counts[INPUT])
+        for s, stage in enumerate(stages):
+            v0, n = net.off[s], net.off[s + 1] - net.off[s]
+            current, fresh = plan.buffers.take((b, steps, n), dtype), True  # fresh: nothing delivered yet
+            drive = net.drive[v0:v0 + n][None]
+            for k, projection in enumerate(stage.projections):
+                p = net.proj_ptr[s] + k
+                if projection.source == INPUT and not cfg.poisson:  # analog: a constant current W x per sample
+                    constant, synops = np.zeros((b, n), dtype), np.zeros(b, np.int64)
+                    _deliver_rows(plan, p, xb, True, plan.dense[s][k], net, constant, True, synops, n_threads,
+                                  plan.fan_out[s][k])
+                    step_synops[lo:hi, s, 0] += synops
+                    drive = drive + constant  # wraps in int32
+                    continue
+                src = counts[projection.source].reshape(b * steps, -1)
+                synops = np.zeros(b * steps, np.int64)
+                went_dense = _deliver_rows(plan, p, src, cfg.graded, plan.dense[s][k], net,
+                                           current.reshape(b * steps, n), fresh, synops, n_threads, plan.fan_out[s][k])
+                fresh = False
+                step_synops[lo:hi, s] += synops.reshape(b, steps)
+                delivered = int(np.count_nonzero(src))
+                events[s] += (delivered if went_dense else 0, delivered)
+            if fresh:
+                current[...] = 0
+            for source in {p.source for p in stage.projections}:
+                if plan.last_reader[source] == s and source in counts:
+                    plan.buffers.give(counts.pop(source))
+            if stage.kind == OUTPUT:
+                _in_threads(_read_out, b, n_threads, s, net, cfg, current, drive, decisions[lo:hi], v_out[lo:hi])
+            else:
+                counts[s] = plan.buffers.take((b, steps, n), RASTER_DTYPE)
+                _in_threads(_fire_stage, b, n_threads, s, net, cfg, current, drive, counts[s], spikes[lo:hi, s],
+                            spike_amounts[lo:hi, s])
+            plan.buffers.give(current)
+        for left in counts.values():  # stages nothing reads
+            plan.buffers.give(left)
+    return events
+
+
+def _deliver_rows(plan: Plan, p: int, src: np.ndarray, scaled: bool, dense: _Dense | None, net,
+                  current: np.ndarray, fresh: bool, synops: np.ndarray, n_threads: int, fan_out: np.ndarray) -> bool:
+    """current += src through projection p (``fresh``: current holds nothing yet), as a matrix
+    product when it has one and the input is dense enough, else as events; synops[row] += the
+    row's events' fan-out. Returns whether it went dense."""
+    if plan.goes_dense(p, dense, src, scaled, current, net, n_threads):
+        dense.deliver(src, current, fresh, n_threads)
+        _in_threads(_count_synops, len(src), n_threads, src, fan_out, synops)
+        return True
+    if fresh:
+        current[...] = 0
+    _in_threads(_scatter, len(src), n_threads, p, src, scaled, net, current, synops)
+    return False

@@ -1,0 +1,131 @@
+"""The stage-by-stage schedule (``schedule='layer'``, ``engine.lockstep``): a batch run one stage at a
+time, each projection delivered as a matrix product or as events, gives the spikes of the dense reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventsnn.engine import lockstep, simulate
+from eventsnn.ir import AvgPool2d, Conv2d, Flatten, Linear, Network, ReLU
+from eventsnn.reference import simulate_reference
+from eventsnn.rewrite import fold_avgpools
+from eventsnn.snn import SimulationConfig, build
+from eventsnn.testing import strategies as es
+
+from .test_fixed_point import int32_refusals_skipped
+
+LAYER = dict(outputs=("membrane",), spikes=("binary", "graded"))
+DELIVERIES = ("dense", "events", "auto")
+
+
+def assert_layer_equals_reference(snn, x, steps: int, seed: int, delivery: str) -> None:
+    layer = simulate(snn, x, steps, seed=seed, schedule="layer", delivery=delivery, batch_size=3)
+    reference = simulate_reference(snn, x, steps, seed=seed)
+    for field in ("decisions", "spikes", "synops", "synops_per_step", "spike_amounts", "input_synops",
+                  "first_spike", "output_membrane"):
+        np.testing.assert_array_equal(getattr(layer, field), getattr(reference, field), err_msg=field)
+
+
+@settings(max_examples=50, deadline=None)
+@given(net_x=es.networks_and_inputs(pools=("avgpool",)), config=es.simulation_configs(**LAYER),
+       steps=st.sampled_from([1, 3, 8]), seed=st.integers(0, 999), delivery=st.sampled_from(DELIVERIES),
+       data=st.data())
+def test_layer_schedule_equals_reference(net_x, config, steps, seed, delivery, data):
+    """Chains and residual graphs (grouped convs, CSR, kernel-direct and dense paths), binary and
+    graded spikes, analog and Poisson input, both resets, calibrated V(0), dyadic weights: every
+    count, SynOp, decision and output membrane equal, whichever way each projection delivers."""
+    net, x = net_x
+    snn = data.draw(es.initial_potentials(build(net, config)))
+    assert_layer_equals_reference(snn, x, steps, seed, delivery)
+
+
+@settings(max_examples=40, deadline=None)
+@given(net_x=es.networks_and_inputs(dyadic=False, pools=("avgpool",)),
+       config=es.simulation_configs(arithmetics=("int32",), **LAYER), steps=st.sampled_from([1, 4]),
+       seed=st.integers(0, 999), delivery=st.sampled_from(DELIVERIES))
+def test_layer_schedule_in_int32_equals_reference_on_any_weights(net_x, config, steps, seed, delivery):
+    """int32: the float64 matrix products are exact, so on any weights every delivery gives the
+    step-major engine's and the reference's spikes."""
+    net, x = net_x
+    with int32_refusals_skipped():
+        snn = build(net, config)
+        step = simulate(snn, x, steps, seed=seed, schedule="step")
+    assert_layer_equals_reference(snn, x, steps, seed, delivery)
+    np.testing.assert_array_equal(simulate(snn, x, steps, seed=seed, schedule="layer", delivery=delivery).spikes,
+                                  step.spikes)
+
+
+def _pooled_net(rng: np.random.Generator) -> Network:
+    """conv -> 2x2 average pooling -> conv -> flatten -> linear, on dyadic weights."""
+    def w(*shape):
+        return (rng.integers(-8, 9, shape) / 16).astype(np.float32)
+    return Network((2, 8, 8), (Conv2d(w(4, 2, 3, 3), w(4), 1, 1, "c1"), ReLU("r1"), AvgPool2d(2, 2, "pool"),
+                               Conv2d(w(5, 4, 3, 3), None, 1, 1, "c2"), ReLU("r2"), Flatten("flat"),
+                               Linear(w(3, 80), None, "out")))
+
+
+def test_an_absorbed_average_pooling_runs_as_a_sum_pooling_and_a_smaller_conv():
+    """The conv that absorbed the pooling (6x6, stride 2) is found to be a 2x2 sum pooling and a
+    3x3 conv (4 times fewer products), and delivers the same currents as its events do."""
+    net, _ = fold_avgpools(_pooled_net(np.random.default_rng(0)))
+    conv = next(layer for layer in net.layers if getattr(layer, "name", "") == "c2")
+    assert conv.weight.shape[2:] == (6, 6) and conv.stride == 2
+    assert lockstep._pooling_factor(conv.weight, conv.stride, conv.padding, (4, 8, 8)) == 2
+    snn = build(net, SimulationConfig(spikes="graded", max_spikes=4, levels=4))
+    x = np.random.default_rng(1).integers(0, 5, (6, 2, 8, 8)).astype(np.float32) / 4
+    for delivery in ("dense", "events"):
+        assert_layer_equals_reference(snn, x, 4, 0, delivery)
+    perturbed = conv.weight.copy()
+    perturbed[0, 0, 0, 0] += 1  # no longer constant over a 2x2 block
+    assert lockstep._pooling_factor(perturbed, conv.stride, conv.padding, (4, 8, 8)) == 1
+
+
+def test_sub_batches_and_window_blocks_do_not_change_the_result(monkeypatch):
+    """A stage's samples split into sub-batches of one, a convolution's windows built a row at a time."""
+    snn = build(_pooled_net(np.random.default_rng(2)), SimulationConfig(spikes="graded", max_spikes=4, levels=4))
+    x = np.random.default_rng(3).random((5, 2, 8, 8)).astype(np.float32)
+    whole = simulate(snn, x, 3, schedule="layer", delivery="dense")
+    monkeypatch.setattr(lockstep, "STAGE_BYTES", 1)
+    monkeypatch.setattr(lockstep, "WINDOW_BYTES", 1)
+    split = simulate(snn, x, 3, schedule="layer", delivery="dense")
+    np.testing.assert_array_equal(split.spikes, whole.spikes)
+    np.testing.assert_array_equal(split.output_membrane, whole.output_membrane)
+
+
+def test_auto_delivery_times_each_projection_once_and_keeps_both_paths_in_play():
+    snn = build(_pooled_net(np.random.default_rng(4)), SimulationConfig())
+    x = np.random.default_rng(5).random((4, 2, 8, 8)).astype(np.float32)
+    simulate(snn, x, 4, schedule="layer")
+    plan = lockstep.plan_for(snn, "auto")
+    assert set(plan.costs) == {0, 1, 2}  # the input's conv, the pooled conv, the linear layer
+    assert all(per_row > 0 and per_event > 0 for per_row, per_event in plan.costs.values())
+    simulate(snn, x, 4, schedule="layer")
+    assert lockstep.plan_for(snn, "auto") is plan
+
+
+@pytest.mark.parametrize("what, options, build_config", [
+    ("record", dict(record=True), {}),
+    ("count_neurons", dict(count_neurons=True), {}),
+    ("early exit", dict(stable_steps=2), {}),
+    ("the softmax readout", {}, dict(output="softmax")),
+    ("signed spikes", {}, dict(spikes="signed")),
+])
+def test_what_the_layer_schedule_does_not_cover_is_refused_by_name(what, options, build_config):
+    snn = build(_pooled_net(np.random.default_rng(6)), SimulationConfig(**build_config))
+    x = np.zeros((1, 2, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=f"does not cover {what}"):
+        simulate(snn, x, 2, schedule="layer", **options)
+    simulate(snn, x, 2, schedule="step", **options)
+
+
+def test_a_max_pool_is_refused_and_bad_settings_are_named(demo):
+    snn, x = demo.model.build(), demo.x
+    with pytest.raises(ValueError, match="max-pool gates"):
+        simulate(snn, x[:1], 2, schedule="layer")
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        simulate(snn, x[:1], 2, schedule="lockstep")
+    with pytest.raises(ValueError, match="delivery must be one of"):
+        simulate(snn, x[:1], 2, delivery="gemm")
