@@ -138,14 +138,16 @@ def exit_rule_text(rule: dict) -> str:
 
 
 def early_exit_options(model: ConvertedModel, stable_steps: int | None, exit_margin: int | None,
-                       settings: dict | None = None, log: Log = print) -> dict:
-    """The early-exit rule of a run: the values given, else the rule chosen at conversion. A margin
-    counts output spikes, so it is refused with the membrane readout (it would never stop a sample)."""
+                       settings: dict | None = None, log: Log = print, schedule: str = "step") -> dict:
+    """The early-exit rule of a run: the values given, else the rule chosen at conversion (off where
+    the run goes layer by layer). A margin counts output spikes, so it is refused with the membrane
+    readout (it would never stop a sample)."""
     config = model.config.updated(**(settings or {}))
     if stable_steps is not None or exit_margin is not None or not model.early_exit:
         options = {"stable_steps": stable_steps or 0, "exit_margin": exit_margin or 0}
-    elif config.correction == "offset":
-        log("the early exit chosen at conversion is off: offset correction runs layer by layer")
+    elif config.correction == "offset" or schedule == "layer":
+        why = "offset correction runs" if config.correction == "offset" else "--schedule layer runs a batch"
+        log(f"the early exit chosen at conversion is off: {why} layer by layer")
         options = {"stable_steps": 0, "exit_margin": 0}
     else:
         log(f"early exit chosen at conversion: {exit_rule_text(model.early_exit)} (--exit-stable 0 turns it off)")

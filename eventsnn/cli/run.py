@@ -10,6 +10,7 @@ import numpy as np
 from ..atomic import check_writable, write_text
 from ..pipeline import (ann_accuracy, calibrated_steps, check_labels, cluster, default_steps, early_exit_options,
                         load_data, load_model, run_report, simulate_model)
+from ..engine import SCHEDULES
 from ..report import format_phase_table, format_table, phase_report
 from .options import NON_NEGATIVE, POSITIVE, add_cluster, add_connectivity, add_data, add_settings, connectivity, settings
 
@@ -23,6 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("--engine", choices=("event", "reference"), default="event",
                    help="the event engine, or the dense NumPy oracle")
     p.add_argument("--threads", type=POSITIVE, help="threads of the event engine (default: all cores)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="step",
+                   help="event engine: each sample step by step (default), or a batch stage by stage with dense "
+                        "layer inputs delivered as matrix products (faster on wide conv nets; feed-forward runs "
+                        "without max-pooling, signed spikes, softmax/spike readouts, early exit or --profile)")
     p.add_argument("--profile", action="store_true",
                    help="time each phase of each stage with the CPU's cycle counter and print where the time went "
                         "(event engine in this process; also in the --json report)")
@@ -56,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
               "but the calibration fits best at its own T")
     x, y = load_data(args.data, args.limit)
     check_labels(y, int(np.prod(model.ann.output_shape)), args.data)
-    options = {"threads": args.threads, **early_exit_options(model, args.exit_stable, args.exit_margin, settings(args))}
+    options = {"threads": args.threads, **early_exit_options(model, args.exit_stable, args.exit_margin, settings(args),
+                                                             schedule=args.schedule)}
+    if args.schedule != "step":
+        if args.engine != "event":
+            raise ValueError("--schedule is an option of the event engine")
+        options["schedule"] = args.schedule
     if args.engine == "reference" and (options["stable_steps"] or options["exit_margin"]):
         raise ValueError("early exit is an option of the event engine (--exit-stable 0 turns off a stored rule)")
     if args.profile:

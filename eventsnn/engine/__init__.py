@@ -40,17 +40,17 @@ from .layerwise import _run_chunk_layerwise
 from .loop import _run_chunk, run_batch
 from .packing import _NO_AMOUNTS, pack, settings, with_drive
 
-SCHEDULES = ("auto", "step", "layer")
+SCHEDULES = ("step", "layer")
 DELIVERIES = ("auto", "dense", "events")
 
 __all__ = ["build", "simulate", "simulation_bytes", "fastest_projection", "compile_kernels", "PHASES"]
 
 
 def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = False, count_neurons: bool = False,
-                     threads: int = 1) -> int:
+                     threads: int = 1, schedule: str = "step") -> int:
     """What simulating n samples allocates: per-sample results (counts per stage and step, decisions;
     the raster and membranes when recorded, the spike and update counts when counted), held twice
-    while the batches are joined, and each thread's scratch."""
+    while the batches are joined, and each thread's scratch (schedule 'layer': the stages' scratch)."""
     stages, neurons, steps, n = len(snn.stages), snn.n_neurons, int(steps), int(n)  # Python ints: no overflow
     per_sample = stages * steps * 12 + steps * 4 + stages * 24 + snn.n_classes * 8 + 16
     per_sample += (np.dtype(RASTER_DTYPE).itemsize * steps + 4) * neurons if record else 0
@@ -59,6 +59,8 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     scratch *= neurons
     if snn.config.correction == "offset":  # per step: every stage's events and amounts, the largest stage's current
         scratch += steps * (8 * neurons + 4 * max(stage.size for stage in snn.stages))
+    if schedule == "layer":
+        return 2 * n * per_sample + lockstep.scratch_bytes(snn, n, steps)
     return 2 * n * per_sample + threads * scratch
 
 
@@ -66,7 +68,7 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
 def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batch_size: int = 256,
              record: bool = False, threads: int | None = None, progress: Progress | None = None,
              first_sample: int = 0, stable_steps: int = 0, exit_margin: int = 0,
-             count_neurons: bool = False, profile: bool = False, schedule: str = "auto",
+             count_neurons: bool = False, profile: bool = False, schedule: str = "step",
              delivery: str = "auto") -> SimulationResult:
     """Run the event-driven SNN on inputs x (N, *input_shape) for ``steps`` steps.
 
@@ -82,12 +84,13 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     delivery, fire, compaction, gate, count, readout) with the CPU's cycle counter, into the
     result's ``phase_seconds`` (N, S, phases; CPU seconds, summed over all threads).
 
-    ``schedule``: 'step' runs each sample step by step through all stages; 'layer' runs a batch
-    stage by stage, all samples and steps at once, each projection delivered as a matrix product
-    where its input is dense and as events where it is sparse (``lockstep``; the same spikes, in
-    float32 rounded in another order); 'auto' (default) takes 'layer' where it applies.
-    ``delivery`` ('layer' only): 'auto' times both deliveries of each projection once and takes
-    the cheaper; 'dense' or 'events' forces one (for tests and measurements).
+    ``schedule``: 'step' (default) runs each sample step by step through all stages; 'layer' runs
+    a batch stage by stage, all samples and steps at once, each projection delivered as a matrix
+    product or as events (``lockstep``: the same spikes; in float32 its sums round in another
+    order, in int32 they are exact). It covers feed-forward runs without max-pool gates, signed
+    spikes, the softmax or spike readouts, early exit, profile, record or count_neurons.
+    ``delivery`` (schedule 'layer'): 'auto' times both deliveries of each projection once and takes
+    the cheaper from then on; 'dense' or 'events' forces one.
     """
     x = check_simulation_args(snn, x, steps, seed)
     if stable_steps < 0 or exit_margin < 0:
@@ -102,11 +105,12 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
     refused = lockstep.refusal(snn, record, count_neurons, profile, bool(stable_steps or exit_margin))
     if schedule == "layer" and refused:
-        raise ValueError(f"schedule='layer' does not cover {refused}; use schedule='step' or 'auto'")
+        raise ValueError(f"schedule='layer' does not cover {refused}; use schedule='step'")
     if delivery not in DELIVERIES:
         raise ValueError(f"delivery must be one of {DELIVERIES}, not {delivery!r}")
-    plan = lockstep.plan_for(snn, delivery) if schedule != "step" and refused is None else None
-    memory.check(simulation_bytes(snn, len(x), steps, record, count_neurons, n_threads),
+    plan = lockstep.plan_for(snn, delivery) if schedule == "layer" else None
+    buffers = lockstep.Buffers()  # the stages' scratch, reused from batch to batch
+    memory.check(simulation_bytes(snn, len(x), steps, record, count_neurons, n_threads, schedule),
                  f"simulating {len(x)} samples for {steps} steps" + (" with record=True" if record else ""))
     net = with_drive(pack(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
@@ -135,7 +139,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         if plan is not None:
             first_spike[:], exit_step[:] = -1, -1
             lockstep.run_lockstep(plan, net, cfg, xb, first_sample + start, spikes, spike_amounts, step_synops,
-                                  decisions, v_out, n_threads)
+                                  decisions, v_out, n_threads, buffers)
         else:
             run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
                       exit_step, counts, v_out, raster, membrane, record, tally, updates, count_neurons, ticks,
@@ -181,14 +185,15 @@ def fastest_projection(candidates: list[Projection], n_out: int, events: int = 4
 
 
 @repairing
-def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS, corrections: tuple[str, ...] = CORRECTIONS) -> float:
+def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS, corrections: tuple[str, ...] = CORRECTIONS,
+                    schedules: tuple[str, ...] = SCHEDULES) -> float:
     """Compile every kernel into Numba's on-disk cache (the first run of a fresh install pays this,
     later processes load the cache in well under a second); returns the seconds it took. Settings
     are run-time values, so one small net covering conv, max-pool gate and dense delivery compiles
     what any net needs, once per arithmetic and input kind (int32 membranes compile apart from
-    float32, and in int32 analog pixels and Poisson rates are inputs of two types), and per
-    correction: offset correction's layer-by-layer kernels are others (compiled on the net with
-    average pooling instead)."""
+    float32, and in int32 analog pixels and Poisson rates are inputs of two types), per correction
+    (offset correction's layer-by-layer kernels are others) and per schedule (the stage-by-stage
+    kernels, both deliveries); the last two on the net with average pooling instead."""
     from ..ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
     began = time.perf_counter()
@@ -196,10 +201,15 @@ def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS, corrections: tup
                               MaxPool2d(2, 2, "pool"), Flatten(), Linear(np.ones((2, 8), np.float32), None, "out")))
     pooled_by_average = Network(net.input_shape, tuple(AvgPool2d(2, 2, "pool") if isinstance(layer, MaxPool2d) else layer
                                                        for layer in net.layers))
+    x = np.ones((1, 1, 4, 4), np.float32)
     for arithmetic in arithmetics:
         for input_kind in INPUTS:  # int32 reads analog input as int32 pixels, Poisson input as float32 rates
-            for correction in corrections:  # offset correction has kernels of its own (no max-pooling)
+            for correction in corrections:
                 network = pooled_by_average if correction == "offset" else net
                 config = SimulationConfig(arithmetic=arithmetic, input=input_kind, correction=correction)
-                simulate(build(network, config), np.ones((1, 1, 4, 4), np.float32), 2, record=True, count_neurons=True)
+                simulate(build(network, config), x, 2, record=True, count_neurons=True)
+            if "layer" in schedules:
+                config = SimulationConfig(arithmetic=arithmetic, input=input_kind)
+                for delivery in ("dense", "events"):
+                    simulate(build(pooled_by_average, config), x, 2, schedule="layer", delivery=delivery)
     return time.perf_counter() - began

@@ -273,7 +273,7 @@ class _Dense:
             current += product
 
 
-class _Buffers:
+class Buffers:
     """Large scratch arrays handed out again once given back: fresh memory costs page faults on
     first touch, about as much as the work done in it."""
 
@@ -304,7 +304,13 @@ class Plan:
                         for stage in snn.stages]
         self.last_reader = {p.source: s for s, stage in enumerate(snn.stages) for p in stage.projections}
         self.costs: dict[int, tuple[float, float]] = {}  # projection: (seconds per input row dense, per event)
-        self.buffers = _Buffers()
+        self.delivered = np.zeros((len(snn.stages), 2), np.int64)  # per stage: events delivered densely, all
+
+    def dense_share(self) -> np.ndarray:
+        """Per stage, the share of its input events that went through matrix products in the runs so
+        far (NaN: none delivered; the analog input's constant current is not counted)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.delivered[:, 0] / self.delivered[:, 1]
 
     def goes_dense(self, p: int, dense: _Dense | None, src: np.ndarray, scaled: bool, current: np.ndarray, net,
                    n_threads: int) -> bool:
@@ -348,28 +354,42 @@ def _time_both(p: int, dense: _Dense, src: np.ndarray, scaled: bool, current: np
     return per_row, per_event
 
 
+def _sub_batch(snn: SpikingNetwork, n: int, steps: int, itemsize: int) -> int:
+    """Samples run together: as many as keep the largest stage's currents and counts within STAGE_BYTES."""
+    largest = max(stage.size for stage in snn.stages)
+    return max(1, min(n, STAGE_BYTES // (steps * largest * (itemsize + np.dtype(RASTER_DTYPE).itemsize))))
+
+
+def scratch_bytes(snn: SpikingNetwork, n: int, steps: int) -> int:
+    """What a run of n samples stage by stage allocates besides its results, at most: a sub-batch's
+    currents (and a product's float64 copy), every stage's counts, and the unrolled windows."""
+    itemsize = 4
+    sub = _sub_batch(snn, n, steps, itemsize)
+    largest = max(stage.size for stage in snn.stages)
+    counts = np.dtype(RASTER_DTYPE).itemsize * (snn.n_neurons + int(np.prod(snn.input_shape)))
+    return sub * steps * (largest * (itemsize + 8) + counts) + 2 * WINDOW_BYTES
+
+
 def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes: np.ndarray,
                  spike_amounts: np.ndarray, step_synops: np.ndarray, decisions: np.ndarray, v_out: np.ndarray,
-                 n_threads: int) -> np.ndarray:
-    """One batch (x in engine order) stage by stage, into the step-major loop's outputs. Returns per
-    stage the source events delivered by matrix products and all its source events (S, 2)."""
+                 n_threads: int, buffers: Buffers) -> None:
+    """One batch (x in engine order) stage by stage, into the step-major loop's outputs (``buffers``:
+    scratch kept for the next batch); counts the events each way in ``plan.delivered``."""
     steps, stages = cfg.steps, plan.snn.stages
+    sub = _sub_batch(plan.snn, len(x), steps, net.v_init.dtype.itemsize)
     dtype = net.v_init.dtype
-    largest = max(stage.size for stage in stages)
-    sub = max(1, min(len(x), STAGE_BYTES // (steps * largest * (dtype.itemsize + np.dtype(RASTER_DTYPE).itemsize))))
-    events = np.zeros((len(stages), 2), np.int64)
     for lo in range(0, len(x), sub):
         hi = min(lo + sub, len(x))
         xb, b = x[lo:hi], hi - lo
         counts: dict[int, np.ndarray] = {}  # (b, steps, size) what each neuron emitted, until its last reader ran
         if cfg.poisson:
-            counts[INPUT] = plan.buffers.take((b, steps, x.shape[1]), RASTER_DTYPE)
+            counts[INPUT] = buffers.take((b, steps, x.shape[1]), RASTER_DTYPE)
             counts[INPUT][...] = 0
             _in_threads(_poisson_counts, b, n_threads, xb, cfg.seed, first_sample + lo, net.input_index,
                         counts[INPUT])
         for s, stage in enumerate(stages):
             v0, n = net.off[s], net.off[s + 1] - net.off[s]
-            current, fresh = plan.buffers.take((b, steps, n), dtype), True  # fresh: nothing delivered yet
+            current, fresh = buffers.take((b, steps, n), dtype), True  # fresh: nothing delivered yet
             drive = net.drive[v0:v0 + n][None]
             for k, projection in enumerate(stage.projections):
                 p = net.proj_ptr[s] + k
@@ -387,22 +407,21 @@ def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes:
                 fresh = False
                 step_synops[lo:hi, s] += synops.reshape(b, steps)
                 delivered = int(np.count_nonzero(src))
-                events[s] += (delivered if went_dense else 0, delivered)
+                plan.delivered[s] += (delivered if went_dense else 0, delivered)
             if fresh:
                 current[...] = 0
             for source in {p.source for p in stage.projections}:
                 if plan.last_reader[source] == s and source in counts:
-                    plan.buffers.give(counts.pop(source))
+                    buffers.give(counts.pop(source))
             if stage.kind == OUTPUT:
                 _in_threads(_read_out, b, n_threads, s, net, cfg, current, drive, decisions[lo:hi], v_out[lo:hi])
             else:
-                counts[s] = plan.buffers.take((b, steps, n), RASTER_DTYPE)
+                counts[s] = buffers.take((b, steps, n), RASTER_DTYPE)
                 _in_threads(_fire_stage, b, n_threads, s, net, cfg, current, drive, counts[s], spikes[lo:hi, s],
                             spike_amounts[lo:hi, s])
-            plan.buffers.give(current)
+            buffers.give(current)
         for left in counts.values():  # stages nothing reads
-            plan.buffers.give(left)
-    return events
+            buffers.give(left)
 
 
 def _deliver_rows(plan: Plan, p: int, src: np.ndarray, scaled: bool, dense: _Dense | None, net,
