@@ -299,28 +299,31 @@ def onnxruntime_section(r: dict) -> list[str]:
              f"`{r['command']}` ({r['date']}, {r['threads']} threads for both, the first 1,000 test images; the "
              "CIFAR-10 nets of `../shared/models`). The converted model's ANN is written as ONNX (`eventsnn export "
              "-o ann.onnx`) and run by onnxruntime; eventsnn runs the defaults at the first T whose accuracy is within "
-             "0.5 points of the ANN's on these images, timed warm. This is the honest yardstick for CPU deployment.", "",
+             "0.5 points of the ANN's on these images, timed warm, step by step (the default schedule) and stage by "
+             "stage (`--schedule layer`: each projection delivered as a matrix product or as events, whichever it "
+             "measured cheaper; 'dense' is the share of input events that went through matrix products). This is "
+             "the honest yardstick for CPU deployment.", "",
              "| net | ANN MACs | onnxruntime img/s, batch 64 / 1 | eventsnn T, accuracy (ANN) | SynOps/image | "
-             "eventsnn img/s | eventsnn / onnxruntime (batch 64) | int32: accuracy, img/s, / float32 |",
-             "|---|---|---|---|---|---|---|---|"]
+             "step by step img/s | / onnxruntime | stage by stage img/s (dense) | / onnxruntime | "
+             "int32 img/s: step, stage |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, n in r["nets"].items():
         e, o, i = n["eventsnn"], n["onnxruntime"], n.get("eventsnn_int32")
-        int32 = (f"{100 * i['accuracy']:.1f}%, {i['images_per_second']:,.0f}, "
-                 f"{i['images_per_second'] / e['images_per_second']:.2f}x" if i else "")
+        layer, layer32 = n.get("eventsnn_layer", {}), n.get("eventsnn_layer_int32", {})
+        if "images_per_second" in layer:
+            staged = (f"{layer['images_per_second']:,.0f} ({layer['dense_share']:.0%}) | "
+                      f"{ratio(layer['images_per_second'] / o['batch64'])}")
+        else:
+            staged = f"not covered ({layer.get('refused', 'not measured')}) | -"
+        int32 = ", ".join(f"{x['images_per_second']:,.0f}" if "images_per_second" in x else "-" for x in (i or {}, layer32))
         lines.append(f"| {name} | {n['ann_macs']:.3g} | {o['batch64']:,.0f} / {o['batch1']:,.0f} | T = {e['steps']}, "
                      f"{100 * e['accuracy']:.1f}% ({100 * n['ann_accuracy']:.1f}%) | {e['synops_per_image']:.3g} | "
-                     f"{e['images_per_second']:,.0f} | 1/{1 / n['ratio_batch64']:.1f} | {int32} |")
-    slower = sorted(1 / n["ratio_batch64"] for n in r["nets"].values())
-    vgg = sorted(1 / n["ratio_batch64"] for name, n in r["nets"].items() if name.startswith("vgg16"))
-    lines += ["", "onnxruntime runs about 1e11 MAC/s here, eventsnn's event delivery about 1e10 SynOps/s; at T = 1-3 with "
-              f"graded spikes the SynOps are 0.3-1x the MACs, so the event engine is {slower[0]:.1f}-{slower[-1]:.1f}x "
-              "slower than the dense ANN on the same cores. The gap is smallest on the VGG-16s "
-              f"(1/{vgg[0]:.1f}-1/{vgg[-1]:.1f}: sparse activity, 0.3 SynOps per MAC at T = 1) and largest on the "
-              "small nets. int32 arithmetic (`--arithmetic int32`, exact and order-independent; last column, the same "
-              "T in the same process) runs at about the speed of float32: it does not close the gap by itself, but it "
-              "makes a dense delivery of dense layers (a matrix product in any order) exact, which is the next step "
-              "of the performance issue."]
+                     f"{e['images_per_second']:,.0f} | {ratio(n['ratio_batch64'])} | {staged} | {int32} |")
     return lines
+
+
+def ratio(value: float) -> str:
+    """A speed ratio as '1/2.4' below 1, as '1.3x' from 1."""
+    return f"{value:.2f}x" if value >= 1 else f"1/{1 / value:.1f}"
 
 
 def render_markdown(report: dict, out: Path) -> str:

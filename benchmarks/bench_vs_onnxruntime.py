@@ -8,7 +8,8 @@ nets: the paper's net, ResNet-20, VGG-16, QCFS VGG-16): the converted model's AN
 ONNX (``save_onnx``) and timed in onnxruntime at batch 64 and batch 1; eventsnn runs with the
 defaults at the first T within 0.5 points of the ANN on these images (found from one run of
 ``--max-steps``), timed warm (kernels compiled), and at the same T in int32 arithmetic
-(``--arithmetic int32``). Needs the ``ort`` extra. Prints a table and writes vs_onnxruntime.json
+(``--arithmetic int32``) and stage by stage (``--schedule layer``, float32 and int32; with the share
+of input events that went through matrix products). Needs the ``ort`` extra. Prints a table and writes vs_onnxruntime.json
 (``--out``, default out/results; docs/results updates the docs).
 """
 
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from eventsnn import ann, convert, simulate  # noqa: E402
+from eventsnn.engine import lockstep  # noqa: E402
 from eventsnn.loaders import load_network, to_onnx  # noqa: E402
 from eventsnn.loaders.datasets import balanced_sample  # noqa: E402
 
@@ -83,20 +85,39 @@ def onnxruntime_speed(model_ann, x: np.ndarray, threads: int) -> dict:
 
 
 def eventsnn_speed(model, x: np.ndarray, y: np.ndarray, ann_accuracy: float, max_steps: int, threads: int,
-                   steps: int | None = None, **settings) -> dict:
-    """Speed at ``steps``, or at the first T within WITHIN of the ANN (up to ``max_steps``)."""
+                   steps: int | None = None, schedule: str = "step", **settings) -> dict | None:
+    """Speed at ``steps``, or at the first T within WITHIN of the ANN (up to ``max_steps``); with
+    schedule 'layer', also the share of input events its projections delivered as matrix products
+    (None where that schedule does not cover the net)."""
     snn = model.build(**settings)
+    refused = lockstep.refusal(snn, record=False, count_neurons=False, profile=False, early_exit=False)
+    if schedule == "layer" and refused:
+        return {"refused": refused}
     reached = np.array([0])
     if steps is None:
         accuracy = simulate(snn, x, max_steps, threads=threads).accuracy_per_step(y)
         reached = np.flatnonzero(accuracy >= ann_accuracy - WITHIN)
         steps = int(reached[0]) + 1 if reached.size else max_steps
-    simulate(snn, x[:8], steps, threads=threads)  # compiled already; warm caches
+    simulate(snn, x[:64], steps, threads=threads, schedule=schedule)  # compiled already; warm caches, time deliveries
     timed = []
-    rate = images_per_second(lambda: timed.append(simulate(snn, x, steps, threads=threads)), len(x))
+    rate = images_per_second(lambda: timed.append(simulate(snn, x, steps, threads=threads, schedule=schedule)),
+                             len(x))
     result = timed[-1]
-    return {"steps": steps, "reached": bool(reached.size), "accuracy": float(result.accuracy(y)),
-            "images_per_second": rate, "synops_per_image": float(result.synops.sum() / len(x))}
+    row = {"steps": steps, "reached": bool(reached.size), "accuracy": float(result.accuracy(y)),
+           "images_per_second": rate, "synops_per_image": float(result.synops.sum() / len(x))}
+    if schedule == "layer":
+        delivered = lockstep.plan_for(snn, "auto").delivered
+        row["dense_share"] = float(delivered[:, 0].sum() / max(delivered[:, 1].sum(), 1))
+        row["dense_stages"] = [stage.name for stage, (dense, events) in zip(snn.stages, delivered)
+                               if events and dense > events / 2]
+        row["stages"] = len(snn.stages)
+    return row
+
+
+def layer_text(r: dict) -> str:
+    if "refused" in r:
+        return f"not covered ({r['refused']})"
+    return f"{r['accuracy']:.4f} {r['images_per_second']:,.0f} img/s ({r['dense_share']:.0%} of events dense)"
 
 
 def main() -> None:
@@ -120,8 +141,14 @@ def main() -> None:
         row = {"images": len(x), "ann_accuracy": accuracy, "ann_macs": int(sum(ann.macs(model.ann))),
                "onnxruntime": onnxruntime_speed(model.ann, x, args.threads),
                "eventsnn": eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads)}
-        row["eventsnn_int32"] = eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads,
-                                               steps=row["eventsnn"]["steps"], arithmetic="int32")
+        steps = row["eventsnn"]["steps"]
+        row["eventsnn_int32"] = eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads, steps=steps,
+                                               arithmetic="int32")
+        for key, settings in (("eventsnn_layer", {}), ("eventsnn_layer_int32", {"arithmetic": "int32"})):
+            row[key] = eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads, steps=steps,
+                                      schedule="layer", **settings)
+        fastest = max((row[k] for k in ("eventsnn", "eventsnn_layer")), key=lambda r: r.get("images_per_second", 0))
+        row["ratio_fastest_batch64"] = fastest["images_per_second"] / row["onnxruntime"]["batch64"]
         row["ratio_batch64"] = row["eventsnn"]["images_per_second"] / row["onnxruntime"]["batch64"]
         rows[name] = row
         e, o = row["eventsnn"], row["onnxruntime"]
@@ -129,7 +156,8 @@ def main() -> None:
               f"{o['batch1']:,.0f} img/s (batch 64 / 1); eventsnn T={e['steps']} {e['accuracy']:.4f} "
               f"{e['images_per_second']:,.0f} img/s, {e['synops_per_image']:.3g} SynOps; "
               f"eventsnn / onnxruntime = {row['ratio_batch64']:.3f}; int32 {row['eventsnn_int32']['accuracy']:.4f} "
-              f"{row['eventsnn_int32']['images_per_second']:,.0f} img/s", flush=True)
+              f"{row['eventsnn_int32']['images_per_second']:,.0f} img/s; --schedule layer: "
+              f"{layer_text(row['eventsnn_layer'])}, int32 {layer_text(row['eventsnn_layer_int32'])}", flush=True)
     print("\n| net | ANN MACs | onnxruntime img/s (batch 64 / 1) | eventsnn T, accuracy vs ANN | SynOps/image "
           "| eventsnn img/s | eventsnn / onnxruntime |\n|---|---|---|---|---|---|---|")
     for name, r in rows.items():

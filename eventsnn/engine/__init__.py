@@ -208,8 +208,8 @@ def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS, corrections: tup
                 network = pooled_by_average if correction == "offset" else net
                 config = SimulationConfig(arithmetic=arithmetic, input=input_kind, correction=correction)
                 simulate(build(network, config), x, 2, record=True, count_neurons=True)
-            if "layer" in schedules:
-                config = SimulationConfig(arithmetic=arithmetic, input=input_kind)
+            if "layer" in schedules:  # kernel-direct convs: the ones with a matrix product
+                snn = build(pooled_by_average, SimulationConfig(arithmetic=arithmetic, input=input_kind), path="direct")
                 for delivery in ("dense", "events"):
-                    simulate(build(pooled_by_average, config), x, 2, schedule="layer", delivery=delivery)
+                    simulate(snn, x, 2, schedule="layer", delivery=delivery)
     return time.perf_counter() - began
