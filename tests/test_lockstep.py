@@ -12,7 +12,7 @@ from eventsnn.engine import lockstep, simulate
 from eventsnn.ir import AvgPool2d, Conv2d, Flatten, Linear, Network, ReLU
 from eventsnn.reference import simulate_reference
 from eventsnn.rewrite import fold_avgpools
-from eventsnn.snn import SimulationConfig, build
+from eventsnn.snn import GATE, SimulationConfig, build
 from eventsnn.testing import strategies as es
 
 from .test_fixed_point import int32_refusals_skipped
@@ -30,20 +30,21 @@ def assert_layer_equals_reference(snn, x, steps: int, seed: int, delivery: str) 
 
 
 @settings(max_examples=50, deadline=None)
-@given(net_x=es.networks_and_inputs(pools=("avgpool",)), config=es.simulation_configs(**LAYER),
+@given(net_x=es.networks_and_inputs(), config=es.simulation_configs(**LAYER),
        steps=st.sampled_from([1, 3, 8]), seed=st.integers(0, 999), delivery=st.sampled_from(DELIVERIES),
        data=st.data())
 def test_layer_schedule_equals_reference(net_x, config, steps, seed, delivery, data):
-    """Chains and residual graphs (grouped convs, CSR, kernel-direct and dense paths), binary and
-    graded spikes, analog and Poisson input, both resets, calibrated V(0), dyadic weights: every
-    count, SynOp, decision and output membrane equal, whichever way each projection delivers."""
+    """Chains and residual graphs (grouped convs, CSR, kernel-direct and dense paths, max-pool
+    gates), binary and graded spikes, analog and Poisson input, both resets, calibrated V(0),
+    dyadic weights: every count, SynOp, decision and output membrane equal, whichever way each
+    projection delivers."""
     net, x = net_x
     snn = data.draw(es.initial_potentials(build(net, config)))
     assert_layer_equals_reference(snn, x, steps, seed, delivery)
 
 
 @settings(max_examples=40, deadline=None)
-@given(net_x=es.networks_and_inputs(dyadic=False, pools=("avgpool",)),
+@given(net_x=es.networks_and_inputs(dyadic=False),
        config=es.simulation_configs(arithmetics=("int32",), **LAYER), steps=st.sampled_from([1, 4]),
        seed=st.integers(0, 999), delivery=st.sampled_from(DELIVERIES))
 def test_layer_schedule_in_int32_equals_reference_on_any_weights(net_x, config, steps, seed, delivery):
@@ -121,10 +122,18 @@ def test_what_the_layer_schedule_does_not_cover_is_refused_by_name(what, options
     simulate(snn, x, 2, schedule="step", **options)
 
 
-def test_a_max_pool_is_refused_and_bad_settings_are_named(demo):
+def test_the_demo_cnn_with_max_pooling_runs_stage_by_stage_as_step_by_step(demo):
+    """Max-pool gates in the layer schedule; in int32 the whole run is exact, so the spikes are equal."""
+    snn = demo.model.build(arithmetic="int32")
+    x = demo.x[:20]
+    step, layer = simulate(snn, x, 4), simulate(snn, x, 4, schedule="layer")
+    for field in ("decisions", "spikes", "synops_per_step", "spike_amounts", "output_membrane"):
+        np.testing.assert_array_equal(getattr(layer, field), getattr(step, field), err_msg=field)
+    assert layer.spikes[:, [s.kind == GATE for s in snn.stages]].sum() > 0
+
+
+def test_bad_settings_are_named(demo):
     snn, x = demo.model.build(), demo.x
-    with pytest.raises(ValueError, match="max-pool gates"):
-        simulate(snn, x[:1], 2, schedule="layer")
     with pytest.raises(ValueError, match="schedule must be one of"):
         simulate(snn, x[:1], 2, schedule="lockstep")
     with pytest.raises(ValueError, match="delivery must be one of"):

@@ -16,9 +16,9 @@ int32 arithmetic multiplies in float64, where these integer sums are exact, and 
 as the engine's adds do: every delivery order gives the same spikes. In float32 the two orders
 round differently (within float32's rounding; exact on weights and inputs on a dyadic grid).
 
-Not covered (``refusal`` says why; ``simulate`` then runs the step-major loop): max-pool gates,
-signed spikes, the softmax and spike readouts, early exit, profiles, records and neuron counts,
-offset correction (``layerwise``).
+Max-pool gates run sample by sample through their steps (``gates._gate``). Not covered
+(``refusal`` says why; use the step-major loop): signed spikes, the softmax and spike readouts,
+early exit, profiles, records and neuron counts, offset correction.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ..connectivity import engine_order
 from ..kernel_cache import CACHE
 from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork, stage_bits
 from .delivery import _add_row, _deliver
+from .gates import _gate
 from .loop import _copy, _poisson_events
 from .neurons import _fire_pass, _integrate
 from .packing import MEMBRANE
@@ -47,7 +48,7 @@ STAGE_BYTES = 256 << 20  # a sub-batch's per-stage tensors (currents, counts) st
 def refusal(snn: SpikingNetwork, record: bool, count_neurons: bool, profile: bool, early_exit: bool) -> str | None:
     """Why this run cannot go stage by stage (None: it can)."""
     cfg = snn.config
-    reasons = [(any(s.kind == GATE for s in snn.stages), "max-pool gates"), (cfg.spikes == "signed", "signed spikes"),
+    reasons = [(cfg.spikes == "signed", "signed spikes"),
                (cfg.output != "membrane", f"the {cfg.output} readout"), (early_exit, "early exit"),
                (profile, "profile"), (record, "record"), (count_neurons, "count_neurons"),
                (cfg.correction != "none", "offset correction")]
@@ -154,6 +155,38 @@ def _fire_stage(lo, hi, s, net, cfg, current, drive, counts, events, emitted):
                 fired += out[i] != 0
             events[b, t] = fired
             emitted[b] += amount if cfg.graded else fired
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _gate_stage(lo, hi, s, net, cfg, src_counts, counts, events, emitted):
+    """Samples lo .. hi-1 of max-pool gate s through all steps (``gates._gate``, whose queues and
+    estimates sit at the engine's neuron offsets): its source's events in, the windows' out."""
+    p = net.proj_ptr[s]
+    q0, v0 = net.off[net.proj_src[p]], net.off[s]
+    n_in, n = src_counts.shape[2], net.off[s + 1] - v0
+    queue = np.empty(net.off[net.kinds.size] + 1, np.int32)
+    amounts = np.empty(net.off[net.kinds.size], net.v_init.dtype)
+    est, window_est, best = np.zeros(amounts.size), np.zeros(amounts.size), np.empty(amounts.size)
+    for b in range(lo, hi):
+        est[q0:q0 + n_in] = 0.0
+        window_est[v0:v0 + n] = 0.0
+        best[v0:v0 + n] = -1.0
+        for t in range(cfg.steps):
+            n_events = 0
+            for j in range(n_in):
+                if src_counts[b, t, j] != 0:
+                    queue[q0 + n_events] = j
+                    amounts[q0 + j] = src_counts[b, t, j]
+                    n_events += 1
+            passed, amount = _gate(p, queue, q0, n_events, amounts, est, window_est, best, cfg.decay, cfg.graded,
+                                   cfg.max_spikes, n_in, net, v0, n)
+            out = counts[b, t]
+            out[:] = 0
+            for e in range(passed):
+                w = queue[v0 + e]
+                out[w] = amounts[v0 + w] if cfg.graded else 1
+            events[b, t] = passed
+            emitted[b] += amount if cfg.graded else passed
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -389,6 +422,14 @@ def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes:
                         counts[INPUT])
         for s, stage in enumerate(stages):
             v0, n = net.off[s], net.off[s + 1] - net.off[s]
+            if stage.kind == GATE:
+                source = stage.projections[0].source
+                counts[s] = buffers.take((b, steps, n), RASTER_DTYPE)
+                _in_threads(_gate_stage, b, n_threads, s, net, cfg, counts[source], counts[s], spikes[lo:hi, s],
+                            spike_amounts[lo:hi, s])
+                if plan.last_reader[source] == s:
+                    buffers.give(counts.pop(source))
+                continue
             current, fresh = buffers.take((b, steps, n), dtype), True  # fresh: nothing delivered yet
             drive = net.drive[v0:v0 + n][None]
             for k, projection in enumerate(stage.projections):
