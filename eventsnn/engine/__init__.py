@@ -87,8 +87,8 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     ``schedule``: 'step' (default) runs each sample step by step through all stages; 'layer' runs
     a batch stage by stage, all samples and steps at once, each projection delivered as a matrix
     product or as events (``lockstep``: the same spikes; in float32 its sums round in another
-    order, in int32 they are exact). It covers feed-forward runs without max-pool gates, signed
-    spikes, the softmax or spike readouts, early exit, profile, record or count_neurons.
+    order, in int32 they are exact). It covers runs without signed spikes, the softmax or spike
+    readouts, early exit, profile, record or count_neurons.
     ``delivery`` (schedule 'layer'): 'auto' times both deliveries of each projection once and takes
     the cheaper from then on; 'dense' or 'events' forces one.
     """
