@@ -21,6 +21,7 @@ this module runs them.
 from __future__ import annotations
 
 import time
+import weakref
 
 import numba
 import numpy as np
@@ -62,6 +63,16 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     if schedule == "layer":
         return 2 * n * per_sample + lockstep.scratch_bytes(snn, n, steps)
     return 2 * n * per_sample + threads * scratch
+
+
+_PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _packed(snn: SpikingNetwork):
+    """``pack(snn)``, kept while the network lives: packing a large net takes a while (VGG-16: 0.5 s)."""
+    if snn not in _PACKED:
+        _PACKED[snn] = pack(snn)
+    return _PACKED[snn]
 
 
 @repairing
@@ -112,7 +123,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     buffers = lockstep.Buffers()  # the stages' scratch, reused from batch to batch
     memory.check(simulation_bytes(snn, len(x), steps, record, count_neurons, n_threads, schedule),
                  f"simulating {len(x)} samples for {steps} steps" + (" with record=True" if record else ""))
-    net = with_drive(pack(snn), snn, steps)
+    net = with_drive(_packed(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
     x_ir, x = x, x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
     if snn.config.arithmetic == "int32" and snn.config.input == "analog":

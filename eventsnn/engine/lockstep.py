@@ -108,26 +108,33 @@ def _count_synops(lo, hi, src, fan_out, synops):
     """synops[r] += the fan-out of row r's non-zero inputs (one SynOp per synapse an event reaches)."""
     for r in range(lo, hi):
         ops = 0
-        for j in range(src.shape[1]):
-            if src[r, j] != 0:
-                ops += fan_out[j]
+        row = src[r]
+        for j in range(row.size):
+            ops += fan_out[j] * (row[j] != 0)
         synops[r] += ops
+
+
+@njit(cache=CACHE, inline="always")
+def _events_of(row, queue):
+    """queue[:n] = the indices of row's non-zero entries; returns n. Branch-free: at the densities
+    that matter here a branch per entry would be mispredicted about half the time."""
+    n_events = 0
+    for j in range(row.size):
+        queue[n_events] = j
+        n_events += row[j] != 0
+    return n_events
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _scatter(lo, hi, p, src, scaled, net, current, synops):
     """Rows lo .. hi-1: each row's non-zero inputs delivered as events through projection p into
     current (rows, n); ``scaled``: events carry their value (graded spikes, analog pixels)."""
-    queue = np.empty(src.shape[1], np.int32)
+    queue = np.empty(src.shape[1] + 1, np.int32)
     amounts = np.empty(src.shape[1] if scaled else 0, current.dtype)
     for r in range(lo, hi):
-        n_events = 0
-        for j in range(src.shape[1]):
-            if src[r, j] != 0:
-                queue[n_events] = j
-                if scaled:
-                    amounts[j] = src[r, j]
-                n_events += 1
+        n_events = _events_of(src[r], queue)
+        if scaled:
+            _copy_cast(amounts, src[r])
         synops[r] += _deliver(p, queue, np.int64(0), np.int64(n_events), amounts, net, current[r], np.int64(0))
 
 
@@ -172,12 +179,8 @@ def _gate_stage(lo, hi, s, net, cfg, src_counts, counts, events, emitted):
         window_est[v0:v0 + n] = 0.0
         best[v0:v0 + n] = -1.0
         for t in range(cfg.steps):
-            n_events = 0
-            for j in range(n_in):
-                if src_counts[b, t, j] != 0:
-                    queue[q0 + n_events] = j
-                    amounts[q0 + j] = src_counts[b, t, j]
-                    n_events += 1
+            n_events = _events_of(src_counts[b, t], queue[q0:])
+            _copy_cast(amounts[q0:q0 + n_in], src_counts[b, t])
             passed, amount = _gate(p, queue, q0, n_events, amounts, est, window_est, best, cfg.decay, cfg.graded,
                                    cfg.max_spikes, n_in, net, v0, n)
             out = counts[b, t]
@@ -345,8 +348,8 @@ class Plan:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.delivered[:, 0] / self.delivered[:, 1]
 
-    def goes_dense(self, p: int, dense: _Dense | None, src: np.ndarray, scaled: bool, current: np.ndarray, net,
-                   n_threads: int) -> bool:
+    def goes_dense(self, p: int, dense: _Dense | None, src: np.ndarray, n_events: int, scaled: bool,
+                   current: np.ndarray, net, n_threads: int) -> bool:
         """Whether projection p delivers src (rows, n_in) as a matrix product: where it has one, and
         ('auto') where that took less time than the events would, both timed once on its first rows."""
         if dense is None or self.delivery == "events":
@@ -357,7 +360,7 @@ class Plan:
             rows = min(len(src), CALIBRATION_ROWS)
             self.costs[p] = _time_both(p, dense, src[:rows], scaled, np.zeros_like(current[:rows]), net, n_threads)
         per_row, per_event = self.costs[p]
-        return per_row * len(src) <= per_event * np.count_nonzero(src)
+        return per_row * len(src) <= per_event * n_events
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -436,18 +439,19 @@ def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes:
                 p = net.proj_ptr[s] + k
                 if projection.source == INPUT and not cfg.poisson:  # analog: a constant current W x per sample
                     constant, synops = np.zeros((b, n), dtype), np.zeros(b, np.int64)
-                    _deliver_rows(plan, p, xb, True, plan.dense[s][k], net, constant, True, synops, n_threads,
-                                  plan.fan_out[s][k])
+                    _deliver_rows(plan, p, xb, np.count_nonzero(xb), True, plan.dense[s][k], net, constant, True,
+                                  synops, n_threads, plan.fan_out[s][k])
                     step_synops[lo:hi, s, 0] += synops
                     drive = drive + constant  # wraps in int32
                     continue
                 src = counts[projection.source].reshape(b * steps, -1)
                 synops = np.zeros(b * steps, np.int64)
-                went_dense = _deliver_rows(plan, p, src, cfg.graded, plan.dense[s][k], net,
+                delivered = int(np.count_nonzero(src) if projection.source == INPUT else
+                                spikes[lo:hi, projection.source].sum())
+                went_dense = _deliver_rows(plan, p, src, delivered, cfg.graded, plan.dense[s][k], net,
                                            current.reshape(b * steps, n), fresh, synops, n_threads, plan.fan_out[s][k])
                 fresh = False
                 step_synops[lo:hi, s] += synops.reshape(b, steps)
-                delivered = int(np.count_nonzero(src))
                 plan.delivered[s] += (delivered if went_dense else 0, delivered)
             if fresh:
                 current[...] = 0
@@ -465,12 +469,12 @@ def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes:
             buffers.give(left)
 
 
-def _deliver_rows(plan: Plan, p: int, src: np.ndarray, scaled: bool, dense: _Dense | None, net,
+def _deliver_rows(plan: Plan, p: int, src: np.ndarray, n_events: int, scaled: bool, dense: _Dense | None, net,
                   current: np.ndarray, fresh: bool, synops: np.ndarray, n_threads: int, fan_out: np.ndarray) -> bool:
     """current += src through projection p (``fresh``: current holds nothing yet), as a matrix
     product when it has one and the input is dense enough, else as events; synops[row] += the
     row's events' fan-out. Returns whether it went dense."""
-    if plan.goes_dense(p, dense, src, scaled, current, net, n_threads):
+    if plan.goes_dense(p, dense, src, n_events, scaled, current, net, n_threads):
         dense.deliver(src, current, fresh, n_threads)
         _in_threads(_count_synops, len(src), n_threads, src, fan_out, synops)
         return True
