@@ -335,6 +335,23 @@ def onnxruntime_section(r: dict) -> list[str]:
     return lines
 
 
+def onnxruntime_targets(nets: dict) -> list[str]:
+    """The yardstick's targets: eventsnn's fastest schedule against onnxruntime at batch 64."""
+    def fastest(name: str) -> float:
+        n = nets[name]
+        rates = [n[k]["images_per_second"] for k in ("eventsnn", "eventsnn_layer") if "images_per_second" in n.get(k, {})]
+        return max(rates) / n["onnxruntime"]["batch64"]
+
+    rows = []
+    for label, names, goal in (("VGG-16 (ReLU and QCFS) >= onnxruntime", ("vgg16", "vgg16_qcfs4"), 1.0),
+                               ("paper's net and ResNet-20 >= 1/2 of onnxruntime", ("paper_net", "resnet20"), 0.5)):
+        got = [fastest(name) for name in names if name in nets]
+        if got:
+            rows.append(f"| {label} (the faster schedule, batch 64) | {', '.join(ratio(g) for g in got)} | "
+                        f"{'met' if min(got) >= goal else 'missed'} |")
+    return rows
+
+
 def ratio(value: float) -> str:
     """A speed ratio as '1/2.4' below 1, as '1.3x' from 1."""
     return f"{value:.2f}x" if value >= 1 else f"1/{1 / value:.1f}"
@@ -452,6 +469,9 @@ def render_markdown(report: dict, out: Path) -> str:
                      f"cache (after `eventsnn warmup` at install), {seconds_range(cold, 1)} s on a machine's very first "
                      f"run without it | {'met' if np.max(warm) < 2 else 'missed'} "
                      f"(first run without warmup: {'met' if np.max(cold) < 2 else 'missed'}) |")
+    ort = out / "vs_onnxruntime.json"
+    if ort.exists():
+        lines += onnxruntime_targets(json.loads(ort.read_text())["nets"])
     lines.append("")
     if "torch_samples_per_second" in cifar300 and "cifar10_macs_per_step" in report:
         macs = report["cifar10_macs_per_step"] * 300
