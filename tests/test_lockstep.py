@@ -3,12 +3,16 @@ time, each projection delivered as a matrix product or as events, gives the spik
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventsnn import convert
 from eventsnn.engine import lockstep, simulate
+from eventsnn.loaders import load_network
 from eventsnn.ir import AvgPool2d, Conv2d, Flatten, Linear, Network, ReLU
 from eventsnn.reference import simulate_reference
 from eventsnn.rewrite import fold_avgpools
@@ -138,3 +142,17 @@ def test_bad_settings_are_named(demo):
         simulate(snn, x[:1], 2, schedule="lockstep")
     with pytest.raises(ValueError, match="delivery must be one of"):
         simulate(snn, x[:1], 2, delivery="gemm")
+
+
+@pytest.mark.parametrize("family", ["inception", "mobilenet_v2"])
+def test_concat_and_depthwise_nets_run_stage_by_stage_exactly_in_int32(family):
+    """The shipped family nets (Inception's concatenations, MobileNetV2's depthwise convs and
+    residual adds): in int32 the layer schedule gives the step-by-step spikes."""
+    models = Path(__file__).resolve().parents[1] / "examples" / "models"
+    with np.load(models / "cifar10_sample.npz") as f:
+        x = f["x"][:14].astype(np.float32) / 255
+    model = convert(load_network(models / f"family_{family}.pt", models / f"family_{family}.json"), x[:8])
+    snn = model.build(arithmetic="int32")
+    step, layer = simulate(snn, x[8:], 2), simulate(snn, x[8:], 2, schedule="layer")
+    for field in ("decisions", "spikes", "synops_per_step", "spike_amounts", "output_membrane"):
+        np.testing.assert_array_equal(getattr(layer, field), getattr(step, field), err_msg=field)

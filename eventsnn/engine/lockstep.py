@@ -275,9 +275,9 @@ class _Dense:
 
     @staticmethod
     def applies(projection: Projection) -> bool:
-        if projection.path == "dense":
-            return True
-        return projection.path == "direct" and projection.layer.groups == 1
+        if projection.n_in != int(np.prod(projection.source_shape)):  # reads part of its source: events only
+            return False
+        return projection.path == "dense" or projection.path == "direct" and projection.layer.groups == 1
 
     def deliver(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
         """current (rows, n_out) += src (rows, n_in) through the weights (``fresh``: current is
