@@ -156,3 +156,27 @@ def test_concat_and_depthwise_nets_run_stage_by_stage_exactly_in_int32(family):
     step, layer = simulate(snn, x[8:], 2), simulate(snn, x[8:], 2, schedule="layer")
     for field in ("decisions", "spikes", "synops_per_step", "spike_amounts", "output_membrane"):
         np.testing.assert_array_equal(getattr(layer, field), getattr(step, field), err_msg=field)
+
+
+def test_the_memory_estimate_bounds_what_a_run_stage_by_stage_allocates(monkeypatch):
+    """simulation_bytes(schedule='layer') is checked before the run; it must not undercount."""
+    import tracemalloc
+
+    from eventsnn.engine import simulation_bytes
+
+    rng = np.random.default_rng(7)
+    net = Network((3, 16, 16), (Conv2d(rng.normal(0, 0.3, (16, 3, 3, 3)).astype(np.float32), None, 1, 1, "c1"),
+                                ReLU("r1"), Conv2d(rng.normal(0, 0.2, (16, 16, 3, 3)).astype(np.float32), None, 1, 1,
+                                                   "c2"), ReLU("r2"), Flatten("flat"),
+                                Linear(rng.normal(0, 0.05, (10, 4096)).astype(np.float32), None, "out")))
+    snn = build(net, SimulationConfig(spikes="graded", max_spikes=4, levels=4))
+    x = rng.random((64, 3, 16, 16)).astype(np.float32)
+    monkeypatch.setattr(lockstep, "STAGE_BYTES", 4 << 20)  # several sub-batches
+    monkeypatch.setattr(lockstep, "WINDOW_BYTES", 1 << 20)
+    simulate(snn, x[:2], 8, schedule="layer")  # the plan (weights as matrices) is made once per network
+    tracemalloc.start()
+    result = simulate(snn, x, 8, schedule="layer", batch_size=64)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.spikes.sum() > 0
+    assert simulation_bytes(snn, len(x), 8) < peak <= simulation_bytes(snn, len(x), 8, schedule="layer")
