@@ -147,8 +147,6 @@ def main() -> None:
         for key, settings in (("eventsnn_layer", {}), ("eventsnn_layer_int32", {"arithmetic": "int32"})):
             row[key] = eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads, steps=steps,
                                       schedule="layer", **settings)
-        fastest = max((row[k] for k in ("eventsnn", "eventsnn_layer")), key=lambda r: r.get("images_per_second", 0))
-        row["ratio_fastest_batch64"] = fastest["images_per_second"] / row["onnxruntime"]["batch64"]
         row["ratio_batch64"] = row["eventsnn"]["images_per_second"] / row["onnxruntime"]["batch64"]
         rows[name] = row
         e, o = row["eventsnn"], row["onnxruntime"]

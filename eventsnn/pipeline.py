@@ -146,8 +146,9 @@ def early_exit_options(model: ConvertedModel, stable_steps: int | None, exit_mar
     if stable_steps is not None or exit_margin is not None or not model.early_exit:
         options = {"stable_steps": stable_steps or 0, "exit_margin": exit_margin or 0}
     elif config.correction == "offset" or schedule == "layer":
-        why = "offset correction runs" if config.correction == "offset" else "--schedule layer runs a batch"
-        log(f"the early exit chosen at conversion is off: {why} layer by layer")
+        why = "offset correction runs layer by layer" if config.correction == "offset" else \
+            "--schedule layer runs a batch stage by stage"
+        log(f"the early exit chosen at conversion is off: {why}")
         options = {"stable_steps": 0, "exit_margin": 0}
     else:
         log(f"early exit chosen at conversion: {exit_rule_text(model.early_exit)} (--exit-stable 0 turns it off)")
@@ -236,7 +237,8 @@ def simulate_dataset(snn: SpikingNetwork, x, steps: int, seed: int = DEFAULTS.se
     keyed by the sample's index in the whole set, so chunking does not change the result."""
     progress = terminal_progress(label)
     n = len(x)
-    memory.check(simulation_bytes(snn, n, steps, threads=engine_options.get("threads") or 1),
+    memory.check(simulation_bytes(snn, n, steps, threads=engine_options.get("threads") or 1,
+                                  schedule=engine_options.get("schedule", "step")),
                  f"simulating {n} samples for {steps} steps")
     chunk = DEFAULTS.read_chunk if engine == "event" else batch
     parts = []

@@ -142,6 +142,16 @@ def test_bad_settings_are_named(demo):
         simulate(snn, x[:1], 2, schedule="lockstep")
     with pytest.raises(ValueError, match="delivery must be one of"):
         simulate(snn, x[:1], 2, delivery="gemm")
+    with pytest.raises(ValueError, match="with schedule='layer'"):
+        simulate(snn, x[:1], 2, delivery="dense")
+
+
+def test_an_int32_product_whose_sums_could_leave_float64s_exact_range_delivers_as_events():
+    snn = build(_pooled_net(np.random.default_rng(8)), SimulationConfig(arithmetic="int32"))
+    product = lockstep.plan_for(snn, "auto").products[1][0]  # the pooled conv, in grid steps
+    column = float(np.abs(product.matrix).sum(axis=0).max())
+    assert product.exact_for(2.0 ** 53 / column * 0.99) and not product.exact_for(2.0 ** 53 / column * 1.01)
+    assert all(p is not None for stage in lockstep.plan_for(snn, "auto").products for p in stage)
 
 
 @pytest.mark.parametrize("family", ["inception", "mobilenet_v2"])

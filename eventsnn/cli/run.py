@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--schedule", choices=SCHEDULES, default="step",
                    help="event engine: each sample step by step (default), or a batch stage by stage with dense "
                         "layer inputs delivered as matrix products (faster on wide conv nets; not with signed spikes, "
-                        "the softmax or spike readouts, early exit or --profile)")
+                        "the softmax or spike readouts, early exit, offset correction or --profile)")
     p.add_argument("--profile", action="store_true",
                    help="time each phase of each stage with the CPU's cycle counter and print where the time went "
                         "(event engine in this process; also in the --json report)")

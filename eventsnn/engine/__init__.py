@@ -96,10 +96,10 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
     result's ``phase_seconds`` (N, S, phases; CPU seconds, summed over all threads).
 
     ``schedule``: 'step' (default) runs each sample step by step through all stages; 'layer' runs
-    a batch stage by stage, all samples and steps at once, each projection delivered as a matrix
+    a batch stage by stage, a sub-batch's samples and steps at once, each projection delivered as a matrix
     product or as events (``lockstep``: the same spikes; in float32 its sums round in another
     order, in int32 they are exact). It covers runs without signed spikes, the softmax or spike
-    readouts, early exit, profile, record or count_neurons.
+    readouts, early exit, profile, record, count_neurons or offset correction.
     ``delivery`` (schedule 'layer'): 'auto' times both deliveries of each projection once and takes
     the cheaper from then on; 'dense' or 'events' forces one.
     """
@@ -119,8 +119,10 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         raise ValueError(f"schedule='layer' does not cover {refused}; use schedule='step'")
     if delivery not in DELIVERIES:
         raise ValueError(f"delivery must be one of {DELIVERIES}, not {delivery!r}")
+    if delivery != "auto" and schedule != "layer":
+        raise ValueError("delivery chooses how the layer schedule delivers: give it with schedule='layer'")
     plan = lockstep.plan_for(snn, delivery) if schedule == "layer" else None
-    buffers = lockstep.Buffers()  # the stages' scratch, reused from batch to batch
+    buffers = lockstep.Buffers() if plan else None  # the stages' scratch, reused from batch to batch
     memory.check(simulation_bytes(snn, len(x), steps, record, count_neurons, n_threads, schedule),
                  f"simulating {len(x)} samples for {steps} steps" + (" with record=True" if record else ""))
     net = with_drive(_packed(snn), snn, steps)
@@ -149,7 +151,7 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
         began, began_ticks = time.perf_counter(), ticks_now()
         if plan is not None:
             first_spike[:], exit_step[:] = -1, -1
-            lockstep.run_lockstep(plan, net, cfg, xb, first_sample + start, spikes, spike_amounts, step_synops,
+            lockstep.run_lockstep(snn, plan, net, cfg, xb, first_sample + start, spikes, spike_amounts, step_synops,
                                   decisions, v_out, n_threads, buffers)
         else:
             run_batch(xb, first_sample + start, net, cfg, spikes, spike_amounts, step_synops, decisions, first_spike,
@@ -219,8 +221,9 @@ def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS, corrections: tup
                 network = pooled_by_average if correction == "offset" else net
                 config = SimulationConfig(arithmetic=arithmetic, input=input_kind, correction=correction)
                 simulate(build(network, config), x, 2, record=True, count_neurons=True)
-            if "layer" in schedules:  # kernel-direct convs: the ones with a matrix product
-                snn = build(pooled_by_average, SimulationConfig(arithmetic=arithmetic, input=input_kind), path="direct")
-                for delivery in ("dense", "events"):
-                    simulate(snn, x, 2, schedule="layer", delivery=delivery)
+            if "layer" in schedules:  # kernel-direct convs (the ones with a matrix product); max-pool gates
+                for network in (net, pooled_by_average):
+                    snn = build(network, SimulationConfig(arithmetic=arithmetic, input=input_kind), path="direct")
+                    for delivery in ("dense", "events"):
+                        simulate(snn, x, 2, schedule="layer", delivery=delivery)
     return time.perf_counter() - began

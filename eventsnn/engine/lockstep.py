@@ -1,5 +1,5 @@
-"""Batch lock-step: a batch simulated stage by stage, all its samples and steps at once (``simulate``'s
-``schedule='layer'``).
+"""Batch lock-step: a batch simulated stage by stage, a sub-batch's samples and steps at once
+(``simulate``'s ``schedule='layer'``).
 
 A feed-forward SNN's stage s reads, at step t, what its sources emitted at step t, so it can run its T
 steps once its sources have run theirs: the spikes are those of the step-major loop. Run this way,
@@ -10,11 +10,15 @@ delivered in the cheaper of two ways, chosen per projection and batch:
 - events: each sample's and step's events scattered through the projection's synapses, as the
   step-major loop does (``delivery._deliver``).
 The choice is measured, not guessed: the first time a projection delivers, both ways are timed on
-its first rows (``Plan.goes_dense``), and from then on it takes the way its input's number of
-rows and events make cheaper.
-int32 arithmetic multiplies in float64, where these integer sums are exact, and wraps into int32
-as the engine's adds do: every delivery order gives the same spikes. In float32 the two orders
-round differently (within float32's rounding; exact on weights and inputs on a dyadic grid).
+rows spread over its input (``Plan.goes_dense``), and from then on it takes the way its input's
+number of rows and events make cheaper. A conv whose weights are constant over f x f blocks (one
+that absorbed an average pooling) is multiplied as an f x f sum pooling and a conv f times
+smaller each way, f^2 times fewer multiplications.
+int32 arithmetic multiplies in float64, where these integer sums are exact (a product whose sums
+could leave that range delivers as events), and wraps into int32 as the engine's adds do: every
+delivery order gives the same spikes. In float32 the two orders round differently (within
+float32's rounding; exact on weights and inputs on a dyadic grid). Matrix products use BLAS's
+own threads (all cores, whatever ``threads`` says); the Numba kernels use ``threads``.
 
 Max-pool gates run sample by sample through their steps (``gates._gate``). Not covered
 (``refusal`` says why; use the step-major loop): signed spikes, the softmax and spike readouts,
@@ -23,6 +27,7 @@ early exit, profiles, records and neuron counts, offset correction.
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -81,26 +86,15 @@ def _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, out):
                     line[:first * c] = 0
                     line[last * c:] = 0
                     if f == 1:  # one contiguous run of pixels
-                        _copy_cast(line[first * c:last * c], image[(y * w + x0 + first) * c:(y * w + x0 + last) * c])
+                        _copy(line[first * c:last * c], image[(y * w + x0 + first) * c:(y * w + x0 + last) * c])
                         continue
                     line[first * c:last * c] = 0
                     for j in range(first, last):
                         for a in range(f):
                             start = (y * f + a) * row_width + (x0 + j) * f * c
                             for e in range(f):
-                                _add_cast(line[j * c:(j + 1) * c], image[start + e * c:start + (e + 1) * c])
-
-
-@njit(cache=CACHE, inline="always")
-def _copy_cast(target, source):
-    for i in range(target.size):  # views indexed from 0: vectorizes
-        target[i] = source[i]
-
-
-@njit(cache=CACHE, inline="always")
-def _add_cast(target, source):
-    for i in range(target.size):
-        target[i] += source[i]
+                                _add_row(line[j * c:(j + 1) * c], image[start + e * c:start + (e + 1) * c], line[0],
+                                         False)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -134,7 +128,7 @@ def _scatter(lo, hi, p, src, scaled, net, current, synops):
     for r in range(lo, hi):
         n_events = _events_of(src[r], queue)
         if scaled:
-            _copy_cast(amounts, src[r])
+            _copy(amounts, src[r])
         synops[r] += _deliver(p, queue, np.int64(0), np.int64(n_events), amounts, net, current[r], np.int64(0))
 
 
@@ -166,28 +160,28 @@ def _fire_stage(lo, hi, s, net, cfg, current, drive, counts, events, emitted):
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _gate_stage(lo, hi, s, net, cfg, src_counts, counts, events, emitted):
-    """Samples lo .. hi-1 of max-pool gate s through all steps (``gates._gate``, whose queues and
-    estimates sit at the engine's neuron offsets): its source's events in, the windows' out."""
+    """Samples lo .. hi-1 of max-pool gate s through all steps (``gates._gate``): its source's
+    events in, the windows' out. The gate's queues, amounts and estimates are its inputs' at 0 and
+    its windows' from n_in on, in scratch of its own size."""
     p = net.proj_ptr[s]
-    q0, v0 = net.off[net.proj_src[p]], net.off[s]
-    n_in, n = src_counts.shape[2], net.off[s + 1] - v0
-    queue = np.empty(net.off[net.kinds.size] + 1, np.int32)
-    amounts = np.empty(net.off[net.kinds.size], net.v_init.dtype)
+    n_in, n = src_counts.shape[2], net.off[s + 1] - net.off[s]
+    queue = np.empty(n_in + n + 1, np.int32)
+    amounts = np.empty(n_in + n, net.v_init.dtype)
     est, window_est, best = np.zeros(amounts.size), np.zeros(amounts.size), np.empty(amounts.size)
     for b in range(lo, hi):
-        est[q0:q0 + n_in] = 0.0
-        window_est[v0:v0 + n] = 0.0
-        best[v0:v0 + n] = -1.0
+        est[:] = 0.0
+        window_est[:] = 0.0
+        best[:] = -1.0
         for t in range(cfg.steps):
-            n_events = _events_of(src_counts[b, t], queue[q0:])
-            _copy_cast(amounts[q0:q0 + n_in], src_counts[b, t])
-            passed, amount = _gate(p, queue, q0, n_events, amounts, est, window_est, best, cfg.decay, cfg.graded,
-                                   cfg.max_spikes, n_in, net, v0, n)
+            n_events = _events_of(src_counts[b, t], queue)
+            _copy(amounts, src_counts[b, t])
+            passed, amount = _gate(p, queue, 0, n_events, amounts, est, window_est, best, cfg.decay, cfg.graded,
+                                   cfg.max_spikes, n_in, net, n_in, n)
             out = counts[b, t]
             out[:] = 0
             for e in range(passed):
-                w = queue[v0 + e]
-                out[w] = amounts[v0 + w] if cfg.graded else 1
+                w = queue[n_in + e]
+                out[w] = amounts[n_in + w] if cfg.graded else 1
             events[b, t] = passed
             emitted[b] += amount if cfg.graded else passed
 
@@ -222,7 +216,8 @@ def _poisson_counts(lo, hi, x, seed, first_sample, input_index, counts):
 
 # ------------------------------------------------------------------------------------ the schedule
 
-_POOL: list[ThreadPoolExecutor] = []  # one pool for the process, grown to the most threads asked for
+_POOL: dict[int, ThreadPoolExecutor] = {}  # threads: a pool kept for the process (starting threads per call costs)
+os.register_at_fork(after_in_child=_POOL.clear)  # a forked child has none of the parent's threads
 
 
 def _in_threads(kernel, rows: int, n_threads: int, *args) -> None:
@@ -230,10 +225,11 @@ def _in_threads(kernel, rows: int, n_threads: int, *args) -> None:
     if n_threads <= 1 or rows <= 1:
         kernel(0, rows, *args)
         return
-    if not _POOL or _POOL[0]._max_workers < n_threads:
-        _POOL[:] = [ThreadPoolExecutor(n_threads)]
+    if n_threads not in _POOL:
+        _POOL[n_threads] = ThreadPoolExecutor(n_threads)
+    pool = _POOL[n_threads]
     size = -(-rows // n_threads)
-    for done in [_POOL[0].submit(kernel, lo, min(lo + size, rows), *args) for lo in range(0, rows, size)]:
+    for done in [pool.submit(kernel, lo, min(lo + size, rows), *args) for lo in range(0, rows, size)]:
         done.result()
 
 
@@ -252,7 +248,10 @@ def _pooling_factor(weight: np.ndarray, stride: int, padding: int, in_shape: tup
     return 1
 
 
-class _Dense:
+EXACT_FLOAT64 = 2.0 ** 53  # integers below this add exactly in float64
+
+
+class _MatrixProduct:
     """A projection as a matrix product: the weight matrix (rows in the order of the unrolled input),
     in float32, or in float64 grid steps for int32 arithmetic; a convolution's geometry."""
 
@@ -260,7 +259,7 @@ class _Dense:
         layer = projection.layer
         if projection.path == "dense":
             matrix = projection.dense
-            self.conv = None
+            self.conv, self.pooling = None, 1
         else:
             c, h, w = projection.in_shape
             f = _pooling_factor(layer.weight, layer.stride, layer.padding, projection.in_shape)
@@ -268,16 +267,20 @@ class _Dense:
             kh, kw = weight.shape[2:]
             stride, pad, h, w = layer.stride // f, layer.padding // f, h // f, w // f
             ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
-            self.conv = (c, h, w, kh, kw, stride, pad, ho, wo, f)
+            self.conv, self.pooling = (c, h, w, kh, kw, stride, pad, ho, wo, f), f
             matrix = weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])  # the window's (kh, kw, c) order
         self.matrix = np.ascontiguousarray(fixed_point.steps_of(matrix, bits).astype(np.float64) if bits is not None
-                                           else matrix.astype(np.float32))
+                                           else matrix.astype(np.float32, copy=False))
 
     @staticmethod
     def applies(projection: Projection) -> bool:
         if projection.n_in != int(np.prod(projection.source_shape)):  # reads part of its source: events only
             return False
         return projection.path == "dense" or projection.path == "direct" and projection.layer.groups == 1
+
+    def exact_for(self, largest_input: float) -> bool:
+        """int32: whether every sum of the product stays exact in float64 for inputs up to this."""
+        return float(np.abs(self.matrix).sum(axis=0).max(initial=0.0)) * largest_input < EXACT_FLOAT64
 
     def deliver(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
         """current (rows, n_out) += src (rows, n_in) through the weights (``fresh``: current is
@@ -328,19 +331,29 @@ class Buffers:
 
 class Plan:
     """What a run stage by stage prepares once per network: each projection's matrix product
-    (None where it has none), its sources' fan-out in engine order, the last stage reading each
-    source, and (``delivery='auto'``) each projection's measured cost of both deliveries."""
+    (None where it has none, or where int32 sums could leave float64's exact range), its sources'
+    fan-out in engine order, the last stage reading each source, and (``delivery='auto'``) each
+    projection's measured cost of both deliveries. Holds no reference to the network, so that the
+    network can be freed (``plan_for`` keeps plans in a weak dictionary keyed by it)."""
 
     def __init__(self, snn: SpikingNetwork, delivery: str = "auto"):
         integer = snn.config.arithmetic == "int32"
-        self.snn, self.delivery = snn, delivery
-        self.dense = [[_Dense(p, stage_bits(stage) if integer else None) if _Dense.applies(p) else None
-                       for p in stage.projections] for stage in snn.stages]
+        self.delivery = delivery
+        self.products = [[self._product(p, stage, snn) if _MatrixProduct.applies(p) else None
+                          for p in stage.projections] for stage in snn.stages]
         self.fan_out = [[p.fan_out[engine_order(p.source_shape)].astype(np.int64) for p in stage.projections]
                         for stage in snn.stages]
         self.last_reader = {p.source: s for s, stage in enumerate(snn.stages) for p in stage.projections}
         self.costs: dict[int, tuple[float, float]] = {}  # projection: (seconds per input row dense, per event)
         self.delivered = np.zeros((len(snn.stages), 2), np.int64)  # per stage: events delivered densely, all
+
+    @staticmethod
+    def _product(projection: Projection, stage, snn: SpikingNetwork) -> _MatrixProduct | None:
+        if snn.config.arithmetic != "int32":
+            return _MatrixProduct(projection, None)
+        product = _MatrixProduct(projection, stage_bits(stage))
+        largest = 255 if projection.source == INPUT and snn.config.input == "analog" else snn.config.spike_limit
+        return product if product.exact_for(largest * product.pooling ** 2) else None
 
     def dense_share(self) -> np.ndarray:
         """Per stage, the share of its input events that went through matrix products in the runs so
@@ -348,17 +361,16 @@ class Plan:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.delivered[:, 0] / self.delivered[:, 1]
 
-    def goes_dense(self, p: int, dense: _Dense | None, src: np.ndarray, n_events: int, scaled: bool,
+    def goes_dense(self, p: int, product: _MatrixProduct | None, src: np.ndarray, n_events: int, scaled: bool,
                    current: np.ndarray, net, n_threads: int) -> bool:
         """Whether projection p delivers src (rows, n_in) as a matrix product: where it has one, and
-        ('auto') where that took less time than the events would, both timed once on its first rows."""
-        if dense is None or self.delivery == "events":
+        ('auto') where that takes less time than the events would, both timed once (``_time_both``)."""
+        if product is None or self.delivery == "events":
             return False
         if self.delivery == "dense":
             return True
         if p not in self.costs:
-            rows = min(len(src), CALIBRATION_ROWS)
-            self.costs[p] = _time_both(p, dense, src[:rows], scaled, np.zeros_like(current[:rows]), net, n_threads)
+            self.costs[p] = _time_both(p, product, src, scaled, current, net, n_threads)
         per_row, per_event = self.costs[p]
         return per_row * len(src) <= per_event * n_events
 
@@ -367,52 +379,69 @@ _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def plan_for(snn: SpikingNetwork, delivery: str) -> Plan:
-    """The network's plan, kept while the network lives (so its measured costs are measured once)."""
+    """The network's plan, kept while the network lives (so its costs are measured once)."""
     plans = _PLANS.setdefault(snn, {})
     if delivery not in plans:
         plans[delivery] = Plan(snn, delivery)
     return plans[delivery]
 
 
-CALIBRATION_ROWS = 32  # input rows (sample-steps) on which a projection's two deliveries are timed
+CALIBRATION_ROWS = 64  # input rows (sample-steps, spread over the batch) on which both deliveries are timed
 
 
-def _time_both(p: int, dense: _Dense, src: np.ndarray, scaled: bool, current: np.ndarray, net,
+def _time_both(p: int, product: _MatrixProduct, src: np.ndarray, scaled: bool, current: np.ndarray, net,
                n_threads: int) -> tuple[float, float]:
-    """Seconds per input row of the matrix product and per event of the scatter, on src (into the scratch current)."""
-    synops = np.zeros(len(src), np.int64)
-    began = time.perf_counter()
-    dense.deliver(src, current, True, n_threads)
-    per_row = (time.perf_counter() - began) / max(len(src), 1)
-    began = time.perf_counter()
-    _in_threads(_scatter, len(src), n_threads, p, src, scaled, net, current, synops)
-    per_event = (time.perf_counter() - began) / max(np.count_nonzero(src), 1)
-    return per_row, per_event
+    """Seconds per input row of the matrix product and per event of the scatter, each the faster of
+    two runs (the first may load kernels or start threads) on rows spread over src, into scratch."""
+    rows = src[np.linspace(0, len(src) - 1, min(len(src), CALIBRATION_ROWS)).astype(np.int64)]
+    scratch, synops = np.zeros((len(rows),) + current.shape[1:], current.dtype), np.zeros(len(rows), np.int64)
+    dense = events = np.inf
+    for _ in range(2):
+        began = time.perf_counter()
+        product.deliver(rows, scratch, True, n_threads)
+        dense = min(dense, time.perf_counter() - began)
+        began = time.perf_counter()
+        _in_threads(_scatter, len(rows), n_threads, p, rows, scaled, net, scratch, synops)
+        events = min(events, time.perf_counter() - began)
+    return dense / len(rows), events / max(np.count_nonzero(rows), 1)
 
 
-def _sub_batch(snn: SpikingNetwork, n: int, steps: int, itemsize: int) -> int:
-    """Samples run together: as many as keep the largest stage's currents and counts within STAGE_BYTES."""
+def _sub_batch(snn: SpikingNetwork, n: int, steps: int) -> int:
+    """Samples run together: as many as keep the largest stage's per-sample tensors within STAGE_BYTES."""
     largest = max(stage.size for stage in snn.stages)
-    return max(1, min(n, STAGE_BYTES // (steps * largest * (itemsize + np.dtype(RASTER_DTYPE).itemsize))))
+    return max(1, min(n, STAGE_BYTES // (steps * largest * TENSOR_BYTES)))
+
+
+TENSOR_BYTES = 4 + 8 + 8 + 4 + 8  # per neuron, sample and step at most: current, the product's float64 and
+#                                   int64 and int32 copies (int32), a linear layer's float64 input
 
 
 def scratch_bytes(snn: SpikingNetwork, n: int, steps: int) -> int:
     """What a run of n samples stage by stage allocates besides its results, at most: a sub-batch's
-    currents (and a product's float64 copy), every stage's counts, and the unrolled windows."""
-    itemsize = 4
-    sub = _sub_batch(snn, n, steps, itemsize)
+    per-stage tensors (``TENSOR_BYTES``), every stage's counts, a block of unrolled windows (at
+    least one sample-step's) and the gates' scratch."""
+    sub = _sub_batch(snn, n, steps)
     largest = max(stage.size for stage in snn.stages)
     counts = np.dtype(RASTER_DTYPE).itemsize * (snn.n_neurons + int(np.prod(snn.input_shape)))
-    return sub * steps * (largest * (itemsize + 8) + counts) + 2 * WINDOW_BYTES
+    windows = max([WINDOW_BYTES] + [_window_bytes(p, stage) for stage in snn.stages for p in stage.projections])
+    return sub * steps * (largest * TENSOR_BYTES + counts) + 2 * windows + 64 * snn.n_neurons
 
 
-def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes: np.ndarray,
+def _window_bytes(projection: Projection, stage) -> int:
+    """One sample-step's unrolled windows of a conv, in float64 (int32's type)."""
+    if projection.path != "direct" or len(stage.out_shape) != 3:
+        return 0
+    _, c, kh, kw = projection.layer.weight.shape
+    return 8 * int(np.prod(stage.out_shape[1:])) * c * kh * kw
+
+
+def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes: np.ndarray,
                  spike_amounts: np.ndarray, step_synops: np.ndarray, decisions: np.ndarray, v_out: np.ndarray,
                  n_threads: int, buffers: Buffers) -> None:
     """One batch (x in engine order) stage by stage, into the step-major loop's outputs (``buffers``:
     scratch kept for the next batch); counts the events each way in ``plan.delivered``."""
-    steps, stages = cfg.steps, plan.snn.stages
-    sub = _sub_batch(plan.snn, len(x), steps, net.v_init.dtype.itemsize)
+    steps, stages = cfg.steps, snn.stages
+    sub = _sub_batch(snn, len(x), steps)
     dtype = net.v_init.dtype
     for lo in range(0, len(x), sub):
         hi = min(lo + sub, len(x))
@@ -439,8 +468,8 @@ def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes:
                 p = net.proj_ptr[s] + k
                 if projection.source == INPUT and not cfg.poisson:  # analog: a constant current W x per sample
                     constant, synops = np.zeros((b, n), dtype), np.zeros(b, np.int64)
-                    _deliver_rows(plan, p, xb, np.count_nonzero(xb), True, plan.dense[s][k], net, constant, True,
-                                  synops, n_threads, plan.fan_out[s][k])
+                    _deliver_rows(plan, s, k, p, xb, np.count_nonzero(xb), True, net, constant, True, synops,
+                                  n_threads)
                     step_synops[lo:hi, s, 0] += synops
                     drive = drive + constant  # wraps in int32
                     continue
@@ -448,8 +477,8 @@ def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes:
                 synops = np.zeros(b * steps, np.int64)
                 delivered = int(np.count_nonzero(src) if projection.source == INPUT else
                                 spikes[lo:hi, projection.source].sum())
-                went_dense = _deliver_rows(plan, p, src, delivered, cfg.graded, plan.dense[s][k], net,
-                                           current.reshape(b * steps, n), fresh, synops, n_threads, plan.fan_out[s][k])
+                went_dense = _deliver_rows(plan, s, k, p, src, delivered, cfg.graded, net,
+                                           current.reshape(b * steps, n), fresh, synops, n_threads)
                 fresh = False
                 step_synops[lo:hi, s] += synops.reshape(b, steps)
                 plan.delivered[s] += (delivered if went_dense else 0, delivered)
@@ -469,14 +498,15 @@ def run_lockstep(plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes:
             buffers.give(left)
 
 
-def _deliver_rows(plan: Plan, p: int, src: np.ndarray, n_events: int, scaled: bool, dense: _Dense | None, net,
-                  current: np.ndarray, fresh: bool, synops: np.ndarray, n_threads: int, fan_out: np.ndarray) -> bool:
-    """current += src through projection p (``fresh``: current holds nothing yet), as a matrix
-    product when it has one and the input is dense enough, else as events; synops[row] += the
-    row's events' fan-out. Returns whether it went dense."""
-    if plan.goes_dense(p, dense, src, n_events, scaled, current, net, n_threads):
-        dense.deliver(src, current, fresh, n_threads)
-        _in_threads(_count_synops, len(src), n_threads, src, fan_out, synops)
+def _deliver_rows(plan: Plan, s: int, k: int, p: int, src: np.ndarray, n_events: int, scaled: bool, net,
+                  current: np.ndarray, fresh: bool, synops: np.ndarray, n_threads: int) -> bool:
+    """current += src through projection p (stage s's k-th; ``fresh``: current holds nothing yet), as
+    a matrix product when it has one and it pays, else as events; synops[row] += the row's events'
+    fan-out. Returns whether it went dense."""
+    product = plan.products[s][k]
+    if plan.goes_dense(p, product, src, n_events, scaled, current, net, n_threads):
+        product.deliver(src, current, fresh, n_threads)
+        _in_threads(_count_synops, len(src), n_threads, src, plan.fan_out[s][k], synops)
         return True
     if fresh:
         current[...] = 0
