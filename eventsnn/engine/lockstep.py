@@ -440,53 +440,29 @@ def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first
                  n_threads: int, buffers: Buffers) -> None:
     """One batch (x in engine order) stage by stage, into the step-major loop's outputs (``buffers``:
     scratch kept for the next batch); counts the events each way in ``plan.delivered``."""
-    steps, stages = cfg.steps, snn.stages
+    steps = cfg.steps
     sub = _sub_batch(snn, len(x), steps)
-    dtype = net.v_init.dtype
     for lo in range(0, len(x), sub):
         hi = min(lo + sub, len(x))
-        xb, b = x[lo:hi], hi - lo
+        b = hi - lo
         counts: dict[int, np.ndarray] = {}  # (b, steps, size) what each neuron emitted, until its last reader ran
         if cfg.poisson:
             counts[INPUT] = buffers.take((b, steps, x.shape[1]), RASTER_DTYPE)
             counts[INPUT][...] = 0
-            _in_threads(_poisson_counts, b, n_threads, xb, cfg.seed, first_sample + lo, net.input_index,
+            _in_threads(_poisson_counts, b, n_threads, x[lo:hi], cfg.seed, first_sample + lo, net.input_index,
                         counts[INPUT])
-        for s, stage in enumerate(stages):
-            v0, n = net.off[s], net.off[s + 1] - net.off[s]
+        for s, stage in enumerate(snn.stages):
+            n = net.off[s + 1] - net.off[s]
             if stage.kind == GATE:
-                source = stage.projections[0].source
-                counts[s] = buffers.take((b, steps, n), RASTER_DTYPE)
-                _in_threads(_gate_stage, b, n_threads, s, net, cfg, counts[source], counts[s], spikes[lo:hi, s],
-                            spike_amounts[lo:hi, s])
-                if plan.last_reader[source] == s:
-                    buffers.give(counts.pop(source))
+                gated = buffers.take((b, steps, n), RASTER_DTYPE)
+                _in_threads(_gate_stage, b, n_threads, s, net, cfg, counts[stage.projections[0].source], gated,
+                            spikes[lo:hi, s], spike_amounts[lo:hi, s])
+                _release_sources(plan, s, stage, counts, buffers)
+                counts[s] = gated
                 continue
-            current, fresh = buffers.take((b, steps, n), dtype), True  # fresh: nothing delivered yet
-            drive = net.drive[v0:v0 + n][None]
-            for k, projection in enumerate(stage.projections):
-                p = net.proj_ptr[s] + k
-                if projection.source == INPUT and not cfg.poisson:  # analog: a constant current W x per sample
-                    constant, synops = np.zeros((b, n), dtype), np.zeros(b, np.int64)
-                    _deliver_rows(plan, s, k, p, xb, np.count_nonzero(xb), True, net, constant, True, synops,
-                                  n_threads)
-                    step_synops[lo:hi, s, 0] += synops
-                    drive = drive + constant  # wraps in int32
-                    continue
-                src = counts[projection.source].reshape(b * steps, -1)
-                synops = np.zeros(b * steps, np.int64)
-                delivered = int(np.count_nonzero(src) if projection.source == INPUT else
-                                spikes[lo:hi, projection.source].sum())
-                went_dense = _deliver_rows(plan, s, k, p, src, delivered, cfg.graded, net,
-                                           current.reshape(b * steps, n), fresh, synops, n_threads)
-                fresh = False
-                step_synops[lo:hi, s] += synops.reshape(b, steps)
-                plan.delivered[s] += (delivered if went_dense else 0, delivered)
-            if fresh:
-                current[...] = 0
-            for source in {p.source for p in stage.projections}:
-                if plan.last_reader[source] == s and source in counts:
-                    buffers.give(counts.pop(source))
+            current, drive = _stage_input(plan, s, stage, net, cfg, x[lo:hi], counts, spikes[lo:hi],
+                                          step_synops[lo:hi], buffers, n_threads)
+            _release_sources(plan, s, stage, counts, buffers)
             if stage.kind == OUTPUT:
                 _in_threads(_read_out, b, n_threads, s, net, cfg, current, drive, decisions[lo:hi], v_out[lo:hi])
             else:
@@ -496,6 +472,42 @@ def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first
             buffers.give(current)
         for left in counts.values():  # stages nothing reads
             buffers.give(left)
+
+
+def _stage_input(plan: Plan, s: int, stage, net, cfg, x: np.ndarray, counts: dict, spikes: np.ndarray,
+                 step_synops: np.ndarray, buffers: Buffers, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stage s's synaptic currents for a sub-batch (b, steps, n) and its drive ((1 or b), n: the
+    bias current, plus the analog input's constant W x)."""
+    b, steps = len(x), cfg.steps
+    v0, n = net.off[s], net.off[s + 1] - net.off[s]
+    current, fresh = buffers.take((b, steps, n), net.v_init.dtype), True  # fresh: nothing delivered yet
+    drive = net.drive[v0:v0 + n][None]
+    for k, projection in enumerate(stage.projections):
+        p = net.proj_ptr[s] + k
+        if projection.source == INPUT and not cfg.poisson:
+            constant, synops = np.zeros((b, n), current.dtype), np.zeros(b, np.int64)
+            _deliver_rows(plan, s, k, p, x, np.count_nonzero(x), True, net, constant, True, synops, n_threads)
+            step_synops[:, s, 0] += synops
+            drive = drive + constant  # wraps in int32
+            continue
+        src = counts[projection.source].reshape(b * steps, -1)
+        synops = np.zeros(b * steps, np.int64)
+        delivered = int(np.count_nonzero(src) if projection.source == INPUT else spikes[:, projection.source].sum())
+        went_dense = _deliver_rows(plan, s, k, p, src, delivered, cfg.graded, net, current.reshape(b * steps, n),
+                                   fresh, synops, n_threads)
+        fresh = False
+        step_synops[:, s] += synops.reshape(b, steps)
+        plan.delivered[s] += (delivered if went_dense else 0, delivered)
+    if fresh:
+        current[...] = 0
+    return current, drive
+
+
+def _release_sources(plan: Plan, s: int, stage, counts: dict, buffers: Buffers) -> None:
+    """Give back the counts of the sources no later stage reads."""
+    for source in {p.source for p in stage.projections}:
+        if plan.last_reader[source] == s and source in counts:
+            buffers.give(counts.pop(source))
 
 
 def _deliver_rows(plan: Plan, s: int, k: int, p: int, src: np.ndarray, n_events: int, scaled: bool, net,
