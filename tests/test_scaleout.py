@@ -81,10 +81,10 @@ def test_a_worker_killed_mid_run_changes_nothing(client, demo, demo_files):
                                                 build_options={"spikes": "binary"},
                                                 progress=lambda done, n: started.set())
 
+    victim = next(iter(client.run(os.getpid).values()))  # asked before the run: the kill follows its first chunk at once
     worker = threading.Thread(target=run)
     worker.start()
     assert started.wait(60)
-    victim = next(iter(client.run(os.getpid).values()))
     assert worker.is_alive()  # killed mid-run
     os.kill(victim, signal.SIGKILL)
     worker.join(120)
