@@ -14,6 +14,7 @@ By concern: ``packing`` (network and settings as flat arrays), ``delivery`` (syn
 ``neurons`` (integrate and fire, compaction of spikes into queues), ``gates`` (max-pool gates),
 ``readout`` (softmax draw, decision, early exit), ``loop`` (one sample's time loop, batches in
 parallel), ``layerwise`` (offset correction: a sample layer by layer, each population run twice),
+``lockstep`` (``schedule='layer'``: a batch stage by stage, dense inputs as matrix products),
 ``profiling`` (cycles per stage and phase) over ``intrinsics`` (LLVM's cycle counter and popcount);
 this module runs them.
 """
