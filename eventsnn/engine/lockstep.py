@@ -386,24 +386,24 @@ def plan_for(snn: SpikingNetwork, delivery: str) -> Plan:
     return plans[delivery]
 
 
-CALIBRATION_ROWS = 64  # input rows (sample-steps, spread over the batch) on which both deliveries are timed
+CALIBRATION_ROWS = 32  # input rows (sample-steps, spread over the batch) on which both deliveries are timed
 
 
 def _time_both(p: int, product: _MatrixProduct, src: np.ndarray, scaled: bool, current: np.ndarray, net,
                n_threads: int) -> tuple[float, float]:
-    """Seconds per input row of the matrix product and per event of the scatter, each the faster of
-    two runs (the first may load kernels or start threads) on rows spread over src, into scratch."""
+    """Seconds per input row of the matrix product and per event of the scatter, timed on rows
+    spread over src (into scratch), after one untimed run of each on two rows (which loads the
+    kernels and starts the threads)."""
     rows = src[np.linspace(0, len(src) - 1, min(len(src), CALIBRATION_ROWS)).astype(np.int64)]
     scratch, synops = np.zeros((len(rows),) + current.shape[1:], current.dtype), np.zeros(len(rows), np.int64)
-    dense = events = np.inf
-    for _ in range(2):
+    seconds = []
+    for part in (rows[:2], rows):
         began = time.perf_counter()
-        product.deliver(rows, scratch, True, n_threads)
-        dense = min(dense, time.perf_counter() - began)
-        began = time.perf_counter()
-        _in_threads(_scatter, len(rows), n_threads, p, rows, scaled, net, scratch, synops)
-        events = min(events, time.perf_counter() - began)
-    return dense / len(rows), events / max(np.count_nonzero(rows), 1)
+        product.deliver(part, scratch[:len(part)], True, n_threads)
+        middle = time.perf_counter()
+        _in_threads(_scatter, len(part), n_threads, p, part, scaled, net, scratch[:len(part)], synops[:len(part)])
+        seconds = [middle - began, time.perf_counter() - middle]
+    return seconds[0] / len(rows), seconds[1] / max(np.count_nonzero(rows), 1)
 
 
 def _sub_batch(snn: SpikingNetwork, n: int, steps: int) -> int:
