@@ -27,10 +27,8 @@ early exit, profiles, records and neuron counts, offset correction.
 
 from __future__ import annotations
 
-import os
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -41,7 +39,7 @@ from ..kernel_cache import CACHE
 from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork, stage_bits
 from .delivery import _add_row, _deliver
 from .gates import _gate
-from .loop import _copy, _poisson_events
+from .loop import _copy, _poisson_events, in_threads
 from .neurons import _fire_pass, _integrate
 from .packing import MEMBRANE
 from .readout import _decide
@@ -216,21 +214,9 @@ def _poisson_counts(lo, hi, x, seed, first_sample, input_index, counts):
 
 # ------------------------------------------------------------------------------------ the schedule
 
-_POOL: dict[int, ThreadPoolExecutor] = {}  # threads: a pool kept for the process (starting threads per call costs)
-os.register_at_fork(after_in_child=_POOL.clear)  # a forked child has none of the parent's threads
-
-
 def _in_threads(kernel, rows: int, n_threads: int, *args) -> None:
-    """kernel(lo, hi, *args) over rows 0 .. rows-1, split among n_threads (the kernels release the GIL)."""
-    if n_threads <= 1 or rows <= 1:
-        kernel(0, rows, *args)
-        return
-    if n_threads not in _POOL:
-        _POOL[n_threads] = ThreadPoolExecutor(n_threads)
-    pool = _POOL[n_threads]
-    size = -(-rows // n_threads)
-    for done in [pool.submit(kernel, lo, min(lo + size, rows), *args) for lo in range(0, rows, size)]:
-        done.result()
+    """kernel(lo, hi, *args) over rows 0 .. rows-1, one piece per thread (``loop.in_threads``)."""
+    in_threads(lambda lo, hi: kernel(lo, hi, *args), rows, n_threads)
 
 
 def _pooling_factor(weight: np.ndarray, stride: int, padding: int, in_shape: tuple[int, ...]) -> int:
@@ -354,12 +340,6 @@ class Plan:
         product = _MatrixProduct(projection, stage_bits(stage))
         largest = 255 if projection.source == INPUT and snn.config.input == "analog" else snn.config.spike_limit
         return product if product.exact_for(largest * product.pooling ** 2) else None
-
-    def dense_share(self) -> np.ndarray:
-        """Per stage, the share of its input events that went through matrix products in the runs so
-        far (NaN: none delivered; the analog input's constant current is not counted)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.delivered[:, 0] / self.delivered[:, 1]
 
     def goes_dense(self, p: int, product: _MatrixProduct | None, src: np.ndarray, n_events: int, scaled: bool,
                    current: np.ndarray, net, n_threads: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -233,17 +234,27 @@ def _run_chunk(x, lo, hi, first_sample, net, cfg, spikes, spike_amounts, step_sy
 
 CHUNKS_PER_THREAD = 4  # samples differ in cost (early exit, activity): small chunks keep threads busy
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # by thread count, kept for the process: starting threads costs
+os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the parent's threads
+
+
+def in_threads(work, rows: int, n_threads: int, pieces_per_thread: int = 1) -> None:
+    """work(lo, hi) over rows 0 .. rows-1 in pieces that ``n_threads`` threads take in turn (a
+    thread that finishes early takes the next piece); the compiled kernels release the GIL.
+    Re-raises a piece's exception here."""
+    if n_threads <= 1 or rows <= 1:
+        work(0, rows)
+        return
+    if n_threads not in _POOLS:
+        _POOLS[n_threads] = ThreadPoolExecutor(n_threads)
+    size = max(1, -(-rows // (n_threads * pieces_per_thread)))
+    for done in [_POOLS[n_threads].submit(work, lo, min(lo + size, rows)) for lo in range(0, rows, size)]:
+        done.result()
+
 
 def run_batch(x, first_sample, net, cfg, *outputs, n_threads: int, chunk=_run_chunk) -> None:
-    """All samples of a batch, in chunks that ``n_threads`` threads take in turn (dynamic
-    scheduling: a thread that finishes early takes the next chunk); ``chunk``: the compiled runner
-    of a chunk (``_run_chunk``, or ``layerwise._run_chunk_layerwise``, which takes the same arguments)."""
-    n = len(x)
-    if n_threads <= 1 or n <= 1:
-        chunk(x, 0, n, first_sample, net, cfg, *outputs)
-        return
-    size = max(1, -(-n // (n_threads * CHUNKS_PER_THREAD)))
-    with ThreadPoolExecutor(n_threads) as pool:
-        for done in [pool.submit(chunk, x, lo, min(lo + size, n), first_sample, net, cfg, *outputs)
-                     for lo in range(0, n, size)]:
-            done.result()  # re-raises a chunk's exception here
+    """All samples of a batch, in chunks that ``n_threads`` threads take in turn (small chunks:
+    samples differ in cost); ``chunk``: the compiled runner of a chunk (``_run_chunk``, or
+    ``layerwise._run_chunk_layerwise``, which takes the same arguments)."""
+    in_threads(lambda lo, hi: chunk(x, lo, hi, first_sample, net, cfg, *outputs), len(x), n_threads,
+               CHUNKS_PER_THREAD)
