@@ -100,7 +100,7 @@ def test_sub_batches_and_window_blocks_do_not_change_the_result(monkeypatch):
     np.testing.assert_array_equal(split.output_membrane, whole.output_membrane)
 
 
-def test_auto_delivery_times_each_projection_once_and_keeps_both_paths_in_play():
+def test_auto_delivery_times_each_projection_once_and_reuses_the_plan():
     snn = build(_pooled_net(np.random.default_rng(4)), SimulationConfig())
     x = np.random.default_rng(5).random((4, 2, 8, 8)).astype(np.float32)
     simulate(snn, x, 4, schedule="layer")

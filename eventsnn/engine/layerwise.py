@@ -15,7 +15,7 @@ from numba import njit
 from ..kernel_cache import CACHE
 from ..snn import INPUT, OUTPUT
 from .arithmetic import exact_float
-from .delivery import _deliver
+from .delivery import _add_row, _deliver
 from .loop import START, _add_input_current, _changed, _copy, _poisson_events, _read_membranes
 from .neurons import _compact, _fire_pass, _integrate, lane_table
 from .readout import _decide
@@ -34,12 +34,6 @@ def _correct_offsets(v, v_start, count, threshold, most, low, high):
             v_start[i] = min(max(corrected, np.float64(low)), np.float64(high))
             moved = True
     return moved
-
-
-@njit(cache=CACHE, error_model="numpy")
-def _add_current(v, v0, current):
-    for i in range(current.size):
-        v[v0 + i] += current[i]
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -73,7 +67,7 @@ def _fire_run(s, net, cfg, v, v_start, current, stage_drive, trains, train_len, 
     for t in range(cfg.steps):
         if tallying:
             _copy(v_prev[:n], v[v0:v0 + n])
-        _add_current(v, v0, current[t, :n])
+        _add_row(v[v0:v0 + n], current[t, :n], v[0], False)
         _, amount = _fire_pass(v, v0, n, stage_drive, v0, net.threshold[s], cfg.subtract, cfg.graded, cfg.max_spikes,
                                net.low[s], net.high[s], train_amounts[t], words, net.word_off[s], False, count[:0])
         train_len[t, s] = _compact(n, trains[t], v0, words, net.word_off[s], lanes)
@@ -105,7 +99,7 @@ def _run_sample_layerwise(x, sample, net, cfg, v, v_start, v_prev, current, trai
             for t in range(cfg.steps):
                 if tallying:
                     _copy(v_prev[:n], v[v0:v0 + n])
-                _add_current(v, v0, current[t, :n])
+                _add_row(v[v0:v0 + n], current[t, :n], v[0], False)
                 _integrate(v, v0, n, stage_drive, v0, net.low[s], net.high[s])
                 decisions[t] = _decide(counts, v, v0, n, cfg.readout, False)
                 if tallying:
