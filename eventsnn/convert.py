@@ -247,6 +247,25 @@ def compute_scales(net: Network, x_calib: np.ndarray, percentile: float = DEFAUL
 NEGLIGIBLE = 1e-30  # activations below this count as none: float32 dust (weights divided by such a scale overflow)
 
 
+def population_members(net: Network) -> dict[str, list[int]]:
+    """Each spiking population (a hidden affine layer or an add) by name, with the layers that carry
+    its scale: itself and, for an add, its affine branches."""
+    roles = spiking_roles(net)
+    return {layer.name: [i] + [j for j in net.inputs[i] if j >= 0 and roles[j] == "projection"]
+            for i, (layer, role) in enumerate(zip(net.layers, roles)) if role in ("hidden", "add")}
+
+
+def coarsened_scales(net: Network, scales: list, coarsening: dict[str, int]) -> list:
+    """The scales with population p's multiplied by ``coarsening[p]`` = k: each of its spikes is then
+    worth k times a spike of a population kept as it is (``ConvertedModel.coarsening``)."""
+    scales = list(scales)
+    members = population_members(net)
+    for name, k in coarsening.items():
+        for i in members[name]:
+            scales[i] = scales[i] * k
+    return scales
+
+
 def _checked_scale(value: float | None, name: str) -> float | None:
     """A percentile as a scale; None where there was no activation (or a negligible one)."""
     if value is None or value < NEGLIGIBLE:

@@ -20,8 +20,8 @@ import numpy as np
 
 from .atomic import atomic_output
 from .connectivity import DEFAULT_MAX_BYTES
-from .convert import (DEFAULT_PERCENTILE, bias_carrier, compute_scales, fold_batchnorm, normalize, spiking_roles,
-                      unit_scales, with_params)
+from .convert import (DEFAULT_PERCENTILE, bias_carrier, coarsened_scales, compute_scales, fold_batchnorm, normalize,
+                      population_members, spiking_roles, unit_scales, with_params)
 from .ir import ACTIVATIONS, QCFS, Network
 from .rewrite import batchnorm_as_affine, resolve_concats, split_signed
 from .snn import Chooser, SimulationConfig, SpikingNetwork, build_spiking, per_neuron
@@ -60,6 +60,9 @@ class ConvertedModel:
     calibration: dict | None = None  # how the shifts were calibrated (method, steps, images), see ``calibrate``
     early_exit: dict | None = None  # the early-exit rule chosen for it (``early_exit.choose_exit``)
     potential_shift: dict[str, np.ndarray] = field(default_factory=dict)  # V(0) offsets, per population, per channel
+    # per population, k: its spikes are each worth k / levels of its scale, levels / k levels per scale (``layer_levels``)
+    coarsening: dict[str, int] = field(default_factory=dict)
+    levels_choice: dict | None = None  # how the coarsening was chosen (``layer_levels.choose_levels``)
 
     def __post_init__(self):
         spiking_roles(self.ann)  # raises for a network that cannot become an SNN
@@ -71,11 +74,19 @@ class ConvertedModel:
                 if channels is None or np.shape(shift) != (channels,) or not np.all(np.isfinite(shift)):
                     raise ValueError(f"{what} '{name}' must be {channels or 'a layer of the network with'} finite "
                                      "values, one per channel")
+        populations = population_members(self.ann)
+        for name, k in self.coarsening.items():
+            if name not in populations:
+                raise ValueError(f"coarsening '{name}': not a spiking population of the network "
+                                 f"(one of {', '.join(populations)})")
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+                raise ValueError(f"coarsening '{name}' must be a positive integer, not {k!r}")
 
     def normalized(self, levels: int = 1) -> Network:
         """The normalized network, with any calibrated bias shifts added; ``levels`` L: in units of
-        spikes worth 1/L of each layer's scale (see ``convert.normalize``)."""
-        net = normalize(self.ann, list(self.scales), levels)
+        spikes worth 1/L of each layer's scale (see ``convert.normalize``), k/L for a population
+        coarsened by k."""
+        net = normalize(self.ann, coarsened_scales(self.ann, self.scales, self.coarsening), levels)
         if not self.bias_shift:
             return net
         layers = list(net.layers)
@@ -137,7 +148,8 @@ def save(model: ConvertedModel, path: str | os.PathLike) -> None:
             entry["scale"] = np.asarray(scale).tolist()  # a number, or a list (one per channel)
     description = {"format": FORMAT, "version": VERSION, "percentile": model.percentile,
                    "simulation": dataclasses.asdict(model.config), "calibration": model.calibration,
-                   "early_exit": model.early_exit, **spec}
+                   "early_exit": model.early_exit, "coarsening": model.coarsening,
+                   "levels_choice": model.levels_choice, **spec}
     if "__model__" in params:
         raise ValueError("a layer may not be called '__model__'")
     params.update({SHIFT_PREFIX + name: shift for name, shift in model.bias_shift.items()})
@@ -168,7 +180,8 @@ def load(path: str | os.PathLike) -> ConvertedModel:
         # files written before graded spikes existed simulate binary spikes
         config = SimulationConfig(**{"spikes": "binary", "levels": 1, **description.get("simulation", {})})
         return ConvertedModel(net, tuple(scales), description.get("percentile"), config, shifts,
-                              description.get("calibration"), _early_exit(description.get("early_exit")), potentials)
+                              description.get("calibration"), _early_exit(description.get("early_exit")), potentials,
+                              _coarsening(description.get("coarsening")), description.get("levels_choice"))
     except (SpecError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: {err}") from err
 
@@ -178,6 +191,15 @@ def _scale(value):
     if isinstance(value, list):
         return np.asarray(value, np.float64)
     return value
+
+
+def _coarsening(value) -> dict:
+    """A stored coarsening: population names and positive integers (``ConvertedModel`` checks them)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"coarsening must map population names to integers, not {value!r}")
+    return dict(value)
 
 
 def _early_exit(rule) -> dict | None:

@@ -19,6 +19,7 @@ from .calibrate import calibrate
 from .connectivity import DEFAULT_MAX_BYTES
 from .convert import DEFAULT_PERCENTILE
 from .early_exit import choose_exit
+from .layer_levels import choose_levels
 from .engine import fastest_projection, simulate, simulation_bytes
 from .ir import Network
 from .model import ConvertedModel, convert, default_config, load
@@ -46,6 +47,8 @@ class Defaults:
     calibrate_images: int = 256  # images for --calibrate bias|potential
     exit_loss_points: float = 0.2  # accuracy an --exit auto rule may cost
     exit_images: int = 1000  # images for --exit auto
+    levels_loss_points: float = 0.2  # accuracy --choose-levels may cost
+    levels_images: int = 1000  # images for --choose-levels
     seed: int = 0  # Poisson input and softmax streams
     demo_samples: int = 500
     demo_steps: int = 8
@@ -121,6 +124,8 @@ def default_steps(model: ConvertedModel, settings: dict | None = None) -> tuple[
     ones need many: docs/results.md, "Short latency")."""
     if calibrated_steps(model):
         return calibrated_steps(model), "the T the model was calibrated for"
+    if (model.levels_choice or {}).get("steps"):
+        return model.levels_choice["steps"], "the T its levels were chosen for"
     if (model.early_exit or {}).get("steps"):
         return model.early_exit["steps"], "the T the model's early exit was chosen for"
     spikes = model.config.updated(**(settings or {})).spikes
@@ -161,6 +166,16 @@ def early_exit_options(model: ConvertedModel, stable_steps: int | None, exit_mar
 
 # --- conversion ------------------------------------------------------------------------------------
 
+def levels_summary(info: dict, loss_points: float) -> str:
+    """One line on what ``choose_levels`` chose, and what it saves."""
+    per_population = sorted(set(info["population_levels"].values()))
+    before, after = info["synops_per_image"]["before"], info["synops_per_image"]["after"]
+    return (f"levels for T={info['steps']}: {info['levels']} (max spikes {info['max_spikes']}), per layer "
+            f"{'/'.join(map(str, per_population))}; {after:.3g} SynOps per image ({before:.3g} before the per-layer "
+            f"levels); the ANN's decision on all but {info['disagreement']['after']:.2%} of {info['images']} "
+            f"calibration images (budget {loss_points} points)")
+
+
 def calibration_summary(method: str, info: dict) -> str:
     """One line on what ``calibrate`` kept, and why it kept no shift when its decisions got worse."""
     agreement = info["agreement_with_ann"]
@@ -185,6 +200,9 @@ class ConversionOptions:
     exit: str = "none"  # none | auto
     exit_loss_points: float = DEFAULTS.exit_loss_points
     exit_images: int = DEFAULTS.exit_images
+    choose_levels: bool = False  # the run length, levels and per-layer levels with the fewest SynOps
+    levels_loss_points: float = DEFAULTS.levels_loss_points
+    levels_images: int = DEFAULTS.levels_images
 
     def check(self) -> None:
         """Refuse combinations that cannot work, before any long step."""
@@ -194,21 +212,32 @@ class ConversionOptions:
             raise ValueError(f"--calibrate {self.calibrate} needs calibration data (--calib), not --no-normalization")
         if self.exit == "auto" and self.percentile is None:
             raise ValueError("--exit auto needs calibration data (--calib), not --no-normalization")
+        if self.choose_levels and (self.steps is None or self.percentile is None):
+            raise ValueError("--choose-levels needs --steps T, the longest run to consider, and calibration data "
+                             "(--calib)")
 
 
 def convert_network(net: Network, x_calib, options: ConversionOptions, log: Log = print) -> ConvertedModel:
-    """Fold, normalize, and (as the options ask) calibrate and choose an early exit."""
+    """Fold, normalize, and (as the options ask) choose the levels, calibrate, and choose an early exit."""
     options.check()
     config = default_config(net).updated(**options.settings)  # what the user gave, over the net's defaults
     model = convert(net, x_calib, options.percentile, config, progress=terminal_progress("computing scales"),
                     scale_per=options.scale_per, clip_scale=options.clip_scale)
     check_spikes_fit(model.ann, model.config)  # before calibrating: refused here, not at the first run
+    steps = options.steps
+    if options.choose_levels:
+        model = choose_levels(model, np.asarray(x_calib.spread(options.levels_images)), options.steps,
+                              options.levels_loss_points / 100,
+                              progress=terminal_progress(f"choosing the levels for T <= {options.steps}"))
+        steps = model.levels_choice["steps"]
+        check_spikes_fit(model.ann, model.config)
+        log(levels_summary(model.levels_choice, options.levels_loss_points))
     if options.calibrate != "none":
-        model = calibrate(model, x_calib.spread(options.calibrate_images), options.steps, options.calibrate,
-                          progress=terminal_progress(f"calibrating {options.calibrate} for T={options.steps}"))
+        model = calibrate(model, x_calib.spread(options.calibrate_images), steps, options.calibrate,
+                          progress=terminal_progress(f"calibrating {options.calibrate} for T={steps}"))
         log(calibration_summary(options.calibrate, model.calibration))
     if options.exit == "auto":
-        steps = options.steps or default_steps(model)[0]
+        steps = steps or default_steps(model)[0]
         rule = choose_exit(model, np.asarray(x_calib.spread(options.exit_images)), steps,
                            options.exit_loss_points / 100,
                            progress=terminal_progress(f"choosing the early exit for T={steps}"))

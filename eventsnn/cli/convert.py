@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
                    help="bias: shift each channel's bias so the SNN's mean output over --steps steps matches the "
                         "ANN's on calibration images (Li et al. 2021); potential: the same correction as an "
                         "offset of each channel's initial membrane potential")
-    p.add_argument("--steps", type=POSITIVE, help="the run length T to calibrate for (stored in the model file)")
+    p.add_argument("--steps", type=POSITIVE, help="the run length T to calibrate for (stored in the model file); with --choose-levels "
+                        "the longest run to consider")
     p.add_argument("--calibrate-images", type=POSITIVE, default=DEFAULTS.calibrate_images,
                    help="calibration images used for --calibrate")
     p.add_argument("--exit", choices=("none", "auto"), default="none",
@@ -44,6 +45,14 @@ def add_parser(sub) -> None:
                    help="--exit auto: accuracy, in points, the rule may cost (measured as changed decisions)")
     p.add_argument("--exit-images", type=POSITIVE, default=DEFAULTS.exit_images,
                    help="calibration images used for --exit auto")
+    p.add_argument("--choose-levels", action="store_true",
+                   help="choose the run length (up to --steps), the levels and each layer's levels with the fewest "
+                        "SynOps on calibration images (graded spikes; stored in the model file; `run` uses its T)")
+    p.add_argument("--levels-loss", type=float, default=DEFAULTS.levels_loss_points,
+                   help="--choose-levels: accuracy, in points, the choice may cost (measured as decisions that differ "
+                        "from the ANN's, beyond the fewest any candidate reaches)")
+    p.add_argument("--levels-images", type=POSITIVE, default=DEFAULTS.levels_images,
+                   help="calibration images used for --choose-levels")
     p.add_argument("-o", "--output-file", required=True, help="the spiking model (.npz)")
     add_settings(p)
     p.set_defaults(func=run)
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--calib DATA is required (or --no-normalization)")
     options = ConversionOptions(None if args.no_normalization else args.percentile, args.scale_per, args.clip_scale,
                                 settings(args), args.calibrate, args.steps, args.calibrate_images, args.exit,
-                                args.exit_loss, args.exit_images)
+                                args.exit_loss, args.exit_images, args.choose_levels, args.levels_loss,
+                                args.levels_images)
     options.check()
     check_writable(args.output_file, (args.checkpoint, args.arch, args.calib))
     net = load_network(args.checkpoint, args.arch)
