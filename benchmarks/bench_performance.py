@@ -338,19 +338,58 @@ def onnxruntime_section(r: dict) -> list[str]:
     return lines
 
 
-def onnxruntime_targets(nets: dict) -> list[str]:
-    """The yardstick's targets: eventsnn's fastest schedule against onnxruntime at batch 64."""
+def levels_section(r: dict) -> list[str]:
+    """The defaults against the run length and levels ``choose_levels`` picks, with onnxruntime beside."""
+    lines = ["", "## Fewer SynOps: the chosen run length and levels", "",
+             f"`{r['command']}` ({r['date']}, {r['threads']} threads, the first 1,000 test images; onnxruntime "
+             "measured again in the same process). The defaults run at the first T within 0.5 points of the ANN; "
+             "`convert --choose-levels --steps 3` picks the run length and levels with the fewest SynOps on 1,000 "
+             "calibration images, and `--per-layer-levels` then coarsens each layer's levels (docs/usage.md, "
+             "\"Fewer SynOps\"). 'differs' is the share of test images decided otherwise than by the ANN. Speeds are "
+             "step by step / stage by stage; the faster one is set against onnxruntime at batch 64.", "",
+             "| net | ANN | defaults: T, accuracy (differs), SynOps/image, img/s | chosen: T, L, accuracy (differs), "
+             "SynOps/image, img/s | / onnxruntime (defaults -> chosen) | with per-layer levels: accuracy (differs), "
+             "SynOps/image | chosen in |", "|---|---|---|---|---|---|---|"]
+
+    def cells(row: dict) -> str:
+        return f"{100 * row['accuracy']:.1f}% ({100 * row['disagreement_with_ann']:.1f}%), {row['synops_per_image']:.3g}"
+
+    for name, n in r["nets"].items():
+        d, c, p, choice = n["default"], n["chosen"], n["chosen_per_layer"], n["choice"]
+        lines.append(
+            f"| {name} | {100 * n['ann_accuracy']:.1f}% | T = {d['steps']}, {cells(d)}, {d['images_per_second']:,.0f} / "
+            f"{d['layer_images_per_second'] or 0:,.0f} | T = {c['steps']}, L = {choice['levels']}, {cells(c)} "
+            f"({c['synops_per_image'] / d['synops_per_image']:.2f}x), {c['images_per_second']:,.0f} / "
+            f"{c['layer_images_per_second'] or 0:,.0f} | {ratio(fastest_rate(n, ('default',)))} -> "
+            f"{ratio(fastest_rate(n, ('chosen',)))} | {cells(p)} ({p['synops_per_image'] / c['synops_per_image']:.2f}x) | "
+            f"{n['choose_seconds']:.0f} s |")
+    return lines
+
+
+def fastest_rate(n: dict, keys: tuple[str, ...]) -> float:
+    """The fastest of the given rows' schedules against the same run's onnxruntime at batch 64."""
+    rates = []
+    for key in keys:
+        row = n.get(key, {})
+        rates += [row[k] for k in ("images_per_second", "layer_images_per_second") if row.get(k)]
+    return max(rates) / n["onnxruntime"]["batch64"]
+
+
+def onnxruntime_targets(nets: dict, chosen: dict | None = None) -> list[str]:
+    """The yardstick's targets: eventsnn's fastest schedule and setting against onnxruntime at batch 64,
+    each ratio within one run."""
     def fastest(name: str) -> float:
         n = nets[name]
         rates = [n[k]["images_per_second"] for k in ("eventsnn", "eventsnn_layer") if "images_per_second" in n.get(k, {})]
-        return max(rates) / n["onnxruntime"]["batch64"]
+        best = max(rates) / n["onnxruntime"]["batch64"]
+        return max(best, fastest_rate(chosen[name], ("chosen",))) if chosen and name in chosen else best
 
     rows = []
     for label, names, goal in (("VGG-16 (ReLU and QCFS) >= onnxruntime", ("vgg16", "vgg16_qcfs4"), 1.0),
                                ("paper's net and ResNet-20 >= 1/2 of onnxruntime", ("paper_net", "resnet20"), 0.5)):
         got = [fastest(name) for name in names if name in nets]
         if got:
-            rows.append(f"| {label} (the faster schedule, batch 64) | {', '.join(ratio(g) for g in got)} | "
+            rows.append(f"| {label} (the fastest schedule and setting, batch 64) | {', '.join(ratio(g) for g in got)} | "
                         f"{'met' if min(got) >= goal else 'missed'} |")
     return rows
 
@@ -400,6 +439,9 @@ def render_markdown(report: dict, out: Path) -> str:
     ort = out / "vs_onnxruntime.json"
     if ort.exists():  # benchmarks/bench_vs_onnxruntime.py, measured in its own run
         lines += onnxruntime_section(json.loads(ort.read_text()))
+    levels = out / "layer_levels.json"
+    if levels.exists():  # benchmarks/bench_layer_levels.py, measured in its own run
+        lines += levels_section(json.loads(levels.read_text()))
     equal = out / "equal_steps.json"
     if equal.exists():  # benchmarks/bench_equal_steps.py: the peers at equal T, measured in its own run
         eq = json.loads(equal.read_text())
@@ -474,7 +516,8 @@ def render_markdown(report: dict, out: Path) -> str:
                      f"(first run without warmup: {'met' if np.max(cold) < 2 else 'missed'}) |")
     ort = out / "vs_onnxruntime.json"
     if ort.exists():
-        lines += onnxruntime_targets(json.loads(ort.read_text())["nets"])
+        chosen = json.loads(levels.read_text())["nets"] if levels.exists() else None
+        lines += onnxruntime_targets(json.loads(ort.read_text())["nets"], chosen)
     lines.append("")
     if "torch_samples_per_second" in cifar300 and "cifar10_macs_per_step" in report:
         macs = report["cifar10_macs_per_step"] * 300

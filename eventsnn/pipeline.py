@@ -168,11 +168,15 @@ def early_exit_options(model: ConvertedModel, stable_steps: int | None, exit_mar
 
 def levels_summary(info: dict, loss_points: float) -> str:
     """One line on what ``choose_levels`` chose, and what it saves."""
-    per_population = sorted(set(info["population_levels"].values()))
-    before, after = info["synops_per_image"]["before"], info["synops_per_image"]["after"]
-    return (f"levels for T={info['steps']}: {info['levels']} (max spikes {info['max_spikes']}), per layer "
-            f"{'/'.join(map(str, per_population))}; {after:.3g} SynOps per image ({before:.3g} before the per-layer "
-            f"levels); the ANN's decision on all but {info['disagreement']['after']:.2%} of {info['images']} "
+    line = f"levels for T={info['steps']}: {info['levels']} (max spikes {info['max_spikes']})"
+    after = info["synops_per_image"]["after"]
+    if info["per_layer"]:
+        per_population = "/".join(map(str, sorted(set(info["population_levels"].values()))))
+        line += (f", per layer {per_population} ({after:.3g} SynOps per image, {info['synops_per_image']['before']:.3g} "
+                 "before the per-layer levels)")
+    else:
+        line += f", {after:.3g} SynOps per image"
+    return (f"{line}; the ANN's decision on all but {info['disagreement']['after']:.2%} of {info['images']} "
             f"calibration images (budget {loss_points} points)")
 
 
@@ -200,7 +204,8 @@ class ConversionOptions:
     exit: str = "none"  # none | auto
     exit_loss_points: float = DEFAULTS.exit_loss_points
     exit_images: int = DEFAULTS.exit_images
-    choose_levels: bool = False  # the run length, levels and per-layer levels with the fewest SynOps
+    choose_levels: bool = False  # the run length and levels with the fewest SynOps
+    per_layer_levels: bool = False  # ... and then each population's levels
     levels_loss_points: float = DEFAULTS.levels_loss_points
     levels_images: int = DEFAULTS.levels_images
 
@@ -212,6 +217,8 @@ class ConversionOptions:
             raise ValueError(f"--calibrate {self.calibrate} needs calibration data (--calib), not --no-normalization")
         if self.exit == "auto" and self.percentile is None:
             raise ValueError("--exit auto needs calibration data (--calib), not --no-normalization")
+        if self.per_layer_levels and not self.choose_levels:
+            raise ValueError("--per-layer-levels is a stage of --choose-levels: give both")
         if self.choose_levels and (self.steps is None or self.percentile is None):
             raise ValueError("--choose-levels needs --steps T, the longest run to consider, and calibration data "
                              "(--calib)")
@@ -227,7 +234,7 @@ def convert_network(net: Network, x_calib, options: ConversionOptions, log: Log 
     steps = options.steps
     if options.choose_levels:
         model = choose_levels(model, np.asarray(x_calib.spread(options.levels_images)), options.steps,
-                              options.levels_loss_points / 100,
+                              options.levels_loss_points / 100, per_layer=options.per_layer_levels,
                               progress=terminal_progress(f"choosing the levels for T <= {options.steps}"))
         steps = model.levels_choice["steps"]
         check_spikes_fit(model.ann, model.config)

@@ -66,7 +66,7 @@ def test_a_coarsened_first_layer_quantizes_its_ann_activation_to_levels_over_k(d
 @pytest.fixture(scope="module")
 def chosen(demo):
     x = demo.x_calib[:200]
-    return choose_levels(demo.model, x, 2, max_loss=0.02), x
+    return choose_levels(demo.model, x, 2, max_loss=0.02, per_layer=True), x
 
 
 def test_the_choice_keeps_its_limit_and_no_cheaper_candidate_does(chosen, demo):
@@ -87,6 +87,17 @@ def test_the_choice_keeps_its_limit_and_no_cheaper_candidate_does(chosen, demo):
     assert info["population_levels"] == {name: info["levels"] // model.coarsening.get(name, 1)
                                          for name in population_members(model.ann)}
     assert len(info["grid"]) == 2 * 4 and info["trade_off"][-1]["synops_per_image"] == info["synops_per_image"]["after"]
+
+
+def test_without_the_per_layer_stage_the_choice_is_stage_one_s(chosen, demo):
+    per_layer, x = chosen
+    model = choose_levels(demo.model, x, 2, max_loss=0.02)
+    info = model.levels_choice
+    assert model.coarsening == {} and info["trade_off"] == [] and not info["per_layer"]
+    assert info["grid"] == per_layer.levels_choice["grid"]  # the same runs, the same numbers
+    assert (info["steps"], info["levels"]) == (per_layer.levels_choice["steps"], per_layer.levels_choice["levels"])
+    assert info["synops_per_image"]["after"] == info["synops_per_image"]["before"]
+    assert set(info["population_levels"].values()) == {info["levels"]}
 
 
 def test_every_population_coarser_than_chosen_breaks_the_limit(chosen):
@@ -154,6 +165,8 @@ def test_convert_choose_levels_is_stored_and_run_uses_its_steps(tmp_path, demo_f
                     "--calib", str(small_data / "calib.npz"), "-o", str(out)]
     assert main(convert_args + ["--choose-levels"]) == 2
     assert "--choose-levels needs --steps" in capsys.readouterr().err
+    assert main(convert_args + ["--per-layer-levels", "--steps", "2"]) == 2
+    assert "give both" in capsys.readouterr().err
     assert main(convert_args + ["--choose-levels", "--steps", "2", "--levels-images", "100",
                                 "--levels-loss", "1"]) == 0
     model = load(out)

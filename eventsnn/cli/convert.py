@@ -46,8 +46,11 @@ def add_parser(sub) -> None:
     p.add_argument("--exit-images", type=POSITIVE, default=DEFAULTS.exit_images,
                    help="calibration images used for --exit auto")
     p.add_argument("--choose-levels", action="store_true",
-                   help="choose the run length (up to --steps), the levels and each layer's levels with the fewest "
-                        "SynOps on calibration images (graded spikes; stored in the model file; `run` uses its T)")
+                   help="choose the run length (up to --steps) and the levels with the fewest SynOps on calibration "
+                        "images (graded spikes; stored in the model file; `run` uses its T)")
+    p.add_argument("--per-layer-levels", action="store_true",
+                   help="--choose-levels: then coarsen each layer's levels as far as the calibration decisions allow "
+                        "(risky: training images cannot see the test decisions it flips; see docs/usage.md)")
     p.add_argument("--levels-loss", type=float, default=DEFAULTS.levels_loss_points,
                    help="--choose-levels: accuracy, in points, the choice may cost (measured as decisions that differ "
                         "from the ANN's, beyond the fewest any candidate reaches)")
@@ -63,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--calib DATA is required (or --no-normalization)")
     options = ConversionOptions(None if args.no_normalization else args.percentile, args.scale_per, args.clip_scale,
                                 settings(args), args.calibrate, args.steps, args.calibrate_images, args.exit,
-                                args.exit_loss, args.exit_images, args.choose_levels, args.levels_loss,
-                                args.levels_images)
+                                args.exit_loss, args.exit_images, args.choose_levels, args.per_layer_levels,
+                                args.levels_loss, args.levels_images)
     options.check()
     check_writable(args.output_file, (args.checkpoint, args.arch, args.calib))
     net = load_network(args.checkpoint, args.arch)
