@@ -311,7 +311,7 @@ def _report(model: ConvertedModel, totals: _Totals, models: list[EnergyModel]) -
 
     return {
         "samples": n, "steps": steps, "settings": dataclasses.asdict(snn.config),
-        "calibration": model.calibration, "seconds": totals.seconds,
+        "calibration": model.calibration, "levels_choice": model.levels_choice, "seconds": totals.seconds,
         "ann_accuracy": float(ann_accuracy), "accuracy": float(accuracy[-1]),
         "accuracy_per_step": [float(a) for a in accuracy],
         "accuracy_interval_per_step": np.round(interval, 6).tolist(),

@@ -62,7 +62,7 @@ class ConvertedModel:
     potential_shift: dict[str, np.ndarray] = field(default_factory=dict)  # V(0) offsets, per population, per channel
     # per population, k: its spikes are each worth k / levels of its scale, levels / k levels per scale (``layer_levels``)
     coarsening: dict[str, int] = field(default_factory=dict)
-    levels_choice: dict | None = None  # how the coarsening was chosen (``layer_levels.choose_levels``)
+    levels_choice: dict | None = None  # what ``layer_levels.choose_levels`` measured: its T, levels, grid
 
     def __post_init__(self):
         spiking_roles(self.ann)  # raises for a network that cannot become an SNN
