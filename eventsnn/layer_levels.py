@@ -10,9 +10,11 @@ each candidate judged by the share of images on which its decision at step T dif
 ANN's (``disagreement``):
 
 1. Every run length t <= ``steps`` with every level count L in the model's levels times
-   ``LEVEL_FACTORS`` (max_spikes keeps its ratio to L), one run each. The limit is the lowest
-   disagreement seen plus half of ``max_loss`` (half, as ``early_exit.choose_exit``, because the
-   share seen on a thousand images is itself uncertain); the cheapest candidate within it wins.
+   ``LEVEL_FACTORS`` (max_spikes keeps its ratio to L): one run of ``steps`` steps per L, read at
+   each step (its first t steps are a run of t), or one run per t where a run depends on T. The
+   limit is the lowest disagreement seen plus half of ``max_loss`` (half, as
+   ``early_exit.choose_exit``, because the share seen on a thousand images is itself uncertain);
+   the cheapest candidate within it wins.
 2. With ``per_layer=True``: fine levels also turn small activations into events that a coarser
    grain would round to zero, and not every population needs them. At the chosen t and L each
    population in turn, those whose events cost the most SynOps first, takes the coarsest of L,
@@ -39,21 +41,21 @@ from .convert import population_members
 from .engine import simulate
 from .model import ConvertedModel
 from .progress import Progress
-from .snn import MAX_SPIKES_LIMIT, SimulationResult, SpikingNetwork
+from .snn import MAX_SPIKES_LIMIT, SpikingNetwork
 
 LEVEL_FACTORS = (1, 2, 4, 8)
 
 
-def synops_caused(snn: SpikingNetwork, result: SimulationResult) -> np.ndarray:
-    """Per stage, the SynOps its events caused in ``result`` (summed over samples): its events times
-    the mean fan-out of its neurons."""
+def synops_caused(snn: SpikingNetwork, spikes: np.ndarray) -> np.ndarray:
+    """Per stage, the SynOps its events (``SimulationResult.spikes``, summed over samples and steps)
+    caused: its events times the mean fan-out of its neurons."""
     fan_out = np.zeros(len(snn.stages))
     for stage in snn.stages:
         for p in stage.projections:
             if p.source >= 0:
                 fan_out[p.source] += p.fan_out.sum()
     sizes = np.array([stage.size for stage in snn.stages], np.float64)
-    return result.spikes.sum(axis=(0, 2)) * fan_out / sizes
+    return spikes.sum(axis=(0, 2)) * fan_out / sizes
 
 
 def _check(model: ConvertedModel, x, steps: int, max_loss: float) -> None:
@@ -87,13 +89,24 @@ class _Runs:
         self.ann_decisions = ann.forward(model.ann, x).argmax(axis=1)
         self.count = 0
 
-    def run(self, steps: int, coarsening: dict | None = None, **settings) -> dict:
+    def run(self, steps: int, coarsening: dict | None = None, prefixes: bool = False, **settings) -> list[dict]:
+        """One row for a run of ``steps`` steps; with ``prefixes``, one for each run length t <= steps,
+        read from the same run (its first t steps are a run of t: see ``causal``)."""
         model = dataclasses.replace(self.model, config=self.model.config.updated(**settings),
                                     coarsening=coarsening or {})
         result = simulate(model.build(), self.x, steps, seed=self.seed, batch_size=self.batch_size)
         self.count += 1
-        return {"disagreement": float(np.mean(result.predictions() != self.ann_decisions)),
-                "synops_per_image": float(result.synops.sum() / len(self.x)), "result": result, "model": model}
+        return [{"steps": t, "levels": model.config.levels, "max_spikes": model.config.max_spikes,
+                 "disagreement": float(np.mean(result.decisions[:, t - 1] != self.ann_decisions)),
+                 "synops_per_image": float(result.synops_per_step[:, :, :t].sum() / len(self.x)),
+                 "spikes": result.spikes[:, :, :t], "model": model}
+                for t in (range(1, steps + 1) if prefixes else [steps])]
+
+
+def causal(model: ConvertedModel) -> bool:
+    """Whether a run's first t steps are a run of t steps: V(0) and the random streams do not
+    depend on T, but a bias shift of threshold / 2T and the offset correction (from V(T)) do."""
+    return model.config.shift == "membrane" and model.config.correction == "none"
 
 
 def choose_levels(model: ConvertedModel, x: np.ndarray, steps: int, max_loss: float = 0.002,
@@ -108,18 +121,18 @@ def choose_levels(model: ConvertedModel, x: np.ndarray, steps: int, max_loss: fl
     _check(model, x, steps, max_loss)
     runs = _Runs(dataclasses.replace(model, coarsening={}, levels_choice=None), np.asarray(x), seed, batch_size)
     populations = population_members(model.ann)
-    candidates = [(t, levels, max_spikes) for t in range(1, steps + 1) for levels, max_spikes in level_candidates(model)]
+    lengths = [steps] if causal(model) else range(1, steps + 1)  # one run gives every T <= steps, or one per T
+    candidates = [(t, levels, max_spikes) for levels, max_spikes in level_candidates(model) for t in lengths]
     total = len(candidates) + (len(populations) if per_layer else 0)
     grid = []
-    for t, levels, max_spikes in candidates:
-        grid.append({"steps": t, "levels": levels, "max_spikes": max_spikes,
-                     **runs.run(t, levels=levels, max_spikes=max_spikes)})
+    for done, (t, levels, max_spikes) in enumerate(candidates):
+        grid += runs.run(t, prefixes=causal(model), levels=levels, max_spikes=max_spikes)
         if progress is not None:
-            progress(len(grid), total)
+            progress(done + 1, total)
     limit = min(row["disagreement"] for row in grid) + max_loss / 2
     best = min((row for row in grid if row["disagreement"] <= limit),
                key=lambda row: (row["synops_per_image"], row["steps"], row["levels"]))
-    chosen, trade_off = _coarsen(runs, best, populations, limit, progress, len(grid), total) if per_layer \
+    chosen, trade_off = _coarsen(runs, best, populations, limit, progress, len(candidates), total) if per_layer \
         else (best, [])
     info = {"steps": best["steps"], "levels": best["levels"], "max_spikes": best["max_spikes"],
             "images": len(runs.x), "max_loss": max_loss, "per_layer": per_layer, "limit": limit, "runs": runs.count,
@@ -139,15 +152,15 @@ def _coarsen(runs: _Runs, best: dict, populations: dict, limit: float, progress:
     steps, levels, max_spikes = best["steps"], best["levels"], best["max_spikes"]
     snn = best["model"].build()
     names = [stage.name for stage in snn.stages]
-    caused = synops_caused(snn, best["result"])
+    caused = synops_caused(snn, best["spikes"])
     factors = [int(k) for k in 2 ** np.arange(8) if levels % k == 0]
     kept, trade_off = best, []
     for name in sorted(populations, key=lambda name: -caused[names.index(name)]):
         low, high = 0, len(factors) - 1  # factors[low] is known to keep the limit (k = 1: nothing changes)
         while low < high:
             middle = (low + high + 1) // 2
-            trial = runs.run(steps, dict(kept["model"].coarsening, **{name: factors[middle]}), levels=levels,
-                             max_spikes=max_spikes)
+            trial, = runs.run(steps, dict(kept["model"].coarsening, **{name: factors[middle]}), levels=levels,
+                              max_spikes=max_spikes)
             if trial["disagreement"] <= limit:
                 low, kept = middle, trial
             else:

@@ -89,6 +89,22 @@ def test_the_choice_keeps_its_limit_and_no_cheaper_candidate_does(chosen, demo):
     assert len(info["grid"]) == 2 * 4 and info["trade_off"][-1]["synops_per_image"] == info["synops_per_image"]["after"]
 
 
+@pytest.mark.parametrize("shift", ["membrane", "bias"])
+def test_every_grid_row_is_what_a_run_of_its_length_gives(demo, shift):
+    """With V(0) = threshold / 2 one run is read at every step; with a bias shift of threshold / 2T
+    each T is run on its own. Either way a row is a run of its length."""
+    model = dataclasses.replace(demo.model, config=demo.model.config.updated(shift=shift))
+    x, steps = demo.x_calib[:60], 3
+    info = choose_levels(model, x, steps, max_loss=0.02).levels_choice
+    assert info["runs"] == (4 if shift == "membrane" else 4 * steps)
+    ann_decisions = ann.forward(model.ann, x).argmax(axis=1)
+    assert len(info["grid"]) == 4 * steps
+    for row in info["grid"]:
+        alone = simulate(model.build(levels=row["levels"], max_spikes=row["max_spikes"]), x, row["steps"])
+        assert row["synops_per_image"] == pytest.approx(alone.synops.sum() / len(x), rel=1e-12), row
+        assert row["disagreement"] == pytest.approx(np.mean(alone.predictions() != ann_decisions)), row
+
+
 def test_without_the_per_layer_stage_the_choice_is_stage_one_s(chosen, demo):
     per_layer, x = chosen
     model = choose_levels(demo.model, x, 2, max_loss=0.02)
