@@ -61,17 +61,20 @@ def main() -> None:
         x, y = x[:args.limit], y[:args.limit]
         model = convert(net, x_calib)
         accuracy = ann.accuracy(model.ann, x, y)
+        x_choose = x_calib[::max(1, len(x_calib) // args.choose_images)][:args.choose_images]
         began = time.perf_counter()
-        # with its per-layer stage; without it, the same choice less the coarsening (stage 1 is the same runs)
-        per_layer = choose_levels(model, x_calib[::max(1, len(x_calib) // args.choose_images)][:args.choose_images],
-                                  args.steps, per_layer=True)
+        chosen = choose_levels(model, x_choose, args.steps)
+        choose_seconds = time.perf_counter() - began
+        per_layer = choose_levels(model, x_choose, args.steps, per_layer=True)  # stage 1 again, then stage 2
+        per_layer_seconds = time.perf_counter() - began - choose_seconds
         info = per_layer.levels_choice
-        chosen = dataclasses.replace(per_layer, coarsening={})
+        if chosen.levels_choice["grid"] != info["grid"]:
+            raise AssertionError("the two choices ran different stage-1 grids")
         row = {"images": len(x), "ann_accuracy": accuracy, "onnxruntime": onnxruntime_speed(model.ann, x, args.threads),
                "default": speeds(model, x, y, accuracy, args.threads),
                "chosen": speeds(chosen, x, y, accuracy, args.threads, info["steps"]),
                "chosen_per_layer": speeds(per_layer, x, y, accuracy, args.threads, info["steps"]),
-               "choose_seconds": time.perf_counter() - began,
+               "choose_seconds": choose_seconds, "choose_per_layer_seconds": per_layer_seconds,
                "choice": {k: info[k] for k in ("steps", "levels", "max_spikes", "population_levels", "runs",
                                                "limit", "disagreement", "synops_per_image", "images")}}
         rows[name] = row

@@ -349,7 +349,7 @@ def levels_section(r: dict) -> list[str]:
              "step by step / stage by stage; the faster one is set against onnxruntime at batch 64.", "",
              "| net | ANN | defaults: T, accuracy (differs), SynOps/image, img/s | chosen: T, L, accuracy (differs), "
              "SynOps/image, img/s | / onnxruntime (defaults -> chosen) | with per-layer levels: accuracy (differs), "
-             "SynOps/image | chosen in |", "|---|---|---|---|---|---|---|"]
+             "SynOps/image | chosen in (with per-layer levels) |", "|---|---|---|---|---|---|---|"]
 
     def cells(row: dict) -> str:
         return f"{100 * row['accuracy']:.1f}% ({100 * row['disagreement_with_ann']:.1f}%), {row['synops_per_image']:.3g}"
@@ -362,7 +362,7 @@ def levels_section(r: dict) -> list[str]:
             f"({c['synops_per_image'] / d['synops_per_image']:.2f}x), {c['images_per_second']:,.0f} / "
             f"{c['layer_images_per_second'] or 0:,.0f} | {ratio(fastest_rate(n, ('default',)))} -> "
             f"{ratio(fastest_rate(n, ('chosen',)))} | {cells(p)} ({p['synops_per_image'] / c['synops_per_image']:.2f}x) | "
-            f"{n['choose_seconds']:.0f} s |")
+            f"{n['choose_seconds']:.0f} s ({n['choose_per_layer_seconds']:.0f} s) |")
     return lines
 
 
