@@ -15,7 +15,6 @@ out/results; docs/results updates the docs). Needs the ``ort`` extra.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -27,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_vs_onnxruntime import CIFAR_NETS, cifar_net, eventsnn_speed, mnist_demo, onnxruntime_speed  # noqa: E402
-from eventsnn import ann, convert, simulate  # noqa: E402
+from benchmarks.bench_vs_onnxruntime import CIFAR_NETS, converted_nets, eventsnn_speed, onnxruntime_speed  # noqa: E402
+from eventsnn import ann, simulate  # noqa: E402
 from eventsnn.layer_levels import choose_levels  # noqa: E402
 
 
@@ -54,13 +53,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "out" / "results"))
     args = parser.parse_args()
     rows = {}
-    for name in args.nets.split(","):
-        if name != "mnist_demo" and not args.models:
-            continue
-        net, x_calib, x, y = mnist_demo() if name == "mnist_demo" else cifar_net(Path(args.models), name, args.calib)
-        x, y = x[:args.limit], y[:args.limit]
-        model = convert(net, x_calib)
-        accuracy = ann.accuracy(model.ann, x, y)
+    for name, model, x_calib, x, y, accuracy in converted_nets(args):
         x_choose = x_calib[::max(1, len(x_calib) // args.choose_images)][:args.choose_images]
         began = time.perf_counter()
         chosen = choose_levels(model, x_choose, args.steps)

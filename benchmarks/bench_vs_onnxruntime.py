@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -51,6 +52,19 @@ def cifar_net(folder: Path, name: str, calib: int):
     net = load_network(folder / f"cifar10_{name}.pt", folder / f"cifar10_{name}.json")
     x_calib = data["x_train"][balanced_sample(data["y_train"], calib)].astype(np.float32) / 255
     return net, x_calib, data["x_test"].astype(np.float32) / 255, data["y_test"]
+
+
+def converted_nets(args: argparse.Namespace) -> Iterator[tuple]:
+    """For each of ``args.nets`` (the CIFAR-10 ones only with ``args.models``): its name, the model
+    converted with the defaults, its calibration images, ``args.limit`` test images and labels, and
+    its ANN's accuracy on them."""
+    for name in args.nets.split(","):
+        if name != "mnist_demo" and not args.models:
+            continue
+        net, x_calib, x, y = mnist_demo() if name == "mnist_demo" else cifar_net(Path(args.models), name, args.calib)
+        x, y = x[:args.limit], y[:args.limit]
+        model = convert(net, x_calib)
+        yield name, model, x_calib, x, y, ann.accuracy(model.ann, x, y)
 
 
 def images_per_second(run, n: int, repeats: int = 3) -> float:
@@ -131,13 +145,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "out" / "results"))
     args = parser.parse_args()
     rows = {}
-    for name in args.nets.split(","):
-        if name != "mnist_demo" and not args.models:
-            continue
-        net, x_calib, x, y = mnist_demo() if name == "mnist_demo" else cifar_net(Path(args.models), name, args.calib)
-        x, y = x[:args.limit], y[:args.limit]
-        model = convert(net, x_calib)
-        accuracy = ann.accuracy(model.ann, x, y)
+    for name, model, _, x, y, accuracy in converted_nets(args):
         row = {"images": len(x), "ann_accuracy": accuracy, "ann_macs": int(sum(ann.macs(model.ann))),
                "onnxruntime": onnxruntime_speed(model.ann, x, args.threads),
                "eventsnn": eventsnn_speed(model, x, y, accuracy, args.max_steps, args.threads)}
