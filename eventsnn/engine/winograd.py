@@ -1,0 +1,143 @@
+"""A 3 x 3 stride-1 convolution as Winograd's F(2x2, 3x3): 16 multiplications per 2 x 2 output pixels
+and input-output channel pair, where a matrix product over unrolled windows takes 36.
+
+The input is cut into 4 x 4 tiles d (stride 2, overlapping by 2); each tile and each 3 x 3 kernel g
+is transformed, V = B^T d B and U = G g G^T, and for each of the 16 positions of a tile the
+transformed inputs meet the transformed kernels in one matrix product over the input channels,
+M[k] = V[k] @ U[k]; the output tile is A^T M A (2 x 2, cropped at the image's edge). With
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+this is the convolution exactly in real arithmetic. ``lockstep`` uses it for the conv projections
+it delivers as matrix products: in float32 it rounds differently from the unrolled product (as any
+order of summation does); in float64 on integer inputs and weights every value is a multiple of 1/4
+(G's halves, twice), so the sums are exact while they stay below 2^51 (``exact_for``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..kernel_cache import CACHE
+
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+EXACT_QUARTERS = 2.0 ** 51  # multiples of 1/4 below this add exactly in float64
+
+
+def applies(kh: int, kw: int, stride: int) -> bool:
+    return kh == 3 and kw == 3 and stride == 1
+
+
+def transformed_kernels(matrix: np.ndarray, c: int) -> np.ndarray:
+    """U (16, c, o) = G g G^T of each kernel; ``matrix`` (9 c, o) in the window's (kh, kw, c) order,
+    U in its dtype (computed in float64: exact for float64 integers, one rounding for float32)."""
+    g = matrix.astype(np.float64).reshape(3, 3, c, -1)
+    u = np.einsum("ai,ijco,bj->abco", G, g, G)
+    return np.ascontiguousarray(u.reshape(16, c, -1).astype(matrix.dtype))
+
+
+def exact_for(u: np.ndarray, largest_input: float) -> bool:
+    """float64: whether every sum stays exact for inputs up to ``largest_input`` in magnitude (a
+    transformed input is at most 4 of them, an output at most 9 products' sums)."""
+    return 36.0 * largest_input * float(np.abs(u).sum(axis=(0, 1)).max(initial=0.0)) < EXACT_QUARTERS
+
+
+def tiles(h: int, w: int, pad: int) -> tuple[int, int, int, int]:
+    """Output height and width, and tiles down and across."""
+    ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
+    return ho, wo, (ho + 1) // 2, (wo + 1) // 2
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _transform_inputs(lo, hi, src, c, h, w, pad, f, th, tw, v):
+    """v[k, (r th + ty) tw + tx] = position k of B^T d B for the tile at (2 ty - pad, 2 tx - pad) of
+    row r (zero outside the image); src rows are channel-last images of f h x f w pixels, summed
+    over f x f blocks (an absorbed average pooling; f = 1: the image itself). Per row of tiles, B^T
+    runs down the 4 image rows once (long contiguous loops), then B across each tile."""
+    n = w * c
+    rows = np.empty((4, n), v.dtype)  # the tile row's 4 image rows
+    column = np.zeros((4, (2 * tw + 2) * c), v.dtype)  # B^T down the rows; the padding stays zero
+    base = pad * c
+    for r in range(lo, hi):
+        image = src[r]
+        for ty in range(th):
+            for a in range(4):
+                _image_row(image, 2 * ty - pad + a, h, n, f, c, rows[a])
+            r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
+            c0, c1, c2, c3 = column[0, base:base + n], column[1, base:base + n], column[2, base:base + n], \
+                column[3, base:base + n]
+            for i in range(n):
+                c0[i] = r0[i] - r2[i]
+                c1[i] = r1[i] + r2[i]
+                c2[i] = r2[i] - r1[i]
+                c3[i] = r1[i] - r3[i]
+            for tx in range(tw):
+                t = (r * th + ty) * tw + tx
+                for k in range(4):
+                    e0, e1 = column[k, 2 * tx * c:(2 * tx + 1) * c], column[k, (2 * tx + 1) * c:(2 * tx + 2) * c]
+                    e2, e3 = column[k, (2 * tx + 2) * c:(2 * tx + 3) * c], column[k, (2 * tx + 3) * c:(2 * tx + 4) * c]
+                    v0, v1, v2, v3 = v[4 * k, t], v[4 * k + 1, t], v[4 * k + 2, t], v[4 * k + 3, t]
+                    for ci in range(c):
+                        v0[ci] = e0[ci] - e2[ci]
+                        v1[ci] = e1[ci] + e2[ci]
+                        v2[ci] = e2[ci] - e1[ci]
+                        v3[ci] = e1[ci] - e3[ci]
+
+
+@njit(cache=CACHE, inline="always")
+def _image_row(image, y, h, n, f, c, out):
+    """out (n = w c) = image row y summed over its f x f blocks, or zero outside the image."""
+    if y < 0 or y >= h:
+        for i in range(n):
+            out[i] = 0
+    elif f == 1:
+        row = image[y * n:(y + 1) * n]
+        for i in range(n):
+            out[i] = row[i]
+    else:
+        for i in range(n):
+            out[i] = 0
+        for a in range(f):
+            row = image[(y * f + a) * n * f:(y * f + a + 1) * n * f]
+            for x in range(n // c):
+                for b in range(f):
+                    pixel = row[(x * f + b) * c:(x * f + b + 1) * c]
+                    for ci in range(c):
+                        out[x * c + ci] += pixel[ci]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _transform_outputs(lo, hi, m, ho, wo, th, tw, fresh, out):
+    """out[r] (ho wo o, channel-last) = A^T M A of row r's tiles, cropped at the edges; added to
+    what out holds unless ``fresh``."""
+    o = m.shape[2]
+    down = np.empty((2, 4, o), m.dtype)  # A^T applied down each tile's 4 columns
+    for r in range(lo, hi):
+        target = out[r]
+        for ty in range(th):
+            for tx in range(tw):
+                t = (r * th + ty) * tw + tx
+                for b in range(4):
+                    for k in range(o):
+                        m0, m1, m2, m3 = m[b, t, k], m[4 + b, t, k], m[8 + b, t, k], m[12 + b, t, k]
+                        down[0, b, k] = m0 + m1 + m2
+                        down[1, b, k] = m1 - m2 - m3
+                for a in range(2):
+                    y = 2 * ty + a
+                    for e in range(2):
+                        x = 2 * tx + e
+                        if y >= ho or x >= wo:
+                            continue
+                        base = (y * wo + x) * o
+                        for k in range(o):
+                            if e == 0:
+                                s = down[a, 0, k] + down[a, 1, k] + down[a, 2, k]
+                            else:
+                                s = down[a, 1, k] - down[a, 2, k] - down[a, 3, k]
+                            if fresh:
+                                target[base + k] = s
+                            else:
+                                target[base + k] += s
