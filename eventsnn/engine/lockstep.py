@@ -41,10 +41,9 @@ from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork,
 from .delivery import _add_row, _deliver
 from .gates import _gate
 from .loop import _copy, _poisson_events, in_threads
-from .neurons import _fire_pass, _integrate
+from .neurons import _count_events, _fire_pass, _integrate
 from .packing import MEMBRANE
 from .readout import _decide
-from .winograd import _transform_inputs, _transform_outputs
 
 WINDOW_BYTES = 16 << 20  # a convolution's unrolled input is built and multiplied this much at a time
 STAGE_BYTES = 256 << 20  # a sub-batch's per-stage tensors (currents, counts) stay within about this
@@ -135,10 +134,10 @@ def _scatter(lo, hi, p, src, scaled, net, current, synops):
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _fire_stage(lo, hi, s, net, cfg, current, drive, counts, events, emitted):
     """Samples lo .. hi-1 of IF stage s through all steps: V += current[b, t], then the fire pass
-    (``neurons._fire_pass``) with the drive; what each neuron emitted goes to counts[b, t]."""
+    (``neurons._fire_pass``) with the drive; what each neuron emitted goes to counts[b, t] (graded:
+    written there by the fire pass as its amounts)."""
     v0, n = net.off[s], net.off[s + 1] - net.off[s]
     v = np.empty(n, net.v_init.dtype)
-    amounts = np.empty(n, net.v_init.dtype)
     words = np.zeros((n + 7) // 8, np.uint64)
     flags = words.view(np.uint8)
     no_total = np.empty(0, np.int32)
@@ -146,14 +145,13 @@ def _fire_stage(lo, hi, s, net, cfg, current, drive, counts, events, emitted):
         row = drive[b if drive.shape[0] > 1 else 0]
         _copy(v, net.v_init[v0:v0 + n])
         for t in range(cfg.steps):
+            out = counts[b, t]
             _add_row(v, current[b, t], v[0], False)
             _, amount = _fire_pass(v, 0, n, row, 0, net.threshold[s], cfg.subtract, cfg.graded, cfg.max_spikes,
-                                   net.low[s], net.high[s], amounts, words, 0, False, no_total)
-            fired = 0
-            out = counts[b, t]
-            for i in range(n):
-                out[i] = amounts[i] if cfg.graded else flags[i]
-                fired += out[i] != 0
+                                   net.low[s], net.high[s], out, words, 0, False, no_total)
+            if not cfg.graded:
+                _copy(out, flags[:n])
+            fired = _count_events(words, n)
             events[b, t] = fired
             emitted[b] += amount if cfg.graded else fired
 
@@ -302,26 +300,14 @@ class _MatrixProduct:
                 self._add(target, part @ self.matrix, fresh)
 
     def _deliver_winograd(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
-        """``deliver`` for a 3 x 3 stride-1 convolution: a block of rows' tiles transformed, 16
-        matrix products over the channels, the outputs transformed back (``winograd``)."""
-        rows = len(src)
-        c, h, w, _, _, _, pad, ho, wo, f = self.conv
-        ho, wo, th, tw = winograd.tiles(h, w, pad)
-        o = self.kernels.shape[2]
-        block = min(rows, max(1, WINDOW_BYTES // (16 * th * tw * (c + o) * self.matrix.itemsize)))
-        scratch = np.empty(16 * block * th * tw * (c + o), self.matrix.dtype)
-        direct = current.dtype == self.matrix.dtype  # else (int32) through a float64 copy that wraps
-        for lo in range(0, rows, block):
-            hi = min(lo + block, rows)
-            n_tiles = (hi - lo) * th * tw
-            inputs = scratch[:16 * n_tiles * c].reshape(16, n_tiles, c)
-            products = scratch[16 * n_tiles * c:16 * n_tiles * (c + o)].reshape(16, n_tiles, o)
-            _in_threads(_transform_inputs, hi - lo, n_threads, src[lo:hi], c, h, w, pad, f, th, tw, inputs)
-            np.matmul(inputs, self.kernels, out=products)
-            target = current[lo:hi] if direct else np.empty((hi - lo, ho * wo * o), self.matrix.dtype)
-            _in_threads(_transform_outputs, hi - lo, n_threads, products, ho, wo, th, tw, fresh or not direct, target)
-            if not direct:
-                self._add(current[lo:hi], target, fresh)
+        """``deliver`` for a 3 x 3 stride-1 convolution (``winograd.convolve``)."""
+        c, h, w, _, _, _, pad, _, _, f = self.conv
+        if current.dtype == self.kernels.dtype:
+            winograd.convolve(src, self.kernels, (c, h, w, pad, f), current, fresh, n_threads, WINDOW_BYTES)
+        else:  # int32: exact float64 sums, wrapped as int32 adds wrap
+            product = np.empty(current.shape, self.kernels.dtype)
+            winograd.convolve(src, self.kernels, (c, h, w, pad, f), product, True, n_threads, WINDOW_BYTES)
+            self._add(current, product, fresh)
 
     @staticmethod
     def _add(current: np.ndarray, product: np.ndarray, fresh: bool) -> None:
@@ -443,11 +429,14 @@ def scratch_bytes(snn: SpikingNetwork, n: int, steps: int) -> int:
 
 
 def _window_bytes(projection: Projection, stage) -> int:
-    """One sample-step's unrolled windows of a conv, in float64 (int32's type)."""
+    """One sample-step's unrolled windows of a conv, or its Winograd tiles and products and their
+    transformed-back copy, in float64 (int32's type)."""
     if projection.path != "direct" or len(stage.out_shape) != 3:
         return 0
-    _, c, kh, kw = projection.layer.weight.shape
-    return 8 * int(np.prod(stage.out_shape[1:])) * c * kh * kw
+    o, c, kh, kw = projection.layer.weight.shape
+    ho, wo = stage.out_shape[1:]
+    tiles = 16 * ((ho + 1) // 2) * ((wo + 1) // 2) * (c + o) + ho * wo * o
+    return 8 * max(ho * wo * c * kh * kw, tiles)
 
 
 def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first_sample: int, spikes: np.ndarray,

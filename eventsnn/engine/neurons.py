@@ -116,8 +116,7 @@ def _compact(n, queue, q0, words, f0, lanes):
     count = 0
     full = n // 8
     for w in range(full):
-        word = words[f0 + w]
-        spiking = (((word & LOW7) + LOW7) | word) & HIGH  # the high bit of each non-zero byte
+        spiking = _spiking(words[f0 + w])
         row = 8 * np.int64((spiking >> np.uint64(7)) * GATHER_HIGH_BITS >> np.uint64(56))
         for k in range(8):
             queue[q0 + count + k] = 8 * w + lanes[row + k]
@@ -126,6 +125,24 @@ def _compact(n, queue, q0, words, f0, lanes):
     for i in range(8 * full, n):  # the last, partial word
         queue[q0 + count] = i
         count += flags[8 * f0 + i] != 0
+    return count
+
+
+@njit(cache=CACHE, inline="always")
+def _spiking(word):
+    """The high bit of each non-zero byte of the word (a neuron's spike byte)."""
+    return (((word & LOW7) + LOW7) | word) & HIGH
+
+
+@njit(cache=CACHE, inline="always")
+def _count_events(words, n):
+    """How many of the n spike bytes (``_fire_pass``'s, from word 0) are non-zero: 8 at a time."""
+    count = 0
+    for w in range(n // 8):
+        count += np.int64(_popcount(_spiking(words[w])))
+    flags = words.view(np.uint8)
+    for i in range(8 * (n // 8), n):
+        count += flags[i] != 0
     return count
 
 

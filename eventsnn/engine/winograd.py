@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from ..kernel_cache import CACHE
+from .loop import in_threads
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 EXACT_QUARTERS = 2.0 ** 51  # multiples of 1/4 below this add exactly in float64
@@ -49,6 +50,30 @@ def tiles(h: int, w: int, pad: int) -> tuple[int, int, int, int]:
     """Output height and width, and tiles down and across."""
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
     return ho, wo, (ho + 1) // 2, (wo + 1) // 2
+
+
+def convolve(src: np.ndarray, kernels: np.ndarray, geometry: tuple[int, int, int, int, int], out: np.ndarray,
+             fresh: bool, n_threads: int, block_bytes: int) -> None:
+    """out (rows, ho wo o) += the convolution of src's rows (channel-last images of f h x f w pixels,
+    c channels, summed over f x f blocks; ``geometry`` = (c, h, w, pad, f)) with the kernels
+    (``transformed_kernels``), in out's dtype (``fresh``: out is written, not added to). Rows go in
+    blocks whose tiles and products take about ``block_bytes``; the kernels use ``n_threads``,
+    the matrix products BLAS's threads."""
+    c, h, w, pad, f = geometry
+    rows, o = len(src), kernels.shape[2]
+    ho, wo, th, tw = tiles(h, w, pad)
+    block = min(rows, max(1, block_bytes // (16 * th * tw * (c + o) * out.itemsize)))
+    scratch = np.empty(16 * block * th * tw * (c + o), out.dtype)
+    for lo in range(0, rows, block):
+        hi = min(lo + block, rows)
+        n_tiles = (hi - lo) * th * tw
+        inputs = scratch[:16 * n_tiles * c].reshape(16, n_tiles, c)
+        products = scratch[16 * n_tiles * c:16 * n_tiles * (c + o)].reshape(16, n_tiles, o)
+        part = src[lo:hi]
+        in_threads(lambda a, b: _transform_inputs(a, b, part, c, h, w, pad, f, th, tw, inputs), hi - lo, n_threads)
+        np.matmul(inputs, kernels, out=products)
+        target = out[lo:hi]
+        in_threads(lambda a, b: _transform_outputs(a, b, products, ho, wo, th, tw, fresh, target), hi - lo, n_threads)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
