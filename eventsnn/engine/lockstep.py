@@ -6,7 +6,8 @@ steps once its sources have run theirs: the spikes are those of the step-major l
 a projection's input is the count tensor (samples x steps x source neurons) of its source, and it is
 delivered in the cheaper of two ways, chosen per projection and batch:
 - dense: one matrix product over the counts (BLAS; a convolution's input unrolled into its
-  windows first), as the ANN computes the layer;
+  windows first, or a 3 x 3 stride-1 one as Winograd's F(2x2, 3x3), ``winograd``), as the ANN
+  computes the layer;
 - events: each sample's and step's events scattered through the projection's synapses, as the
   step-major loop does (``delivery._deliver``).
 The choice is measured, not guessed: the first time a projection delivers, both ways are timed on
@@ -17,8 +18,8 @@ smaller each way, f^2 times fewer multiplications.
 int32 arithmetic multiplies in float64, where these integer sums are exact (a product whose sums
 could leave that range delivers as events), and wraps into int32 as the engine's adds do: every
 delivery order gives the same spikes. In float32 the two orders round differently (within
-float32's rounding; exact on weights and inputs on a dyadic grid). Matrix products use BLAS's
-own threads (all cores, whatever ``threads`` says); the Numba kernels use ``threads``.
+float32's rounding; exact on weights and inputs on a dyadic grid). Matrix products run on the
+run's ``threads`` with BLAS held to one thread (``blas``), as the Numba kernels do.
 
 Max-pool gates run sample by sample through their steps (``gates._gate``). Not covered
 (``refusal`` says why; use the step-major loop): signed spikes, the softmax and spike readouts,
@@ -34,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from .. import fixed_point
-from . import winograd
+from . import blas, winograd
 from ..connectivity import engine_order
 from ..kernel_cache import CACHE
 from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork, stage_bits
@@ -281,7 +282,7 @@ class _MatrixProduct:
         zero, so the product is written into it); int32 currents wrap."""
         rows = len(src)
         if self.conv is None:
-            self._add(current, src.astype(self.matrix.dtype) @ self.matrix, fresh)
+            self._add(current, blas.matmul(src.astype(self.matrix.dtype), self.matrix, n_threads=n_threads), fresh)
             return
         if self.kernels is not None:
             self._deliver_winograd(src, current, fresh, n_threads)
@@ -295,9 +296,9 @@ class _MatrixProduct:
             _in_threads(_unroll, hi - lo, n_threads, src[lo:hi], c, h, w, kh, kw, stride, pad, ho, wo, f, part)
             target = current[lo:hi].reshape(len(part), -1)
             if fresh and current.dtype == self.matrix.dtype:
-                np.matmul(part, self.matrix, out=target)
+                blas.matmul(part, self.matrix, target, n_threads)
             else:
-                self._add(target, part @ self.matrix, fresh)
+                self._add(target, blas.matmul(part, self.matrix, n_threads=n_threads), fresh)
 
     def _deliver_winograd(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
         """``deliver`` for a 3 x 3 stride-1 convolution (``winograd.convolve``)."""
@@ -444,40 +445,41 @@ def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first
                  n_threads: int, buffers: Buffers) -> None:
     """One batch (x in engine order) stage by stage, into the step-major loop's outputs (``buffers``:
     scratch kept for the next batch); counts the events each way in ``plan.delivered``."""
-    steps = cfg.steps
-    sub = _sub_batch(snn, len(x), steps)
-    for lo in range(0, len(x), sub):
-        hi = min(lo + sub, len(x))
-        b = hi - lo
-        counts: dict[int, np.ndarray] = {}  # (b, steps, size) what each neuron emitted, until its last reader ran
-        if cfg.poisson:
-            counts[INPUT] = buffers.take((b, steps, x.shape[1]), RASTER_DTYPE)
-            counts[INPUT][...] = 0
-            _in_threads(_poisson_counts, b, n_threads, x[lo:hi], cfg.seed, first_sample + lo, net.input_index,
-                        counts[INPUT])
-        for s, stage in enumerate(snn.stages):
-            n = net.off[s + 1] - net.off[s]
-            if stage.kind == GATE:
-                gated = buffers.take((b, steps, n), RASTER_DTYPE)
-                _in_threads(_gate_stage, b, n_threads, s, net, cfg, counts[stage.projections[0].source], gated,
-                            spikes[lo:hi, s], spike_amounts[lo:hi, s])
+    with blas.single_threaded():  # products on the run's threads, no BLAS thread spinning beside the kernels
+        steps = cfg.steps
+        sub = _sub_batch(snn, len(x), steps)
+        for lo in range(0, len(x), sub):
+            hi = min(lo + sub, len(x))
+            b = hi - lo
+            counts: dict[int, np.ndarray] = {}  # (b, steps, size) what each neuron emitted, until its last reader ran
+            if cfg.poisson:
+                counts[INPUT] = buffers.take((b, steps, x.shape[1]), RASTER_DTYPE)
+                counts[INPUT][...] = 0
+                _in_threads(_poisson_counts, b, n_threads, x[lo:hi], cfg.seed, first_sample + lo, net.input_index,
+                            counts[INPUT])
+            for s, stage in enumerate(snn.stages):
+                n = net.off[s + 1] - net.off[s]
+                if stage.kind == GATE:
+                    gated = buffers.take((b, steps, n), RASTER_DTYPE)
+                    _in_threads(_gate_stage, b, n_threads, s, net, cfg, counts[stage.projections[0].source], gated,
+                                spikes[lo:hi, s], spike_amounts[lo:hi, s])
+                    _release_sources(plan, s, stage, counts, buffers)
+                    counts[s] = gated
+                    continue
+                current, drive = _stage_input(plan, s, stage, net, cfg, x[lo:hi], counts, spikes[lo:hi],
+                                              step_synops[lo:hi], buffers, n_threads)
                 _release_sources(plan, s, stage, counts, buffers)
-                counts[s] = gated
-                continue
-            current, drive = _stage_input(plan, s, stage, net, cfg, x[lo:hi], counts, spikes[lo:hi],
-                                          step_synops[lo:hi], buffers, n_threads)
-            _release_sources(plan, s, stage, counts, buffers)
-            if stage.kind == OUTPUT:
-                _in_threads(_read_out, b, n_threads, s, net, cfg, current, drive, decisions[lo:hi], v_out[lo:hi])
-            else:
-                counts[s] = buffers.take((b, steps, n), RASTER_DTYPE)
-                _in_threads(_fire_stage, b, n_threads, s, net, cfg, current, drive, counts[s], spikes[lo:hi, s],
-                            spike_amounts[lo:hi, s])
-            buffers.give(current)
-            if not cfg.poisson and any(p.source == INPUT for p in stage.projections):
-                buffers.give(drive)  # the analog input's constant current
-        for left in counts.values():  # stages nothing reads
-            buffers.give(left)
+                if stage.kind == OUTPUT:
+                    _in_threads(_read_out, b, n_threads, s, net, cfg, current, drive, decisions[lo:hi], v_out[lo:hi])
+                else:
+                    counts[s] = buffers.take((b, steps, n), RASTER_DTYPE)
+                    _in_threads(_fire_stage, b, n_threads, s, net, cfg, current, drive, counts[s], spikes[lo:hi, s],
+                                spike_amounts[lo:hi, s])
+                buffers.give(current)
+                if not cfg.poisson and any(p.source == INPUT for p in stage.projections):
+                    buffers.give(drive)  # the analog input's constant current
+            for left in counts.values():  # stages nothing reads
+                buffers.give(left)
 
 
 def _stage_input(plan: Plan, s: int, stage, net, cfg, x: np.ndarray, counts: dict, spikes: np.ndarray,

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from ..kernel_cache import CACHE
+from . import blas
 from .loop import in_threads
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -58,7 +59,7 @@ def convolve(src: np.ndarray, kernels: np.ndarray, geometry: tuple[int, int, int
     c channels, summed over f x f blocks; ``geometry`` = (c, h, w, pad, f)) with the kernels
     (``transformed_kernels``), in out's dtype (``fresh``: out is written, not added to). Rows go in
     blocks whose tiles and products take about ``block_bytes``; the kernels use ``n_threads``,
-    the matrix products BLAS's threads."""
+    the matrix products too (``blas.matmul``)."""
     c, h, w, pad, f = geometry
     rows, o = len(src), kernels.shape[2]
     ho, wo, th, tw = tiles(h, w, pad)
@@ -71,7 +72,7 @@ def convolve(src: np.ndarray, kernels: np.ndarray, geometry: tuple[int, int, int
         products = scratch[16 * n_tiles * c:16 * n_tiles * (c + o)].reshape(16, n_tiles, o)
         part = src[lo:hi]
         in_threads(lambda a, b: _transform_inputs(a, b, part, c, h, w, pad, f, th, tw, inputs), hi - lo, n_threads)
-        np.matmul(inputs, kernels, out=products)
+        blas.matmul(inputs, kernels, products, n_threads)
         target = out[lo:hi]
         in_threads(lambda a, b: _transform_outputs(a, b, products, ho, wo, th, tw, fresh, target), hi - lo, n_threads)
 
