@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from eventsnn import convert
 from eventsnn.engine import lockstep, simulate
 from eventsnn.loaders import load_network
-from eventsnn.ir import AvgPool2d, Conv2d, Flatten, Linear, Network, ReLU
+from eventsnn.ir import Add, AvgPool2d, Conv2d, Flatten, Linear, Network, ReLU
 from eventsnn.reference import simulate_reference
 from eventsnn.rewrite import fold_avgpools
 from eventsnn.snn import GATE, SimulationConfig, build
@@ -86,6 +86,25 @@ def test_an_absorbed_average_pooling_runs_as_a_sum_pooling_and_a_smaller_conv():
     perturbed = conv.weight.copy()
     perturbed[0, 0, 0, 0] += 1  # no longer constant over a 2x2 block
     assert lockstep._pooling_factor(perturbed, conv.stride, conv.padding, (4, 8, 8)) == 1
+
+
+def test_a_residual_identity_with_a_weight_per_channel_is_multiplied_elementwise_as_its_events_add():
+    """The shortcut (one synapse per neuron) delivers densely as its diagonal: per channel, in the
+    engine's channel-last order; float32 and int32 give the reference's spikes."""
+    rng = np.random.default_rng(8)
+
+    def w(*shape):
+        return (rng.integers(-8, 9, shape) / 16).astype(np.float32)
+    net = Network((3, 6, 6), (Conv2d(w(3, 3, 3, 3), w(3), 1, 1, "c1"), ReLU("r1"),
+                              Conv2d(w(3, 3, 3, 3), None, 1, 1, "c2"), Add("add", (1.0, (0.5, 1.25, 2.0))),
+                              ReLU("r2"), Flatten("flat"), Linear(w(4, 108), None, "out")),
+                  inputs=((-1,), (0,), (1,), (2, 1), (3,), (4,), (5,)))
+    x = rng.integers(0, 5, (6, 3, 6, 6)).astype(np.float32) / 4
+    for arithmetic in ("float32", "int32"):
+        snn = build(net, SimulationConfig(spikes="graded", max_spikes=4, levels=4, arithmetic=arithmetic))
+        identity = next(p for stage in snn.stages for p in stage.projections if p.layer is None)
+        assert lockstep._MatrixProduct.applies(identity) and len(np.unique(identity.synapses.weights)) == 3
+        assert_layer_equals_reference(snn, x, 3, 0, "dense")
 
 
 def test_sub_batches_and_window_blocks_do_not_change_the_result(monkeypatch):

@@ -238,14 +238,27 @@ def _pooling_factor(weight: np.ndarray, stride: int, padding: int, in_shape: tup
 EXACT_FLOAT64 = 2.0 ** 53  # integers below this add exactly in float64
 
 
+def _one_to_one(synapses) -> bool:
+    """Whether a CSR table gives each neuron one synapse, onto the neuron of the same position."""
+    n = len(synapses.indptr) - 1
+    return np.array_equal(synapses.indptr, np.arange(n + 1)) and np.array_equal(synapses.indices, np.arange(n))
+
+
 class _MatrixProduct:
     """A projection as a matrix product: the weight matrix (rows in the order of the unrolled input),
     in float32, or in float64 grid steps for int32 arithmetic; a convolution's geometry, and for a
     3 x 3 stride-1 convolution its Winograd-transformed kernels (``winograd``: 2.25x fewer
-    multiplications, and no unrolled windows)."""
+    multiplications, and no unrolled windows). An identity projection (a residual add's shortcut:
+    one synapse per neuron, onto the same neuron) is its diagonal, multiplied elementwise."""
 
     def __init__(self, projection: Projection, bits: int | None):
         layer = projection.layer
+        self.diagonal = projection.path == "csr"
+        if self.diagonal:  # in int64 steps: products exact, wrapped into int32 as the engine's adds wrap
+            weights = projection.synapses.weights
+            self.matrix = fixed_point.steps_of(weights, bits).astype(np.int64) if bits is not None else weights
+            self.conv, self.pooling, self.kernels = None, 1, None
+            return
         if projection.path == "dense":
             matrix = projection.dense
             self.conv, self.pooling, self.kernels = None, 1, None
@@ -268,11 +281,16 @@ class _MatrixProduct:
     def applies(projection: Projection) -> bool:
         if projection.n_in != int(np.prod(projection.source_shape)):  # reads part of its source: events only
             return False
+        if projection.path == "csr":
+            return projection.layer is None and _one_to_one(projection.synapses)
         return projection.path == "dense" or projection.path == "direct" and projection.layer.groups == 1
 
     def exact_for(self, largest_input: float) -> bool:
         """int32: whether every sum of the product stays exact in float64 for inputs up to this (the
-        Winograd form is dropped where its sums would not, the unrolled one kept where they do)."""
+        Winograd form is dropped where its sums would not, the unrolled one kept where they do; a
+        diagonal's int64 products are exact)."""
+        if self.diagonal:
+            return True
         if self.kernels is not None and not winograd.exact_for(self.kernels, largest_input):
             self.kernels = None
         return float(np.abs(self.matrix).sum(axis=0).max(initial=0.0)) * largest_input < EXACT_FLOAT64
@@ -281,6 +299,9 @@ class _MatrixProduct:
         """current (rows, n_out) += src (rows, n_in) through the weights (``fresh``: current is
         zero, so the product is written into it); int32 currents wrap."""
         rows = len(src)
+        if self.diagonal:
+            self._add(current, src * self.matrix, fresh)
+            return
         if self.conv is None:
             self._add(current, blas.matmul(src.astype(self.matrix.dtype), self.matrix, n_threads=n_threads), fresh)
             return
