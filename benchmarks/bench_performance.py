@@ -322,19 +322,23 @@ def onnxruntime_section(r: dict) -> list[str]:
               for name, n in r["nets"].items() if "images_per_second" in n.get("eventsnn_layer", {})}
     if staged:
         wide = [name for name in staged if name.startswith("vgg16")]
-        narrow = sorted(v for name, v in staged.items() if name not in wide)
+        slower = [name for name, v in staged.items() if v < 1]
         vgg = r["nets"][wide[0]]
         ort_rate = vgg["ann_macs"] * vgg["onnxruntime"]["batch64"]
-        lines += ["", f"Stage by stage the VGG-16s run at {' and '.join(f'{staged[n]:.1f}x' for n in wide)} their "
-                  "step-by-step speed: their layers are wide (64-512 channels) and dense enough at T = 1 that one "
-                  "matrix product beats the scatter of their events. onnxruntime runs the whole ANN at "
+        lines += ["", "Stage by stage against step by step: "
+                  + ", ".join(f"{name} {v:.2f}x" for name, v in staged.items()) + ". The VGG-16s' layers are wide "
+                  "(64-512 channels) and dense at T = 1, so their projections deliver as matrix products, and their "
+                  "3 x 3 stride-1 convs multiply by Winograd's F(2x2, 3x3): 2.25 times fewer multiplications than the "
+                  "unrolled product an ANN runtime computes. onnxruntime runs the whole ANN at "
                   f"{ort_rate:.2g} multiply-adds per second here, about what a float32 matrix product reaches on these "
-                  "2 cores; at T = 1 graded spikes are the quantized ANN, so the schedule's products are the ANN's "
-                  "own work, and the windows' unrolling, the fire pass and the bookkeeping come on top: it can "
-                  "approach onnxruntime, not pass it. On the "
-                  f"narrow nets (16-64 channels) the products are inefficient and it runs at {narrow[0]:.2f}-"
-                  f"{narrow[-1]:.2f}x the step-by-step speed, which stays their faster schedule. In int32 the "
-                  "products are float64 (exact), at half float32's speed."]
+                  "2 cores; at T = 1 graded spikes are the quantized ANN, so with fewer multiplications the schedule "
+                  "can pass it although the transforms, the fire pass and the bookkeeping come on top. During a run "
+                  "BLAS is held to one thread and each product is split over the run's threads (OpenBLAS's spinning "
+                  "threads slowed the kernels that follow a product)."
+                  + (f" Step by step stays faster on {', '.join(slower)}, whose layers are small ("
+                     + ", ".join(f"{r['nets'][name]['ann_macs']:.2g} multiply-adds per image" for name in slower)
+                     + ")." if slower else "")
+                  + " In int32 the products are float64 (exact), at half float32's speed."]
     return lines
 
 

@@ -103,7 +103,7 @@ def test_a_residual_identity_with_a_weight_per_channel_is_multiplied_elementwise
     for arithmetic in ("float32", "int32"):
         snn = build(net, SimulationConfig(spikes="graded", max_spikes=4, levels=4, arithmetic=arithmetic))
         identity = next(p for stage in snn.stages for p in stage.projections if p.layer is None)
-        assert lockstep._MatrixProduct.applies(identity) and len(np.unique(identity.synapses.weights)) == 3
+        assert lockstep._Diagonal.applies(identity) and len(np.unique(identity.synapses.weights)) == 3
         assert_layer_equals_reference(snn, x, 3, 0, "dense")
 
 

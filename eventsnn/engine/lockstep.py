@@ -238,27 +238,14 @@ def _pooling_factor(weight: np.ndarray, stride: int, padding: int, in_shape: tup
 EXACT_FLOAT64 = 2.0 ** 53  # integers below this add exactly in float64
 
 
-def _one_to_one(synapses) -> bool:
-    """Whether a CSR table gives each neuron one synapse, onto the neuron of the same position."""
-    n = len(synapses.indptr) - 1
-    return np.array_equal(synapses.indptr, np.arange(n + 1)) and np.array_equal(synapses.indices, np.arange(n))
-
-
 class _MatrixProduct:
     """A projection as a matrix product: the weight matrix (rows in the order of the unrolled input),
     in float32, or in float64 grid steps for int32 arithmetic; a convolution's geometry, and for a
     3 x 3 stride-1 convolution its Winograd-transformed kernels (``winograd``: 2.25x fewer
-    multiplications, and no unrolled windows). An identity projection (a residual add's shortcut:
-    one synapse per neuron, onto the same neuron) is its diagonal, multiplied elementwise."""
+    multiplications, and no unrolled windows)."""
 
     def __init__(self, projection: Projection, bits: int | None):
         layer = projection.layer
-        self.diagonal = projection.path == "csr"
-        if self.diagonal:  # in int64 steps: products exact, wrapped into int32 as the engine's adds wrap
-            weights = projection.synapses.weights
-            self.matrix = fixed_point.steps_of(weights, bits).astype(np.int64) if bits is not None else weights
-            self.conv, self.pooling, self.kernels = None, 1, None
-            return
         if projection.path == "dense":
             matrix = projection.dense
             self.conv, self.pooling, self.kernels = None, 1, None
@@ -281,16 +268,11 @@ class _MatrixProduct:
     def applies(projection: Projection) -> bool:
         if projection.n_in != int(np.prod(projection.source_shape)):  # reads part of its source: events only
             return False
-        if projection.path == "csr":
-            return projection.layer is None and _one_to_one(projection.synapses)
         return projection.path == "dense" or projection.path == "direct" and projection.layer.groups == 1
 
     def exact_for(self, largest_input: float) -> bool:
         """int32: whether every sum of the product stays exact in float64 for inputs up to this (the
-        Winograd form is dropped where its sums would not, the unrolled one kept where they do; a
-        diagonal's int64 products are exact)."""
-        if self.diagonal:
-            return True
+        Winograd form is dropped where its sums would not, the unrolled one kept where they do)."""
         if self.kernels is not None and not winograd.exact_for(self.kernels, largest_input):
             self.kernels = None
         return float(np.abs(self.matrix).sum(axis=0).max(initial=0.0)) * largest_input < EXACT_FLOAT64
@@ -299,11 +281,8 @@ class _MatrixProduct:
         """current (rows, n_out) += src (rows, n_in) through the weights (``fresh``: current is
         zero, so the product is written into it); int32 currents wrap."""
         rows = len(src)
-        if self.diagonal:
-            self._add(current, src * self.matrix, fresh)
-            return
         if self.conv is None:
-            self._add(current, blas.matmul(src.astype(self.matrix.dtype), self.matrix, n_threads=n_threads), fresh)
+            _add_product(current, blas.matmul(src.astype(self.matrix.dtype), self.matrix, n_threads=n_threads), fresh)
             return
         if self.kernels is not None:
             self._deliver_winograd(src, current, fresh, n_threads)
@@ -319,7 +298,7 @@ class _MatrixProduct:
             if fresh and current.dtype == self.matrix.dtype:
                 blas.matmul(part, self.matrix, target, n_threads)
             else:
-                self._add(target, blas.matmul(part, self.matrix, n_threads=n_threads), fresh)
+                _add_product(target, blas.matmul(part, self.matrix, n_threads=n_threads), fresh)
 
     def _deliver_winograd(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
         """``deliver`` for a 3 x 3 stride-1 convolution (``winograd.convolve``)."""
@@ -329,16 +308,47 @@ class _MatrixProduct:
         else:  # int32: exact float64 sums, wrapped as int32 adds wrap
             product = np.empty(current.shape, self.kernels.dtype)
             winograd.convolve(src, self.kernels, (c, h, w, pad, f), product, True, n_threads, WINDOW_BYTES)
-            self._add(current, product, fresh)
+            _add_product(current, product, fresh)
+
+
+class _Diagonal:
+    """An identity projection (a residual add's shortcut: one synapse per neuron, onto the neuron of
+    the same position) as its diagonal, multiplied elementwise; in int64 grid steps for int32
+    arithmetic (exact products, wrapped into int32 as the engine's adds wrap)."""
+
+    pooling = 1
+
+    def __init__(self, projection: Projection, bits: int | None):
+        weights = projection.synapses.weights
+        self.weights = fixed_point.steps_of(weights, bits).astype(np.int64) if bits is not None else weights
 
     @staticmethod
-    def _add(current: np.ndarray, product: np.ndarray, fresh: bool) -> None:
-        if current.dtype == np.int32:  # exact float64 sums, wrapped as int32 adds wrap
-            product = product.astype(np.int64).astype(np.int32)
-        if fresh:
-            current[...] = product
-        else:
-            current += product
+    def applies(projection: Projection) -> bool:
+        synapses = projection.synapses
+        if projection.path != "csr" or projection.layer is not None:
+            return False
+        n = len(synapses.indptr) - 1
+        return np.array_equal(synapses.indptr, np.arange(n + 1)) and np.array_equal(synapses.indices, np.arange(n))
+
+    def exact_for(self, largest_input: float) -> bool:
+        return True  # int64 products of counts and int32 steps
+
+    def deliver(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
+        _add_product(current, src * self.weights, fresh)
+
+
+def _add_product(current: np.ndarray, product: np.ndarray, fresh: bool) -> None:
+    """current += product (``fresh``: current = product); into int32 currents exact float64 or int64
+    sums wrap as int32 adds wrap."""
+    if current.dtype == np.int32:
+        product = product.astype(np.int64).astype(np.int32)
+    if fresh:
+        current[...] = product
+    else:
+        current += product
+
+
+Product = _MatrixProduct | _Diagonal  # a projection's dense delivery
 
 
 class Buffers:
@@ -366,10 +376,8 @@ class Plan:
     network can be freed (``plan_for`` keeps plans in a weak dictionary keyed by it)."""
 
     def __init__(self, snn: SpikingNetwork, delivery: str = "auto"):
-        integer = snn.config.arithmetic == "int32"
         self.delivery = delivery
-        self.products = [[self._product(p, stage, snn) if _MatrixProduct.applies(p) else None
-                          for p in stage.projections] for stage in snn.stages]
+        self.products = [[self._product(p, stage, snn) for p in stage.projections] for stage in snn.stages]
         self.fan_out = [[p.fan_out[engine_order(p.source_shape)].astype(np.int64) for p in stage.projections]
                         for stage in snn.stages]
         self.last_reader = {p.source: s for s, stage in enumerate(snn.stages) for p in stage.projections}
@@ -377,14 +385,17 @@ class Plan:
         self.delivered = np.zeros((len(snn.stages), 2), np.int64)  # per stage: events delivered densely, all
 
     @staticmethod
-    def _product(projection: Projection, stage, snn: SpikingNetwork) -> _MatrixProduct | None:
+    def _product(projection: Projection, stage, snn: SpikingNetwork) -> Product | None:
+        kind = next((kind for kind in (_MatrixProduct, _Diagonal) if kind.applies(projection)), None)
+        if kind is None:
+            return None
         if snn.config.arithmetic != "int32":
-            return _MatrixProduct(projection, None)
-        product = _MatrixProduct(projection, stage_bits(stage))
+            return kind(projection, None)
+        product = kind(projection, stage_bits(stage))
         largest = 255 if projection.source == INPUT and snn.config.input == "analog" else snn.config.spike_limit
         return product if product.exact_for(largest * product.pooling ** 2) else None
 
-    def goes_dense(self, p: int, product: _MatrixProduct | None, src: np.ndarray, n_events: int, scaled: bool,
+    def goes_dense(self, p: int, product: Product | None, src: np.ndarray, n_events: int, scaled: bool,
                    current: np.ndarray, net, n_threads: int) -> bool:
         """Whether projection p delivers src (rows, n_in) as a matrix product: where it has one, and
         ('auto') where that takes less time than the events would, both timed once (``_time_both``)."""
@@ -412,7 +423,7 @@ def plan_for(snn: SpikingNetwork, delivery: str) -> Plan:
 CALIBRATION_ROWS = 32  # input rows (sample-steps, spread over the batch) on which both deliveries are timed
 
 
-def _time_both(p: int, product: _MatrixProduct, src: np.ndarray, scaled: bool, current: np.ndarray, net,
+def _time_both(p: int, product: Product, src: np.ndarray, scaled: bool, current: np.ndarray, net,
                n_threads: int) -> tuple[float, float]:
     """Seconds per input row of the matrix product and per event of the scatter, timed on rows
     spread over src (into scratch), after one untimed run of each on two rows (which loads the
