@@ -5,9 +5,9 @@ runs every product on all cores and its threads then keep spinning for a while, 
 kernels that follow (on 2 cores, VGG-16's fire stage ran 1.8x slower beside them, and the whole
 run 1.3x). So, while ``single_threaded`` holds, BLAS runs one thread and ``matmul`` splits each
 product over the run's ``threads`` itself: no thread spins, and a run uses the threads it was
-given. Where the BLAS
-library cannot be told (not OpenBLAS, or no ``/proc/self/maps`` to find it by), nothing changes:
-products use BLAS's own threads.
+given. The setting is the process's: other threads' products run on one thread too meanwhile.
+Where the BLAS library cannot be told (not OpenBLAS, or no ``/proc/self/maps`` to find it by),
+nothing changes: products use BLAS's own threads.
 """
 
 from __future__ import annotations
