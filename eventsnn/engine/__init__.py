@@ -27,7 +27,7 @@ import weakref
 import numba
 import numpy as np
 
-from .. import fixed_point, memory
+from .. import memory
 from ..kernel_cache import repairing
 from ..progress import Progress
 from ..connectivity import DEFAULT_MAX_BYTES
