@@ -26,7 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_vs_onnxruntime import CIFAR_NETS, converted_nets, eventsnn_speed, onnxruntime_speed  # noqa: E402
+from benchmarks.bench_vs_onnxruntime import (add_net_options, converted_nets, eventsnn_speed,  # noqa: E402
+                                              onnxruntime_speed)
 from eventsnn import ann, simulate  # noqa: E402
 from eventsnn.layer_levels import choose_levels  # noqa: E402
 
@@ -43,14 +44,9 @@ def speeds(model, x, y, accuracy: float, threads: int, steps: int | None = None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", help="folder of the GPU-trained cifar10_NAME.{pt,json} (without: MNIST only)")
-    parser.add_argument("--nets", default="mnist_demo," + ",".join(CIFAR_NETS))
-    parser.add_argument("--limit", type=int, default=1000, help="test images")
-    parser.add_argument("--calib", type=int, default=2000, help="calibration images for the scales")
+    add_net_options(parser)
     parser.add_argument("--choose-images", type=int, default=1000, help="calibration images for choose_levels")
     parser.add_argument("--steps", type=int, default=3, help="the longest run choose_levels considers")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(REPO / "out" / "results"))
     args = parser.parse_args()
     rows = {}
     for name, model, x_calib, x, y, accuracy in converted_nets(args):

@@ -54,6 +54,16 @@ def cifar_net(folder: Path, name: str, calib: int):
     return net, x_calib, data["x_test"].astype(np.float32) / 255, data["y_test"]
 
 
+def add_net_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``converted_nets`` reads, and the threads and output folder every such benchmark takes."""
+    parser.add_argument("--models", help="folder of the GPU-trained cifar10_NAME.{pt,json} (without: MNIST only)")
+    parser.add_argument("--nets", default="mnist_demo," + ",".join(CIFAR_NETS))
+    parser.add_argument("--limit", type=int, default=1000, help="test images")
+    parser.add_argument("--calib", type=int, default=2000, help="calibration images for the scales (training set)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "out" / "results"))
+
+
 def converted_nets(args: argparse.Namespace) -> Iterator[tuple]:
     """For each of ``args.nets`` (the CIFAR-10 ones only with ``args.models``): its name, the model
     converted with the defaults, its calibration images, ``args.limit`` test images and labels, and
@@ -136,13 +146,8 @@ def layer_text(r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", help="folder of the GPU-trained cifar10_NAME.{pt,json} (without: MNIST only)")
-    parser.add_argument("--nets", default="mnist_demo," + ",".join(CIFAR_NETS))
-    parser.add_argument("--limit", type=int, default=1000, help="test images")
-    parser.add_argument("--calib", type=int, default=2000, help="calibration images (CIFAR-10 training set)")
-    parser.add_argument("--threads", type=int, default=2)
+    add_net_options(parser)
     parser.add_argument("--max-steps", type=int, default=8)
-    parser.add_argument("--out", default=str(REPO / "out" / "results"))
     args = parser.parse_args()
     rows = {}
     for name, model, _, x, y, accuracy in converted_nets(args):

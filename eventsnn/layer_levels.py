@@ -121,12 +121,13 @@ def choose_levels(model: ConvertedModel, x: np.ndarray, steps: int, max_loss: fl
     _check(model, x, steps, max_loss)
     runs = _Runs(dataclasses.replace(model, coarsening={}, levels_choice=None), np.asarray(x), seed, batch_size)
     populations = population_members(model.ann)
-    lengths = [steps] if causal(model) else range(1, steps + 1)  # one run gives every T <= steps, or one per T
+    prefixes = causal(model)
+    lengths = [steps] if prefixes else range(1, steps + 1)  # one run gives every T <= steps, or one per T
     candidates = [(t, levels, max_spikes) for levels, max_spikes in level_candidates(model) for t in lengths]
     total = len(candidates) + (len(populations) if per_layer else 0)
     grid = []
     for done, (t, levels, max_spikes) in enumerate(candidates):
-        grid += runs.run(t, prefixes=causal(model), levels=levels, max_spikes=max_spikes)
+        grid += runs.run(t, prefixes=prefixes, levels=levels, max_spikes=max_spikes)
         if progress is not None:
             progress(done + 1, total)
     limit = min(row["disagreement"] for row in grid) + max_loss / 2
