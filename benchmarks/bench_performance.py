@@ -334,7 +334,8 @@ def onnxruntime_section(r: dict) -> list[str]:
                   "2 cores; at T = 1 graded spikes are the quantized ANN, so with fewer multiplications the schedule "
                   "can pass it although the transforms, the fire pass and the bookkeeping come on top. During a run "
                   "BLAS is held to one thread and each product is split over the run's threads (OpenBLAS's spinning "
-                  "threads slowed the kernels that follow a product)."
+                  "threads slowed the kernels that follow a product; what Winograd and this are worth: "
+                  "`benchmarks/bench_lockstep_parts.py`, docs/usage.md)."
                   + (f" Step by step stays faster on {', '.join(slower)}, whose layers are small ("
                      + ", ".join(f"{r['nets'][name]['ann_macs']:.2g} multiply-adds per image" for name in slower)
                      + ")." if slower else "")
