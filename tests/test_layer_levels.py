@@ -31,7 +31,8 @@ def _same_run(a, b, output_factor: float = 1.0) -> None:
     for field in ("decisions", "spikes", "synops"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
     v0 = 0.5  # V(0) = threshold / 2, the same in both
-    np.testing.assert_allclose(a.output_membrane - v0, output_factor * (b.output_membrane - v0), rtol=1e-6, atol=1e-6)
+    # within float32 rounding: the two runs add terms of different sizes (hypothesis found 1.6e-6 relative)
+    np.testing.assert_allclose(a.output_membrane - v0, output_factor * (b.output_membrane - v0), rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=25, deadline=None)
