@@ -426,12 +426,12 @@ CALIBRATION_ROWS = 32  # input rows (sample-steps, spread over the batch) on whi
 def _time_both(p: int, product: Product, src: np.ndarray, scaled: bool, current: np.ndarray, net,
                n_threads: int) -> tuple[float, float]:
     """Seconds per input row of the matrix product and per event of the scatter, timed on rows
-    spread over src (into scratch), after one untimed run of each on two rows (which loads the
-    kernels and starts the threads)."""
+    spread over src (into scratch), after one untimed run of each on the same rows (which loads
+    the kernels, starts the threads and touches the scratch they keep)."""
     rows = src[np.linspace(0, len(src) - 1, min(len(src), CALIBRATION_ROWS)).astype(np.int64)]
     scratch, synops = np.zeros((len(rows),) + current.shape[1:], current.dtype), np.zeros(len(rows), np.int64)
     seconds = []
-    for part in (rows[:2], rows):
+    for part in (rows, rows):
         began = time.perf_counter()
         product.deliver(part, scratch[:len(part)], True, n_threads)
         middle = time.perf_counter()

@@ -18,6 +18,8 @@ order of summation does); in float64 on integer inputs and weights every value i
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -57,28 +59,44 @@ def convolve(src: np.ndarray, kernels: np.ndarray, geometry: tuple[int, int, int
              fresh: bool, n_threads: int, block_bytes: int) -> None:
     """out (rows, ho wo o) += the convolution of src's rows (channel-last images of f h x f w pixels,
     c channels, summed over f x f blocks; ``geometry`` = (c, h, w, pad, f)) with the kernels
-    (``transformed_kernels``), in out's dtype (``fresh``: out is written, not added to). Rows go in
-    blocks whose tiles and products take about ``block_bytes``; the kernels use ``n_threads``,
-    the matrix products too (``blas.matmul``)."""
+    (``transformed_kernels``), in out's dtype (``fresh``: out is written, not added to).
+    Each of ``n_threads`` threads takes its share of the rows through all three phases (transform,
+    products, transform back) in blocks whose tiles and products take about ``block_bytes`` between
+    them: a block stays in its core's cache from one phase to the next, and no phase waits for the
+    other threads (``blas.matmul`` on one thread: inside ``blas.single_threaded`` BLAS adds none)."""
     c, h, w, pad, f = geometry
-    rows, o = len(src), kernels.shape[2]
+    o = kernels.shape[2]
     ho, wo, th, tw = tiles(h, w, pad)
-    block = min(rows, max(1, block_bytes // (16 * th * tw * (c + o) * out.itemsize)))
-    scratch = np.empty(16 * block * th * tw * (c + o), out.dtype)
-    for lo in range(0, rows, block):
-        hi = min(lo + block, rows)
-        n_tiles = (hi - lo) * th * tw
-        inputs = scratch[:16 * n_tiles * c].reshape(16, n_tiles, c)
-        products = scratch[16 * n_tiles * c:16 * n_tiles * (c + o)].reshape(16, n_tiles, o)
-        part = src[lo:hi]
-        in_threads(lambda a, b: _transform_inputs(a, b, part, c, h, w, pad, f, th, tw, inputs), hi - lo, n_threads)
-        blas.matmul(inputs, kernels, products, n_threads)
-        target = out[lo:hi]
-        in_threads(lambda a, b: _transform_outputs(a, b, products, ho, wo, th, tw, fresh, target), hi - lo, n_threads)
+    block = max(1, block_bytes // max(1, n_threads) // (16 * th * tw * (c + o) * out.itemsize))
+
+    def rows_through_all_phases(lo: int, hi: int) -> None:
+        scratch = _scratch(16 * min(block, hi - lo) * th * tw * (c + o), out.dtype)
+        for first in range(lo, hi, block):
+            last = min(first + block, hi)
+            n_tiles = (last - first) * th * tw
+            inputs = scratch[:16 * n_tiles * c].reshape(16, n_tiles, c)
+            products = scratch[16 * n_tiles * c:16 * n_tiles * (c + o)].reshape(16, n_tiles, o)
+            _transform_inputs(src[first:last], c, h, w, pad, f, th, tw, inputs)
+            blas.matmul(inputs, kernels, products)
+            _transform_outputs(products, ho, wo, th, tw, fresh, out[first:last])
+
+    in_threads(rows_through_all_phases, len(src), n_threads)
+
+
+_THREAD = threading.local()
+
+
+def _scratch(size: int, dtype) -> np.ndarray:
+    """This thread's scratch of ``size`` elements, kept for its next call: fresh memory costs page
+    faults on first touch, as much as the transforms that fill it on a few rows."""
+    nbytes = size * np.dtype(dtype).itemsize
+    if getattr(_THREAD, "buffer", np.empty(0, np.uint8)).size < nbytes:
+        _THREAD.buffer = np.empty(nbytes, np.uint8)
+    return _THREAD.buffer[:nbytes].view(dtype)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _transform_inputs(lo, hi, src, c, h, w, pad, f, th, tw, v):
+def _transform_inputs(src, c, h, w, pad, f, th, tw, v):
     """v[k, (r th + ty) tw + tx] = position k of B^T d B for the tile at (2 ty - pad, 2 tx - pad) of
     row r (zero outside the image); src rows are channel-last images of f h x f w pixels, summed
     over f x f blocks (an absorbed average pooling; f = 1: the image itself). Per row of tiles, B^T
@@ -87,7 +105,7 @@ def _transform_inputs(lo, hi, src, c, h, w, pad, f, th, tw, v):
     rows = np.empty((4, n), v.dtype)  # the tile row's 4 image rows
     column = np.zeros((4, (2 * tw + 2) * c), v.dtype)  # B^T down the rows; the padding stays zero
     base = pad * c
-    for r in range(lo, hi):
+    for r in range(len(src)):
         image = src[r]
         for ty in range(th):
             for a in range(4):
@@ -136,12 +154,12 @@ def _image_row(image, y, h, n, f, c, out):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _transform_outputs(lo, hi, m, ho, wo, th, tw, fresh, out):
+def _transform_outputs(m, ho, wo, th, tw, fresh, out):
     """out[r] (ho wo o, channel-last) = A^T M A of row r's tiles, cropped at the edges; added to
     what out holds unless ``fresh``."""
     o = m.shape[2]
     down = np.empty((2, 4, o), m.dtype)  # A^T applied down each tile's 4 columns
-    for r in range(lo, hi):
+    for r in range(len(out)):
         target = out[r]
         for ty in range(th):
             for tx in range(tw):
