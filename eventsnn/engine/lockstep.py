@@ -98,6 +98,20 @@ def _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, out):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
+def _add_diagonal(lo, hi, src, weights, fresh, current):
+    """Rows lo .. hi-1: current[r] += src[r] * weights, elementwise (``fresh``: current[r] = that);
+    an int32 current takes int64 products and sums truncated to int32 (wrapping as its adds do)."""
+    for r in range(lo, hi):
+        row, target = src[r], current[r]
+        if fresh:
+            for j in range(row.size):
+                target[j] = row[j] * weights[j]
+        else:
+            for j in range(row.size):
+                target[j] += row[j] * weights[j]
+
+
+@njit(cache=CACHE, nogil=True, error_model="numpy")
 def _count_synops(lo, hi, src, fan_out, synops):
     """synops[r] += the fan-out of row r's non-zero inputs (one SynOp per synapse an event reaches)."""
     for r in range(lo, hi):
@@ -337,7 +351,7 @@ class _Diagonal:
         return True  # int64 products of counts and int32 steps
 
     def deliver(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
-        _add_product(current, src * self.weights, fresh)
+        _in_threads(_add_diagonal, len(src), n_threads, src, self.weights, fresh, current)
 
 
 def _add_product(current: np.ndarray, product: np.ndarray, fresh: bool) -> None:
