@@ -70,118 +70,134 @@ def convolve(src: np.ndarray, kernels: np.ndarray, geometry: tuple[int, int, int
     block = max(1, block_bytes // max(1, n_threads) // (16 * th * tw * (c + o) * out.itemsize))
 
     def rows_through_all_phases(lo: int, hi: int) -> None:
-        scratch = _scratch(16 * min(block, hi - lo) * th * tw * (c + o), out.dtype)
+        inputs, products = _planes(min(block, hi - lo) * th * tw, c, o, out.dtype)
         for first in range(lo, hi, block):
             last = min(first + block, hi)
             n_tiles = (last - first) * th * tw
-            inputs = scratch[:16 * n_tiles * c].reshape(16, n_tiles, c)
-            products = scratch[16 * n_tiles * c:16 * n_tiles * (c + o)].reshape(16, n_tiles, o)
             _transform_inputs(src[first:last], c, h, w, pad, f, th, tw, inputs)
-            blas.matmul(inputs, kernels, products)
+            blas.matmul(inputs[:, :n_tiles * c].reshape(16, n_tiles, c), kernels,
+                        products[:, :n_tiles * o].reshape(16, n_tiles, o))
             _transform_outputs(products, ho, wo, th, tw, fresh, out[first:last])
 
     in_threads(rows_through_all_phases, len(src), n_threads)
 
 
 _THREAD = threading.local()
+PLANE_GAP = 16  # elements between two planes: strides of a power of two map every plane to the same cache sets
 
 
-def _scratch(size: int, dtype) -> np.ndarray:
-    """This thread's scratch of ``size`` elements, kept for its next call: fresh memory costs page
-    faults on first touch, as much as the transforms that fill it on a few rows."""
-    nbytes = size * np.dtype(dtype).itemsize
+def _planes(n_tiles: int, c: int, o: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The 16 planes of transformed inputs (16, n_tiles c + gap) and of products (16, n_tiles o + gap),
+    a tile's values contiguous in each; this thread's scratch, kept for its next call (fresh memory
+    costs page faults on first touch, as much as the transforms that fill it on a few rows)."""
+    widths = (n_tiles * c + PLANE_GAP, n_tiles * o + PLANE_GAP)
+    nbytes = 16 * sum(widths) * np.dtype(dtype).itemsize
     if getattr(_THREAD, "buffer", np.empty(0, np.uint8)).size < nbytes:
         _THREAD.buffer = np.empty(nbytes, np.uint8)
-    return _THREAD.buffer[:nbytes].view(dtype)
+    scratch = _THREAD.buffer[:nbytes].view(dtype)
+    return scratch[:16 * widths[0]].reshape(16, -1), scratch[16 * widths[0]:].reshape(16, -1)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _transform_inputs(src, c, h, w, pad, f, th, tw, v):
-    """v[k, (r th + ty) tw + tx] = position k of B^T d B for the tile at (2 ty - pad, 2 tx - pad) of
-    row r (zero outside the image); src rows are channel-last images of f h x f w pixels, summed
-    over f x f blocks (an absorbed average pooling; f = 1: the image itself). Per row of tiles, B^T
-    runs down the 4 image rows once (long contiguous loops), then B across each tile."""
-    n = w * c
-    rows = np.empty((4, n), v.dtype)  # the tile row's 4 image rows
-    column = np.zeros((4, (2 * tw + 2) * c), v.dtype)  # B^T down the rows; the padding stays zero
-    base = pad * c
+    """v[k, t c:(t + 1) c] = position k of B^T d B for tile t = (r th + ty) tw + tx, at (2 ty - pad,
+    2 tx - pad) of row r (zero outside the image); src rows are channel-last images of f h x f w
+    pixels, summed over f x f blocks (an absorbed average pooling; f = 1: the image itself).
+    Per row of tiles, B^T runs down the 4 image rows, then B across: with the columns split into
+    even and odd ones, each of the 16 positions is one long loop over the row's tiles (a tile's
+    columns 2 tx .. 2 tx + 3 are even[tx], odd[tx], even[tx + 1], odd[tx + 1])."""
+    half, span = (tw + 1) * c, tw * c
+    rows = np.zeros((4, 2, half), v.dtype)  # the tile row's 4 image rows, even and odd columns
+    column = np.empty((4, 2, half), v.dtype)  # B^T down the rows
     for r in range(len(src)):
         image = src[r]
         for ty in range(th):
             for a in range(4):
-                _image_row(image, 2 * ty - pad + a, h, n, f, c, rows[a])
-            r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
-            c0, c1, c2, c3 = column[0, base:base + n], column[1, base:base + n], column[2, base:base + n], \
-                column[3, base:base + n]
-            for i in range(n):
-                c0[i] = r0[i] - r2[i]
-                c1[i] = r1[i] + r2[i]
-                c2[i] = r2[i] - r1[i]
-                c3[i] = r1[i] - r3[i]
-            for tx in range(tw):
-                t = (r * th + ty) * tw + tx
-                for k in range(4):
-                    e0, e1 = column[k, 2 * tx * c:(2 * tx + 1) * c], column[k, (2 * tx + 1) * c:(2 * tx + 2) * c]
-                    e2, e3 = column[k, (2 * tx + 2) * c:(2 * tx + 3) * c], column[k, (2 * tx + 3) * c:(2 * tx + 4) * c]
-                    v0, v1, v2, v3 = v[4 * k, t], v[4 * k + 1, t], v[4 * k + 2, t], v[4 * k + 3, t]
-                    for ci in range(c):
-                        v0[ci] = e0[ci] - e2[ci]
-                        v1[ci] = e1[ci] + e2[ci]
-                        v2[ci] = e2[ci] - e1[ci]
-                        v3[ci] = e1[ci] - e3[ci]
+                _image_row(image, 2 * ty - pad + a, h, w, f, c, pad, rows[a])
+            for q in range(2):
+                r0, r1, r2, r3 = rows[0, q], rows[1, q], rows[2, q], rows[3, q]
+                c0, c1, c2, c3 = column[0, q], column[1, q], column[2, q], column[3, q]
+                for i in range(half):
+                    c0[i] = r0[i] - r2[i]
+                    c1[i] = r1[i] + r2[i]
+                    c2[i] = r2[i] - r1[i]
+                    c3[i] = r1[i] - r3[i]
+            first = (r * th + ty) * span
+            for k in range(4):  # views indexed from 0: the loops vectorize
+                e0, e1 = column[k, 0, :span], column[k, 0, c:c + span]
+                o0, o1 = column[k, 1, :span], column[k, 1, c:c + span]
+                v0, v1 = v[4 * k, first:first + span], v[4 * k + 1, first:first + span]
+                v2, v3 = v[4 * k + 2, first:first + span], v[4 * k + 3, first:first + span]
+                for i in range(span):
+                    v0[i] = e0[i] - e1[i]
+                for i in range(span):
+                    v1[i] = o0[i] + e1[i]
+                for i in range(span):
+                    v2[i] = e1[i] - o0[i]
+                for i in range(span):
+                    v3[i] = o0[i] - o1[i]
 
 
 @njit(cache=CACHE, inline="always")
-def _image_row(image, y, h, n, f, c, out):
-    """out (n = w c) = image row y summed over its f x f blocks, or zero outside the image."""
+def _image_row(image, y, h, w, f, c, pad, out):
+    """out (2, (tw + 1) c) = image row y summed over its f x f blocks, padded column xp = x + pad at
+    out[xp % 2, xp // 2]; all zero outside the image (the padding columns are never written)."""
     if y < 0 or y >= h:
-        for i in range(n):
-            out[i] = 0
-    elif f == 1:
-        row = image[y * n:(y + 1) * n]
-        for i in range(n):
-            out[i] = row[i]
-    else:
-        for i in range(n):
-            out[i] = 0
+        out[:] = 0
+        return
+    n = w * c
+    for x in range(w):
+        xp = x + pad
+        pixel_out = out[xp % 2, (xp // 2) * c:(xp // 2 + 1) * c]
+        if f == 1:
+            pixel = image[y * n + x * c:y * n + (x + 1) * c]
+            for ci in range(c):
+                pixel_out[ci] = pixel[ci]
+            continue
+        pixel_out[:] = 0
         for a in range(f):
             row = image[(y * f + a) * n * f:(y * f + a + 1) * n * f]
-            for x in range(n // c):
-                for b in range(f):
-                    pixel = row[(x * f + b) * c:(x * f + b + 1) * c]
-                    for ci in range(c):
-                        out[x * c + ci] += pixel[ci]
+            for b in range(f):
+                pixel = row[(x * f + b) * c:(x * f + b + 1) * c]
+                for ci in range(c):
+                    pixel_out[ci] += pixel[ci]
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _transform_outputs(m, ho, wo, th, tw, fresh, out):
-    """out[r] (ho wo o, channel-last) = A^T M A of row r's tiles, cropped at the edges; added to
-    what out holds unless ``fresh``."""
-    o = m.shape[2]
-    down = np.empty((2, 4, o), m.dtype)  # A^T applied down each tile's 4 columns
+    """out[r] (ho wo o, channel-last) = A^T M A of row r's tiles (tile t's products at
+    m[k, t o:(t + 1) o]), cropped at the edges; added to what out holds unless ``fresh``. Per row
+    of tiles, A^T runs down the tiles, then A across into the even and odd output columns (long
+    loops), which are then interleaved into the image rows."""
+    o = out.shape[1] // (ho * wo)
+    span = tw * o
+    down = np.empty((2, 4, span), m.dtype)  # A^T down each tile's 4 columns
+    even, odd = np.empty(span, m.dtype), np.empty(span, m.dtype)  # an output row's columns 2 tx, 2 tx + 1
     for r in range(len(out)):
         target = out[r]
         for ty in range(th):
-            for tx in range(tw):
-                t = (r * th + ty) * tw + tx
-                for b in range(4):
-                    for k in range(o):
-                        m0, m1, m2, m3 = m[b, t, k], m[4 + b, t, k], m[8 + b, t, k], m[12 + b, t, k]
-                        down[0, b, k] = m0 + m1 + m2
-                        down[1, b, k] = m1 - m2 - m3
-                for a in range(2):
-                    y = 2 * ty + a
-                    for e in range(2):
-                        x = 2 * tx + e
-                        if y >= ho or x >= wo:
-                            continue
-                        base = (y * wo + x) * o
+            first = (r * th + ty) * span
+            for b in range(4):
+                m0, m1 = m[b, first:first + span], m[4 + b, first:first + span]
+                m2, m3 = m[8 + b, first:first + span], m[12 + b, first:first + span]
+                d0, d1 = down[0, b], down[1, b]
+                for i in range(span):
+                    d0[i] = m0[i] + m1[i] + m2[i]
+                for i in range(span):
+                    d1[i] = m1[i] - m2[i] - m3[i]
+            for a in range(min(2, ho - 2 * ty)):
+                x0, x1, x2, x3 = down[a, 0], down[a, 1], down[a, 2], down[a, 3]
+                for i in range(span):
+                    even[i] = x0[i] + x1[i] + x2[i]
+                for i in range(span):
+                    odd[i] = x1[i] - x2[i] - x3[i]
+                line = target[(2 * ty + a) * wo * o:(2 * ty + a + 1) * wo * o]
+                for x in range(wo):
+                    values = even[(x // 2) * o:(x // 2 + 1) * o] if x % 2 == 0 else odd[(x // 2) * o:(x // 2 + 1) * o]
+                    pixel = line[x * o:(x + 1) * o]
+                    if fresh:
                         for k in range(o):
-                            if e == 0:
-                                s = down[a, 0, k] + down[a, 1, k] + down[a, 2, k]
-                            else:
-                                s = down[a, 1, k] - down[a, 2, k] - down[a, 3, k]
-                            if fresh:
-                                target[base + k] = s
-                            else:
-                                target[base + k] += s
+                            pixel[k] = values[k]
+                    else:
+                        for k in range(o):
+                            pixel[k] += values[k]
