@@ -333,8 +333,10 @@ def onnxruntime_section(r: dict) -> list[str]:
                   f"{ort_rate:.2g} multiply-adds per second here, about what a float32 matrix product reaches on these "
                   "2 cores; at T = 1 graded spikes are the quantized ANN, so with fewer multiplications the schedule "
                   "can pass it although the transforms, the fire pass and the bookkeeping come on top. During a run "
-                  "BLAS is held to one thread and each product is split over the run's threads (OpenBLAS's spinning "
-                  "threads slowed the kernels that follow a product; what Winograd and this are worth: "
+                  "BLAS is held to one thread and the run's threads share the products: each takes its own rows "
+                  "through a Winograd conv's transforms and products in blocks that stay in its cache, other products "
+                  "are split between them (OpenBLAS's spinning threads slowed the kernels that follow a product; what "
+                  "Winograd and this are worth: "
                   "`benchmarks/bench_lockstep_parts.py`, docs/usage.md)."
                   + (f" Step by step stays faster on {', '.join(slower)}, whose layers are small ("
                      + ", ".join(f"{r['nets'][name]['ann_macs']:.2g} multiply-adds per image" for name in slower)

@@ -187,8 +187,10 @@ def test_concat_and_depthwise_nets_run_stage_by_stage_exactly_in_int32(family):
         np.testing.assert_array_equal(getattr(layer, field), getattr(step, field), err_msg=field)
 
 
-def test_the_memory_estimate_bounds_what_a_run_stage_by_stage_allocates(monkeypatch):
-    """simulation_bytes(schedule='layer') is checked before the run; it must not undercount."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_memory_estimate_bounds_what_a_run_stage_by_stage_allocates(monkeypatch, threads):
+    """simulation_bytes(schedule='layer') is checked before the run; it must not undercount (each
+    thread's Winograd scratch included)."""
     import tracemalloc
 
     from eventsnn.engine import simulation_bytes
@@ -204,8 +206,9 @@ def test_the_memory_estimate_bounds_what_a_run_stage_by_stage_allocates(monkeypa
     monkeypatch.setattr(lockstep, "WINDOW_BYTES", 1 << 20)
     simulate(snn, x[:2], 8, schedule="layer")  # the plan (weights as matrices) is made once per network
     tracemalloc.start()
-    result = simulate(snn, x, 8, schedule="layer", batch_size=64)
+    result = simulate(snn, x, 8, schedule="layer", batch_size=64, threads=threads)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert result.spikes.sum() > 0
-    assert simulation_bytes(snn, len(x), 8) < peak <= simulation_bytes(snn, len(x), 8, schedule="layer")
+    assert simulation_bytes(snn, len(x), 8) < peak <= simulation_bytes(snn, len(x), 8, threads=threads,
+                                                                        schedule="layer")

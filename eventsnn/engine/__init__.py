@@ -62,7 +62,7 @@ def simulation_bytes(snn: SpikingNetwork, n: int, steps: int, record: bool = Fal
     if snn.config.correction == "offset":  # per step: every stage's events and amounts, the largest stage's current
         scratch += steps * (8 * neurons + 4 * max(stage.size for stage in snn.stages))
     if schedule == "layer":
-        return 2 * n * per_sample + lockstep.scratch_bytes(snn, n, steps)
+        return 2 * n * per_sample + lockstep.scratch_bytes(snn, n, steps, threads)
     return 2 * n * per_sample + threads * scratch
 
 

@@ -317,8 +317,8 @@ class _MatrixProduct:
     def _deliver_winograd(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
         """``deliver`` for a 3 x 3 stride-1 convolution (``winograd.convolve``)."""
         c, h, w, _, _, _, pad, _, _, f = self.conv
-        # narrow layers run faster in half the blocks (they stay in cache), wide ones need the rows
-        # for their products (2 threads: ResNet-20 T = 1 about 920 -> 1,000 img/s, VGG-16 the same)
+        # narrow layers run faster in half the blocks (closer to the cache), wide ones need the rows
+        # to keep their products efficient
         block = min(WINDOW_BYTES, max(WINDOW_BYTES // 2, 8 * self.kernels.nbytes))
         if current.dtype == self.kernels.dtype:
             winograd.convolve(src, self.kernels, (c, h, w, pad, f), current, fresh, n_threads, block)
@@ -467,15 +467,17 @@ TENSOR_BYTES = 4 + 8 + 8 + 4 + 8  # per neuron, sample and step at most: current
 #                                   int64 and int32 copies (int32), a linear layer's float64 input
 
 
-def scratch_bytes(snn: SpikingNetwork, n: int, steps: int) -> int:
+def scratch_bytes(snn: SpikingNetwork, n: int, steps: int, threads: int = 1) -> int:
     """What a run of n samples stage by stage allocates besides its results, at most: a sub-batch's
     per-stage tensors (``TENSOR_BYTES``), every stage's counts, a block of unrolled windows (at
-    least one sample-step's) and the gates' scratch."""
+    least one sample-step's), each thread's Winograd scratch (together a block, at least one
+    sample-step's each; kept by the threads) and the gates' scratch."""
     sub = _sub_batch(snn, n, steps)
     largest = max(stage.size for stage in snn.stages)
     counts = np.dtype(RASTER_DTYPE).itemsize * (snn.n_neurons + int(np.prod(snn.input_shape)))
-    windows = max([WINDOW_BYTES] + [_window_bytes(p, stage) for stage in snn.stages for p in stage.projections])
-    return sub * steps * (largest * TENSOR_BYTES + counts) + 2 * windows + 64 * snn.n_neurons
+    row = max([0] + [_window_bytes(p, stage) for stage in snn.stages for p in stage.projections])
+    windows = max(WINDOW_BYTES, row) + WINDOW_BYTES + max(1, threads) * row
+    return sub * steps * (largest * TENSOR_BYTES + counts) + windows + 64 * snn.n_neurons
 
 
 def _window_bytes(projection: Projection, stage) -> int:
