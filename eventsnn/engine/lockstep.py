@@ -42,7 +42,7 @@ from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork,
 from .delivery import _add_row, _deliver
 from .gates import _gate
 from .loop import _copy, _poisson_events, in_threads
-from .neurons import _count_events, _fire_pass, _integrate
+from .neurons import _fire_step, _integrate
 from .packing import MEMBRANE
 from .readout import _decide
 
@@ -115,11 +115,16 @@ def _add_diagonal(lo, hi, src, weights, fresh, current):
 def _count_synops(lo, hi, src, fan_out, synops):
     """synops[r] += the fan-out of row r's non-zero inputs (one SynOp per synapse an event reaches)."""
     for r in range(lo, hi):
-        ops = 0
-        row = src[r]
-        for j in range(row.size):
-            ops += fan_out[j] * (row[j] != 0)
-        synops[r] += ops
+        synops[r] += _reached(src[r], fan_out)
+
+
+@njit(cache=CACHE, inline="always")
+def _reached(row, fan_out):
+    """The synapses row's events reach: the fan-out of its non-zero entries, summed."""
+    ops = 0
+    for j in range(row.size):
+        ops += fan_out[j] * (row[j] != 0)
+    return ops
 
 
 @njit(cache=CACHE, inline="always")
@@ -147,28 +152,25 @@ def _scatter(lo, hi, p, src, scaled, net, current, synops):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _fire_stage(lo, hi, s, net, cfg, current, drive, counts, events, emitted):
-    """Samples lo .. hi-1 of IF stage s through all steps: V += current[b, t], then the fire pass
-    (``neurons._fire_pass``) with the drive; what each neuron emitted goes to counts[b, t] (graded:
-    written there by the fire pass as its amounts)."""
+def _fire_stage(lo, hi, s, net, cfg, current, drive, fan_outs, counts, events, emitted, reached):
+    """Samples lo .. hi-1 of IF stage s through all steps (``neurons._fire_step``: V += current[b, t],
+    then the fire pass with the drive); what each neuron emitted goes to counts[b, t], and
+    reached[b, t, k] = the synapses its events reach through the k-th of ``fan_outs`` (counted
+    here, while the counts are in cache). The membranes alternate between two buffers, so that
+    each step reads one and writes the other."""
     v0, n = net.off[s], net.off[s + 1] - net.off[s]
-    v = np.empty(n, net.v_init.dtype)
-    words = np.zeros((n + 7) // 8, np.uint64)
-    flags = words.view(np.uint8)
-    no_total = np.empty(0, np.int32)
+    v_init = net.v_init[v0:v0 + n]
+    membranes = np.empty((2, n), v_init.dtype)
     for b in range(lo, hi):
         row = drive[b if drive.shape[0] > 1 else 0]
-        _copy(v, net.v_init[v0:v0 + n])
         for t in range(cfg.steps):
-            out = counts[b, t]
-            _add_row(v, current[b, t], v[0], False)
-            _, amount = _fire_pass(v, 0, n, row, 0, net.threshold[s], cfg.subtract, cfg.graded, cfg.max_spikes,
-                                   net.low[s], net.high[s], out, words, 0, False, no_total)
-            if not cfg.graded:
-                _copy(out, flags[:n])
-            fired = _count_events(words, n)
+            before = v_init if t == 0 else membranes[(t - 1) % 2]
+            amount, fired = _fire_step(before, current[b, t], row, membranes[t % 2], counts[b, t], net.threshold[s],
+                                       cfg.subtract, cfg.graded, cfg.max_spikes, net.low[s], net.high[s])
             events[b, t] = fired
-            emitted[b] += amount if cfg.graded else fired
+            emitted[b] += amount
+            for k in range(len(fan_outs)):
+                reached[b, t, k] = _reached(counts[b, t], fan_outs[k])
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -398,6 +400,12 @@ class Plan:
         self.fan_out = [[p.fan_out[engine_order(p.source_shape)].astype(np.int64) for p in stage.projections]
                         for stage in snn.stages]
         self.last_reader = {p.source: s for s, stage in enumerate(snn.stages) for p in stage.projections}
+        # the projections with a product reading each fired stage, whose SynOps its fire stage counts
+        self.readers = {s: [(s2, k) for s2, reader in enumerate(snn.stages) for k, p in enumerate(reader.projections)
+                            if p.source == s and self.products[s2][k] is not None]
+                        for s, stage in enumerate(snn.stages) if stage.kind != GATE}
+        self.reader_fan_outs = {s: np.array([self.fan_out[s2][k] for s2, k in readers], np.int64).reshape(
+            len(readers), snn.stages[s].size) for s, readers in self.readers.items()}
         self.costs: dict[int, tuple[float, float]] = {}  # projection: (seconds per input row dense, per event)
         self.delivered = np.zeros((len(snn.stages), 2), np.int64)  # per stage: events delivered densely, all
 
@@ -503,6 +511,7 @@ def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first
             hi = min(lo + sub, len(x))
             b = hi - lo
             counts: dict[int, np.ndarray] = {}  # (b, steps, size) what each neuron emitted, until its last reader ran
+            reached: dict[int, np.ndarray] = {}  # (b, steps, readers) the SynOps a fired stage's events cause
             if cfg.poisson:
                 counts[INPUT] = buffers.take((b, steps, x.shape[1]), RASTER_DTYPE)
                 counts[INPUT][...] = 0
@@ -517,15 +526,17 @@ def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first
                     _release_sources(plan, s, stage, counts, buffers)
                     counts[s] = gated
                     continue
-                current, drive = _stage_input(plan, s, stage, net, cfg, x[lo:hi], counts, spikes[lo:hi],
+                current, drive = _stage_input(plan, s, stage, net, cfg, x[lo:hi], counts, reached, spikes[lo:hi],
                                               step_synops[lo:hi], buffers, n_threads)
                 _release_sources(plan, s, stage, counts, buffers)
                 if stage.kind == OUTPUT:
                     _in_threads(_read_out, b, n_threads, s, net, cfg, current, drive, decisions[lo:hi], v_out[lo:hi])
                 else:
                     counts[s] = buffers.take((b, steps, n), RASTER_DTYPE)
-                    _in_threads(_fire_stage, b, n_threads, s, net, cfg, current, drive, counts[s], spikes[lo:hi, s],
-                                spike_amounts[lo:hi, s])
+                    fan_outs = plan.reader_fan_outs[s]
+                    reached[s] = np.empty((b, steps, len(fan_outs)), np.int64)
+                    _in_threads(_fire_stage, b, n_threads, s, net, cfg, current, drive, fan_outs, counts[s],
+                                spikes[lo:hi, s], spike_amounts[lo:hi, s], reached[s])
                 buffers.give(current)
                 if not cfg.poisson and any(p.source == INPUT for p in stage.projections):
                     buffers.give(drive)  # the analog input's constant current
@@ -533,8 +544,9 @@ def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first
                 buffers.give(left)
 
 
-def _stage_input(plan: Plan, s: int, stage, net, cfg, x: np.ndarray, counts: dict, spikes: np.ndarray,
-                 step_synops: np.ndarray, buffers: Buffers, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+def _stage_input(plan: Plan, s: int, stage, net, cfg, x: np.ndarray, counts: dict, reached: dict,
+                 spikes: np.ndarray, step_synops: np.ndarray, buffers: Buffers,
+                 n_threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Stage s's synaptic currents for a sub-batch (b, steps, n) and its drive ((1 or b), n: the
     bias current, plus the analog input's constant W x, in a buffer of its own)."""
     b, steps = len(x), cfg.steps
@@ -552,9 +564,11 @@ def _stage_input(plan: Plan, s: int, stage, net, cfg, x: np.ndarray, counts: dic
             continue
         src = counts[projection.source].reshape(b * steps, -1)
         synops = np.zeros(b * steps, np.int64)
+        readers = plan.readers.get(projection.source, [])
+        known = reached[projection.source][:, :, readers.index((s, k))].reshape(-1) if (s, k) in readers else None
         delivered = int(np.count_nonzero(src) if projection.source == INPUT else spikes[:, projection.source].sum())
         went_dense = _deliver_rows(plan, s, k, p, src, delivered, cfg.graded, net, current.reshape(b * steps, n),
-                                   fresh, synops, n_threads)
+                                   fresh, synops, n_threads, known)
         fresh = False
         step_synops[:, s] += synops.reshape(b, steps)
         plan.delivered[s] += (delivered if went_dense else 0, delivered)
@@ -571,14 +585,18 @@ def _release_sources(plan: Plan, s: int, stage, counts: dict, buffers: Buffers) 
 
 
 def _deliver_rows(plan: Plan, s: int, k: int, p: int, src: np.ndarray, n_events: int, scaled: bool, net,
-                  current: np.ndarray, fresh: bool, synops: np.ndarray, n_threads: int) -> bool:
+                  current: np.ndarray, fresh: bool, synops: np.ndarray, n_threads: int,
+                  known: np.ndarray | None = None) -> bool:
     """current += src through projection p (stage s's k-th; ``fresh``: current holds nothing yet), as
     a matrix product when it has one and it pays, else as events; synops[row] += the row's events'
-    fan-out. Returns whether it went dense."""
+    fan-out (``known``: as the source's fire stage counted it). Returns whether it went dense."""
     product = plan.products[s][k]
     if plan.goes_dense(p, product, src, n_events, scaled, current, net, n_threads):
         product.deliver(src, current, fresh, n_threads)
-        _in_threads(_count_synops, len(src), n_threads, src, plan.fan_out[s][k], synops)
+        if known is None:
+            _in_threads(_count_synops, len(src), n_threads, src, plan.fan_out[s][k], synops)
+        else:
+            synops += known
         return True
     if fresh:
         current[...] = 0
