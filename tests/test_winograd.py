@@ -1,4 +1,5 @@
-"""Winograd's F(2x2, 3x3) (``engine.winograd``) against the convolution written out from its definition."""
+"""The two ways stage by stage multiplies a convolution, Winograd's F(2x2, 3x3) (``engine.winograd``)
+and unrolled windows (``lockstep._unroll``), against the convolution written out from its definition."""
 
 from __future__ import annotations
 
@@ -7,24 +8,48 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from eventsnn.engine import winograd
+from eventsnn.engine.lockstep import _unroll
 
 
-def direct_convolution(src: np.ndarray, weight: np.ndarray, c: int, h: int, w: int, pad: int, f: int) -> np.ndarray:
+def direct_convolution(src: np.ndarray, weight: np.ndarray, c: int, h: int, w: int, pad: int, f: int,
+                       stride: int = 1) -> np.ndarray:
     """Rows of channel-last images (f h x f w pixels) summed over f x f blocks, then convolved with
-    weight (o, c, 3, 3) at stride 1; float64, channel-last out."""
+    weight (o, c, kh, kw); float64, channel-last out."""
     images = src.reshape(len(src), h, f, w, f, c).astype(np.float64).sum(axis=(2, 4))
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
+    kh, kw = weight.shape[2:]
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
     out = np.zeros((len(src), ho, wo, len(weight)))
-    for i in range(3):
-        for j in range(3):
-            out += padded[:, i:i + ho, j:j + wo, :] @ weight[:, :, i, j].T.astype(np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
+            out += window @ weight[:, :, i, j].T.astype(np.float64)
     return out.reshape(len(src), -1)
 
 
 def as_matrix(weight: np.ndarray) -> np.ndarray:
-    """(o, c, 3, 3) -> (9 c, o) in the window's (kh, kw, c) order, as ``lockstep`` lays it out."""
+    """(o, c, kh, kw) -> (kh kw c, o) in the window's (kh, kw, c) order, as ``lockstep`` lays it out."""
     return np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(-1, len(weight)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 4), c=st.integers(1, 5), o=st.integers(1, 4), h=st.integers(1, 7), w=st.integers(1, 7),
+       kh=st.integers(1, 3), kw=st.integers(1, 3), stride=st.integers(1, 3), pad=st.integers(0, 2),
+       f=st.integers(1, 3), seed=st.integers(0, 2 ** 32 - 1))
+def test_unrolled_windows_times_the_weights_are_the_convolution(rows, c, o, h, w, kh, kw, stride, pad, f, seed):
+    """Every kernel size, stride and padding, absorbed f x f sum poolings, rows split between two
+    calls: the windows, multiplied by the weight matrix, give the convolution exactly (integers)."""
+    assume(h + 2 * pad >= kh and w + 2 * pad >= kw)
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, 256, (rows, f * h * f * w * c)).astype(np.int16)
+    weight = rng.integers(-1000, 1001, (o, c, kh, kw)).astype(np.float64)
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    windows = np.full((rows * ho * wo, kh * kw * c), np.nan)
+    middle = rows // 2
+    for lo, hi in ((0, middle), (middle, rows)):
+        _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, windows)
+    out = (windows @ as_matrix(weight)).reshape(rows, -1)
+    np.testing.assert_array_equal(out, direct_convolution(src, weight, c, h, w, pad, f, stride))
 
 
 @settings(max_examples=60, deadline=None)

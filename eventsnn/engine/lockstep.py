@@ -41,7 +41,7 @@ from ..kernel_cache import CACHE
 from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork, stage_bits
 from .delivery import _add_row, _deliver
 from .gates import _gate
-from .loop import _copy, _poisson_events, in_threads
+from .loop import _copy, _poisson_events, in_threads, kept_scratch
 from .neurons import _fire_step, _integrate
 from .packing import MEMBRANE
 from .readout import _decide
@@ -67,34 +67,42 @@ def refusal(snn: SpikingNetwork, record: bool, count_neurons: bool, profile: boo
 def _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, out):
     """Rows lo .. hi-1 of src (rows, channel-last images of f h x f w pixels) unrolled into windows:
     out[r*ho*wo + pixel] = the (kh, kw, c) window of that output pixel (zero padding) in the image
-    summed over f x f blocks (f = 1: the image itself)."""
-    row_width = w * f * c
+    summed over f x f blocks (f = 1: the image itself). Each image is first copied into a padded
+    one in out's type, so that every row of a window is one plain copy of kw c values."""
+    wp = w + 2 * pad
+    padded = np.zeros((h + 2 * pad) * wp * c, out.dtype)  # its border stays zero
+    span = kw * c
     for r in range(lo, hi):
-        image = src[r]
+        _pad_image(src[r], c, h, w, pad, f, padded)
         base = r * ho * wo
         for oy in range(ho):
             for ox in range(wo):
-                row = out[base + oy * wo + ox]
-                x0 = ox * stride - pad
-                first, last = max(0, -x0), min(kw, w - x0)  # the kernel columns inside the image
+                window = out[base + oy * wo + ox]
                 for i in range(kh):
-                    y = oy * stride + i - pad
-                    line = row[i * kw * c:(i + 1) * kw * c]
-                    if not 0 <= y < h or first >= last:
-                        line[:] = 0
-                        continue
-                    line[:first * c] = 0
-                    line[last * c:] = 0
-                    if f == 1:  # one contiguous run of pixels
-                        _copy(line[first * c:last * c], image[(y * w + x0 + first) * c:(y * w + x0 + last) * c])
-                        continue
-                    line[first * c:last * c] = 0
-                    for j in range(first, last):
-                        for a in range(f):
-                            start = (y * f + a) * row_width + (x0 + j) * f * c
-                            for e in range(f):
-                                _add_row(line[j * c:(j + 1) * c], image[start + e * c:start + (e + 1) * c], line[0],
-                                         False)
+                    start = ((oy * stride + i) * wp + ox * stride) * c
+                    line, pixels = window[i * span:(i + 1) * span], padded[start:start + span]
+                    for e in range(span):  # views indexed from 0, inline: a vectorized copy
+                        line[e] = pixels[e]
+
+
+@njit(cache=CACHE, inline="always", error_model="numpy")
+def _pad_image(image, c, h, w, pad, f, padded):
+    """The inside of ``padded`` ((h + 2 pad) x (w + 2 pad) pixels of c channels) = image (f h x f w
+    pixels) summed over its f x f blocks."""
+    wp, n = w + 2 * pad, w * c
+    for y in range(h):
+        line = padded[((y + pad) * wp + pad) * c:((y + pad) * wp + pad + w) * c]
+        if f == 1:
+            pixels = image[y * n:(y + 1) * n]
+            for e in range(n):
+                line[e] = pixels[e]
+            continue
+        line[:] = 0
+        for a in range(f):
+            row = image[(y * f + a) * n * f:(y * f + a + 1) * n * f]
+            for x in range(w):
+                for b in range(f):
+                    _add_row(line[x * c:(x + 1) * c], row[(x * f + b) * c:(x * f + b + 1) * c], line[0], False)
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -305,7 +313,8 @@ class _MatrixProduct:
             return
         c, h, w, kh, kw, stride, pad, ho, wo, f = self.conv
         block = max(1, WINDOW_BYTES // (ho * wo * kh * kw * c * self.matrix.itemsize))
-        windows = np.empty((min(block, rows) * ho * wo, kh * kw * c), self.matrix.dtype)
+        shape = (min(block, rows) * ho * wo, kh * kw * c)
+        windows = kept_scratch("windows", int(np.prod(shape)) * self.matrix.itemsize).view(self.matrix.dtype).reshape(shape)
         for lo in range(0, rows, block):
             hi = min(lo + block, rows)
             part = windows[:(hi - lo) * ho * wo]

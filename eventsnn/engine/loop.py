@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -236,6 +237,19 @@ CHUNKS_PER_THREAD = 4  # samples differ in cost (early exit, activity): small ch
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}  # by thread count, kept for the process: starting threads costs
 os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the parent's threads
+
+
+_KEPT = threading.local()
+
+
+def kept_scratch(name: str, nbytes: int) -> np.ndarray:
+    """This thread's scratch called ``name``, nbytes bytes (uint8), kept for its next call: fresh
+    memory costs page faults on first touch, about as much as the products and copies that fill it."""
+    buffer = getattr(_KEPT, name, None)
+    if buffer is None or buffer.size < nbytes:
+        buffer = np.empty(nbytes, np.uint8)
+        setattr(_KEPT, name, buffer)
+    return buffer[:nbytes]
 
 
 def in_threads(work, rows: int, n_threads: int, pieces_per_thread: int = 1) -> None:

@@ -18,14 +18,12 @@ order of summation does); in float64 on integer inputs and weights every value i
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from numba import njit
 
 from ..kernel_cache import CACHE
 from . import blas
-from .loop import in_threads
+from .loop import in_threads, kept_scratch
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 EXACT_QUARTERS = 2.0 ** 51  # multiples of 1/4 below this add exactly in float64
@@ -82,19 +80,14 @@ def convolve(src: np.ndarray, kernels: np.ndarray, geometry: tuple[int, int, int
     in_threads(rows_through_all_phases, len(src), n_threads)
 
 
-_THREAD = threading.local()
 PLANE_GAP = 16  # elements between two planes: strides of a power of two map every plane to the same cache sets
 
 
 def _planes(n_tiles: int, c: int, o: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     """The 16 planes of transformed inputs (16, n_tiles c + gap) and of products (16, n_tiles o + gap),
-    a tile's values contiguous in each; this thread's scratch, kept for its next call (fresh memory
-    costs page faults on first touch, as much as the transforms that fill it on a few rows)."""
+    a tile's values contiguous in each; this thread's scratch (``kept_scratch``)."""
     widths = (n_tiles * c + PLANE_GAP, n_tiles * o + PLANE_GAP)
-    nbytes = 16 * sum(widths) * np.dtype(dtype).itemsize
-    if getattr(_THREAD, "buffer", np.empty(0, np.uint8)).size < nbytes:
-        _THREAD.buffer = np.empty(nbytes, np.uint8)
-    scratch = _THREAD.buffer[:nbytes].view(dtype)
+    scratch = kept_scratch("winograd", 16 * sum(widths) * np.dtype(dtype).itemsize).view(dtype)
     return scratch[:16 * widths[0]].reshape(16, -1), scratch[16 * widths[0]:].reshape(16, -1)
 
 
