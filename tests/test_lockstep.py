@@ -212,3 +212,13 @@ def test_the_memory_estimate_bounds_what_a_run_stage_by_stage_allocates(monkeypa
     assert result.spikes.sum() > 0
     assert simulation_bytes(snn, len(x), 8) < peak <= simulation_bytes(snn, len(x), 8, threads=threads,
                                                                         schedule="layer")
+
+
+def test_synop_tallies_stay_exact_where_int32_sums_of_fan_outs_would_overflow():
+    """SynOps are summed in int32 a part of the inputs at a time: fan-outs near 2^30 take parts of one."""
+    rng = np.random.default_rng(0)
+    src = (rng.integers(0, 3, (3, 50)) * (rng.random((3, 50)) < 0.7)).astype(np.int16)
+    for fan_out in (rng.integers(0, 2 ** 30, 50), rng.integers(0, 600, 50)):
+        synops = np.full(3, 5, np.int64)
+        lockstep._count_synops(0, 3, src, fan_out, synops)
+        np.testing.assert_array_equal(synops, 5 + ((src != 0) * fan_out).sum(axis=1))

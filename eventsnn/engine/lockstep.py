@@ -122,16 +122,28 @@ def _add_diagonal(lo, hi, src, weights, fresh, current):
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _count_synops(lo, hi, src, fan_out, synops):
     """synops[r] += the fan-out of row r's non-zero inputs (one SynOp per synapse an event reaches)."""
+    part = _tally_part(fan_out)
     for r in range(lo, hi):
-        synops[r] += _reached(src[r], fan_out)
+        synops[r] += _reached(src[r], fan_out, part)
 
 
 @njit(cache=CACHE, inline="always")
-def _reached(row, fan_out):
-    """The synapses row's events reach: the fan-out of its non-zero entries, summed."""
+def _tally_part(fan_out):
+    """Inputs whose fan-outs add up within int32 at most."""
+    return (2 ** 31 - 1) // (np.int64(fan_out.max()) + 1) if fan_out.size else 1
+
+
+@njit(cache=CACHE, inline="always")
+def _reached(row, fan_out, part):
+    """The synapses row's events reach: the fan-out of its non-zero entries, summed in int32 over
+    ``part`` inputs at a time (``_tally_part``; twice as wide a vector as int64)."""
     ops = 0
-    for j in range(row.size):
-        ops += fan_out[j] * (row[j] != 0)
+    for lo in range(0, row.size, part):
+        inputs, fans = row[lo:lo + part], fan_out[lo:lo + part]
+        tally = np.int32(0)
+        for j in range(inputs.size):
+            tally = np.int32(tally + np.int32(fans[j] if inputs[j] != 0 else 0))
+        ops += tally
     return ops
 
 
@@ -169,6 +181,7 @@ def _fire_stage(lo, hi, s, net, cfg, current, drive, fan_outs, counts, events, e
     v0, n = net.off[s], net.off[s + 1] - net.off[s]
     v_init = net.v_init[v0:v0 + n]
     membranes = np.empty((2, n), v_init.dtype)
+    parts = np.array([_tally_part(fan_out) for fan_out in fan_outs], np.int64)
     for b in range(lo, hi):
         row = drive[b if drive.shape[0] > 1 else 0]
         for t in range(cfg.steps):
@@ -178,7 +191,7 @@ def _fire_stage(lo, hi, s, net, cfg, current, drive, fan_outs, counts, events, e
             events[b, t] = fired
             emitted[b] += amount
             for k in range(len(fan_outs)):
-                reached[b, t, k] = _reached(counts[b, t], fan_outs[k])
+                reached[b, t, k] = _reached(counts[b, t], fan_outs[k], parts[k])
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -413,7 +426,7 @@ class Plan:
         self.readers = {s: [(s2, k) for s2, reader in enumerate(snn.stages) for k, p in enumerate(reader.projections)
                             if p.source == s and self.products[s2][k] is not None]
                         for s, stage in enumerate(snn.stages) if stage.kind != GATE}
-        self.reader_fan_outs = {s: np.array([self.fan_out[s2][k] for s2, k in readers], np.int64).reshape(
+        self.reader_fan_outs = {s: np.array([self.fan_out[s2][k] for s2, k in readers], np.int32).reshape(
             len(readers), snn.stages[s].size) for s, readers in self.readers.items()}
         self.costs: dict[int, tuple[float, float]] = {}  # projection: (seconds per input row dense, per event)
         self.delivered = np.zeros((len(snn.stages), 2), np.int64)  # per stage: events delivered densely, all
