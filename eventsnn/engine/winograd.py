@@ -100,15 +100,16 @@ def _transform_inputs(src, c, h, w, pad, f, th, tw, v):
     even and odd ones, each of the 16 positions is one long loop over the row's tiles (a tile's
     columns 2 tx .. 2 tx + 3 are even[tx], odd[tx], even[tx + 1], odd[tx + 1])."""
     half, span = (tw + 1) * c, tw * c
-    rows = np.zeros((4, 2, half), v.dtype)  # the tile row's 4 image rows, even and odd columns
+    rows = np.zeros((4, 2, half), v.dtype)  # the tile row's 4 image rows (y at y % 4), even and odd columns
     column = np.empty((4, 2, half), v.dtype)  # B^T down the rows
     for r in range(len(src)):
         image = src[r]
         for ty in range(th):
-            for a in range(4):
-                _image_row(image, 2 * ty - pad + a, h, w, f, c, pad, rows[a])
+            for a in range(0 if ty == 0 else 2, 4):  # a row of tiles shares two image rows with the one before
+                _image_row(image, 2 * ty - pad + a, h, w, f, c, pad, rows[(2 * ty + a) % 4])
             for q in range(2):
-                r0, r1, r2, r3 = rows[0, q], rows[1, q], rows[2, q], rows[3, q]
+                r0, r1 = rows[(2 * ty) % 4, q], rows[(2 * ty + 1) % 4, q]
+                r2, r3 = rows[(2 * ty + 2) % 4, q], rows[(2 * ty + 3) % 4, q]
                 c0, c1, c2, c3 = column[0, q], column[1, q], column[2, q], column[3, q]
                 for i in range(half):
                     c0[i] = r0[i] - r2[i]
@@ -139,14 +140,18 @@ def _image_row(image, y, h, w, f, c, pad, out):
         out[:] = 0
         return
     n = w * c
+    if f == 1:
+        line = image[y * n:(y + 1) * n]
+        for q in range(2):  # unsigned indices: no negative-index wraparound, so the copies vectorize
+            target = out[q]
+            for x in range((q - pad) % 2, w, 2):
+                first, to = np.uint64(x * c), np.uint64((x + pad) // 2 * c)
+                for ci in range(np.uint64(c)):
+                    target[to + ci] = line[first + ci]
+        return
     for x in range(w):
         xp = x + pad
         pixel_out = out[xp % 2, (xp // 2) * c:(xp // 2 + 1) * c]
-        if f == 1:
-            pixel = image[y * n + x * c:y * n + (x + 1) * c]
-            for ci in range(c):
-                pixel_out[ci] = pixel[ci]
-            continue
         pixel_out[:] = 0
         for a in range(f):
             row = image[(y * f + a) * n * f:(y * f + a + 1) * n * f]
