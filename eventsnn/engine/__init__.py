@@ -128,7 +128,9 @@ def simulate(snn: SpikingNetwork, x: np.ndarray, steps: int, seed: int = 0, batc
                  f"simulating {len(x)} samples for {steps} steps" + (" with record=True" if record else ""))
     net = with_drive(_packed(snn), snn, steps)
     cfg = settings(snn, seed, steps, stable_steps, exit_margin)
-    x_ir, x = x, x[:, net.input_index]  # engine (channel-last) order; the Poisson stream stays keyed by IR index
+    # engine (channel-last) order, the Poisson stream staying keyed by IR index; np.take writes the
+    # rows in order (fancy indexing on the second axis gathered CIFAR-10 images 12x slower)
+    x_ir, x = x, np.take(x, net.input_index, axis=1)
     if snn.config.arithmetic == "int32" and snn.config.input == "analog":
         x = x.astype(np.int32)  # round(255 x) (``check_simulation_args``): the input current is added as integers
     n, n_stages, n_out = len(x), len(snn.stages), snn.n_classes
