@@ -341,9 +341,9 @@ class _MatrixProduct:
     def _deliver_winograd(self, src: np.ndarray, current: np.ndarray, fresh: bool, n_threads: int) -> None:
         """``deliver`` for a 3 x 3 stride-1 convolution (``winograd.convolve``)."""
         c, h, w, _, _, _, pad, _, _, f = self.conv
-        # narrow layers run faster in half the blocks (closer to the cache), wide ones need the rows
-        # to keep their products efficient
-        block = min(WINDOW_BYTES, max(WINDOW_BYTES // 2, 8 * self.kernels.nbytes))
+        # narrow layers run faster in a quarter of the blocks (a thread's block about its core's L2
+        # cache), wide ones need the rows to keep their products efficient
+        block = min(WINDOW_BYTES, max(WINDOW_BYTES // 4, 8 * self.kernels.nbytes))
         if current.dtype == self.kernels.dtype:
             winograd.convolve(src, self.kernels, (c, h, w, pad, f), current, fresh, n_threads, block)
         else:  # int32: exact float64 sums, wrapped as int32 adds wrap
