@@ -190,12 +190,13 @@ def _transform_outputs(m, ho, wo, th, tw, fresh, out):
                 for i in range(span):
                     odd[i] = x1[i] - x2[i] - x3[i]
                 line = target[(2 * ty + a) * wo * o:(2 * ty + a + 1) * wo * o]
-                for x in range(wo):
-                    values = even[(x // 2) * o:(x // 2 + 1) * o] if x % 2 == 0 else odd[(x // 2) * o:(x // 2 + 1) * o]
-                    pixel = line[x * o:(x + 1) * o]
-                    if fresh:
-                        for k in range(o):
-                            pixel[k] = values[k]
-                    else:
-                        for k in range(o):
-                            pixel[k] += values[k]
+                for q in range(2):  # unsigned indices, as in _image_row
+                    values = even if q == 0 else odd
+                    for x in range(q, wo, 2):
+                        to, first = np.uint64(x * o), np.uint64(x // 2 * o)
+                        if fresh:
+                            for k in range(np.uint64(o)):
+                                line[to + k] = values[first + k]
+                        else:
+                            for k in range(np.uint64(o)):
+                                line[to + k] += values[first + k]
