@@ -28,7 +28,7 @@ from eventsnn.engine import blas, lockstep, winograd  # noqa: E402
 
 VARIANTS = {
     "as shipped": {},
-    "unrolled windows, no Winograd": {"winograd_applies": lambda kh, kw, stride: False},
+    "unrolled windows, no Winograd": {"winograd_applies": lambda kh, kw, stride, channels: False},
     "BLAS on its own threads": {"blas_controls": lambda: None},
 }
 

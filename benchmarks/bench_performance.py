@@ -328,7 +328,7 @@ def onnxruntime_section(r: dict) -> list[str]:
         lines += ["", "Stage by stage against step by step: "
                   + ", ".join(f"{name} {v:.2f}x" for name, v in staged.items()) + ". The VGG-16s' layers are wide "
                   "(64-512 channels) and dense at T = 1, so their projections deliver as matrix products, and their "
-                  "3 x 3 stride-1 convs multiply by Winograd's F(2x2, 3x3): 2.25 times fewer multiplications than the "
+                  "3 x 3 stride-1 convs after the first multiply by Winograd's F(2x2, 3x3): 2.25 times fewer multiplications than the "
                   "unrolled product an ANN runtime computes. onnxruntime runs the whole ANN at "
                   f"{ort_rate:.2g} multiply-adds per second here, about what a float32 matrix product reaches on these "
                   "2 cores; at T = 1 graded spikes are the quantized ANN, so with fewer multiplications the schedule "

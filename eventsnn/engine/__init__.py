@@ -209,13 +209,14 @@ def compile_kernels(arithmetics: tuple[str, ...] = ARITHMETICS, corrections: tup
     what any net needs, once per arithmetic and input kind (int32 membranes compile apart from
     float32, and in int32 analog pixels and Poisson rates are inputs of two types), per correction
     (offset correction's layer-by-layer kernels are others) and per schedule (the stage-by-stage
-    kernels, both deliveries: the stride-1 convs' products go by Winograd, the strided one's
-    through unrolled windows); the last two on the net with average pooling instead."""
+    kernels, both deliveries: the 8-channel stride-1 conv's products go by Winograd, the pixels'
+    and the strided conv's through unrolled windows); the last two on the net with average pooling
+    instead."""
     from ..ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
     began = time.perf_counter()
-    net = Network((1, 8, 8), (Conv2d(np.ones((2, 1, 3, 3), np.float32), None, 1, 1, "conv"), ReLU("relu1"),
-                              Conv2d(np.ones((2, 2, 3, 3), np.float32), None, 1, 1, "conv2"), ReLU("relu2"),
+    net = Network((1, 8, 8), (Conv2d(np.ones((8, 1, 3, 3), np.float32), None, 1, 1, "conv"), ReLU("relu1"),
+                              Conv2d(np.ones((2, 8, 3, 3), np.float32), None, 1, 1, "conv2"), ReLU("relu2"),
                               Conv2d(np.ones((2, 2, 3, 3), np.float32), None, 2, 1, "strided"), ReLU("relu3"),
                               MaxPool2d(2, 2, "pool"), Flatten(), Linear(np.ones((2, 8), np.float32), None, "out")))
     pooled_by_average = Network(net.input_shape, tuple(AvgPool2d(2, 2, "pool") if isinstance(layer, MaxPool2d) else layer

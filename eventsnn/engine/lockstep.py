@@ -6,7 +6,8 @@ steps once its sources have run theirs: the spikes are those of the step-major l
 a projection's input is the count tensor (samples x steps x source neurons) of its source, and it is
 delivered in the cheaper of two ways, chosen per projection and batch:
 - dense: one matrix product over the counts (BLAS; a convolution's input unrolled into its
-  windows first, or a 3 x 3 stride-1 one as Winograd's F(2x2, 3x3), ``winograd``), as the ANN
+  windows first, or a 3 x 3 stride-1 one of 8 or more channels as Winograd's F(2x2, 3x3),
+  ``winograd``), as the ANN
   computes the layer;
 - events: each sample's and step's events scattered through the projection's synapses, as the
   step-major loop does (``delivery._deliver``).
@@ -278,7 +279,7 @@ EXACT_FLOAT64 = 2.0 ** 53  # integers below this add exactly in float64
 class _MatrixProduct:
     """A projection as a matrix product: the weight matrix (rows in the order of the unrolled input),
     in float32, or in float64 grid steps for int32 arithmetic; a convolution's geometry, and for a
-    3 x 3 stride-1 convolution its Winograd-transformed kernels (``winograd``: 2.25x fewer
+    3 x 3 stride-1 convolution of 8 or more channels its Winograd-transformed kernels (``winograd``: 2.25x fewer
     multiplications, and no unrolled windows)."""
 
     def __init__(self, projection: Projection, bits: int | None):
@@ -299,7 +300,7 @@ class _MatrixProduct:
                                            else matrix.astype(np.float32, copy=False))
         if self.conv is not None:
             self.kernels = (winograd.transformed_kernels(self.matrix, self.conv[0])
-                            if winograd.applies(kh, kw, stride) else None)
+                            if winograd.applies(kh, kw, stride, c) else None)
 
     @staticmethod
     def applies(projection: Projection) -> bool:
