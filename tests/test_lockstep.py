@@ -114,6 +114,7 @@ def test_sub_batches_and_window_blocks_do_not_change_the_result(monkeypatch):
     whole = simulate(snn, x, 3, schedule="layer", delivery="dense")
     monkeypatch.setattr(lockstep, "STAGE_BYTES", 1)
     monkeypatch.setattr(lockstep, "WINDOW_BYTES", 1)
+    monkeypatch.setattr(lockstep, "THREAD_WINDOW_BYTES", 1)
     split = simulate(snn, x, 3, schedule="layer", delivery="dense")
     np.testing.assert_array_equal(split.spikes, whole.spikes)
     np.testing.assert_array_equal(split.output_membrane, whole.output_membrane)
@@ -204,6 +205,7 @@ def test_the_memory_estimate_bounds_what_a_run_stage_by_stage_allocates(monkeypa
     x = rng.random((64, 3, 16, 16)).astype(np.float32)
     monkeypatch.setattr(lockstep, "STAGE_BYTES", 4 << 20)  # several sub-batches
     monkeypatch.setattr(lockstep, "WINDOW_BYTES", 1 << 20)
+    monkeypatch.setattr(lockstep, "THREAD_WINDOW_BYTES", 1 << 18)
     simulate(snn, x[:2], 8, schedule="layer")  # the plan (weights as matrices) is made once per network
     tracemalloc.start()
     result = simulate(snn, x, 8, schedule="layer", batch_size=64, threads=threads)
