@@ -2,7 +2,7 @@
 
 A run stage by stage alternates BLAS products with the engine's kernels. Left to itself, OpenBLAS
 runs every product on all cores and its threads then keep spinning for a while, competing with the
-kernels that follow (on 2 cores, VGG-16 and ResNet-20 ran 2.09x and 1.57x slower stage by stage
+kernels that follow (on 2 cores, VGG-16 and ResNet-20 ran 1.62x and 1.98x slower stage by stage
 than with BLAS held: ``benchmarks/bench_lockstep_parts.py``). So, while ``single_threaded`` holds,
 BLAS runs one thread and ``matmul`` splits each product over the run's ``threads`` itself (or each
 thread multiplies its own rows, as ``winograd.convolve`` does): no thread spins, and a run uses the
