@@ -7,8 +7,7 @@ a projection's input is the count tensor (samples x steps x source neurons) of i
 delivered in the cheaper of two ways, chosen per projection and batch:
 - dense: one matrix product over the counts (BLAS; a convolution's input unrolled into its
   windows first, or a 3 x 3 stride-1 one of 8 or more channels as Winograd's F(2x2, 3x3),
-  ``winograd``), as the ANN
-  computes the layer;
+  ``winograd``), as the ANN computes the layer;
 - events: each sample's and step's events scattered through the projection's synapses, as the
   step-major loop does (``delivery._deliver``).
 The choice is measured, not guessed: the first time a projection delivers, both ways are timed on
@@ -280,8 +279,8 @@ EXACT_FLOAT64 = 2.0 ** 53  # integers below this add exactly in float64
 class _MatrixProduct:
     """A projection as a matrix product: the weight matrix (rows in the order of the unrolled input),
     in float32, or in float64 grid steps for int32 arithmetic; a convolution's geometry, and for a
-    3 x 3 stride-1 convolution of 8 or more channels its Winograd-transformed kernels (``winograd``: 2.25x fewer
-    multiplications, and no unrolled windows)."""
+    3 x 3 stride-1 convolution of 8 or more channels its Winograd-transformed kernels
+    (``winograd``: 2.25x fewer multiplications, and no unrolled windows)."""
 
     def __init__(self, projection: Projection, bits: int | None):
         layer = projection.layer
