@@ -31,7 +31,7 @@ from .snn import SimulationResult, SpikingNetwork
 DEFAULT_CHUNK = 256  # samples per task
 CONNECT_TIMEOUT = "5s"
 
-_built: dict[tuple, SpikingNetwork] = {}  # per worker process: the networks its tasks simulate
+_built: dict[tuple, tuple] = {}  # per worker process: (model, network) its tasks simulate
 _data: dict[tuple, object] = {}  # per worker process: opened data sets
 
 
@@ -99,11 +99,13 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
 
 
 def _network(model: ConvertedModel, build_options: dict) -> SpikingNetwork:
+    """The network this worker built from ``model``. The cache holds the model too: once freed, a
+    model's id can be another model's (a sweep's next cell), which then ran the previous network."""
     key = (id(model), tuple(sorted(build_options.items())))
     if key not in _built:
         _built.clear()  # one model at a time per worker: a sweep moves on cell by cell
-        _built[key] = model.build(**build_options)
-    return _built[key]
+        _built[key] = (model, model.build(**build_options))
+    return _built[key][1]
 
 
 def _images(path: str, split: str, fingerprint: str | None):

@@ -175,3 +175,22 @@ def test_analyze_on_a_local_cluster_equals_one_process(tmp_path, residual):
     one, cluster = ({k: v for k, v in r.items() if k not in ("seconds", "samples_per_second")} for r in reports)
     assert one.keys() == cluster.keys()
     assert one == cluster
+
+
+def test_a_worker_keeps_the_model_its_cached_network_was_built_from(residual):
+    """Regression: the cache was keyed by the model's id alone, so once the model was freed, the next
+    cell's model could take its id and run the previous network (a sweep cell seen mixing two)."""
+    import gc
+    import weakref
+
+    from eventsnn.model import load
+    from eventsnn.scaleout import _network
+
+    model = load(residual / "model.npz")
+    alive = weakref.ref(model)
+    network = _network(model, {})
+    del model
+    gc.collect()
+    assert alive() is not None and _network(alive(), {}) is network
+    other = load(residual / "model.npz")
+    assert _network(other, {}) is not network
