@@ -47,7 +47,7 @@ def test_unrolled_windows_times_the_weights_are_the_convolution(rows, c, o, h, w
     windows = np.full((rows * ho * wo, kh * kw * c), np.nan)
     middle = rows // 2
     for lo, hi in ((0, middle), (middle, rows)):
-        _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, windows)
+        _unroll(src[lo:hi], c, h, w, kh, kw, stride, pad, ho, wo, f, windows[lo * ho * wo:hi * ho * wo])
     out = (windows @ as_matrix(weight)).reshape(rows, -1)
     np.testing.assert_array_equal(out, direct_convolution(src, weight, c, h, w, pad, f, stride))
 

@@ -65,15 +65,15 @@ def refusal(snn: SpikingNetwork, record: bool, count_neurons: bool, profile: boo
 # ----------------------------------------------------------------------------------------- kernels
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, out):
-    """Rows lo .. hi-1 of src (rows, channel-last images of f h x f w pixels) unrolled into windows:
+def _unroll(src, c, h, w, kh, kw, stride, pad, ho, wo, f, out):
+    """src's rows (channel-last images of f h x f w pixels) unrolled into windows:
     out[r*ho*wo + pixel] = the (kh, kw, c) window of that output pixel (zero padding) in the image
     summed over f x f blocks (f = 1: the image itself). Each image is first copied into a padded
     one in out's type, so that every row of a window is one plain copy of kw c values."""
     wp = w + 2 * pad
     padded = np.zeros((h + 2 * pad) * wp * c, out.dtype)  # its border stays zero
     span = kw * c
-    for r in range(lo, hi):
+    for r in range(len(src)):
         _pad_image(src[r], c, h, w, pad, f, padded)
         base = r * ho * wo
         for oy in range(ho):
@@ -82,7 +82,7 @@ def _unroll(lo, hi, src, c, h, w, kh, kw, stride, pad, ho, wo, f, out):
                 for i in range(kh):
                     start = ((oy * stride + i) * wp + ox * stride) * c
                     line, pixels = window[i * span:(i + 1) * span], padded[start:start + span]
-                    for e in range(span):  # views indexed from 0, inline: a vectorized copy
+                    for e in range(span):  # a loop of known length: faster here than _copy's
                         line[e] = pixels[e]
 
 
@@ -94,9 +94,7 @@ def _pad_image(image, c, h, w, pad, f, padded):
     for y in range(h):
         line = padded[((y + pad) * wp + pad) * c:((y + pad) * wp + pad + w) * c]
         if f == 1:
-            pixels = image[y * n:(y + 1) * n]
-            for e in range(n):
-                line[e] = pixels[e]
+            _copy(line, image[y * n:(y + 1) * n])
             continue
         line[:] = 0
         for a in range(f):
@@ -336,7 +334,7 @@ class _MatrixProduct:
             for first in range(lo, hi, block):
                 last = min(first + block, hi)
                 part = windows[:(last - first) * ho * wo]
-                _unroll(0, last - first, src[first:last], c, h, w, kh, kw, stride, pad, ho, wo, f, part)
+                _unroll(src[first:last], c, h, w, kh, kw, stride, pad, ho, wo, f, part)
                 target = current[first:last].reshape(len(part), -1)
                 if fresh and current.dtype == dtype:
                     blas.matmul(part, self.matrix, target)
