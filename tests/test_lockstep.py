@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from eventsnn import convert
@@ -45,6 +45,18 @@ def test_layer_schedule_equals_reference(net_x, config, steps, seed, delivery, d
     net, x = net_x
     snn = data.draw(es.initial_potentials(build(net, config)))
     assert_layer_equals_reference(snn, x, steps, seed, delivery)
+
+
+@settings(max_examples=40, deadline=None)
+@given(net_x=es.networks_and_inputs(pools=("maxpool",)), config=es.simulation_configs(**LAYER),
+       steps=st.sampled_from([5, 12]), seed=st.integers(0, 999))
+def test_max_pool_gates_over_many_steps_equal_reference(net_x, config, steps, seed):
+    """The gates' window-by-window pass gives the reference's event-by-event gate: ties between a
+    window's count and an input's, decaying estimates, overlapping and padded windows."""
+    net, x = net_x
+    snn = build(net, config)
+    assume(any(stage.kind == GATE for stage in snn.stages))
+    assert_layer_equals_reference(snn, x, steps, seed, "auto")
 
 
 @settings(max_examples=40, deadline=None)

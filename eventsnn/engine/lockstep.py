@@ -21,7 +21,8 @@ delivery order gives the same spikes. In float32 the two orders round differentl
 float32's rounding; exact on weights and inputs on a dyadic grid). Matrix products run on the
 run's ``threads`` with BLAS held to one thread (``blas``), as the Numba kernels do.
 
-Max-pool gates run sample by sample through their steps (``gates._gate``). Not covered
+Max-pool gates run sample by sample through their steps, window by window: each window takes the
+largest rate among its inputs that spike, as ``gates._gate`` does event by event. Not covered
 (``refusal`` says why; use the step-major loop): signed spikes, the softmax and spike readouts,
 early exit, profiles, records and neuron counts, offset correction.
 """
@@ -40,9 +41,8 @@ from ..connectivity import engine_order
 from ..kernel_cache import CACHE
 from ..snn import GATE, INPUT, OUTPUT, RASTER_DTYPE, Projection, SpikingNetwork, stage_bits
 from .delivery import _add_row, _deliver
-from .gates import _gate
 from .loop import _copy, _poisson_events, in_threads, kept_scratch
-from .neurons import _fire_step, _integrate
+from .neurons import _fire_step, _integrate, _scale
 from .packing import MEMBRANE
 from .readout import _decide
 
@@ -194,31 +194,45 @@ def _fire_stage(lo, hi, s, net, cfg, current, drive, fan_outs, counts, events, e
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _gate_stage(lo, hi, s, net, cfg, src_counts, counts, events, emitted):
-    """Samples lo .. hi-1 of max-pool gate s through all steps (``gates._gate``): its source's
-    events in, the windows' out. The gate's queues, amounts and estimates are its inputs' at 0 and
-    its windows' from n_in on, in scratch of its own size."""
-    p = net.proj_ptr[s]
-    n_in, n = src_counts.shape[2], net.off[s + 1] - net.off[s]
-    queue = np.empty(n_in + n + 1, np.int32)
-    amounts = np.empty(n_in + n, net.v_init.dtype)
-    est, window_est, best = np.zeros(amounts.size), np.zeros(amounts.size), np.empty(amounts.size)
+def _gate_stage(lo, hi, cfg, window_inputs, src_counts, counts, events, emitted):
+    """Samples lo .. hi-1 of a max-pool gate through all steps, window by window: what
+    ``gates._gate`` passes event by event (its source's events in, the windows' out), here as a
+    gather over each window's inputs (``window_inputs``, padded with an input that never spikes)."""
+    n_in = src_counts.shape[2]
+    est, window_est, rate = np.empty(n_in), np.empty(window_inputs.shape[0]), np.empty(n_in + 1)
+    rate[n_in] = -1.0
     for b in range(lo, hi):
         est[:] = 0.0
         window_est[:] = 0.0
-        best[:] = -1.0
         for t in range(cfg.steps):
-            n_events = _events_of(src_counts[b, t], queue)
-            _copy(amounts, src_counts[b, t])
-            passed, amount = _gate(p, queue, 0, n_events, amounts, est, window_est, best, cfg.decay, cfg.graded,
-                                   cfg.max_spikes, n_in, net, n_in, n)
-            out = counts[b, t]
-            out[:] = 0
-            for e in range(passed):
-                w = queue[n_in + e]
-                out[w] = amounts[n_in + w] if cfg.graded else 1
+            if cfg.decay != 1.0:
+                _scale(est, cfg.decay)
+                _scale(window_est, cfg.decay)
+            row = src_counts[b, t]
+            for i in range(n_in):  # the inputs' rate estimates; -1 for those that do not spike now
+                est[i] += row[i] if cfg.graded else row[i] != 0
+                rate[i] = est[i] if row[i] != 0 else -1.0
+            passed, amount = _pass_windows(rate, window_inputs, window_est, counts[b, t], cfg.graded, cfg.max_spikes)
             events[b, t] = passed
-            emitted[b] += amount if cfg.graded else passed
+            emitted[b] += amount
+
+
+@njit(cache=CACHE, inline="always", error_model="numpy")
+def _pass_windows(rate, window_inputs, window_est, out, graded, max_spikes):
+    """Each window passes a spike when its best input that spikes now is above the window's own
+    estimate; graded, the gap rounded up (at most ``max_spikes``). Returns (events, spikes)."""
+    passed, emitted = 0, 0
+    for w in range(window_inputs.shape[0]):
+        best = -1.0
+        for j in range(window_inputs.shape[1]):
+            best = max(best, rate[window_inputs[w, j]])
+        gap = best - window_est[w]
+        amount = (min(np.ceil(gap), max_spikes) if graded else 1.0) if gap > 0 else 0.0
+        window_est[w] += amount
+        out[w] = amount
+        passed += gap > 0
+        emitted += np.int64(amount)
+    return passed, emitted
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -433,6 +447,8 @@ class Plan:
                         for s, stage in enumerate(snn.stages) if stage.kind != GATE}
         self.reader_fan_outs = {s: np.array([self.fan_out[s2][k] for s2, k in readers], np.int32).reshape(
             len(readers), snn.stages[s].size) for s, readers in self.readers.items()}
+        self.window_inputs = {s: _window_inputs(stage.projections[0].synapses, stage.size)
+                              for s, stage in enumerate(snn.stages) if stage.kind == GATE}
         self.costs: dict[int, tuple[float, float]] = {}  # projection: (seconds per input row dense, per event)
         self.delivered = np.zeros((len(snn.stages), 2), np.int64)  # per stage: events delivered densely, all
 
@@ -459,6 +475,19 @@ class Plan:
             self.costs[p] = _time_both(p, product, src, scaled, current, net, n_threads)
         per_row, per_event = self.costs[p]
         return per_row * len(src) <= per_event * n_events
+
+
+def _window_inputs(windows, n_out: int) -> np.ndarray:
+    """(n_out, k): the inputs of each max-pool window (``windows``: CSR input -> windows, engine
+    order), padded with n_in, an input that never spikes."""
+    n_in = len(windows.indptr) - 1
+    order = np.argsort(windows.indices, kind="stable")
+    window = windows.indices[order]
+    inputs = np.repeat(np.arange(n_in, dtype=np.int32), np.diff(windows.indptr))[order]
+    sizes = np.bincount(window, minlength=n_out)
+    table = np.full((n_out, max(1, sizes.max(initial=0))), n_in, np.int32)
+    table[window, np.arange(len(window)) - (np.cumsum(sizes) - sizes)[window]] = inputs
+    return table
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -550,8 +579,8 @@ def run_lockstep(snn: SpikingNetwork, plan: Plan, net, cfg, x: np.ndarray, first
                 n = net.off[s + 1] - net.off[s]
                 if stage.kind == GATE:
                     gated = buffers.take((b, steps, n), RASTER_DTYPE)
-                    _in_threads(_gate_stage, b, n_threads, s, net, cfg, counts[stage.projections[0].source], gated,
-                                spikes[lo:hi, s], spike_amounts[lo:hi, s])
+                    _in_threads(_gate_stage, b, n_threads, cfg, plan.window_inputs[s], counts[stage.projections[0].source],
+                                gated, spikes[lo:hi, s], spike_amounts[lo:hi, s])
                     _release_sources(plan, s, stage, counts, buffers)
                     counts[s] = gated
                     continue
