@@ -15,7 +15,7 @@ from eventsnn import ann
 from eventsnn.cli import main
 from eventsnn.convert import population_members
 from eventsnn.engine import simulate
-from eventsnn.layer_levels import choose_levels
+from eventsnn.layer_levels import choose_levels, level_candidates
 from eventsnn.model import ConvertedModel, ModelFileError, convert, load, save
 from eventsnn.snn import SimulationConfig
 from eventsnn.testing import strategies as es
@@ -28,11 +28,15 @@ def _converted(net, x, config: SimulationConfig) -> ConvertedModel:
 
 
 def _same_run(a, b, output_factor: float = 1.0) -> None:
-    for field in ("decisions", "spikes", "synops"):
+    for field in ("spikes", "synops"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
     v0 = 0.5  # V(0) = threshold / 2, the same in both
     # within float32 rounding: the two runs add terms of different sizes (hypothesis found 1.6e-6 relative)
     np.testing.assert_allclose(a.output_membrane - v0, output_factor * (b.output_membrane - v0), rtol=1e-5, atol=1e-5)
+    # so decisions may differ only between outputs tied within that rounding (hypothesis found one)
+    samples = np.flatnonzero(a.predictions() != b.predictions())
+    v = b.output_membrane[samples]
+    np.testing.assert_allclose(v[np.arange(len(samples)), a.predictions()[samples]], v.max(axis=1), rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=25, deadline=None)
@@ -87,7 +91,7 @@ def test_the_choice_keeps_its_limit_and_no_cheaper_candidate_does(chosen, demo):
     assert (model.config.levels, model.config.max_spikes) == (info["levels"], info["max_spikes"])
     assert info["population_levels"] == {name: info["levels"] // model.coarsening.get(name, 1)
                                          for name in population_members(model.ann)}
-    assert len(info["grid"]) == 2 * 4 and info["trade_off"][-1]["synops_per_image"] == info["synops_per_image"]["after"]
+    assert len(info["grid"]) == 2 * len(level_candidates(model)) and info["trade_off"][-1]["synops_per_image"] == info["synops_per_image"]["after"]
 
 
 @pytest.mark.parametrize("shift", ["membrane", "bias"])
@@ -97,9 +101,10 @@ def test_every_grid_row_is_what_a_run_of_its_length_gives(demo, shift):
     model = dataclasses.replace(demo.model, config=demo.model.config.updated(shift=shift))
     x, steps = demo.x_calib[:60], 3
     info = choose_levels(model, x, steps, max_loss=0.02).levels_choice
-    assert info["runs"] == (4 if shift == "membrane" else 4 * steps)
+    candidates = len(level_candidates(model))
+    assert info["runs"] == (candidates if shift == "membrane" else candidates * steps)
     ann_decisions = ann.forward(model.ann, x).argmax(axis=1)
-    assert len(info["grid"]) == 4 * steps
+    assert len(info["grid"]) == candidates * steps
     for row in info["grid"]:
         alone = simulate(model.build(levels=row["levels"], max_spikes=row["max_spikes"]), x, row["steps"])
         assert row["synops_per_image"] == pytest.approx(alone.synops.sum() / len(x), rel=1e-12), row
