@@ -10,9 +10,9 @@ each candidate judged by the share of images on which its decision at step T dif
 ANN's (``disagreement``):
 
 1. Every run length t <= ``steps`` with every level count L in the model's levels times
-   ``LEVEL_FACTORS`` (max_spikes keeps its ratio to L, within an event's byte): one run of
-   ``steps`` steps per L, read at each step (its first t steps are a run of t), or one run per t
-   where a run depends on T. The limit is the lowest disagreement seen plus half of ``max_loss`` (half, as
+   ``LEVEL_FACTORS`` (max_spikes keeps its ratio to L): one run of ``steps`` steps per L, read at
+   each step (its first t steps are a run of t), or one run per t where a run depends on T. The
+   limit is the lowest disagreement seen plus half of ``max_loss`` (half, as
    ``early_exit.choose_exit``, because the share seen on a thousand images is itself uncertain);
    the cheapest candidate within it wins.
 2. With ``per_layer=True``: fine levels also turn small activations into events that a coarser
@@ -43,7 +43,7 @@ from .model import ConvertedModel
 from .progress import Progress
 from .snn import MAX_SPIKES_LIMIT, SpikingNetwork
 
-LEVEL_FACTORS = (1, 2, 4, 8, 16)
+LEVEL_FACTORS = (1, 2, 4, 8)
 
 
 def synops_caused(snn: SpikingNetwork, spikes: np.ndarray) -> np.ndarray:
@@ -75,10 +75,10 @@ def _check(model: ConvertedModel, x, steps: int, max_loss: float) -> None:
 
 def level_candidates(model: ConvertedModel) -> list[tuple[int, int]]:
     """(levels, max_spikes) pairs tried: the model's levels times ``LEVEL_FACTORS``, max_spikes in the
-    same ratio as far as an event's amount fits its byte (the defaults' L = 128 gets 255, not 256)."""
+    same ratio, as far as an event's amount fits its byte."""
     config = model.config
-    pairs = [(config.levels * f, min(config.max_spikes * f, MAX_SPIKES_LIMIT)) for f in LEVEL_FACTORS]
-    return [(levels, max_spikes) for levels, max_spikes in pairs if max_spikes >= levels]
+    return [(config.levels * f, config.max_spikes * f) for f in LEVEL_FACTORS
+            if config.max_spikes * f <= MAX_SPIKES_LIMIT]
 
 
 class _Runs:
