@@ -196,10 +196,12 @@ def _fire_stage(lo, hi, s, net, cfg, current, drive, fan_outs, counts, events, e
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _gate_stage(lo, hi, cfg, window_inputs, src_counts, counts, events, emitted):
     """Samples lo .. hi-1 of a max-pool gate through all steps, window by window: what
-    ``gates._gate`` passes event by event (its source's events in, the windows' out), here as a
-    gather over each window's inputs (``window_inputs``, padded with an input that never spikes)."""
-    n_in = src_counts.shape[2]
-    est, window_est, rate = np.empty(n_in), np.empty(window_inputs.shape[0]), np.empty(n_in + 1)
+    ``gates._gate`` passes event by event (its source's events in, the windows' out), here as
+    gathers over the windows' inputs (``window_inputs``: (k, windows), padded with an input that
+    never spikes)."""
+    n_in, n = src_counts.shape[2], window_inputs.shape[1]
+    est, rate = np.empty(n_in), np.empty(n_in + 1)
+    window_est, best = np.empty(n), np.empty(n)
     rate[n_in] = -1.0
     for b in range(lo, hi):
         est[:] = 0.0
@@ -212,21 +214,23 @@ def _gate_stage(lo, hi, cfg, window_inputs, src_counts, counts, events, emitted)
             for i in range(n_in):  # the inputs' rate estimates; -1 for those that do not spike now
                 est[i] += row[i] if cfg.graded else row[i] != 0
                 rate[i] = est[i] if row[i] != 0 else -1.0
-            passed, amount = _pass_windows(rate, window_inputs, window_est, counts[b, t], cfg.graded, cfg.max_spikes)
+            best[:] = -1.0
+            for j in range(window_inputs.shape[0]):  # one gather per window position: vectorizes
+                inputs = window_inputs[j]
+                for w in range(n):
+                    best[w] = max(best[w], rate[inputs[w]])
+            passed, amount = _pass_windows(best, window_est, counts[b, t], cfg.graded, cfg.max_spikes)
             events[b, t] = passed
             emitted[b] += amount
 
 
 @njit(cache=CACHE, inline="always", error_model="numpy")
-def _pass_windows(rate, window_inputs, window_est, out, graded, max_spikes):
-    """Each window passes a spike when its best input that spikes now is above the window's own
-    estimate; graded, the gap rounded up (at most ``max_spikes``). Returns (events, spikes)."""
+def _pass_windows(best, window_est, out, graded, max_spikes):
+    """Each window passes a spike when the best of its inputs that spike now is above the window's
+    own estimate; graded, the gap rounded up (at most ``max_spikes``). Returns (events, spikes)."""
     passed, emitted = 0, 0
-    for w in range(window_inputs.shape[0]):
-        best = -1.0
-        for j in range(window_inputs.shape[1]):
-            best = max(best, rate[window_inputs[w, j]])
-        gap = best - window_est[w]
+    for w in range(best.size):
+        gap = best[w] - window_est[w]
         amount = (min(np.ceil(gap), max_spikes) if graded else 1.0) if gap > 0 else 0.0
         window_est[w] += amount
         out[w] = amount
@@ -478,15 +482,15 @@ class Plan:
 
 
 def _window_inputs(windows, n_out: int) -> np.ndarray:
-    """(n_out, k): the inputs of each max-pool window (``windows``: CSR input -> windows, engine
+    """(k, n_out): the inputs of each max-pool window (``windows``: CSR input -> windows, engine
     order), padded with n_in, an input that never spikes."""
     n_in = len(windows.indptr) - 1
     order = np.argsort(windows.indices, kind="stable")
     window = windows.indices[order]
     inputs = np.repeat(np.arange(n_in, dtype=np.int32), np.diff(windows.indptr))[order]
     sizes = np.bincount(window, minlength=n_out)
-    table = np.full((n_out, max(1, sizes.max(initial=0))), n_in, np.int32)
-    table[window, np.arange(len(window)) - (np.cumsum(sizes) - sizes)[window]] = inputs
+    table = np.full((max(1, sizes.max(initial=0)), n_out), n_in, np.int32)
+    table[np.arange(len(window)) - (np.cumsum(sizes) - sizes)[window], window] = inputs
     return table
 
 
