@@ -407,6 +407,36 @@ def ratio(value: float) -> str:
     return f"{value:.2f}x" if value >= 1 else f"1/{1 / value:.1f}"
 
 
+def peer_and_dense_targets(report: dict, out: Path) -> list[str]:
+    """>= 10x the peers at equal accuracy (bench_time_to_accuracy.py, measured in its own run) and
+    never slower than the dense simulations (this run's first table)."""
+    lines = []
+    timed = out / "time_to_accuracy.json"
+    if timed.exists():
+        tta = json.loads(timed.read_text())
+        cells, met = [], True
+        for name, net in tta["nets"].items():
+            times = {k: r["seconds_within_0.5"] for k, r in net["systems"].items() if r["seconds_within_0.5"]}
+            ours = min(t for k, t in times.items() if k.startswith("eventsnn"))
+            peers = {k: t for k, t in times.items() if not k.startswith("eventsnn")}
+            if not peers:
+                cells.append(f"{name}: no peer setting gets within 0.5 points in 64 steps")
+                continue
+            peer = min(peers, key=peers.get)
+            met &= peers[peer] >= 10 * ours
+            cells.append(f"{name} {peers[peer] / ours:.1f}x ({peer}, T = {net['systems'][peer]['steps_within_0.5']})")
+        lines.append(f"| >= 10x SpikingJelly and sinabs at equal accuracy (time to within 0.5 points of the ANN; "
+                     f"`{tta['command']}`, {tta['date']}, docs/results.md) | {', '.join(cells)} | "
+                     f"{'met' if met else 'missed'} |")
+    rows = report["engines_vs_steps"]
+    torch_ratio = min(r["event_samples_per_second"] / r["torch_samples_per_second"] for r in rows)
+    reference_ratio = min(r["event_samples_per_second"] / r["reference_samples_per_second"] for r in rows)
+    lines.append(f"| never slower than our own dense time-stepped simulation (the first table) | at least "
+                 f"{torch_ratio:.1f}x the dense PyTorch simulation, {reference_ratio:.1f}x the NumPy reference | "
+                 f"{'met' if min(torch_ratio, reference_ratio) >= 1 else 'missed'} |")
+    return lines
+
+
 def render_markdown(report: dict, out: Path) -> str:
     """performance.md: the measured tables and the issue's targets, met or missed (with the other
     benchmarks' results stored in ``out``)."""
@@ -526,6 +556,7 @@ def render_markdown(report: dict, out: Path) -> str:
     if ort.exists():
         chosen = json.loads(levels.read_text())["nets"] if levels.exists() else None
         lines += onnxruntime_targets(json.loads(ort.read_text())["nets"], chosen)
+    lines += peer_and_dense_targets(report, out)
     lines.append("")
     if "torch_samples_per_second" in cifar300 and "cifar10_macs_per_step" in report:
         macs = report["cifar10_macs_per_step"] * 300
