@@ -31,12 +31,15 @@ def _same_run(a, b, output_factor: float = 1.0) -> None:
     for field in ("spikes", "synops"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
     v0 = 0.5  # V(0) = threshold / 2, the same in both
-    # within float32 rounding: the two runs add terms of different sizes (hypothesis found 1.6e-6 relative)
-    np.testing.assert_allclose(a.output_membrane - v0, output_factor * (b.output_membrane - v0), rtol=1e-5, atol=1e-5)
+    # within float32 rounding: the two runs add terms of different sizes, so an output's error scales
+    # with the largest (hypothesis found 1.6e-6 relative, and 1.8e-5 on an output of 0.74 beside one of 12)
+    expected = output_factor * (b.output_membrane - v0)
+    atol = 1e-5 * max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(a.output_membrane - v0, expected, rtol=1e-5, atol=atol)
     # so decisions may differ only between outputs tied within that rounding (hypothesis found one)
     samples = np.flatnonzero(a.predictions() != b.predictions())
     v = b.output_membrane[samples]
-    np.testing.assert_allclose(v[np.arange(len(samples)), a.predictions()[samples]], v.max(axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(v[np.arange(len(samples)), a.predictions()[samples]], v.max(axis=1), rtol=1e-5, atol=atol)
 
 
 @settings(max_examples=25, deadline=None)
