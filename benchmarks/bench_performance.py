@@ -417,10 +417,12 @@ def peer_and_dense_targets(report: dict, out: Path) -> list[str]:
         cells, met = [], True
         for name, net in tta["nets"].items():
             times = {k: r["seconds_within_0.5"] for k, r in net["systems"].items() if r["seconds_within_0.5"]}
-            ours = min(t for k, t in times.items() if k.startswith("eventsnn"))
+            ours = min((t for k, t in times.items() if k.startswith("eventsnn")), default=None)
             peers = {k: t for k, t in times.items() if not k.startswith("eventsnn")}
-            if not peers:
-                cells.append(f"{name}: no peer setting gets within 0.5 points in 64 steps")
+            if not peers or ours is None:
+                who = "no peer setting" if ours is not None else "no eventsnn setting" if peers else "neither side"
+                met &= ours is not None
+                cells.append(f"{name}: {who} gets within 0.5 points in 64 steps")
                 continue
             peer = min(peers, key=peers.get)
             met &= peers[peer] >= 10 * ours
